@@ -1,0 +1,135 @@
+//! Errors returned to the API user, and the reasons a send or a conversation ends.
+
+/// Why a command was refused. Nothing was sent and no state changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error {
+    /// The topic is empty or holds a character outside `[A-Za-z0-9_]`.
+    InvalidTopic,
+    /// The topic is one the protocol reserves (`_END_`, `_ABORT_`, `_HEARTBEAT_`,
+    /// `_PEER_GONE_`, `_STREAM_PROGRESS_`).
+    ReservedTopic,
+    /// The topic is longer than the endpoint's topic capacity.
+    TopicTooLong,
+    /// The payload is larger than the endpoint's payload capacity.
+    PayloadTooLarge,
+    /// Every send slot holds a message still in flight or an outcome not yet polled.
+    SendQueueFull,
+    /// A timeout of zero was given.
+    ZeroTimeout,
+    /// The endpoint was stopped locally.
+    Stopped,
+    /// The conversation is over; the reason says who ended it.
+    Closed(CloseReason),
+    /// The caller's buffer is smaller than the frame to be written.
+    BufferTooSmall,
+    /// A payload could not be serialized with postcard.
+    Serialize,
+    /// A payload could not be deserialized with postcard into the requested type.
+    Deserialize,
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Error::InvalidTopic => f.write_str("topic must be non-empty and only [A-Za-z0-9_]"),
+            Error::ReservedTopic => f.write_str("topic is reserved for the protocol"),
+            Error::TopicTooLong => f.write_str("topic is longer than the topic capacity"),
+            Error::PayloadTooLarge => f.write_str("payload is larger than the payload capacity"),
+            Error::SendQueueFull => f.write_str("all send slots are in use"),
+            Error::ZeroTimeout => f.write_str("timeout must be greater than zero"),
+            Error::Stopped => f.write_str("endpoint was stopped"),
+            Error::Closed(reason) => write!(f, "conversation closed: {reason}"),
+            Error::BufferTooSmall => f.write_str("buffer too small for the frame"),
+            Error::Serialize => f.write_str("payload serialization failed"),
+            Error::Deserialize => f.write_str("payload deserialization failed"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+/// Why the conversation is closed for new sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// This endpoint sent END.
+    LocalEnd,
+    /// This endpoint sent ABORT.
+    LocalAbort,
+    /// The peer sent END.
+    PeerEnded,
+    /// The peer sent ABORT.
+    PeerAborted,
+    /// The peer went silent or the transport was lost.
+    PeerGone,
+}
+
+impl core::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            CloseReason::LocalEnd => "END was sent",
+            CloseReason::LocalAbort => "ABORT was sent",
+            CloseReason::PeerEnded => "peer sent END",
+            CloseReason::PeerAborted => "peer sent ABORT",
+            CloseReason::PeerGone => "peer is gone",
+        })
+    }
+}
+
+/// Why a send failed: the peer's endpoint did not confirm that it accepted the message.
+///
+/// A failed send may still have reached the peer (its acknowledgement may have been lost);
+/// what is certain is that it was never confirmed. Make requests idempotent where that matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum FailReason {
+    /// The send's timeout passed first.
+    TimedOut,
+    /// `max_resends + 1` transmissions went unacknowledged for a resend interval each.
+    ResendsExhausted,
+    /// The endpoint was stopped locally.
+    Stopped,
+    /// The peer went silent or the transport was lost.
+    PeerGone,
+    /// The peer sent END.
+    PeerEnded,
+    /// The peer sent ABORT.
+    PeerAborted,
+}
+
+impl core::fmt::Display for FailReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            FailReason::TimedOut => "timed out",
+            FailReason::ResendsExhausted => "resends exhausted",
+            FailReason::Stopped => "endpoint stopped",
+            FailReason::PeerGone => "peer gone",
+            FailReason::PeerEnded => "peer ended",
+            FailReason::PeerAborted => "peer aborted",
+        })
+    }
+}
+
+/// Why the peer counts as gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum GoneReason {
+    /// Nothing valid arrived for `heartbeat_timeout`.
+    Silence,
+    /// The driver reported that the transport broke ([`Endpoint::transport_lost`](crate::Endpoint::transport_lost)).
+    TransportLost,
+}
+
+impl core::fmt::Display for GoneReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            GoneReason::Silence => "no frame from the peer within heartbeat_timeout",
+            GoneReason::TransportLost => "transport lost",
+        })
+    }
+}

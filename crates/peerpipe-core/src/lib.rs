@@ -1,0 +1,109 @@
+//! # peerpipe-core
+//!
+//! The no_std, allocation-free, sans-IO core of peerpipe: two peers exchange topic-tagged
+//! requests and replies; the sender learns whether the peer's endpoint accepted each one
+//! (acknowledged, resent on loss, bounded by a timeout); heartbeats detect a peer that is
+//! gone; END and ABORT end a conversation reliably. It does what NVIDIA NVFlare's
+//! `PipeHandler` does, as a state machine that never reads a clock, never blocks, never
+//! allocates and never panics on any input.
+//!
+//! An [`Endpoint`] takes the current time and incoming bytes (or decoded frames) as input and
+//! hands out frames to transmit, events, and the instant at which it next needs the time.
+//! Drivers (threads, tokio, a microcontroller's UART) own the I/O and the clock.
+//!
+//! ## What "delivered" means
+//! [`Outcome::Delivered`] means the peer's endpoint accepted the message into its receive
+//! queue: it will be handed to the peer's application exactly once, in the order sent, unless
+//! that application stops its endpoint first. It does not mean the application processed it
+//! (replies are for that). A failed send may still have arrived (its acknowledgement may
+//! have been lost), so make requests idempotent where that matters.
+//!
+//! ## A complete run loop
+//! Two endpoints wired back to back in one thread, with virtual time that jumps to the next
+//! deadline. A real driver does the same with a transport and a clock.
+//!
+//! ```
+//! use peerpipe_core::{Config, Endpoint, Event, Instant, Message, Outcome};
+//!
+//! let mut now = Instant::ZERO;
+//! let mut a: Endpoint = Endpoint::new(Config::default(), 0xA, now).unwrap();
+//! let mut b: Endpoint = Endpoint::new(Config::default(), 0xB, now).unwrap();
+//! let id = a.send(now, Message::request("ping", b"hello").unwrap(), None).unwrap();
+//!
+//! let mut buf = [0u8; Endpoint::<128, 32, 4, 4, 203>::MAX_FRAME_LEN];
+//! let (mut delivered, mut received) = (false, None);
+//! while !(delivered && received.is_some()) {
+//!     // 1. Time: act on every deadline that has come.
+//!     if a.poll_timeout().is_some_and(|t| t <= now) { a.handle_timeout(now); }
+//!     if b.poll_timeout().is_some_and(|t| t <= now) { b.handle_timeout(now); }
+//!     // 2. Output: drain frames into the transport (here: straight into the other side).
+//!     let mut moved = false;
+//!     while let Some(n) = a.poll_transmit(now, &mut buf).unwrap() {
+//!         b.handle_bytes(now, &buf[..n]);
+//!         moved = true;
+//!     }
+//!     while let Some(n) = b.poll_transmit(now, &mut buf).unwrap() {
+//!         a.handle_bytes(now, &buf[..n]);
+//!         moved = true;
+//!     }
+//!     // 3. Events: hand them to the application.
+//!     while let Some(event) = a.poll_event() {
+//!         if let Event::SendOutcome { id: done, outcome } = event {
+//!             assert_eq!((done, outcome), (id, Outcome::Delivered));
+//!             delivered = true;
+//!         }
+//!     }
+//!     while let Some(event) = b.poll_event() {
+//!         if let Event::Message(m) = event {
+//!             received = Some(m);
+//!         }
+//!     }
+//!     // 4. Sleep until the next deadline (or until input arrives).
+//!     if !moved {
+//!         now = [a.poll_timeout(), b.poll_timeout()].into_iter().flatten().min().unwrap();
+//!     }
+//! }
+//! let m = received.unwrap();
+//! assert_eq!((m.topic(), m.payload()), ("ping", &b"hello"[..]));
+//! ```
+//!
+//! ## Modules
+//! - [`wire`]: frames, their byte layout, COBS framing with CRC-32C, the stream decoder.
+//! - The state machine ([`Endpoint`]) with its send slots, receive queue and timer table.
+//!
+//! `docs/PROTOCOL.md` in the repository specifies the wire format and the state machine.
+//!
+//! ## Features
+//! - `defmt`: derives `defmt::Format` on the public types.
+
+#![cfg_attr(not(test), no_std)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![warn(missing_docs)]
+
+mod config;
+mod endpoint;
+mod error;
+mod event;
+mod message;
+mod recv;
+mod send;
+mod stats;
+mod time;
+mod timer;
+pub mod wire;
+
+pub use config::{Config, ConfigError};
+pub use endpoint::Endpoint;
+pub use error::{CloseReason, Error, FailReason, GoneReason};
+pub use event::{Event, Outcome, PeerState};
+pub use message::{validate_topic, Message, MessageKind, MsgId, RESERVED_TOPICS};
+pub use stats::Stats;
+pub use time::{Duration, Instant};

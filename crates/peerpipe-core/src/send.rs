@@ -1,0 +1,231 @@
+//! The send side: slots for items in flight, their resend and timeout deadlines, and their
+//! outcomes until the application has polled them.
+
+use heapless::Vec;
+
+use crate::config::Config;
+use crate::error::{Error, FailReason};
+use crate::event::Outcome;
+use crate::message::{Message, MessageKind, MsgId};
+use crate::time::Instant;
+use crate::wire::{Ack, Data, Item};
+
+/// An item to be delivered.
+#[derive(Debug, Clone)]
+pub(crate) enum Outgoing<const P: usize, const T: usize> {
+    Message(Message<P, T>),
+    End(Vec<u8, P>),
+    Abort(Vec<u8, P>),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SlotState {
+    Pending {
+        /// Transmissions so far.
+        sent: u32,
+        /// Waiting to be transmitted (first time, or a resend that is due).
+        due: bool,
+        /// When to resend if no acknowledgement came; armed at each transmission.
+        resend_at: Option<Instant>,
+        /// When the send times out.
+        deadline: Instant,
+    },
+    Settled(Outcome),
+}
+
+#[derive(Debug, Clone)]
+struct Slot<const P: usize, const T: usize> {
+    seq: u64,
+    item: Outgoing<P, T>,
+    state: SlotState,
+}
+
+/// Up to `TX` sends: in flight, or settled with an outcome the application has not polled.
+/// A slot is freed only when its outcome is polled, so outcomes never overflow.
+#[derive(Debug, Clone)]
+pub(crate) struct SendQueue<const P: usize, const T: usize, const TX: usize> {
+    slots: Vec<Slot<P, T>, TX>,
+}
+
+impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
+    pub(crate) const fn new() -> Self {
+        SendQueue { slots: Vec::new() }
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        seq: u64,
+        item: Outgoing<P, T>,
+        deadline: Instant,
+    ) -> Result<(), Error> {
+        let state = SlotState::Pending {
+            sent: 0,
+            due: true,
+            resend_at: None,
+            deadline,
+        };
+        self.slots
+            .push(Slot { seq, item, state })
+            .map_err(|_| Error::SendQueueFull)
+    }
+
+    /// Sends in flight.
+    pub(crate) fn pending(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s.state, SlotState::Pending { .. }))
+            .count()
+    }
+
+    /// The lowest sequence number still in flight, or `next_seq` when none is.
+    pub(crate) fn floor(&self, next_seq: u64) -> u64 {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s.state, SlotState::Pending { .. }))
+            .map(|s| s.seq)
+            .min()
+            .unwrap_or(next_seq)
+    }
+
+    /// The in-flight slot due for transmission with the lowest sequence number.
+    pub(crate) fn next_due(&self) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s.state, SlotState::Pending { due: true, .. }))
+            .min_by_key(|(_, s)| s.seq)
+            .map(|(i, _)| i)
+    }
+
+    /// The DATA frame content of slot `index`.
+    pub(crate) fn data(&self, index: usize, floor: u64) -> Option<Data<'_>> {
+        let slot = self.slots.get(index)?;
+        let (item, payload) = match &slot.item {
+            Outgoing::Message(m) => {
+                let item = match m.kind() {
+                    MessageKind::Request => Item::Request { topic: m.topic() },
+                    MessageKind::Reply { req_id } => Item::Reply {
+                        topic: m.topic(),
+                        req_id: req_id.0,
+                    },
+                };
+                (item, m.payload())
+            }
+            Outgoing::End(p) => (Item::End, p.as_slice()),
+            Outgoing::Abort(p) => (Item::Abort, p.as_slice()),
+        };
+        Some(Data {
+            seq: slot.seq,
+            floor,
+            item,
+            payload,
+        })
+    }
+
+    /// Records that slot `index` was transmitted at `now`; returns whether it was a resend.
+    pub(crate) fn mark_sent(&mut self, index: usize, now: Instant, config: &Config) -> bool {
+        match self.slots.get_mut(index).map(|s| &mut s.state) {
+            Some(SlotState::Pending {
+                sent,
+                due,
+                resend_at,
+                ..
+            }) => {
+                *sent = sent.saturating_add(1);
+                *due = false;
+                *resend_at = config.resend_interval.map(|i| now + i);
+                *sent > 1
+            }
+            _ => false,
+        }
+    }
+
+    /// Settles every in-flight send the ACK covers; returns how many.
+    pub(crate) fn ack(&mut self, ack: &Ack) -> usize {
+        let mut n = 0;
+        for slot in self.slots.iter_mut() {
+            if matches!(slot.state, SlotState::Pending { .. }) && ack.covers(slot.seq) {
+                slot.state = SlotState::Settled(Outcome::Delivered);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Fails every send still in flight.
+    pub(crate) fn fail_all(&mut self, reason: FailReason) {
+        for slot in self.slots.iter_mut() {
+            if matches!(slot.state, SlotState::Pending { .. }) {
+                slot.state = SlotState::Settled(Outcome::Failed(reason));
+            }
+        }
+    }
+
+    /// Acts on due deadlines: timeouts fail, due resends are marked for transmission, sends
+    /// whose last allowed transmission went unanswered fail. Returns whether any send was
+    /// given up.
+    pub(crate) fn handle_timeout(&mut self, now: Instant, config: &Config) -> bool {
+        let mut gave_up = false;
+        for slot in self.slots.iter_mut() {
+            let SlotState::Pending {
+                sent,
+                due,
+                resend_at,
+                deadline,
+            } = &mut slot.state
+            else {
+                continue;
+            };
+            let failure = if *deadline <= now {
+                Some(FailReason::TimedOut)
+            } else if resend_at.is_some_and(|at| at <= now) {
+                if config.max_resends.is_some_and(|max| *sent > max) {
+                    Some(FailReason::ResendsExhausted)
+                } else {
+                    *due = true;
+                    *resend_at = None;
+                    None
+                }
+            } else {
+                None
+            };
+            if let Some(reason) = failure {
+                slot.state = SlotState::Settled(Outcome::Failed(reason));
+                gave_up = true;
+            }
+        }
+        gave_up
+    }
+
+    /// The earliest resend or timeout deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .filter_map(|s| match s.state {
+                SlotState::Pending {
+                    resend_at,
+                    deadline,
+                    ..
+                } => Some(resend_at.map_or(deadline, |r| r.min(deadline))),
+                SlotState::Settled(_) => None,
+            })
+            .min()
+    }
+
+    /// Takes the settled send with the lowest sequence number, freeing its slot.
+    pub(crate) fn pop_outcome(&mut self) -> Option<(MsgId, Outcome)> {
+        let (index, seq, outcome) = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s.state {
+                SlotState::Settled(o) => Some((i, s.seq, o)),
+                SlotState::Pending { .. } => None,
+            })
+            .min_by_key(|(_, seq, _)| *seq)?;
+        if index < self.slots.len() {
+            self.slots.swap_remove(index);
+        }
+        Some((MsgId(seq), outcome))
+    }
+}

@@ -1,0 +1,199 @@
+//! Consistent Overhead Byte Stuffing: frames without zero bytes, each ended by one `0x00`.
+//!
+//! The writer encodes in one pass straight into the caller's buffer (no scratch copy); the
+//! decoder works in place.
+
+use super::crc::Crc32c;
+use super::WireError;
+
+/// Encodes bytes into `out` as one COBS frame while computing their CRC-32C.
+pub(crate) struct CobsWriter<'a> {
+    out: &'a mut [u8],
+    code_pos: usize,
+    pos: usize,
+    crc: Crc32c,
+}
+
+impl<'a> CobsWriter<'a> {
+    pub(crate) fn new(out: &'a mut [u8]) -> Result<Self, WireError> {
+        if out.is_empty() {
+            return Err(WireError::BufferTooSmall);
+        }
+        Ok(CobsWriter {
+            out,
+            code_pos: 0,
+            pos: 1,
+            crc: Crc32c::new(),
+        })
+    }
+
+    fn set(&mut self, at: usize, byte: u8) -> Result<(), WireError> {
+        *self.out.get_mut(at).ok_or(WireError::BufferTooSmall)? = byte;
+        Ok(())
+    }
+
+    /// Closes the current block: its code byte is the distance to here.
+    fn close_block(&mut self) -> Result<(), WireError> {
+        let code = u8::try_from(self.pos - self.code_pos).map_err(|_| WireError::BufferTooSmall)?;
+        self.set(self.code_pos, code)?;
+        self.code_pos = self.pos;
+        self.pos += 1;
+        Ok(())
+    }
+
+    fn raw(&mut self, byte: u8) -> Result<(), WireError> {
+        if byte == 0 {
+            return self.close_block();
+        }
+        self.set(self.pos, byte)?;
+        self.pos += 1;
+        if self.pos - self.code_pos == 0xFF {
+            self.close_block()?;
+        }
+        Ok(())
+    }
+
+    /// Adds one byte to the frame and its checksum.
+    pub(crate) fn push(&mut self, byte: u8) -> Result<(), WireError> {
+        self.crc.push(byte);
+        self.raw(byte)
+    }
+
+    /// Adds bytes to the frame and its checksum.
+    pub(crate) fn push_slice(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+        // Fast path: copy runs of non-zero bytes in one go.
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            // Data bytes the current block can still take (a block holds at most 254).
+            let room = 0xFF - (self.pos - self.code_pos);
+            let run = rest
+                .iter()
+                .take(room)
+                .position(|&b| b == 0)
+                .unwrap_or(room.min(rest.len()));
+            let (chunk, tail) = rest.split_at(run);
+            let dst = self
+                .out
+                .get_mut(self.pos..self.pos + run)
+                .ok_or(WireError::BufferTooSmall)?;
+            dst.copy_from_slice(chunk);
+            self.crc.update(chunk);
+            self.pos += run;
+            match tail.split_first() {
+                Some((&b, after)) if run < room => {
+                    // `b` is the zero that ended the run.
+                    self.push(b)?;
+                    rest = after;
+                }
+                _ => {
+                    if self.pos - self.code_pos == 0xFF {
+                        self.close_block()?;
+                    }
+                    rest = tail;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the CRC, closes the frame with `0x00` and returns its encoded length.
+    pub(crate) fn finish(mut self) -> Result<usize, WireError> {
+        let crc = self.crc.finish().to_le_bytes();
+        for b in crc {
+            self.raw(b)?;
+        }
+        let code = u8::try_from(self.pos - self.code_pos).map_err(|_| WireError::BufferTooSmall)?;
+        self.set(self.code_pos, code)?;
+        self.set(self.pos, 0)?;
+        Ok(self.pos + 1)
+    }
+}
+
+/// Decodes one COBS frame (without its `0x00` delimiter) in place; returns the decoded length.
+pub(crate) fn decode_in_place(buf: &mut [u8]) -> Result<usize, WireError> {
+    let len = buf.len();
+    let (mut read, mut write) = (0usize, 0usize);
+    while read < len {
+        let code = usize::from(*buf.get(read).ok_or(WireError::Cobs)?);
+        if code == 0 {
+            return Err(WireError::Cobs);
+        }
+        read += 1;
+        let end = read + code - 1;
+        if end > len {
+            return Err(WireError::Cobs);
+        }
+        buf.copy_within(read..end, write);
+        write += code - 1;
+        read = end;
+        if code < 0xFF && read < len {
+            *buf.get_mut(write).ok_or(WireError::Cobs)? = 0;
+            write += 1;
+        }
+    }
+    Ok(write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(data: &[u8], bulk: bool) -> std::vec::Vec<u8> {
+        let mut out = std::vec![0u8; data.len() + data.len() / 254 + 8];
+        let mut w = CobsWriter::new(&mut out).unwrap();
+        if bulk {
+            w.push_slice(data).unwrap();
+        } else {
+            for &b in data {
+                w.push(b).unwrap();
+            }
+        }
+        let n = w.finish().unwrap();
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn round_trips_and_has_no_inner_zeros() {
+        let cases: [std::vec::Vec<u8>; 6] = [
+            std::vec![],
+            std::vec![0],
+            std::vec![0, 0, 1, 0],
+            (1..=255u8).collect(),
+            (0..600).map(|i| (i % 256) as u8).collect(),
+            std::vec![7; 1000],
+        ];
+        for data in cases.iter() {
+            let a = encode(data, false);
+            let b = encode(data, true);
+            assert_eq!(a, b, "bulk and bytewise encodings differ for {data:?}");
+            let (last, body) = a.split_last().unwrap();
+            assert_eq!(*last, 0);
+            assert!(!body.contains(&0));
+            let mut body = body.to_vec();
+            let n = decode_in_place(&mut body).unwrap();
+            assert_eq!(&body[..n - 4], &data[..]);
+            assert_eq!(
+                super::super::crc::crc32c(&body[..n - 4]).to_le_bytes(),
+                body[n - 4..n]
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_bad_codes() {
+        assert_eq!(decode_in_place(&mut [0, 1]), Err(WireError::Cobs));
+        assert_eq!(decode_in_place(&mut [5, 1, 2]), Err(WireError::Cobs));
+    }
+
+    #[test]
+    fn small_buffer_is_an_error() {
+        let mut out = [0u8; 4];
+        let mut w = CobsWriter::new(&mut out).unwrap();
+        assert_eq!(
+            w.push_slice(&[1, 2, 3, 4, 5]),
+            Err(WireError::BufferTooSmall)
+        );
+        assert!(CobsWriter::new(&mut []).is_err());
+    }
+}
