@@ -23,12 +23,12 @@ const RETIRED_SESSIONS: usize = 4;
 /// and `FRAME`, the decoder's buffer, which must be at least
 /// [`wire::max_encoded_len(PAYLOAD, TOPIC)`](wire::max_encoded_len) (checked at compile time).
 ///
-/// The driver's loop, in the order quinn-proto recommends: feed input
-/// ([`handle_bytes`](Self::handle_bytes) or [`handle_frame`](Self::handle_frame)); call
-/// [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout)'s instant
-/// has come; then drain [`poll_transmit`](Self::poll_transmit) and
-/// [`poll_event`](Self::poll_event) until they return nothing. See the crate docs for a
-/// complete loop.
+/// The driver's loop: feed input ([`handle_bytes`](Self::handle_bytes) or
+/// [`handle_frame`](Self::handle_frame)); call [`handle_timeout`](Self::handle_timeout) when
+/// [`poll_timeout`](Self::poll_timeout)'s instant has come; drain
+/// [`poll_event`](Self::poll_event) (the application may send in reply); then drain
+/// [`poll_transmit`](Self::poll_transmit), last, since events and sends make frames due; sleep
+/// until `poll_timeout` or new input. See the crate docs for a complete loop.
 #[derive(Debug, Clone)]
 pub struct Endpoint<
     const PAYLOAD: usize = 128,
@@ -54,7 +54,10 @@ struct Machine<const P: usize, const T: usize, const RX: usize, const TX: usize>
     paused: bool,
     timers: TimerTable,
     ack_due: bool,
-    busy: bool,
+    /// The last ACK sent said the receive queue had no room: announce room when it frees.
+    advertised_full: bool,
+    /// The room the peer's last ACK announced (see [`wire::Ack::room`]).
+    peer_room: usize,
     heartbeat_due: bool,
     sends: SendQueue<P, T, TX>,
     recv: RecvQueue<P, T, RX>,
@@ -113,7 +116,8 @@ impl<
             paused: false,
             timers: TimerTable::default(),
             ack_due: false,
-            busy: false,
+            advertised_full: false,
+            peer_room: 0,
             heartbeat_due: true,
             sends: SendQueue::new(),
             recv: RecvQueue::new(),
@@ -387,9 +391,6 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
                 if let Offer::Accepted(Some(close)) = offer {
                     self.peer_closed(close);
                 }
-                if offer == Offer::Full {
-                    self.busy = true;
-                }
                 let s = &mut self.stats;
                 let counter = match offer {
                     Offer::Accepted(_) => &mut s.accepted,
@@ -404,11 +405,17 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
             Body::Ack(ack) => {
                 if ack.to_session == self.session {
                     self.sends.ack(ack);
+                    self.peer_room = usize::from(ack.room);
                 } else {
                     self.stats.stale = self.stats.stale.wrapping_add(1);
                 }
             }
-            Body::Heartbeat { floor } => self.advance_floor(*floor),
+            Body::Heartbeat { floor, room } => {
+                if self.peer == Some(frame.session) {
+                    self.peer_room = usize::from(*room);
+                }
+                self.advance_floor(*floor);
+            }
         }
     }
 
@@ -435,7 +442,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
         }
         self.peer = Some(session);
         self.recv.new_session();
-        self.busy = false;
+        self.peer_room = 0;
         // A first contact is not a restart, unless the peer was already declared gone.
         let revived = current.is_some() || self.peer_state != PeerState::NotSeen;
         self.peer_state = PeerState::Up;
@@ -516,7 +523,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
         if let (true, Some(peer)) = (self.ack_due, self.peer) {
             return Some(Transmit::Ack(peer));
         }
-        if let Some(index) = self.sends.next_due() {
+        if let Some(index) = self.sends.next_due(self.next_seq, self.peer_room) {
             return Some(Transmit::Data(index));
         }
         (self.heartbeat_due && !self.paused).then_some(Transmit::Heartbeat)
@@ -525,9 +532,12 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
     fn frame(&self, choice: Transmit) -> Option<Frame<'_>> {
         let floor = self.sends.floor(self.next_seq);
         let body = match choice {
-            Transmit::Ack(peer) => Body::Ack(self.recv.ack(peer, self.busy)),
+            Transmit::Ack(peer) => Body::Ack(self.recv.ack(peer)),
             Transmit::Data(index) => Body::Data(self.sends.data(index, floor)?),
-            Transmit::Heartbeat => Body::Heartbeat { floor },
+            Transmit::Heartbeat => Body::Heartbeat {
+                floor,
+                room: self.recv.room(),
+            },
         };
         Some(Frame {
             session: self.session,
@@ -541,7 +551,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
         match choice {
             Transmit::Ack(_) => {
                 self.ack_due = false;
-                self.busy = false;
+                self.advertised_full = self.recv.room() == 0;
                 s.acks_sent = s.acks_sent.wrapping_add(1);
             }
             Transmit::Data(index) => {
@@ -569,7 +579,16 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
         if self.stopped {
             return None;
         }
-        Some(match self.recv.pop()? {
+        let popped = self.recv.pop()?;
+        if self.advertised_full
+            && matches!(popped, Popped::Item(_))
+            && self.peer_state != PeerState::Gone
+        {
+            // Room again: tell the peer at once instead of letting it wait for a resend.
+            self.ack_due = true;
+            self.advertised_full = false;
+        }
+        Some(match popped {
             Popped::Item(Inbound::Message(m)) => Event::Message(m),
             Popped::Item(Inbound::End(data)) => Event::End(data),
             Popped::Item(Inbound::Abort(data)) => Event::Abort(data),

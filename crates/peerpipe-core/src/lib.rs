@@ -14,7 +14,9 @@
 //! ## What "delivered" means
 //! [`Outcome::Delivered`] means the peer's endpoint accepted the message into its receive
 //! queue: it will be handed to the peer's application exactly once, in the order sent, unless
-//! that application stops its endpoint first. It does not mean the application processed it
+//! that application stops its endpoint first. (One corner: an item held behind a gap is
+//! released when the sender's floor moves past the gap, when the peer restarts, or when it is
+//! declared gone; with `heartbeat_timeout` 0 and a sender that vanishes for good, it waits.) It does not mean the application processed it
 //! (replies are for that). A failed send may still have arrived (its acknowledgement may
 //! have been lost), so make requests idempotent where that matters.
 //!
@@ -36,17 +38,7 @@
 //!     // 1. Time: act on every deadline that has come.
 //!     if a.poll_timeout().is_some_and(|t| t <= now) { a.handle_timeout(now); }
 //!     if b.poll_timeout().is_some_and(|t| t <= now) { b.handle_timeout(now); }
-//!     // 2. Output: drain frames into the transport (here: straight into the other side).
-//!     let mut moved = false;
-//!     while let Some(n) = a.poll_transmit(now, &mut buf).unwrap() {
-//!         b.handle_bytes(now, &buf[..n]);
-//!         moved = true;
-//!     }
-//!     while let Some(n) = b.poll_transmit(now, &mut buf).unwrap() {
-//!         a.handle_bytes(now, &buf[..n]);
-//!         moved = true;
-//!     }
-//!     // 3. Events: hand them to the application.
+//!     // 2. Events: hand them to the application (which may send in reply).
 //!     while let Some(event) = a.poll_event() {
 //!         if let Event::SendOutcome { id: done, outcome } = event {
 //!             assert_eq!((done, outcome), (id, Outcome::Delivered));
@@ -57,6 +49,17 @@
 //!         if let Event::Message(m) = event {
 //!             received = Some(m);
 //!         }
+//!     }
+//!     // 3. Output: drain frames into the transport (here: straight into the other side).
+//!     //    Last, because taking events and sending both make frames due.
+//!     let mut moved = false;
+//!     while let Some(n) = a.poll_transmit(now, &mut buf).unwrap() {
+//!         b.handle_bytes(now, &buf[..n]);
+//!         moved = true;
+//!     }
+//!     while let Some(n) = b.poll_transmit(now, &mut buf).unwrap() {
+//!         a.handle_bytes(now, &buf[..n]);
+//!         moved = true;
 //!     }
 //!     // 4. Sleep until the next deadline (or until input arrives).
 //!     if !moved {

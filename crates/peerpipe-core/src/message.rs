@@ -154,6 +154,11 @@ impl<const PAYLOAD: usize, const TOPIC: usize> Message<PAYLOAD, TOPIC> {
         }
     }
 
+    /// The topic and payload storage, to fill a received message in place.
+    pub(crate) fn storage_mut(&mut self) -> (&mut String<TOPIC>, &mut Vec<u8, PAYLOAD>) {
+        (&mut self.topic, &mut self.payload)
+    }
+
     pub(crate) fn set_id(&mut self, id: MsgId) {
         self.id = id;
     }

@@ -1,7 +1,7 @@
 //! The receive side: acceptance, duplicate suppression, reordering, and the queue of items
 //! waiting for the application.
 
-use heapless::{String, Vec};
+use heapless::{Deque, String, Vec};
 
 use crate::error::GoneReason;
 use crate::message::{Message, MessageKind, MsgId};
@@ -60,9 +60,12 @@ struct Entry<const P: usize, const T: usize> {
 
 /// Accepted items: a prefix of `ready` ones in delivery order, then out-of-order ones sorted
 /// by sequence number, waiting for the gap before them to close.
+///
+/// A ring buffer: items leave from the front without shifting the others (each can be a
+/// kilobyte or more), and in-order items, the common case, join at the back.
 #[derive(Debug, Clone)]
 pub(crate) struct RecvQueue<const P: usize, const T: usize, const RX: usize> {
-    entries: Vec<Entry<P, T>, RX>,
+    entries: Deque<Entry<P, T>, RX>,
     ready: usize,
     /// Every sequence number below this is accepted or skipped.
     next: u64,
@@ -72,15 +75,30 @@ pub(crate) struct RecvQueue<const P: usize, const T: usize, const RX: usize> {
 impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
     pub(crate) const fn new() -> Self {
         RecvQueue {
-            entries: Vec::new(),
+            entries: Deque::new(),
             ready: 0,
             next: 0,
             markers: Vec::new(),
         }
     }
 
-    fn ooo(&self) -> &[Entry<P, T>] {
-        self.entries.get(self.ready..).unwrap_or(&[])
+    /// The out-of-order items, by sequence number.
+    fn ooo(&self) -> impl Iterator<Item = &Entry<P, T>> {
+        self.entries.iter().skip(self.ready)
+    }
+
+    /// Inserts `entry` at position `at` (at most the length); false when the queue is full.
+    fn insert(&mut self, at: usize, entry: Entry<P, T>) -> bool {
+        if self.entries.push_back(entry).is_err() {
+            return false;
+        }
+        if at + 1 < self.entries.len() {
+            // Rare: an item that closes a gap, or an out-of-order one before others.
+            if let Some(tail) = self.entries.make_contiguous().get_mut(at..) {
+                tail.rotate_right(1);
+            }
+        }
+        true
     }
 
     /// Makes every held item deliverable (after a gap that will never close) and starts a
@@ -137,14 +155,16 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
     /// Offers a DATA frame; `closed` when the conversation accepts nothing new.
     pub(crate) fn offer(&mut self, data: &Data<'_>, closed: bool) -> Offer {
         let seq = data.seq;
-        if seq < self.next || self.ooo().iter().any(|e| e.seq == seq) {
+        if seq < self.next || self.ooo().any(|e| e.seq == seq) {
             return Offer::Duplicate;
         }
         if closed {
             return Offer::Closed;
         }
         let gap = seq - self.next;
-        if gap > REORDER_WINDOW {
+        // `next` saturates at u64::MAX, so an item with that seq could never be counted as
+        // taken and every copy would be accepted again: no sender gets there, refuse it.
+        if gap > REORDER_WINDOW || seq == u64::MAX {
             return Offer::OutOfWindow;
         }
         // One slot stays free for the next in-order item, so that out-of-order items can
@@ -153,32 +173,34 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
         if (gap == 0 && held >= RX) || (gap > 0 && held + 1 >= RX) {
             return Offer::Full;
         }
-        let Some(item) = inbound(data) else {
+        let Some(item) = empty_inbound(data) else {
             return Offer::Oversize;
         };
+        let close = closes(&item);
+        let at = if gap == 0 {
+            self.ready
+        } else {
+            self.ready + self.ooo().take_while(|e| e.seq < seq).count()
+        };
+        if !self.insert(at, Entry { seq, item }) {
+            return Offer::Full;
+        }
+        // Copy the topic and payload straight into the queue slot, not through temporaries
+        // as large as the capacities.
+        if let Some(entry) = self.entries.get_mut(at) {
+            fill(&mut entry.item, data);
+        }
         if gap == 0 {
-            let close = closes(&item);
-            if self
-                .entries
-                .insert(self.ready, Entry { seq, item })
-                .is_err()
-            {
-                return Offer::Full;
-            }
             self.ready += 1;
             self.next = seq.saturating_add(1);
             Offer::Accepted(close.or(self.promote()))
         } else {
-            let at = self.ready + self.ooo().iter().take_while(|e| e.seq < seq).count();
-            if self.entries.insert(at, Entry { seq, item }).is_err() {
-                return Offer::Full;
-            }
             Offer::Accepted(None)
         }
     }
 
     /// The acceptance state as an ACK addressed to `to_session`.
-    pub(crate) fn ack(&self, to_session: u32, busy: bool) -> Ack {
+    pub(crate) fn ack(&self, to_session: u32) -> Ack {
         let mut bitmap = 0u32;
         for e in self.ooo() {
             if let Some(bit) = e.seq.checked_sub(self.next).and_then(|d| d.checked_sub(1)) {
@@ -191,14 +213,31 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
             to_session,
             next: self.next,
             bitmap,
-            busy,
+            room: self.room(),
         }
     }
 
-    /// Places a status event after the items deliverable now. Returns false when too many
-    /// markers are waiting and this one was merged away.
+    /// Free slots beyond the one kept for the next in-order item, at most 255.
+    pub(crate) fn room(&self) -> u8 {
+        u8::try_from(RX.saturating_sub(1 + self.entries.len())).unwrap_or(u8::MAX)
+    }
+
+    /// Places a status event after the items deliverable now. Returns false when it was merged
+    /// with another because the application did not poll: a restart right after a restart
+    /// (nothing between them) is one restart; when too many markers wait, a restart is
+    /// dropped, but a GONE is never lost: it takes the place of the last restart.
     pub(crate) fn push_marker(&mut self, marker: Marker) -> bool {
-        self.markers.push((self.ready, marker)).is_ok()
+        let at = self.ready;
+        if marker == Marker::Restarted && self.markers.last() == Some(&(at, Marker::Restarted)) {
+            return false;
+        }
+        if self.markers.push((at, marker)).is_ok() {
+            return true;
+        }
+        if let (Marker::Gone(_), Some(last)) = (marker, self.markers.last_mut()) {
+            *last = (at, marker);
+        }
+        false
     }
 
     /// The next deliverable item or status event.
@@ -207,10 +246,10 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
             self.markers.remove(0);
             return Some(Popped::Marker(marker));
         }
-        if self.ready == 0 || self.entries.is_empty() {
+        if self.ready == 0 {
             return None;
         }
-        let entry = self.entries.remove(0);
+        let entry = self.entries.pop_front()?;
         self.ready -= 1;
         for (at, _) in self.markers.iter_mut() {
             *at = at.saturating_sub(1);
@@ -227,9 +266,12 @@ fn closes<const P: usize, const T: usize>(item: &Inbound<P, T>) -> Option<PeerCl
     }
 }
 
-/// Copies a DATA frame's item into owned storage, if it fits the capacities.
-fn inbound<const P: usize, const T: usize>(data: &Data<'_>) -> Option<Inbound<P, T>> {
-    let payload = Vec::from_slice(data.payload).ok()?;
+/// An item of the DATA frame's kind with an empty topic and payload, or `None` when they
+/// do not fit the capacities (then [`fill`] cannot fail).
+fn empty_inbound<const P: usize, const T: usize>(data: &Data<'_>) -> Option<Inbound<P, T>> {
+    if data.payload.len() > P {
+        return None;
+    }
     let (topic, kind) = match data.item {
         Item::Request { topic } => (topic, MessageKind::Request),
         Item::Reply { topic, req_id } => (
@@ -238,15 +280,94 @@ fn inbound<const P: usize, const T: usize>(data: &Data<'_>) -> Option<Inbound<P,
                 req_id: MsgId(req_id),
             },
         ),
-        Item::End => return Some(Inbound::End(payload)),
-        Item::Abort => return Some(Inbound::Abort(payload)),
+        Item::End => return Some(Inbound::End(Vec::new())),
+        Item::Abort => return Some(Inbound::Abort(Vec::new())),
     };
-    let mut owned = String::new();
-    owned.push_str(topic).ok()?;
+    if topic.len() > T {
+        return None;
+    }
     Some(Inbound::Message(Message::received(
         kind,
         MsgId(data.seq),
-        owned,
-        payload,
+        String::new(),
+        Vec::new(),
     )))
+}
+
+/// Copies a DATA frame's topic and payload into an item from [`empty_inbound`].
+fn fill<const P: usize, const T: usize>(item: &mut Inbound<P, T>, data: &Data<'_>) {
+    let payload = match item {
+        Inbound::Message(m) => {
+            let (topic, payload) = m.storage_mut();
+            if let Item::Request { topic: t } | Item::Reply { topic: t, .. } = data.item {
+                // Fits: `empty_inbound` checked the length.
+                let _ = topic.push_str(t);
+            }
+            payload
+        }
+        Inbound::End(p) | Inbound::Abort(p) => p,
+    };
+    // Fits: `empty_inbound` checked the length.
+    let _ = payload.extend_from_slice(data.payload);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(seq: u64) -> Data<'static> {
+        Data {
+            seq,
+            floor: 0,
+            item: Item::Request { topic: "t" },
+            payload: b"x",
+        }
+    }
+
+    fn popped_seqs<const RX: usize>(q: &mut RecvQueue<8, 8, RX>) -> std::vec::Vec<u64> {
+        let mut out = std::vec::Vec::new();
+        while let Some(p) = q.pop() {
+            match p {
+                Popped::Item(Inbound::Message(m)) => out.push(m.id().0),
+                _ => panic!("unexpected pop"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn out_of_order_items_wait_for_the_gap_and_leave_in_order() {
+        let mut q = RecvQueue::<8, 8, 8>::new();
+        for seq in [3, 1, 5, 2] {
+            assert_eq!(q.offer(&data(seq), false), Offer::Accepted(None));
+        }
+        assert_eq!(q.offer(&data(3), false), Offer::Duplicate);
+        let ack = q.ack(1);
+        assert_eq!((ack.next, ack.bitmap), (0, 0b10111));
+        assert!(q.pop().is_none());
+        assert_eq!(q.offer(&data(0), false), Offer::Accepted(None));
+        assert_eq!(q.ack(1).next, 4);
+        assert_eq!(popped_seqs(&mut q), [0, 1, 2, 3]);
+        // 5 still waits for 4; the ring has wrapped meanwhile.
+        for seq in [6, 4] {
+            assert_eq!(q.offer(&data(seq), false), Offer::Accepted(None));
+        }
+        assert_eq!(popped_seqs(&mut q), [4, 5, 6]);
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn in_order_items_fill_the_ring_many_times() {
+        let mut q = RecvQueue::<8, 8, 3>::new();
+        let mut got = std::vec::Vec::new();
+        for seq in 0..20 {
+            assert_eq!(q.offer(&data(seq), false), Offer::Accepted(None));
+            if seq % 3 == 2 {
+                assert_eq!(q.offer(&data(seq + 1), false), Offer::Full);
+                got.extend(popped_seqs(&mut q));
+            }
+        }
+        got.extend(popped_seqs(&mut q));
+        assert_eq!(got, (0..20).collect::<std::vec::Vec<_>>());
+    }
 }

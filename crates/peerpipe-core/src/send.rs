@@ -87,14 +87,27 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             .unwrap_or(next_seq)
     }
 
-    /// The in-flight slot due for transmission with the lowest sequence number.
-    pub(crate) fn next_due(&self) -> Option<usize> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| matches!(s.state, SlotState::Pending { due: true, .. }))
-            .min_by_key(|(_, s)| s.seq)
-            .map(|(i, _)| i)
+    /// The in-flight slot due for transmission with the lowest sequence number, if it may go
+    /// now. Resends and the lowest pending item always may; a first transmission beyond them
+    /// only while fewer than `peer_room + 1` transmitted items await their acknowledgement, so
+    /// that the peer's receive queue is not flooded with items it would have to refuse.
+    pub(crate) fn next_due(&self, next_seq: u64, peer_room: usize) -> Option<usize> {
+        let mut floor = next_seq;
+        let mut outstanding = 0usize;
+        let mut best: Option<(usize, u64, u32)> = None;
+        for (i, slot) in self.slots.iter().enumerate() {
+            if let SlotState::Pending { sent, due, .. } = slot.state {
+                floor = floor.min(slot.seq);
+                if sent > 0 {
+                    outstanding += 1;
+                }
+                if due && best.is_none_or(|(_, seq, _)| slot.seq < seq) {
+                    best = Some((i, slot.seq, sent));
+                }
+            }
+        }
+        let (index, seq, sent) = best?;
+        (sent > 0 || seq == floor || outstanding <= peer_room).then_some(index)
     }
 
     /// The DATA frame content of slot `index`.

@@ -133,14 +133,17 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
                 self.a.handle_bytes(now, &chunk);
                 moved = true;
             }
+            // Taking events can make frames due (an ACK announcing room): go round again.
             if self.auto_poll.0 {
                 while let Some(e) = self.a.poll_event() {
                     self.events_a.push(e);
+                    moved = true;
                 }
             }
             if self.auto_poll.1 {
                 while let Some(e) = self.b.poll_event() {
                     self.events_b.push(e);
+                    moved = true;
                 }
             }
             if !moved {

@@ -61,36 +61,33 @@ impl<'a> CobsWriter<'a> {
 
     /// Adds bytes to the frame and its checksum.
     pub(crate) fn push_slice(&mut self, bytes: &[u8]) -> Result<(), WireError> {
-        // Fast path: copy runs of non-zero bytes in one go.
+        // The checksum covers the bytes as given, zeros included: take it in one go. (After
+        // an error the writer is dropped, so a checksum ahead of the output does no harm.)
+        self.crc.update(bytes);
+        // Copy runs of non-zero bytes in one go.
         let mut rest = bytes;
         while !rest.is_empty() {
             // Data bytes the current block can still take (a block holds at most 254).
             let room = 0xFF - (self.pos - self.code_pos);
-            let run = rest
-                .iter()
-                .take(room)
-                .position(|&b| b == 0)
-                .unwrap_or(room.min(rest.len()));
+            let window = rest.get(..room).unwrap_or(rest);
+            let zero = find_zero(window);
+            let run = zero.unwrap_or(window.len());
             let (chunk, tail) = rest.split_at(run);
             let dst = self
                 .out
                 .get_mut(self.pos..self.pos + run)
                 .ok_or(WireError::BufferTooSmall)?;
             dst.copy_from_slice(chunk);
-            self.crc.update(chunk);
             self.pos += run;
-            match tail.split_first() {
-                Some((&b, after)) if run < room => {
-                    // `b` is the zero that ended the run.
-                    self.push(b)?;
-                    rest = after;
+            if zero.is_some() {
+                // The zero that ended the run closes the block.
+                self.close_block()?;
+                rest = tail.get(1..).unwrap_or(&[]);
+            } else {
+                if self.pos - self.code_pos == 0xFF {
+                    self.close_block()?;
                 }
-                _ => {
-                    if self.pos - self.code_pos == 0xFF {
-                        self.close_block()?;
-                    }
-                    rest = tail;
-                }
+                rest = tail;
             }
         }
         Ok(())
@@ -107,6 +104,26 @@ impl<'a> CobsWriter<'a> {
         self.set(self.pos, 0)?;
         Ok(self.pos + 1)
     }
+}
+
+/// The index of the first zero byte, eight bytes at a time.
+#[inline]
+pub(crate) fn find_zero(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut rest = bytes;
+    let mut offset = 0;
+    while let Some((word, tail)) = rest.split_first_chunk::<8>() {
+        let x = u64::from_le_bytes(*word);
+        // The lowest flagged byte is always a zero byte (higher ones may be false positives).
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+        rest = tail;
+    }
+    rest.iter().position(|&b| b == 0).map(|i| offset + i)
 }
 
 /// Decodes one COBS frame (without its `0x00` delimiter) in place; returns the decoded length.
@@ -178,6 +195,29 @@ mod tests {
                 body[n - 4..n]
             );
         }
+    }
+
+    #[test]
+    fn find_zero_finds_the_first() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut data = std::vec![0xFFu8; len];
+                if at < len {
+                    data[at] = 0;
+                    // A later zero, and bytes that fool a naive word test (0x01 after a zero).
+                    if at + 1 < len {
+                        data[at + 1] = 1;
+                    }
+                    if at + 3 < len {
+                        data[at + 3] = 0;
+                    }
+                }
+                let want = data.iter().position(|&b| b == 0);
+                assert_eq!(find_zero(&data), want, "len {len} at {at}");
+            }
+        }
+        assert_eq!(find_zero(&[0x80, 0x01, 0x00, 0x01]), Some(2));
+        assert_eq!(find_zero(&[1, 1, 1, 1, 1, 1, 1, 1, 1, 0]), Some(9));
     }
 
     #[test]

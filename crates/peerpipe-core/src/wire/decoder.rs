@@ -43,7 +43,7 @@ impl<const N: usize> Decoder<N> {
         let mut consumed = 0;
         let mut rest = bytes;
         loop {
-            let Some(zero) = rest.iter().position(|&b| b == 0) else {
+            let Some(zero) = cobs::find_zero(rest) else {
                 self.append(rest);
                 return (consumed + rest.len(), None);
             };
@@ -92,7 +92,7 @@ mod tests {
         let n = encode(
             &Frame {
                 session: 9,
-                body: Body::Heartbeat { floor },
+                body: Body::Heartbeat { floor, room: 0 },
             },
             &mut buf,
         )
@@ -107,7 +107,7 @@ mod tests {
             bytes = &bytes[n..];
             match r {
                 Some(Ok(Frame {
-                    body: Body::Heartbeat { floor },
+                    body: Body::Heartbeat { floor, .. },
                     ..
                 })) => out.push(Ok(floor)),
                 Some(Ok(_)) => panic!("unexpected frame"),

@@ -32,8 +32,6 @@ const DATA_REPLY: u8 = 1;
 const DATA_END: u8 = 2;
 const DATA_ABORT: u8 = 3;
 
-const ACK_BUSY: u8 = 1;
-
 /// The longest LEB128 encoding of a `u64`.
 const MAX_VARINT: usize = 10;
 
@@ -108,10 +106,12 @@ pub enum Body<'a> {
     Data(Data<'a>),
     /// What the sender of this frame has accepted of the receiver's DATA frames.
     Ack(Ack),
-    /// A sign of life, carrying the sender's floor.
+    /// A sign of life, carrying the sender's floor and receive room.
     Heartbeat {
         /// Every sequence number below this is settled at the sender.
         floor: u64,
+        /// The sender's receive room, as in [`Ack::room`].
+        room: u8,
     },
 }
 
@@ -161,8 +161,10 @@ pub struct Ack {
     pub next: u64,
     /// Bit `i` set: sequence number `next + 1 + i` is accepted too.
     pub bitmap: u32,
-    /// The receive queue is full: some DATA could not be accepted.
-    pub busy: bool,
+    /// How many more items beyond the next in-order one the receiver can take now (its
+    /// free receive slots less the one kept for the next in-order item), at most 255. The
+    /// sender keeps at most `room + 1` items unacknowledged on the wire.
+    pub room: u8,
 }
 
 impl Ack {
@@ -301,22 +303,20 @@ impl<'a> Frame<'a> {
                 let to_session = r.u32()?;
                 let next = r.varint()?;
                 let bitmap = u32::try_from(r.varint()?).map_err(|_| WireError::Malformed)?;
-                let flags = r.u8()?;
-                if flags & !ACK_BUSY != 0 {
-                    return Err(WireError::Malformed);
-                }
+                let room = r.u8()?;
                 r.finish()?;
                 Body::Ack(Ack {
                     to_session,
                     next,
                     bitmap,
-                    busy: flags & ACK_BUSY != 0,
+                    room,
                 })
             }
             KIND_HEARTBEAT => {
                 let floor = r.varint()?;
+                let room = r.u8()?;
                 r.finish()?;
-                Body::Heartbeat { floor }
+                Body::Heartbeat { floor, room }
             }
             kind => return Err(WireError::UnknownKind(kind)),
         };
@@ -347,7 +347,7 @@ fn put_topic(w: &mut CobsWriter<'_>, topic: &str) -> Result<(), WireError> {
 /// ```
 /// use peerpipe_core::wire::{encode, Body, Frame, Decoder};
 ///
-/// let frame = Frame { session: 7, body: Body::Heartbeat { floor: 3 } };
+/// let frame = Frame { session: 7, body: Body::Heartbeat { floor: 3, room: 2 } };
 /// let mut buf = [0u8; 32];
 /// let n = encode(&frame, &mut buf)?;
 /// assert_eq!(buf[n - 1], 0);
@@ -392,9 +392,12 @@ pub fn encode(frame: &Frame<'_>, out: &mut [u8]) -> Result<usize, WireError> {
             w.push_slice(&a.to_session.to_le_bytes())?;
             put_varint(&mut w, a.next)?;
             put_varint(&mut w, u64::from(a.bitmap))?;
-            w.push(if a.busy { ACK_BUSY } else { 0 })?;
+            w.push(a.room)?;
         }
-        Body::Heartbeat { floor } => put_varint(&mut w, floor)?,
+        Body::Heartbeat { floor, room } => {
+            put_varint(&mut w, floor)?;
+            w.push(room)?;
+        }
     }
     w.finish()
 }
@@ -417,11 +420,14 @@ mod tests {
         let frames = [
             Frame {
                 session: 1,
-                body: Body::Heartbeat { floor: 0 },
+                body: Body::Heartbeat { floor: 0, room: 0 },
             },
             Frame {
                 session: u32::MAX,
-                body: Body::Heartbeat { floor: u64::MAX },
+                body: Body::Heartbeat {
+                    floor: u64::MAX,
+                    room: 255,
+                },
             },
             Frame {
                 session: 0,
@@ -429,7 +435,7 @@ mod tests {
                     to_session: 9,
                     next: 300,
                     bitmap: 0b101,
-                    busy: true,
+                    room: 3,
                 }),
             },
             Frame {
@@ -485,15 +491,15 @@ mod tests {
                 to_session: 2,
                 next: 3,
                 bitmap: 0,
-                busy: false,
+                room: 0,
             }),
         });
         assert_eq!(ack.len(), 18);
         let hb = round_trip(Frame {
             session: 1,
-            body: Body::Heartbeat { floor: 3 },
+            body: Body::Heartbeat { floor: 3, room: 1 },
         });
-        assert_eq!(hb.len(), 12);
+        assert_eq!(hb.len(), 13);
     }
 
     #[test]
@@ -502,7 +508,7 @@ mod tests {
         let n = encode(
             &Frame {
                 session: 1,
-                body: Body::Heartbeat { floor: 3 },
+                body: Body::Heartbeat { floor: 3, room: 1 },
             },
             &mut buf,
         )
@@ -546,7 +552,7 @@ mod tests {
         );
         // Trailing bytes after a heartbeat.
         assert_eq!(
-            Frame::parse(&with_crc(std::vec![0x13, 1, 0, 0, 0, 0, 9])),
+            Frame::parse(&with_crc(std::vec![0x13, 1, 0, 0, 0, 0, 9, 9])),
             Err(WireError::Malformed)
         );
     }
@@ -557,7 +563,7 @@ mod tests {
             to_session: 0,
             next: 10,
             bitmap: 0b1001,
-            busy: false,
+            room: 0,
         };
         assert!(a.covers(0) && a.covers(9) && a.covers(11) && a.covers(14));
         assert!(
