@@ -270,6 +270,13 @@ impl<
         self.machine.poll_event()
     }
 
+    /// The next send outcome only, leaving received items queued: for drivers that must
+    /// settle their senders while the application is not reading (backpressure).
+    #[must_use]
+    pub fn poll_outcome(&mut self) -> Option<(MsgId, crate::Outcome)> {
+        self.machine.sends.pop_outcome()
+    }
+
     /// Where the peer stands.
     pub fn peer_state(&self) -> PeerState {
         self.machine.peer_state

@@ -1,0 +1,169 @@
+//! Owned messages and status items, as the application sees them.
+
+use peerpipe_core::{validate_topic, Error as CoreError, GoneReason, MessageKind, MsgId};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::{Error, MAX_PAYLOAD, MAX_TOPIC};
+
+/// A request or reply: a validated topic and up to [`MAX_PAYLOAD`] bytes of data.
+///
+/// ```
+/// use peerpipe_std::{Message, MsgId};
+///
+/// let req = Message::request("train", b"round 1".to_vec())?;
+/// assert_eq!(req.topic(), "train");
+/// let rep = Message::reply("train", b"done".to_vec(), MsgId(3))?;
+/// assert_eq!(rep.req_id(), Some(MsgId(3)));
+/// assert!(Message::request("bad topic", vec![]).is_err());
+/// # Ok::<(), peerpipe_std::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    kind: MessageKind,
+    id: MsgId,
+    topic: String,
+    data: Vec<u8>,
+}
+
+impl Message {
+    /// A request on `topic`.
+    pub fn request(topic: impl Into<String>, data: impl Into<Vec<u8>>) -> Result<Self, Error> {
+        Self::new(MessageKind::Request, topic.into(), data.into())
+    }
+
+    /// A reply on `topic` to the request `req_id`.
+    pub fn reply(
+        topic: impl Into<String>,
+        data: impl Into<Vec<u8>>,
+        req_id: MsgId,
+    ) -> Result<Self, Error> {
+        Self::new(MessageKind::Reply { req_id }, topic.into(), data.into())
+    }
+
+    /// A reply to this message, on its topic.
+    pub fn reply_to(&self, data: impl Into<Vec<u8>>) -> Result<Self, Error> {
+        Self::reply(self.topic.clone(), data, self.id)
+    }
+
+    /// A request whose data is `value` serialized with postcard.
+    pub fn request_serde<T: Serialize>(topic: impl Into<String>, value: &T) -> Result<Self, Error> {
+        Self::request(topic, to_bytes(value)?)
+    }
+
+    /// A reply to `req_id` whose data is `value` serialized with postcard.
+    pub fn reply_serde<T: Serialize>(
+        topic: impl Into<String>,
+        value: &T,
+        req_id: MsgId,
+    ) -> Result<Self, Error> {
+        Self::reply(topic, to_bytes(value)?, req_id)
+    }
+
+    /// Deserializes the data with postcard.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        postcard::from_bytes(&self.data).map_err(|_| Error::Invalid(CoreError::Deserialize))
+    }
+
+    fn new(kind: MessageKind, topic: String, data: Vec<u8>) -> Result<Self, Error> {
+        validate_topic(&topic, MAX_TOPIC).map_err(Error::Invalid)?;
+        if data.len() > MAX_PAYLOAD {
+            return Err(Error::Invalid(CoreError::PayloadTooLarge));
+        }
+        Ok(Message {
+            kind,
+            id: MsgId(0),
+            topic,
+            data,
+        })
+    }
+
+    pub(crate) fn from_core(m: peerpipe_core::Message<MAX_PAYLOAD, MAX_TOPIC>) -> Self {
+        Message {
+            kind: m.kind(),
+            id: m.id(),
+            topic: m.topic().to_owned(),
+            data: m.payload().to_vec(),
+        }
+    }
+
+    pub(crate) fn to_core(&self) -> Result<peerpipe_core::Message<MAX_PAYLOAD, MAX_TOPIC>, Error> {
+        match self.kind {
+            MessageKind::Request => peerpipe_core::Message::request(&self.topic, &self.data),
+            MessageKind::Reply { req_id } => {
+                peerpipe_core::Message::reply(&self.topic, &self.data, req_id)
+            }
+        }
+        .map_err(Error::Invalid)
+    }
+
+    /// Request or reply.
+    pub fn kind(&self) -> MessageKind {
+        self.kind
+    }
+
+    /// Whether this is a request.
+    pub fn is_request(&self) -> bool {
+        self.kind == MessageKind::Request
+    }
+
+    /// The request this replies to, for a reply.
+    pub fn req_id(&self) -> Option<MsgId> {
+        match self.kind {
+            MessageKind::Reply { req_id } => Some(req_id),
+            MessageKind::Request => None,
+        }
+    }
+
+    /// The id the sender gave this message (zero before it is sent).
+    pub fn id(&self) -> MsgId {
+        self.id
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The data.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Takes the data out of the message.
+    pub fn into_data(self) -> Vec<u8> {
+        self.data
+    }
+}
+
+fn to_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
+    postcard::to_allocvec(value).map_err(|_| Error::Invalid(CoreError::Serialize))
+}
+
+/// A change of the peer's status, as the original's status callback and queue see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Status {
+    /// The peer ended the conversation, with its data.
+    End(Vec<u8>),
+    /// The peer aborted the conversation, with its data.
+    Abort(Vec<u8>),
+    /// The peer is gone: silent for `heartbeat_timeout`, or the transport broke (`cause`).
+    Gone {
+        /// Silence or transport.
+        reason: GoneReason,
+        /// The transport error, when there was one.
+        cause: Option<String>,
+    },
+    /// The peer restarted (a new session); the conversation goes on with it.
+    PeerRestarted,
+}
+
+/// What [`PipeHandler::get_next`](crate::PipeHandler::get_next) returns: a message, or a
+/// status change when no status callback is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// A request or reply from the peer.
+    Message(Message),
+    /// A change of the peer's status.
+    Status(Status),
+}
