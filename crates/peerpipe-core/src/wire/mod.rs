@@ -240,7 +240,12 @@ impl<'a> Reader<'a> {
         {
             return Err(WireError::Malformed);
         }
-        core::str::from_utf8(bytes).map_err(|_| WireError::Malformed)
+        let topic = core::str::from_utf8(bytes).map_err(|_| WireError::Malformed)?;
+        // The protocol's own topics never travel as messages.
+        if crate::RESERVED_TOPICS.contains(&topic) {
+            return Err(WireError::Malformed);
+        }
+        Ok(topic)
     }
 
     fn finish(&self) -> Result<(), WireError> {
@@ -550,6 +555,9 @@ mod tests {
             Frame::parse(&with_crc(std::vec![0x11, 1, 0, 0, 0, 0, 0, 0, 0])),
             Err(WireError::Malformed)
         );
+        let mut reserved = std::vec![0x11, 1, 0, 0, 0, 0, 0, 0, 5];
+        reserved.extend_from_slice(b"_END_");
+        assert_eq!(Frame::parse(&with_crc(reserved)), Err(WireError::Malformed));
         // Trailing bytes after a heartbeat.
         assert_eq!(
             Frame::parse(&with_crc(std::vec![0x13, 1, 0, 0, 0, 0, 9, 9])),
