@@ -1,74 +1,20 @@
 //! The `PipeHandler`: NVFlare's API, backed by the sans-IO core on an I/O thread.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant as StdInstant};
 
 use crossbeam_channel::{Receiver, Sender};
-use peerpipe_core::{Config, Instant, MsgId, PeerState};
+use peerpipe_core::{Config, MsgId, PeerState};
 
-use crate::driver::{Command, Driver};
+use crate::driver::{Io, SendReq, Shared};
+use crate::signal::{oneshot, Waited, Waiter};
 use crate::transport::Transport;
-use crate::{AbortSignal, CoreEndpoint, Error, Item, Message, Status};
+use crate::{AbortSignal, Error, Item, Message, Status};
 
-type MessageCb = Box<dyn FnMut(Message) + Send>;
-type StatusCb = Box<dyn FnMut(Status) + Send>;
 /// What `start` moves to the I/O thread.
-type Startup = (Box<dyn Transport>, Receiver<Command>, Sender<Item>);
-
-/// State shared between the handle and its I/O thread.
-pub(crate) struct Shared {
-    pub(crate) stopped: AtomicBool,
-    peer_state: AtomicU8,
-    message_cb: Mutex<Option<MessageCb>>,
-    status_cb: Mutex<Option<StatusCb>>,
-}
-
-impl Shared {
-    pub(crate) fn set_peer_state(&self, state: PeerState) {
-        let v = match state {
-            PeerState::NotSeen => 0,
-            PeerState::Up => 1,
-            PeerState::Gone => 2,
-            PeerState::Ended => 3,
-            _ => 4,
-        };
-        self.peer_state.store(v, Ordering::Relaxed);
-    }
-
-    /// Gives the item to its callback, if one is set; otherwise hands it back for the queue.
-    pub(crate) fn callback(&self, item: Item) -> Option<Item> {
-        match item {
-            Item::Message(m) => match self
-                .message_cb
-                .lock()
-                .ok()
-                .as_deref_mut()
-                .and_then(Option::as_mut)
-            {
-                Some(cb) => {
-                    cb(m);
-                    None
-                }
-                None => Some(Item::Message(m)),
-            },
-            Item::Status(s) => match self
-                .status_cb
-                .lock()
-                .ok()
-                .as_deref_mut()
-                .and_then(Option::as_mut)
-            {
-                Some(cb) => {
-                    cb(s);
-                    None
-                }
-                None => Some(Item::Status(s)),
-            },
-        }
-    }
-}
+type Startup = (Box<dyn Transport>, Sender<Item>);
 
 /// Monitors a pipe to the peer: the Rust counterpart of NVFlare's `PipeHandler`.
 ///
@@ -110,23 +56,48 @@ pub struct PipeHandler {
 struct Inner {
     shared: Arc<Shared>,
     config: Config,
-    cmd_tx: Sender<Command>,
     queue_rx: Receiver<Item>,
     session: u32,
     /// Everything the I/O thread needs, until `start` moves it there.
     startup: Mutex<Option<Startup>>,
+    /// `start` succeeded (checked on every send without taking a lock).
+    started: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The I/O thread's id, once started.
+    io_thread: OnceLock<ThreadId>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let (done, wait) = crossbeam_channel::bounded(1);
+        self.shutdown(true);
+    }
+}
+
+impl Inner {
+    /// Stops the I/O thread and waits for it, unless it never started (then there is nothing
+    /// to wait for), this is the I/O thread itself, in a callback (then it stops when the
+    /// callback returns; waiting for it would deadlock), or it is still opening the transport
+    /// (e.g. waiting for a connection that may never come: it stops once that returns).
+    fn shutdown(&self, close: bool) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
         if self
-            .cmd_tx
-            .send(Command::Stop { close: true, done })
-            .is_ok()
+            .startup
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .is_some()
         {
-            let _ = wait.recv_timeout(Duration::from_secs(5));
+            return;
+        }
+        let opening = {
+            let mut st = self.shared.lock();
+            st.request_stop(close);
+            st.opening
+        };
+        self.shared.waker.wake();
+        let on_io_thread = self.io_thread.get() == Some(&std::thread::current().id());
+        if on_io_thread || opening {
+            return;
         }
         if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
             let _ = t.join();
@@ -153,23 +124,20 @@ impl PipeHandler {
     /// A handler over `transport` with these parameters (validated like the original's).
     pub fn new(transport: impl Transport, config: Config) -> Result<Self, Error> {
         config.validate().map_err(Error::Config)?;
-        let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
+        let session = new_session();
+        let ep = crate::new_endpoint(config, session).map_err(Error::Config)?;
+        let shared = Shared::new(ep, &config);
         let (queue_tx, queue_rx) = crossbeam_channel::bounded(crate::RX);
-        let shared = Arc::new(Shared {
-            stopped: AtomicBool::new(false),
-            peer_state: AtomicU8::new(0),
-            message_cb: Mutex::new(None),
-            status_cb: Mutex::new(None),
-        });
         Ok(PipeHandler {
             inner: Arc::new(Inner {
-                shared,
+                shared: Arc::new(shared),
                 config,
-                cmd_tx,
                 queue_rx,
-                session: new_session(),
-                startup: Mutex::new(Some((Box::new(transport), cmd_rx, queue_tx))),
+                session,
+                startup: Mutex::new(Some((Box::new(transport), queue_tx))),
+                started: AtomicBool::new(false),
                 thread: Mutex::new(None),
+                io_thread: OnceLock::new(),
             }),
         })
     }
@@ -178,67 +146,45 @@ impl PipeHandler {
     /// reads, writes, resends and sends heartbeats. A transport that fails to open is
     /// reported as GONE with its cause.
     pub fn start(&self) -> Result<(), Error> {
-        let Some((transport, cmd_rx, queue_tx)) =
-            self.inner.startup.lock().ok().and_then(|mut s| s.take())
-        else {
+        let mut startup = self.inner.startup.lock().map_err(|_| Error::Stopped)?;
+        let Some((transport, queue_tx)) = startup.take() else {
             return Err(Error::AlreadyStarted);
         };
-        let origin = StdInstant::now();
-        let ep = Box::new(
-            CoreEndpoint::new(self.inner.config, self.inner.session, Instant::ZERO)
-                .map_err(Error::Config)?,
-        );
-        let driver = Driver {
-            ep,
-            origin,
-            shared: self.inner.shared.clone(),
-            cmd_rx,
-            queue_tx,
-            transport: Some(transport),
-        };
+        // The endpoint's clock (and its silence timer) starts now.
+        self.inner
+            .shared
+            .lock()
+            .restart(self.inner.config, self.inner.session)?;
+        let io = Io::new(self.inner.shared.clone(), queue_tx);
         let thread = std::thread::Builder::new()
             .name("peerpipe-io".into())
-            .spawn(move || driver.run())
+            .spawn(move || io.run(transport))
             .map_err(|_| Error::Stopped)?;
+        let _ = self.inner.io_thread.set(thread.thread().id());
         if let Ok(mut t) = self.inner.thread.lock() {
             *t = Some(thread);
         }
+        self.inner.started.store(true, Ordering::SeqCst);
+        drop(startup);
         Ok(())
     }
 
     /// Stops the handler. Nothing more is sent (send END first to tell the peer); later sends
     /// fail with [`Error::Stopped`]; [`get_next`](Self::get_next) returns `None`; no callback
     /// runs any more. With `close_pipe` the transport is closed too (the peer sees it).
+    ///
+    /// Called from a callback (on the I/O thread), it returns at once: the thread stops when
+    /// the callback returns, and no other callback runs. Stopping releases the callbacks
+    /// (and any handler clone they hold).
     pub fn stop(&self, close_pipe: bool) {
-        self.inner.shared.stopped.store(true, Ordering::SeqCst);
-        let (done, wait) = crossbeam_channel::bounded(1);
-        if self
-            .inner
-            .cmd_tx
-            .send(Command::Stop {
-                close: close_pipe,
-                done,
-            })
-            .is_ok()
-        {
-            let _ = wait.recv_timeout(Duration::from_secs(5));
-        }
-        if let Some(t) = self.inner.thread.lock().ok().and_then(|mut t| t.take()) {
-            let _ = t.join();
-        }
+        self.inner.shutdown(close_pipe);
     }
 
     fn check_running(&self) -> Result<(), Error> {
         if self.inner.shared.stopped.load(Ordering::SeqCst) {
             return Err(Error::Stopped);
         }
-        if self
-            .inner
-            .startup
-            .lock()
-            .map(|s| s.is_some())
-            .unwrap_or(false)
-        {
+        if !self.inner.started.load(Ordering::SeqCst) {
             return Err(Error::NotStarted);
         }
         Ok(())
@@ -257,6 +203,9 @@ impl PipeHandler {
     /// Sends `msg` and blocks until the peer's endpoint accepted it (returns its id) or it
     /// failed: timed out (`timeout`, default `default_request_timeout`), resends exhausted,
     /// the peer gone, ended or aborted, the handler stopped, or `abort_signal` fired.
+    ///
+    /// The calling thread encodes and writes the message itself; it then waits for the
+    /// acknowledgement, which the I/O thread hands over.
     pub fn send_to_peer(
         &self,
         msg: Message,
@@ -264,26 +213,28 @@ impl PipeHandler {
         abort_signal: Option<&AbortSignal>,
     ) -> Result<MsgId, Error> {
         let deadline = self.deadline(timeout)?;
-        let (done, wait) = crossbeam_channel::bounded(1);
-        self.command(Command::Send {
+        let (done, wait) = oneshot();
+        self.submit(SendReq {
             msg,
             deadline,
             done: Some(done),
             reply: None,
-        })?;
+        });
         wait_for(&wait, abort_signal)
     }
 
     /// Sends `msg` without waiting for its outcome (it is still acknowledged and resent).
-    /// Useful from callbacks, which run on the I/O thread and must not block.
+    /// Useful from callbacks, which run on the I/O thread and must not block: a reply sent
+    /// from the message callback leaves in the same write as the request's acknowledgement.
     pub fn send_to_peer_async(&self, msg: Message) -> Result<(), Error> {
         let deadline = self.deadline(None)?;
-        self.command(Command::Send {
+        self.submit(SendReq {
             msg,
             deadline,
             done: None,
             reply: None,
-        })
+        });
+        Ok(())
     }
 
     /// Sends a request and blocks until its reply arrives (matched by `req_id`), within
@@ -298,51 +249,58 @@ impl PipeHandler {
             return Err(Error::Invalid(peerpipe_core::Error::InvalidTopic));
         }
         let deadline = self.deadline(timeout)?;
-        let (reply, wait) = crossbeam_channel::bounded(1);
-        self.command(Command::Send {
+        let (reply, wait) = oneshot();
+        self.submit(SendReq {
             msg,
             deadline,
             done: None,
             reply: Some(reply),
-        })?;
-        let never = crossbeam_channel::never();
-        let abort = abort_signal.map_or(&never, AbortSignal::receiver);
-        crossbeam_channel::select! {
-            recv(wait) -> r => r.unwrap_or(Err(Error::Stopped)),
-            recv(abort) -> _ => Err(Error::Aborted),
-            recv(crossbeam_channel::at(deadline)) -> _ => Err(Error::NoReply),
+        });
+        match wait.wait(Some(deadline), abort_signal) {
+            Waited::Value(r) => r,
+            Waited::Dropped => Err(Error::Stopped),
+            Waited::TimedOut => Err(Error::NoReply),
+            Waited::Aborted => Err(Error::Aborted),
         }
     }
 
-    fn command(&self, cmd: Command) -> Result<(), Error> {
-        self.inner.cmd_tx.send(cmd).map_err(|_| Error::Stopped)
+    fn submit(&self, req: SendReq) {
+        self.inner.shared.with(|st, now| st.submit(req, now));
     }
 
     /// Sends END with `data`, reliably and after everything sent before, and blocks until the
     /// peer accepted it or it failed. Later sends are refused.
     pub fn notify_end(&self, data: impl Into<Vec<u8>>) -> Result<(), Error> {
         self.check_running()?;
-        let (done, wait) = crossbeam_channel::bounded(1);
-        self.command(Command::End(data.into(), done))?;
+        let data = data.into();
+        let (done, wait) = oneshot();
+        self.inner.shared.with(|st, now| {
+            let r = st.ep.notify_end(now, &data).map_err(Error::from);
+            st.register(r, Some(done), None);
+        });
         wait_for(&wait, None).map(drop)
     }
 
     /// Sends ABORT with `data`, like [`notify_end`](Self::notify_end).
     pub fn notify_abort(&self, data: impl Into<Vec<u8>>) -> Result<(), Error> {
         self.check_running()?;
-        let (done, wait) = crossbeam_channel::bounded(1);
-        self.command(Command::Abort(data.into(), done))?;
+        let data = data.into();
+        let (done, wait) = oneshot();
+        self.inner.shared.with(|st, now| {
+            let r = st.ep.notify_abort(now, &data).map_err(Error::from);
+            st.register(r, Some(done), None);
+        });
         wait_for(&wait, None).map(drop)
     }
 
     /// Stops sending heartbeats and checking the peer's silence.
     pub fn pause(&self) {
-        let _ = self.command(Command::Pause);
+        self.inner.shared.with(|st, now| st.ep.pause(now));
     }
 
     /// Restarts heartbeats and the silence check (its clock starts now).
     pub fn resume(&self) {
-        let _ = self.command(Command::Resume);
+        self.inner.shared.with(|st, now| st.ep.resume(now));
     }
 
     /// The next queued message or status change, or `None` (always `None` once stopped).
@@ -350,7 +308,11 @@ impl PipeHandler {
         if self.inner.shared.stopped.load(Ordering::SeqCst) {
             return None;
         }
-        self.inner.queue_rx.try_recv().ok()
+        let item = self.inner.queue_rx.try_recv().ok();
+        if item.is_some() {
+            self.inner.shared.took_item();
+        }
+        item
     }
 
     /// Blocks until the next queued item; `None` once stopped.
@@ -358,11 +320,11 @@ impl PipeHandler {
         if self.inner.shared.stopped.load(Ordering::SeqCst) {
             return None;
         }
-        self.inner
-            .queue_rx
-            .recv()
-            .ok()
-            .filter(|_| !self.inner.shared.stopped.load(Ordering::SeqCst))
+        let item = self.inner.queue_rx.recv().ok();
+        if item.is_some() {
+            self.inner.shared.took_item();
+        }
+        item.filter(|_| !self.inner.shared.stopped.load(Ordering::SeqCst))
     }
 
     /// Blocks up to `timeout` for the next queued item; `None` on timeout or once stopped.
@@ -370,39 +332,29 @@ impl PipeHandler {
         if self.inner.shared.stopped.load(Ordering::SeqCst) {
             return None;
         }
-        self.inner
-            .queue_rx
-            .recv_timeout(timeout)
-            .ok()
-            .filter(|_| !self.inner.shared.stopped.load(Ordering::SeqCst))
+        let item = self.inner.queue_rx.recv_timeout(timeout).ok();
+        if item.is_some() {
+            self.inner.shared.took_item();
+        }
+        item.filter(|_| !self.inner.shared.stopped.load(Ordering::SeqCst))
     }
 
     /// Routes messages to `cb` instead of the queue. It runs on the I/O thread: keep it short,
     /// and send from it with [`send_to_peer_async`](Self::send_to_peer_async), never a
     /// blocking call.
     pub fn set_message_cb(&self, cb: impl FnMut(Message) + Send + 'static) {
-        if let Ok(mut slot) = self.inner.shared.message_cb.lock() {
-            *slot = Some(Box::new(cb));
-        }
+        self.inner.shared.set_message_cb(Some(Box::new(cb)));
     }
 
     /// Routes status changes (END, ABORT, GONE, restart) to `cb` instead of the queue; same
     /// rules as [`set_message_cb`](Self::set_message_cb).
     pub fn set_status_cb(&self, cb: impl FnMut(Status) + Send + 'static) {
-        if let Ok(mut slot) = self.inner.shared.status_cb.lock() {
-            *slot = Some(Box::new(cb));
-        }
+        self.inner.shared.set_status_cb(Some(Box::new(cb)));
     }
 
     /// Where the peer stands: not yet seen, up, gone, ended or aborted.
     pub fn peer_state(&self) -> PeerState {
-        match self.inner.shared.peer_state.load(Ordering::Relaxed) {
-            0 => PeerState::NotSeen,
-            1 => PeerState::Up,
-            2 => PeerState::Gone,
-            3 => PeerState::Ended,
-            _ => PeerState::Aborted,
-        }
+        self.inner.shared.peer_state()
     }
 
     /// This handler's session id.
@@ -418,13 +370,12 @@ impl PipeHandler {
 
 /// Waits for a send's outcome, or the abort signal.
 fn wait_for(
-    wait: &Receiver<Result<MsgId, Error>>,
+    wait: &Waiter<Result<MsgId, Error>>,
     abort_signal: Option<&AbortSignal>,
 ) -> Result<MsgId, Error> {
-    let never = crossbeam_channel::never();
-    let abort = abort_signal.map_or(&never, AbortSignal::receiver);
-    crossbeam_channel::select! {
-        recv(wait) -> r => r.unwrap_or(Err(Error::Stopped)),
-        recv(abort) -> _ => Err(Error::Aborted),
+    match wait.wait(None, abort_signal) {
+        Waited::Value(r) => r,
+        Waited::Dropped | Waited::TimedOut => Err(Error::Stopped),
+        Waited::Aborted => Err(Error::Aborted),
     }
 }

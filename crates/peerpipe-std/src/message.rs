@@ -77,7 +77,7 @@ impl Message {
         })
     }
 
-    pub(crate) fn from_core(m: peerpipe_core::Message<MAX_PAYLOAD, MAX_TOPIC>) -> Self {
+    pub(crate) fn from_core(m: &peerpipe_core::Message<MAX_PAYLOAD, MAX_TOPIC>) -> Self {
         Message {
             kind: m.kind(),
             id: m.id(),

@@ -1,9 +1,11 @@
 //! Transports: the original's `Pipe`, byte streams between two ends.
 //!
-//! A [`Transport`] is opened on the handler's I/O thread and becomes a [`Link`]: a channel of
-//! incoming byte chunks and a writer. Byte-stream transports get a reader thread that forwards
-//! what it reads; the in-memory pair needs none. When the stream ends or fails, the handler
-//! reports the peer gone with the error as its cause: never a panic, never a hang.
+//! A [`Transport`] is opened on the handler's I/O thread and becomes a [`Link`]. TCP, Unix
+//! sockets and a child's pipes are non-blocking descriptors that the I/O thread polls, reads
+//! and writes itself; the in-memory pair is a channel each way; other byte streams (a serial
+//! port, this process's stdin/stdout, anything given to [`Link::from_stream`]) get a reader
+//! thread that forwards what it reads into a channel. When the stream ends or fails, the
+//! handler reports the peer gone with the error as its cause: never a panic, never a hang.
 //!
 //! Reconnects: none. A broken TCP or Unix connection, a closed pipe or a dead child is the end
 //! of that handler's conversation (GONE). To talk again, start a new handler on a new
@@ -16,12 +18,13 @@ mod serial;
 mod socket;
 
 pub use memory::{memory_pair, MemoryTransport};
-pub use process::{ChildTransport, StdioTransport};
+pub use process::{ChildExit, ChildTransport, StdioTransport};
 #[cfg(feature = "serial")]
 pub use serial::SerialTransport;
 pub use socket::{TcpTransport, UnixTransport};
 
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -46,11 +49,59 @@ pub trait Transport: Send + 'static {
     fn open(self: Box<Self>) -> io::Result<Link>;
 }
 
-/// An open transport: incoming chunks, a writer, and what to do on close.
+/// An open transport: where incoming bytes come from, where outgoing bytes go, and what to
+/// do on close.
 pub struct Link {
-    pub(crate) incoming: Receiver<io::Result<Vec<u8>>>,
-    pub(crate) writer: Box<dyn Write + Send>,
+    pub(crate) io: LinkIo,
     pub(crate) closer: Option<Box<dyn FnOnce() + Send>>,
+}
+
+/// What a channel link carries: bytes, or why there will be no more. An empty chunk only
+/// wakes the receiving I/O thread.
+pub(crate) type Chunk = io::Result<Vec<u8>>;
+
+/// The two ways a link carries bytes.
+pub(crate) enum LinkIo {
+    /// Incoming chunks from a channel (the in-memory peer, or a reader thread over a blocking
+    /// stream), outgoing bytes into a writer that may block. The I/O thread is woken through
+    /// `wake`, a sender into `incoming`, so that it waits on that one channel only (the end
+    /// of input is an `Err` chunk, not a disconnection).
+    Channel {
+        incoming: Receiver<Chunk>,
+        wake: Sender<Chunk>,
+        writer: Box<dyn Write + Send>,
+    },
+    /// Non-blocking file descriptors (sockets, a child's pipes) that the I/O thread polls,
+    /// reads and writes itself, and that any thread may write without blocking: no reader
+    /// thread, no hand-off between threads on the way in or out.
+    Fd {
+        reader: Box<dyn FdRead>,
+        writer: Box<dyn FdWrite>,
+    },
+}
+
+/// A readable non-blocking file descriptor.
+pub(crate) trait FdRead: Read + AsRawFd + Send {}
+impl<T: Read + AsRawFd + Send> FdRead for T {}
+
+/// A writable non-blocking file descriptor.
+pub(crate) trait FdWrite: Write + AsRawFd + Send {}
+impl<T: Write + AsRawFd + Send> FdWrite for T {}
+
+/// Sets `O_NONBLOCK` on a descriptor this crate owns alone (a socket, a child's pipe end).
+pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl(2) on a descriptor owned by the caller; no memory is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 impl Link {
@@ -60,6 +111,7 @@ impl Link {
         writer: W,
     ) -> io::Result<Link> {
         let (tx, rx) = crossbeam_channel::bounded(CHUNKS_IN_FLIGHT);
+        let tx_wake = tx.clone();
         std::thread::Builder::new()
             .name("peerpipe-reader".into())
             .spawn(move || {
@@ -71,13 +123,15 @@ impl Link {
                             "transport closed by the peer",
                         )),
                         Ok(n) => Ok(buf[..n].to_vec()),
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                io::ErrorKind::Interrupted | io::ErrorKind::TimedOut
-                            ) =>
-                        {
-                            continue
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        // A read timeout (serial ports wake once a second): if the handler
+                        // is gone, end this thread and release the port; an empty chunk is
+                        // harmless to a live one.
+                        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                            match tx.try_send(Ok(Vec::new())) {
+                                Err(crossbeam_channel::TrySendError::Disconnected(_)) => return,
+                                _ => continue,
+                            }
                         }
                         Err(e) => Err(e),
                     };
@@ -89,8 +143,28 @@ impl Link {
                 }
             })?;
         Ok(Link {
-            incoming: rx,
-            writer: Box::new(writer),
+            io: LinkIo::Channel {
+                incoming: rx,
+                wake: tx_wake,
+                writer: Box::new(writer),
+            },
+            closer: None,
+        })
+    }
+
+    /// A link over non-blocking descriptors that the handler's I/O thread polls itself.
+    /// Both are switched to non-blocking mode: they must belong to this link alone.
+    pub(crate) fn from_fds<R: FdRead + 'static, W: FdWrite + 'static>(
+        reader: R,
+        writer: W,
+    ) -> io::Result<Link> {
+        set_nonblocking(reader.as_raw_fd())?;
+        set_nonblocking(writer.as_raw_fd())?;
+        Ok(Link {
+            io: LinkIo::Fd {
+                reader: Box::new(reader),
+                writer: Box::new(writer),
+            },
             closer: None,
         })
     }
@@ -102,11 +176,15 @@ impl Link {
     }
 }
 
-/// A writer that sends each write as one chunk into a channel.
-pub(crate) struct ChannelWriter(pub(crate) Sender<io::Result<Vec<u8>>>);
+/// A writer that sends each write as one chunk into a channel; dropped, it tells the
+/// receiving end that nothing more will come.
+pub(crate) struct ChannelWriter(pub(crate) Sender<Chunk>);
 
 impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         self.0
             .send(Ok(buf.to_vec()))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "peer end closed"))?;
@@ -115,5 +193,14 @@ impl Write for ChannelWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl Drop for ChannelWriter {
+    fn drop(&mut self) {
+        let _ = self.0.send(Err(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "transport closed by the peer",
+        )));
     }
 }

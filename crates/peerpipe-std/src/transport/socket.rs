@@ -49,7 +49,7 @@ impl Transport for TcpTransport {
         stream.set_nodelay(true)?;
         let closer = stream.try_clone()?;
         Ok(
-            Link::from_stream(stream.try_clone()?, stream)?.with_closer(move || {
+            Link::from_fds(stream.try_clone()?, stream)?.with_closer(move || {
                 let _ = closer.shutdown(Shutdown::Both);
             }),
         )
@@ -94,7 +94,7 @@ impl Transport for UnixTransport {
         };
         let closer = stream.try_clone()?;
         Ok(
-            Link::from_stream(stream.try_clone()?, stream)?.with_closer(move || {
+            Link::from_fds(stream.try_clone()?, stream)?.with_closer(move || {
                 let _ = closer.shutdown(Shutdown::Both);
             }),
         )
