@@ -1,0 +1,537 @@
+//! Round-trip latency and throughput of `peerpipe-std`, against a bare ping-pong without it.
+//!
+//! ```text
+//! cargo run --release --example rtt -- --transport memory|tcp|unix --count N --payload BYTES
+//! ```
+//!
+//! Prints exactly one line on stdout (diagnostics go to stderr):
+//!
+//! ```text
+//! transport=memory count=2000 payload=64 rtt_p50_us=.. rtt_p99_us=.. raw_p50_us=.. msgs_per_s=..
+//! ```
+//!
+//! - `rtt`: two handlers in this process over the chosen transport. The client sends a request
+//!   with [`PipeHandler::request`]; the server's message callback answers it with
+//!   [`PipeHandler::send_to_peer_async`]; the client gets the reply matched by its id. One
+//!   round trip at a time, `count` of them after a warm-up, each reply's data checked.
+//! - `raw`: the same payload bounced between two threads over the same kind of transport
+//!   without peerpipe (two crossbeam channels; two loopback sockets with `TCP_NODELAY`), with
+//!   blocking reads and writes. Its round trips are interleaved with peerpipe's, in blocks, so
+//!   that both see the same state of the machine and the overhead is a ratio that holds on a
+//!   noisy one.
+//! - `msgs_per_s`: `threads` threads call [`PipeHandler::send_to_peer`] at once (each blocks
+//!   until its message is acknowledged), `count` messages in all; the rate is messages handled
+//!   by the receiving side's callback per second, from the first send until the last was
+//!   received: the definition of `bench/nvflare_rtt.py`.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use peerpipe_std::{
+    memory_pair, Config, Message, PipeHandler, Status, TcpTransport, UnixTransport,
+};
+
+const USAGE: &str = "\
+Usage: rtt [OPTIONS]
+
+Round trips and acknowledged one-way messages through two peerpipe handlers in one process,
+next to a bare ping-pong over the same kind of transport.
+
+Options:
+  --transport T   memory, tcp or unix                          (default memory)
+  --count N       round trips, and one-way messages            (default 2000)
+  --payload B     payload bytes, at most 8192                  (default 64)
+  --threads K     sender threads of the throughput phase       (default 16)
+  --warmup W      round trips of each kind before measuring    (default 200)
+  -h, --help      print this help";
+
+/// The round trips are measured in this many blocks, alternating raw and peerpipe.
+const BLOCKS: usize = 10;
+/// Bound on every wait.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Memory,
+    Tcp,
+    Unix,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Memory => "memory",
+            Kind::Tcp => "tcp",
+            Kind::Unix => "unix",
+        }
+    }
+}
+
+struct Args {
+    kind: Kind,
+    count: usize,
+    payload: usize,
+    threads: usize,
+    warmup: usize,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut a = Args {
+        kind: Kind::Memory,
+        count: 2000,
+        payload: 64,
+        threads: 16,
+        warmup: 200,
+    };
+    while let Some(flag) = args.next() {
+        if flag == "-h" || flag == "--help" {
+            return Ok(None);
+        }
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| format!("{flag}: not a number: {value}"))
+        };
+        match flag.as_str() {
+            "--transport" => {
+                a.kind = match value.as_str() {
+                    "memory" => Kind::Memory,
+                    "tcp" => Kind::Tcp,
+                    "unix" => Kind::Unix,
+                    _ => return Err(format!("--transport: memory, tcp or unix, not {value}")),
+                }
+            }
+            "--count" => a.count = number()?,
+            "--payload" => a.payload = number()?,
+            "--threads" => a.threads = number()?,
+            "--warmup" => a.warmup = number()?,
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    if a.count == 0 || a.threads == 0 {
+        return Err("--count and --threads must be at least 1".into());
+    }
+    if a.payload > peerpipe_std::MAX_PAYLOAD {
+        return Err(format!(
+            "--payload: at most {} bytes",
+            peerpipe_std::MAX_PAYLOAD
+        ));
+    }
+    Ok(Some(a))
+}
+
+/// Nearest-rank percentile of sorted values, as bench/nvflare_rtt.py computes it.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let k = ((p / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[k]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// A unique socket path in the temporary directory.
+fn socket_path(tag: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("peerpipe-rtt-{}-{tag}.sock", std::process::id()))
+}
+
+// --- the bare ping-pong ------------------------------------------------------------------------
+
+/// Two threads bouncing a payload over a bare transport, one round trip at a time.
+enum Raw {
+    Memory {
+        to_echo: crossbeam_channel::Sender<Vec<u8>>,
+        from_echo: crossbeam_channel::Receiver<Vec<u8>>,
+        payload: Vec<u8>,
+        echo: JoinHandle<()>,
+    },
+    Stream {
+        stream: Box<dyn ReadWrite>,
+        out: Vec<u8>,
+        back: Vec<u8>,
+        echo: JoinHandle<()>,
+    },
+}
+
+trait ReadWrite: Read + Write + Send {}
+impl<T: Read + Write + Send> ReadWrite for T {}
+
+impl Raw {
+    fn new(kind: Kind, payload: usize) -> Result<Raw, String> {
+        let stream_pair = |a: Box<dyn ReadWrite>, mut b: Box<dyn ReadWrite>| {
+            // At least one byte, so that an empty payload still makes a round trip.
+            let n = payload.max(1);
+            let echo = std::thread::spawn(move || {
+                let mut buf = vec![0u8; n];
+                while b.read_exact(&mut buf).is_ok() && b.write_all(&buf).is_ok() {}
+            });
+            Raw::Stream {
+                stream: a,
+                out: vec![0xa5; n],
+                back: vec![0; n],
+                echo,
+            }
+        };
+        Ok(match kind {
+            Kind::Memory => {
+                let (to_echo, echo_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+                let (echo_tx, from_echo) = crossbeam_channel::unbounded::<Vec<u8>>();
+                let echo = std::thread::spawn(move || {
+                    while let Ok(v) = echo_rx.recv() {
+                        if echo_tx.send(v).is_err() {
+                            return;
+                        }
+                    }
+                });
+                Raw::Memory {
+                    to_echo,
+                    from_echo,
+                    payload: vec![0xa5; payload],
+                    echo,
+                }
+            }
+            Kind::Tcp => {
+                let listener = TcpListener::bind("127.0.0.1:0").map_err(err)?;
+                let a = TcpStream::connect(listener.local_addr().map_err(err)?).map_err(err)?;
+                let b = listener.accept().map_err(err)?.0;
+                a.set_nodelay(true).map_err(err)?;
+                b.set_nodelay(true).map_err(err)?;
+                stream_pair(Box::new(a), Box::new(b))
+            }
+            Kind::Unix => {
+                let (a, b) = UnixStream::pair().map_err(err)?;
+                stream_pair(Box::new(a), Box::new(b))
+            }
+        })
+    }
+
+    fn round_trip(&mut self) -> Result<Duration, String> {
+        let t0 = Instant::now();
+        match self {
+            Raw::Memory {
+                to_echo,
+                from_echo,
+                payload,
+                ..
+            } => {
+                to_echo.send(payload.clone()).map_err(err)?;
+                let back = from_echo.recv_timeout(TIMEOUT).map_err(err)?;
+                let elapsed = t0.elapsed();
+                if back != *payload {
+                    return Err("raw: the echo differs".into());
+                }
+                Ok(elapsed)
+            }
+            Raw::Stream {
+                stream, out, back, ..
+            } => {
+                stream.write_all(out).map_err(err)?;
+                stream.read_exact(back).map_err(err)?;
+                let elapsed = t0.elapsed();
+                if back != out {
+                    return Err("raw: the echo differs".into());
+                }
+                Ok(elapsed)
+            }
+        }
+    }
+
+    fn finish(self) {
+        match self {
+            Raw::Memory { to_echo, echo, .. } => {
+                drop(to_echo);
+                let _ = echo.join();
+            }
+            Raw::Stream { stream, echo, .. } => {
+                drop(stream);
+                let _ = echo.join();
+            }
+        }
+    }
+}
+
+// --- peerpipe ----------------------------------------------------------------------------------
+
+/// Two connected handlers over a fresh transport of `kind`: (client, server), not started.
+fn handlers(kind: Kind, config: Config) -> Result<(PipeHandler, PipeHandler), String> {
+    Ok(match kind {
+        Kind::Memory => {
+            let (a, b) = memory_pair();
+            (
+                PipeHandler::new(a, config).map_err(err)?,
+                PipeHandler::new(b, config).map_err(err)?,
+            )
+        }
+        Kind::Tcp => {
+            let listen = TcpTransport::listen("127.0.0.1:0").map_err(err)?;
+            let addr = listen.local_addr().ok_or("no local address")?;
+            let connect = TcpTransport::connect(addr).map_err(err)?;
+            (
+                PipeHandler::new(connect, config).map_err(err)?,
+                PipeHandler::new(listen, config).map_err(err)?,
+            )
+        }
+        Kind::Unix => {
+            let path = socket_path("pipe");
+            let listen = UnixTransport::listen(&path).map_err(err)?;
+            (
+                PipeHandler::new(UnixTransport::connect(&path), config).map_err(err)?,
+                PipeHandler::new(listen, config).map_err(err)?,
+            )
+        }
+    })
+}
+
+/// What the server's callback counts of the one-way messages.
+#[derive(Default)]
+struct Oneway {
+    received: AtomicU64,
+    /// Nanoseconds since the pair was set up at which the last one arrived.
+    last_ns: AtomicU64,
+}
+
+/// A started client/server pair: the server answers `rtt` requests from its message callback
+/// and counts `oneway` messages.
+struct Pair {
+    client: PipeHandler,
+    server: PipeHandler,
+    origin: Instant,
+    oneway: Arc<Oneway>,
+    /// Anything unexpected either side saw: it spoils the run.
+    problems: Arc<Mutex<Vec<String>>>,
+    payload: Vec<u8>,
+}
+
+impl Pair {
+    fn new(kind: Kind, payload: usize) -> Result<Pair, String> {
+        let config = Config {
+            // Generous: a loaded 2-core machine must never see the peer as gone mid-run.
+            heartbeat_timeout: Duration::from_secs(60).into(),
+            default_request_timeout: TIMEOUT.into(),
+            ..Config::default()
+        };
+        let (client, server) = handlers(kind, config)?;
+        let origin = Instant::now();
+        let oneway = Arc::new(Oneway::default());
+        let problems = Arc::new(Mutex::new(Vec::<String>::new()));
+        server.set_message_cb({
+            let (server, oneway, problems) = (server.clone(), oneway.clone(), problems.clone());
+            move |msg: Message| match msg.topic() {
+                "rtt" => {
+                    let reply = msg.reply_to(msg.data().to_vec());
+                    if let Err(e) = reply.and_then(|r| server.send_to_peer_async(r)) {
+                        problems.lock().unwrap().push(format!("server: reply: {e}"));
+                    }
+                }
+                "oneway" => {
+                    let t = origin.elapsed().as_nanos() as u64;
+                    oneway.last_ns.fetch_max(t, Ordering::Relaxed);
+                    oneway.received.fetch_add(1, Ordering::Relaxed);
+                }
+                other => problems
+                    .lock()
+                    .unwrap()
+                    .push(format!("server: unexpected topic {other}")),
+            }
+        });
+        for (side, h) in [("client", &client), ("server", &server)] {
+            let problems = problems.clone();
+            h.set_status_cb(move |s: Status| {
+                problems.lock().unwrap().push(format!("{side}: {s:?}"));
+            });
+        }
+        // The listening end first: its transport accepts on its I/O thread.
+        server.start().map_err(err)?;
+        client.start().map_err(err)?;
+        Ok(Pair {
+            client,
+            server,
+            origin,
+            oneway,
+            problems,
+            payload: (0..payload).map(|i| (i * 7 + 1) as u8).collect(),
+        })
+    }
+
+    fn round_trip(&self) -> Result<Duration, String> {
+        let req = Message::request("rtt", self.payload.clone()).map_err(err)?;
+        let t0 = Instant::now();
+        let reply = self.client.request(req, Some(TIMEOUT), None).map_err(err)?;
+        let elapsed = t0.elapsed();
+        if reply.data() != self.payload.as_slice() {
+            return Err("the reply's data differs".into());
+        }
+        Ok(elapsed)
+    }
+
+    /// `count` acknowledged one-way messages from `threads` threads; messages per second
+    /// handled by the server, from the first send until the last one arrived.
+    fn throughput(&self, count: usize, threads: usize) -> Result<f64, String> {
+        let threads = threads.min(count);
+        let barrier = Arc::new(Barrier::new(threads + 1));
+        let mut senders = Vec::new();
+        for t in 0..threads {
+            let n = count / threads + usize::from(t < count % threads);
+            let (client, barrier) = (self.client.clone(), barrier.clone());
+            let msgs: Vec<Message> = (0..n)
+                .map(|_| Message::request("oneway", self.payload.clone()))
+                .collect::<Result<_, _>>()
+                .map_err(err)?;
+            senders.push(std::thread::spawn(move || -> Result<(), String> {
+                barrier.wait();
+                for msg in msgs {
+                    client
+                        .send_to_peer(msg, Some(TIMEOUT), None)
+                        .map_err(|e| format!("send_to_peer: {e}"))?;
+                }
+                Ok(())
+            }));
+        }
+        barrier.wait();
+        let t0 = self.origin.elapsed().as_nanos() as u64;
+        for s in senders {
+            s.join().map_err(|_| "a sender thread panicked")??;
+        }
+        // Every send was acknowledged: the server's endpoint accepted it. Its callback may
+        // still be running for the last few.
+        let wait_until = Instant::now() + TIMEOUT;
+        while self.oneway.received.load(Ordering::Relaxed) < count as u64
+            && Instant::now() < wait_until
+        {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        let received = self.oneway.received.load(Ordering::Relaxed);
+        if received != count as u64 {
+            return Err(format!(
+                "throughput: the server handled {received} of {count} messages"
+            ));
+        }
+        let last = self.oneway.last_ns.load(Ordering::Relaxed);
+        let span = Duration::from_nanos(last.saturating_sub(t0));
+        Ok(received as f64 / span.as_secs_f64().max(1e-9))
+    }
+
+    /// Ends the conversation; fails if anything unexpected happened.
+    fn finish(self) -> Result<(), String> {
+        self.client
+            .notify_end(b"done".to_vec())
+            .map_err(|e| format!("notify_end: {e}"))?;
+        self.client.stop(true);
+        self.server.stop(true);
+        let problems = self.problems.lock().unwrap();
+        // The server sees the client's END; anything else spoils the run.
+        let unexpected: Vec<&String> = problems
+            .iter()
+            .filter(|s| !s.starts_with("server: End"))
+            .collect();
+        if unexpected.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("unexpected events: {unexpected:?}"))
+        }
+    }
+}
+
+struct Results {
+    rtt: Vec<Duration>,
+    raw: Vec<Duration>,
+    msgs_per_s: f64,
+}
+
+fn run(args: &Args) -> Result<Results, String> {
+    let mut raw = Raw::new(args.kind, args.payload)?;
+    let pair = Pair::new(args.kind, args.payload)?;
+    for i in 0..args.warmup {
+        raw.round_trip()
+            .map_err(|e| format!("raw warm-up round trip {i}: {e}"))?;
+        pair.round_trip()
+            .map_err(|e| format!("warm-up round trip {i}: {e}"))?;
+    }
+    let mut rtt = Vec::with_capacity(args.count);
+    let mut raw_rtt = Vec::with_capacity(args.count);
+    for block in 0..BLOCKS {
+        let n = args.count / BLOCKS + usize::from(block < args.count % BLOCKS);
+        for i in 0..n {
+            raw_rtt.push(
+                raw.round_trip()
+                    .map_err(|e| format!("raw round trip {i}: {e}"))?,
+            );
+        }
+        for i in 0..n {
+            rtt.push(
+                pair.round_trip()
+                    .map_err(|e| format!("round trip {i}: {e}"))?,
+            );
+        }
+    }
+    raw.finish();
+    let msgs_per_s = pair.throughput(args.count, args.threads)?;
+    pair.finish()?;
+    rtt.sort();
+    raw_rtt.sort();
+    Ok(Results {
+        rtt,
+        raw: raw_rtt,
+        msgs_per_s,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("rtt: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let started = Instant::now();
+    let res = match run(&args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rtt: FAILED: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (p50, p99) = (percentile(&res.rtt, 50.0), percentile(&res.rtt, 99.0));
+    let raw_p50 = percentile(&res.raw, 50.0);
+    eprintln!(
+        "rtt: {} round trips, min {:.1} us, max {:.1} us; bare ping-pong p99 {:.1} us; \
+         overhead p50 {:.2}x; {} sender threads; {:.2} s in all",
+        res.rtt.len(),
+        us(res.rtt[0]),
+        us(res.rtt[res.rtt.len() - 1]),
+        us(percentile(&res.raw, 99.0)),
+        us(p50) / us(raw_p50).max(1e-3),
+        args.threads.min(args.count),
+        started.elapsed().as_secs_f64(),
+    );
+    println!(
+        "transport={} count={} payload={} rtt_p50_us={:.1} rtt_p99_us={:.1} raw_p50_us={:.1} msgs_per_s={:.0}",
+        args.kind.name(),
+        args.count,
+        args.payload,
+        us(p50),
+        us(p99),
+        us(raw_p50),
+        res.msgs_per_s,
+    );
+    ExitCode::SUCCESS
+}
