@@ -4,6 +4,10 @@
 //!   targets, clippy and rustfmt, `qemu-system-arm`), then runs every check CI runs, each timed,
 //!   going on after a failure, and prints a summary. FILTERs keep only the steps whose name
 //!   starts with one of them (`fmt`, `clippy`, `host`, `no_std`, `firmware`, `doc`).
+//! - `cargo xtask qemu`: builds `firmware/qemu-echo` for the lm3s6965evb and drives it in QEMU
+//!   over TCP with peerpipe-std (`examples/qemu_host.rs`).
+//! - `cargo xtask size`: builds the echo firmware with panic-halt for each firmware target and
+//!   prints `target=<triple> flash=<bytes> ram=<bytes> stack=<bytes or ?>`.
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]`: runs the cargo-fuzz targets of peerpipe-core
 //!   (installing nightly and cargo-fuzz when missing) for N seconds each.
 
@@ -38,6 +42,22 @@ const FIRMWARE_TARGETS: &[(&str, &str)] = &[
 /// The firmware test package: its own workspace, so it is built from its own directory.
 const FIRMWARE_DIR: &str = "firmware/core-tests";
 
+/// The embedded driver crate.
+const EMBEDDED_PKG: &str = "peerpipe-embedded";
+
+/// The QEMU demo firmware (its own workspace) and the targets it is built for: the first one
+/// runs in QEMU (`cargo xtask qemu`), all are built by `cargo xtask test` and measured by
+/// `cargo xtask size`.
+const ECHO_DIR: &str = "firmware/qemu-echo";
+const ECHO_TARGETS: &[&str] = &[
+    "thumbv7m-none-eabi",
+    "thumbv6m-none-eabi",
+    "riscv32imac-unknown-none-elf",
+];
+
+/// Whether `cargo xtask test` runs the QEMU echo test (`cargo xtask qemu`).
+const TEST_RUNS_QEMU_ECHO: bool = true;
+
 /// The core crate and its fuzz package.
 const CORE_DIR: &str = "crates/peerpipe-core";
 const FUZZ_DIR: &str = "crates/peerpipe-core/fuzz";
@@ -56,6 +76,10 @@ commands:
         the QEMU firmware tests and docs; print a timed summary; exit 1 on any failure.
         FILTERs keep only the steps whose name starts with one of them:
         fmt, clippy, host, no_std, firmware, doc.
+  qemu  build firmware/qemu-echo and drive it in QEMU (lm3s6965evb) over TCP with
+        peerpipe-std: requests, garbage, END/ABORT both ways, GONE, restart
+  size  print target=<triple> flash=<bytes> ram=<bytes> stack=<bytes or ?> for the echo
+        firmware built with panic-halt, per target
   fuzz [--seconds N] [TARGET...]
         run each cargo-fuzz target of peerpipe-core for N seconds (default 60) on nightly,
         installing nightly and cargo-fuzz when missing; exit 1 on a crash.";
@@ -69,6 +93,8 @@ fn main() -> ExitCode {
     match command {
         "test" => test(rest),
         "fuzz" => fuzz(rest),
+        "qemu" => qemu(),
+        "size" => size(),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -463,6 +489,9 @@ fn test_steps() -> Vec<Step> {
                 .cwd(root.join(FIRMWARE_DIR)),
         );
     }
+    if root.join(ECHO_DIR).join("Cargo.toml").exists() {
+        fmt.push(cargo().args(["fmt", "--check"]).cwd(root.join(ECHO_DIR)));
+    }
     let fuzz_sources = rust_files(&root.join(FUZZ_DIR).join("fuzz_targets"));
     if !fuzz_sources.is_empty() {
         // Plain rustfmt: `cargo fmt` there would resolve libfuzzer-sys first.
@@ -513,6 +542,37 @@ fn test_steps() -> Vec<Step> {
         clippy_v6m,
     ));
 
+    let embedded_features =
+        crate_features(&root.join("crates").join(EMBEDDED_PKG).join("Cargo.toml"));
+    let embedded_sets = powerset(&embedded_features);
+    steps.push(Step::new(
+        "clippy peerpipe-embedded thumbv6m-none-eabi",
+        [Vec::new(), embedded_features.clone()]
+            .iter()
+            .map(|set| {
+                cargo()
+                    .args(["clippy", "--package", EMBEDDED_PKG])
+                    .args(["--target", "thumbv6m-none-eabi"])
+                    .args(feature_args(set))
+                    .args(["--", "-D", "warnings"])
+            })
+            .collect(),
+    ));
+    steps.push(Step::new(
+        "clippy firmware/qemu-echo thumbv7m-none-eabi",
+        vec![cargo()
+            .args([
+                "clippy",
+                "--release",
+                "--target",
+                "thumbv7m-none-eabi",
+                "--",
+                "-D",
+                "warnings",
+            ])
+            .cwd(root.join(ECHO_DIR))],
+    ));
+
     steps.push(Step::new(
         "clippy firmware/core-tests thumbv7m-none-eabi",
         vec![cargo()
@@ -553,7 +613,11 @@ fn test_steps() -> Vec<Step> {
         } else {
             "host tests"
         },
-        vec![host_test],
+        vec![
+            host_test,
+            // The embedded-io adapter and its tests exist with the feature only.
+            cargo().args(["test", "--package", EMBEDDED_PKG, "--all-features"]),
+        ],
     ));
 
     // no_std builds of the core: every target x every feature set.
@@ -567,6 +631,36 @@ fn test_steps() -> Vec<Step> {
             ));
         }
     }
+    // no_std builds of the embedded driver: every target x every feature set.
+    for target in NO_STD_TARGETS {
+        steps.push(Step::new(
+            format!("no_std build {EMBEDDED_PKG} {target} [all feature sets]"),
+            embedded_sets
+                .iter()
+                .map(|set| {
+                    cargo()
+                        .args(["build", "--package", EMBEDDED_PKG, "--target", target])
+                        .args(feature_args(set))
+                })
+                .collect(),
+        ));
+    }
+    // The echo firmware: the QEMU build (semihosting) and the size build (panic-halt).
+    for target in ECHO_TARGETS {
+        steps.push(Step::new(
+            format!("firmware build qemu-echo {target}"),
+            vec![
+                cargo()
+                    .args(["build", "--release", "--target", target])
+                    .cwd(root.join(ECHO_DIR)),
+                echo_size_build(target),
+            ],
+        ));
+    }
+    if TEST_RUNS_QEMU_ECHO {
+        steps.push(Step::new("firmware qemu-echo over TCP (qemu)", qemu_cmds()));
+    }
+
     // Firmware tests in QEMU; the runner is set per target in .cargo/config.toml.
     for (target, board) in FIRMWARE_TARGETS {
         steps.push(Step::new(
@@ -685,6 +779,129 @@ fn feature_args(set: &[String]) -> Vec<String> {
         args.push(set.join(","));
     }
     args
+}
+
+// ---------------------------------------------------------------------------------------------
+// `cargo xtask qemu` and `cargo xtask size`
+
+/// The commands of `cargo xtask qemu`: build the firmware and the host driver, run it.
+fn qemu_cmds() -> Vec<Cmd> {
+    let root = root();
+    let elf = root
+        .join(ECHO_DIR)
+        .join("target/thumbv7m-none-eabi/release/echo");
+    vec![
+        cargo()
+            .args(["build", "--release", "--target", "thumbv7m-none-eabi"])
+            .cwd(root.join(ECHO_DIR)),
+        cargo().args([
+            "run",
+            "--release",
+            "--package",
+            "peerpipe-examples",
+            "--example",
+            "qemu_host",
+            "--",
+            &elf.display().to_string(),
+        ]),
+    ]
+}
+
+fn qemu() -> ExitCode {
+    if !on_path("qemu-system-arm") {
+        eprintln!("xtask: qemu-system-arm is not on PATH (apt-get install --no-install-recommends qemu-system-arm)");
+        return ExitCode::FAILURE;
+    }
+    let start = Instant::now();
+    let ok = qemu_cmds().iter().all(Cmd::run);
+    summarize(
+        "xtask qemu",
+        &[Outcome {
+            name: "qemu-echo over TCP".into(),
+            ok,
+            secs: start.elapsed().as_secs_f64(),
+        }],
+    )
+}
+
+/// The size build of the echo firmware: panic-halt, no semihosting, its own target dir.
+fn echo_size_build(target: &str) -> Cmd {
+    cargo()
+        .args(["build", "--release", "--target", target])
+        .args(["--no-default-features", "--features", "halt"])
+        .args(["--target-dir", "target/size"])
+        .cwd(root().join(ECHO_DIR))
+}
+
+fn size() -> ExitCode {
+    let tool = ["llvm-size", "llvm-size-14", "arm-none-eabi-size"]
+        .into_iter()
+        .find(|t| on_path(t));
+    let Some(tool) = tool else {
+        eprintln!("xtask: no llvm-size or arm-none-eabi-size on PATH");
+        return ExitCode::FAILURE;
+    };
+    let mut lines = Vec::new();
+    let mut ok = true;
+    for target in ECHO_TARGETS {
+        if !echo_size_build(target).run() {
+            ok = false;
+            continue;
+        }
+        let elf = root()
+            .join(ECHO_DIR)
+            .join("target/size")
+            .join(target)
+            .join("release/echo");
+        let Some(out) = Cmd::new(tool)
+            .args(["-A", &elf.display().to_string()])
+            .output()
+        else {
+            eprintln!("xtask: `{tool} -A {}` failed", elf.display());
+            ok = false;
+            continue;
+        };
+        let (flash, ram) = section_sizes(&out);
+        lines.push(format!("target={target} flash={flash} ram={ram} stack=?"));
+    }
+    println!();
+    for line in &lines {
+        println!("{line}");
+    }
+    println!("(flash: vector table + text + rodata + data; ram: data + bss + uninit, static only;");
+    println!(
+        " stack: not computed statically; the endpoint lives on main's stack. `cargo xtask qemu`"
+    );
+    println!(" prints the high-water mark measured on thumbv7m by stack painting)");
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// (flash, static RAM) from `size -A` output.
+fn section_sizes(size_a: &str) -> (u64, u64) {
+    let (mut flash, mut ram) = (0, 0);
+    for line in size_a.lines() {
+        let mut cols = line.split_whitespace();
+        let (Some(name), Some(bytes)) = (cols.next(), cols.next()) else {
+            continue;
+        };
+        let Ok(bytes) = bytes.parse::<u64>() else {
+            continue;
+        };
+        match name {
+            ".vector_table" | ".text" | ".rodata" | ".init" | ".trap" => flash += bytes,
+            ".data" | ".sdata" => {
+                flash += bytes;
+                ram += bytes;
+            }
+            ".bss" | ".sbss" | ".uninit" => ram += bytes,
+            _ => {}
+        }
+    }
+    (flash, ram)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -881,6 +1098,12 @@ d = "1"
         assert!(sets[0].is_empty());
         assert_eq!(sets[3], ["a", "b"]);
         assert_eq!(powerset(&[]), [Vec::<String>::new()]);
+    }
+
+    #[test]
+    fn size_sections_are_summed() {
+        let out = "echo  :\nsection size addr\n.vector_table 192 0\n.text 1000 192\n.rodata 100 1192\n.data 8 536870912\n.bss 276 536870920\n.uninit 0 0\n.debug_info 5000 0\nTotal 6576\n";
+        assert_eq!(section_sizes(out), (1300, 284));
     }
 
     #[test]

@@ -1,0 +1,324 @@
+//! # peerpipe-embedded
+//!
+//! Runs the [`peerpipe_core`] endpoint over any UART-style byte port on a microcontroller:
+//! no_std, no allocation, no busy-waiting. Bytes move through
+//! [`embedded_hal_nb::serial::Read<u8>`] and [`embedded_hal_nb::serial::Write<u8>`]
+//! (non-blocking, `nb`), or, with the `embedded-io` feature, through an embedded-io port
+//! wrapped in `IoSerial`. Time comes from the application: an [`Instant`] passed to
+//! [`SerialDriver::poll`], or any [`Clock`] (a trait, also implemented by closures).
+//!
+//! [`SerialDriver::poll`] reads every byte the port has ready, feeds them to the endpoint, acts
+//! on due deadlines, writes as much of the pending frames as the port takes without blocking
+//! (a partly written frame is kept and continued on the next poll) and returns the next
+//! deadline. Call it again at that deadline, when bytes arrive (RX interrupt), when the port
+//! has room again while [`SerialDriver::tx_blocked`] (TX interrupt), and after the
+//! application sent something or took events.
+//!
+//! Bytes received in an interrupt handler (for example into a `heapless::spsc` queue) can be
+//! handed over with [`SerialDriver::feed`] instead of being read by `poll`; in an RTOS task,
+//! sleep until `min(deadline, next RX/TX notification)`.
+//!
+//! ## A bare main loop
+//!
+//! ```
+//! use peerpipe_core::{Config, Event, Instant, Message};
+//! use peerpipe_embedded::SerialDriver;
+//! # use embedded_hal_nb::serial::{ErrorType, Read, Write};
+//! # /// A port that never has a byte and takes every byte (a stand-in for a UART driver).
+//! # struct Uart;
+//! # impl ErrorType for Uart { type Error = core::convert::Infallible; }
+//! # impl Read<u8> for Uart { fn read(&mut self) -> nb::Result<u8, Self::Error> { Err(nb::Error::WouldBlock) } }
+//! # impl Write<u8> for Uart {
+//! #     fn write(&mut self, _: u8) -> nb::Result<(), Self::Error> { Ok(()) }
+//! #     fn flush(&mut self) -> nb::Result<(), Self::Error> { Ok(()) }
+//! # }
+//! # let mut ticks = 0u64;
+//! # let mut millis = move || { ticks += 1; ticks };
+//! let now = || Instant::from_millis(millis());
+//! # let mut now = now;
+//! let session = 1; // a boot counter or a random number: new on every start
+//! let mut pipe: SerialDriver<Uart> = SerialDriver::new(Uart, Config::default(), session, now()).unwrap();
+//! # for _ in 0..10 {
+//! // loop {
+//!     let _next_deadline = pipe.poll(now());
+//!     while let Some(event) = pipe.endpoint_mut().poll_event() {
+//!         if let Event::Message(request) = event {
+//!             if request.is_request() {
+//!                 let reply = request.reply_with(request.payload()).unwrap();
+//!                 pipe.endpoint_mut().send(now(), reply, None).ok();
+//!             }
+//!         }
+//!     }
+//!     // optional: sleep (WFI) until the deadline, a UART interrupt or a SysTick
+//! // }
+//! # }
+//! ```
+//!
+//! ## Features
+//! - `embedded-io`: `IoSerial`, an adapter from embedded-io 0.6 `Read + ReadReady` /
+//!   `Write + WriteReady` ports to the embedded-hal-nb traits.
+//! - `defmt`: logs serial errors with defmt and derives `defmt::Format` on the core's types.
+
+#![cfg_attr(not(test), no_std)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "embedded-io")]
+mod io;
+
+#[cfg(feature = "embedded-io")]
+pub use io::{IoError, IoSerial};
+
+pub use embedded_hal_nb;
+pub use peerpipe_core;
+pub use peerpipe_core::{Config, ConfigError, Endpoint, Event, Instant};
+
+use embedded_hal_nb::serial::{Read, Write};
+
+/// A monotonic time source for [`SerialDriver::poll_clock`]: SysTick, a DWT cycle counter, an
+/// RTOS tick. Closures `FnMut() -> Instant` are clocks too.
+pub trait Clock {
+    /// The current time. Must never go backwards.
+    fn now(&mut self) -> Instant;
+}
+
+impl<F: FnMut() -> Instant> Clock for F {
+    fn now(&mut self) -> Instant {
+        self()
+    }
+}
+
+/// Byte counts and serial errors seen by a [`SerialDriver`] (the protocol's own counters are in
+/// [`Endpoint::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DriverStats {
+    /// Bytes read from the port or fed with [`SerialDriver::feed`].
+    pub rx_bytes: u32,
+    /// Bytes written to the port.
+    pub tx_bytes: u32,
+    /// Errors the port reported on read (overrun, framing, parity, noise...).
+    pub rx_errors: u32,
+    /// Errors the port reported on write; the byte is retried on the next poll.
+    pub tx_errors: u32,
+}
+
+/// How many bytes [`SerialDriver::poll`] reads before it hands them to the endpoint.
+const RX_CHUNK: usize = 32;
+
+/// At most this many bytes are read in one [`SerialDriver::poll`], so that a port that never
+/// runs dry (a stream of garbage) cannot keep `poll` from returning.
+const RX_BUDGET: usize = 1024;
+
+/// An [`Endpoint`] driven over a serial port `S` (embedded-hal-nb `Read<u8> + Write<u8>`).
+///
+/// The const parameters are the endpoint's capacities, with the same defaults (which fit a
+/// Cortex-M0 with 16 KiB of RAM). The driver adds one frame buffer of `FRAME` bytes for a frame
+/// the port has not taken completely yet.
+pub struct SerialDriver<
+    S,
+    const PAYLOAD: usize = 128,
+    const TOPIC: usize = 32,
+    const RX: usize = 4,
+    const TX: usize = 4,
+    const FRAME: usize = 203,
+> {
+    endpoint: Endpoint<PAYLOAD, TOPIC, RX, TX, FRAME>,
+    serial: S,
+    tx_buf: [u8; FRAME],
+    tx_len: usize,
+    tx_pos: usize,
+    stats: DriverStats,
+}
+
+impl<
+        S,
+        const PAYLOAD: usize,
+        const TOPIC: usize,
+        const RX: usize,
+        const TX: usize,
+        const FRAME: usize,
+    > SerialDriver<S, PAYLOAD, TOPIC, RX, TX, FRAME>
+where
+    S: Read<u8> + Write<u8>,
+{
+    /// A driver with a new endpoint (see [`Endpoint::new`] for `session`).
+    pub fn new(serial: S, config: Config, session: u32, now: Instant) -> Result<Self, ConfigError> {
+        Ok(Self::with_endpoint(
+            serial,
+            Endpoint::new(config, session, now)?,
+        ))
+    }
+
+    /// A driver around an existing endpoint.
+    pub fn with_endpoint(serial: S, endpoint: Endpoint<PAYLOAD, TOPIC, RX, TX, FRAME>) -> Self {
+        SerialDriver {
+            endpoint,
+            serial,
+            tx_buf: [0; FRAME],
+            tx_len: 0,
+            tx_pos: 0,
+            stats: DriverStats::default(),
+        }
+    }
+
+    /// Moves every byte that can move now, acts on due deadlines, and returns the instant of the
+    /// next deadline (`None`: none armed; wait for input). Never blocks.
+    ///
+    /// Call it again at that instant, when bytes arrive, when the port has room again while
+    /// [`tx_blocked`](Self::tx_blocked), and after sending or taking events through
+    /// [`endpoint_mut`](Self::endpoint_mut).
+    pub fn poll(&mut self, now: Instant) -> Option<Instant> {
+        self.receive(now);
+        if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+            self.endpoint.handle_timeout(now);
+        }
+        self.transmit(now);
+        self.endpoint.poll_timeout()
+    }
+
+    /// [`poll`](Self::poll) with the time read from `clock`.
+    pub fn poll_clock(&mut self, clock: &mut impl Clock) -> Option<Instant> {
+        let now = clock.now();
+        self.poll(now)
+    }
+
+    /// Feeds bytes received elsewhere (an RX interrupt's queue, DMA). Any chunking works.
+    pub fn feed(&mut self, now: Instant, bytes: &[u8]) {
+        self.stats.rx_bytes = self
+            .stats
+            .rx_bytes
+            .wrapping_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+        self.endpoint.handle_bytes(now, bytes);
+    }
+
+    /// Whether a frame is waiting for room in the port's transmitter.
+    pub fn tx_blocked(&self) -> bool {
+        self.tx_pos < self.tx_len
+    }
+
+    /// The endpoint: [`Endpoint::send`], [`Endpoint::poll_event`], END and ABORT, stats.
+    pub fn endpoint(&self) -> &Endpoint<PAYLOAD, TOPIC, RX, TX, FRAME> {
+        &self.endpoint
+    }
+
+    /// The endpoint, to send and take events. Call [`poll`](Self::poll) afterwards to move the
+    /// frames this made due.
+    pub fn endpoint_mut(&mut self) -> &mut Endpoint<PAYLOAD, TOPIC, RX, TX, FRAME> {
+        &mut self.endpoint
+    }
+
+    /// Puts a new endpoint in place (after END or ABORT, to start a new conversation) and
+    /// returns the old one. A partly sent frame of the old one is still finished first, so the
+    /// peer's decoder stays in step.
+    pub fn replace_endpoint(
+        &mut self,
+        endpoint: Endpoint<PAYLOAD, TOPIC, RX, TX, FRAME>,
+    ) -> Endpoint<PAYLOAD, TOPIC, RX, TX, FRAME> {
+        core::mem::replace(&mut self.endpoint, endpoint)
+    }
+
+    /// The serial port.
+    pub fn serial(&self) -> &S {
+        &self.serial
+    }
+
+    /// The serial port, mutably (to enable interrupts, change the baud rate...).
+    pub fn serial_mut(&mut self) -> &mut S {
+        &mut self.serial
+    }
+
+    /// Byte counts and serial errors.
+    pub fn stats(&self) -> &DriverStats {
+        &self.stats
+    }
+
+    /// The endpoint and the port back.
+    pub fn into_parts(self) -> (Endpoint<PAYLOAD, TOPIC, RX, TX, FRAME>, S) {
+        (self.endpoint, self.serial)
+    }
+
+    fn receive(&mut self, now: Instant) {
+        let mut chunk = [0u8; RX_CHUNK];
+        let mut len = 0;
+        let mut budget = RX_BUDGET;
+        while budget > 0 {
+            budget -= 1;
+            match self.serial.read() {
+                Ok(byte) => {
+                    if let Some(slot) = chunk.get_mut(len) {
+                        *slot = byte;
+                        len += 1;
+                    }
+                    if len == RX_CHUNK {
+                        self.feed(now, &chunk);
+                        len = 0;
+                    }
+                }
+                Err(nb::Error::WouldBlock) => break,
+                Err(nb::Error::Other(_e)) => {
+                    self.stats.rx_errors = self.stats.rx_errors.wrapping_add(1);
+                    #[cfg(feature = "defmt")]
+                    defmt::warn!(
+                        "peerpipe: serial read error {}",
+                        defmt::Debug2Format(&embedded_hal_nb::serial::Error::kind(&_e))
+                    );
+                }
+            }
+        }
+        if let Some(rest) = chunk.get(..len) {
+            if !rest.is_empty() {
+                self.feed(now, rest);
+            }
+        }
+    }
+
+    fn transmit(&mut self, now: Instant) {
+        loop {
+            if let Some(&byte) = self.tx_buf.get(self.tx_pos).filter(|_| self.tx_blocked()) {
+                match self.serial.write(byte) {
+                    Ok(()) => {
+                        self.tx_pos += 1;
+                        self.stats.tx_bytes = self.stats.tx_bytes.wrapping_add(1);
+                    }
+                    Err(nb::Error::WouldBlock) => return,
+                    Err(nb::Error::Other(_e)) => {
+                        // Retried on the next poll: returning keeps a failing port from
+                        // spinning here.
+                        self.stats.tx_errors = self.stats.tx_errors.wrapping_add(1);
+                        #[cfg(feature = "defmt")]
+                        defmt::warn!(
+                            "peerpipe: serial write error {}",
+                            defmt::Debug2Format(&embedded_hal_nb::serial::Error::kind(&_e))
+                        );
+                        return;
+                    }
+                }
+            } else {
+                match self.endpoint.poll_transmit(now, &mut self.tx_buf) {
+                    Ok(Some(len)) => {
+                        self.tx_len = len;
+                        self.tx_pos = 0;
+                    }
+                    // `tx_buf` holds MAX_FRAME_LEN bytes: BufferTooSmall cannot happen.
+                    Ok(None) | Err(_) => {
+                        self.tx_len = 0;
+                        self.tx_pos = 0;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,353 @@
+//! Two drivers against each other over an in-memory nb serial pair.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use embedded_hal_nb::serial::{self, ErrorKind, ErrorType};
+use peerpipe_core::{Event, Message, Outcome, PeerState};
+
+use super::*;
+
+#[derive(Debug)]
+struct MockError;
+
+impl serial::Error for MockError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Overrun
+    }
+}
+
+/// One direction of the wire.
+type Lane = Rc<RefCell<VecDeque<u8>>>;
+
+/// One end of an in-memory serial pair. `tx_per_poll` limits how many bytes `write` takes until
+/// `refill` (a slow UART whose TX FIFO is full); `errors` makes the next reads fail.
+struct MockSerial {
+    rx: Lane,
+    tx: Lane,
+    tx_per_poll: Option<usize>,
+    tx_room: usize,
+    errors: usize,
+}
+
+impl MockSerial {
+    fn refill(&mut self) {
+        self.tx_room = self.tx_per_poll.unwrap_or(usize::MAX);
+    }
+}
+
+fn pair(tx_per_poll: Option<usize>) -> (MockSerial, MockSerial) {
+    let ab: Lane = Rc::default();
+    let ba: Lane = Rc::default();
+    let port = |rx: &Lane, tx: &Lane| MockSerial {
+        rx: rx.clone(),
+        tx: tx.clone(),
+        tx_per_poll,
+        tx_room: tx_per_poll.unwrap_or(usize::MAX),
+        errors: 0,
+    };
+    (port(&ba, &ab), port(&ab, &ba))
+}
+
+impl ErrorType for MockSerial {
+    type Error = MockError;
+}
+
+impl serial::Read<u8> for MockSerial {
+    fn read(&mut self) -> nb::Result<u8, MockError> {
+        if self.errors > 0 {
+            self.errors -= 1;
+            return Err(nb::Error::Other(MockError));
+        }
+        self.rx
+            .borrow_mut()
+            .pop_front()
+            .ok_or(nb::Error::WouldBlock)
+    }
+}
+
+impl serial::Write<u8> for MockSerial {
+    fn write(&mut self, byte: u8) -> nb::Result<(), MockError> {
+        if self.tx_room == 0 {
+            return Err(nb::Error::WouldBlock);
+        }
+        self.tx_room -= 1;
+        self.tx.borrow_mut().push_back(byte);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> nb::Result<(), MockError> {
+        Ok(())
+    }
+}
+
+type Driver = SerialDriver<MockSerial>;
+
+fn drivers(tx_per_poll: Option<usize>) -> (Driver, Driver) {
+    let (a, b) = pair(tx_per_poll);
+    (
+        Driver::new(a, Config::default(), 0xA, Instant::ZERO).unwrap(),
+        Driver::new(b, Config::default(), 0xB, Instant::ZERO).unwrap(),
+    )
+}
+
+/// Runs both drivers for `steps` milliseconds of virtual time; `b` answers every request with
+/// the payload reversed. Returns the events `a` saw.
+fn run(a: &mut Driver, b: &mut Driver, start: u64, steps: u64) -> Vec<Event> {
+    let mut seen = Vec::new();
+    for ms in start..start + steps {
+        let now = Instant::from_millis(ms);
+        a.serial_mut().refill();
+        b.serial_mut().refill();
+        a.poll(now);
+        b.poll(now);
+        while let Some(event) = b.endpoint_mut().poll_event() {
+            if let Event::Message(m) = event {
+                if m.is_request() {
+                    let mut data = m.payload().to_vec();
+                    data.reverse();
+                    let reply = m.reply_with(&data).unwrap();
+                    b.endpoint_mut().send(now, reply, None).unwrap();
+                }
+            }
+        }
+        while let Some(event) = a.endpoint_mut().poll_event() {
+            seen.push(event);
+        }
+    }
+    seen
+}
+
+fn request_and_reply(tx_per_poll: Option<usize>, len: usize) {
+    let (mut a, mut b) = drivers(tx_per_poll);
+    let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+    let id = a
+        .endpoint_mut()
+        .send(
+            Instant::ZERO,
+            Message::request("echo", &data).unwrap(),
+            None,
+        )
+        .unwrap();
+    let events = run(&mut a, &mut b, 0, 1000);
+    assert!(
+        events.contains(&Event::SendOutcome {
+            id,
+            outcome: Outcome::Delivered
+        }),
+        "{events:?}"
+    );
+    let reply = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Message(m) => Some(m.clone()),
+            _ => None,
+        })
+        .expect("a reply");
+    assert_eq!(reply.topic(), "echo");
+    assert_eq!(reply.req_id(), Some(id));
+    let mut reversed = data.clone();
+    reversed.reverse();
+    assert_eq!(reply.payload(), &reversed[..]);
+    assert_eq!(a.endpoint().peer_state(), PeerState::Up);
+    assert!(!a.tx_blocked() && !b.tx_blocked());
+    assert_eq!(a.stats().tx_bytes, b.stats().rx_bytes);
+    assert_eq!(b.stats().tx_bytes, a.stats().rx_bytes);
+}
+
+#[test]
+fn request_and_reply_over_a_fast_port() {
+    for len in [0, 8, 64, 128] {
+        request_and_reply(None, len);
+    }
+}
+
+#[test]
+fn request_and_reply_when_tx_takes_three_bytes_per_poll() {
+    for len in [0, 8, 64, 128] {
+        request_and_reply(Some(3), len);
+    }
+}
+
+#[test]
+fn a_blocked_frame_is_continued_on_the_next_poll() {
+    let (mut a, mut b) = drivers(Some(1));
+    a.endpoint_mut()
+        .send(
+            Instant::ZERO,
+            Message::request("t", b"0123456789").unwrap(),
+            None,
+        )
+        .unwrap();
+    a.poll(Instant::ZERO);
+    assert!(a.tx_blocked());
+    assert_eq!(a.stats().tx_bytes, 1);
+    let events = run(&mut a, &mut b, 0, 2000);
+    assert!(events.iter().any(|e| matches!(e, Event::Message(_))));
+}
+
+#[test]
+fn many_requests_both_ways_with_a_slow_port() {
+    let (mut a, mut b) = drivers(Some(7));
+    let mut replies = 0;
+    let mut next = 0u64;
+    let mut ms = 0u64;
+    while replies < 20 && ms < 60_000 {
+        if a.endpoint().pending_sends() < 2 {
+            let payload = next.to_le_bytes();
+            if a.endpoint_mut()
+                .send(
+                    Instant::from_millis(ms),
+                    Message::request("n", &payload).unwrap(),
+                    None,
+                )
+                .is_ok()
+            {
+                next += 1;
+            }
+        }
+        for e in run(&mut a, &mut b, ms, 10) {
+            match e {
+                Event::Message(m) => {
+                    assert_eq!(m.payload().len(), 8);
+                    replies += 1;
+                }
+                Event::SendOutcome { outcome, .. } => assert_eq!(outcome, Outcome::Delivered),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        ms += 10;
+    }
+    assert_eq!(replies, 20);
+}
+
+#[test]
+fn bytes_fed_from_an_interrupt_reach_the_endpoint() {
+    let (a_port, b_port) = pair(None);
+    let mut a = Driver::new(a_port, Config::default(), 0xA, Instant::ZERO).unwrap();
+    let mut b = Driver::new(b_port, Config::default(), 0xB, Instant::ZERO).unwrap();
+    a.endpoint_mut()
+        .send(Instant::ZERO, Message::request("irq", b"x").unwrap(), None)
+        .unwrap();
+    a.poll(Instant::ZERO);
+    // An "interrupt handler" takes the bytes off the wire before b's poll could read them.
+    let received: Vec<u8> = b.serial().rx.borrow_mut().drain(..).collect();
+    assert!(!received.is_empty());
+    for chunk in received.chunks(5) {
+        b.feed(Instant::from_millis(1), chunk);
+    }
+    let mut got = None;
+    while let Some(e) = b.endpoint_mut().poll_event() {
+        if let Event::Message(m) = e {
+            got = Some(m);
+        }
+    }
+    assert_eq!(got.unwrap().topic(), "irq");
+    assert_eq!(b.stats().rx_bytes as usize, received.len());
+}
+
+#[test]
+fn garbage_and_read_errors_are_survived() {
+    let (mut a, mut b) = drivers(None);
+    b.serial_mut()
+        .rx
+        .borrow_mut()
+        .extend((0..=255u8).cycle().take(3000));
+    b.serial_mut().errors = 3;
+    // More garbage than one poll reads: the RX budget keeps poll from running forever.
+    b.poll(Instant::ZERO);
+    assert_eq!(b.stats().rx_errors, 3);
+    assert!(b.stats().rx_bytes as usize <= RX_BUDGET);
+    a.endpoint_mut()
+        .send(
+            Instant::ZERO,
+            Message::request("after", b"garbage").unwrap(),
+            None,
+        )
+        .unwrap();
+    let events = run(&mut a, &mut b, 0, 5000);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Message(m) if m.topic() == "after")));
+    let s = b.endpoint().stats();
+    assert!(s.cobs_errors + s.crc_errors + s.malformed + s.oversize + s.bad_version > 0);
+}
+
+#[test]
+fn deadlines_are_reported_and_a_silent_peer_goes() {
+    let (a, _b) = pair(None);
+    let mut a = Driver::new(a, Config::default(), 0xA, Instant::ZERO).unwrap();
+    let mut now = Instant::ZERO;
+    let mut gone = false;
+    for _ in 0..100 {
+        let Some(next) = a.poll(now) else { break };
+        assert!(next >= now);
+        now = next;
+        while let Some(e) = a.endpoint_mut().poll_event() {
+            gone |= matches!(e, Event::Gone(_));
+        }
+        if gone {
+            break;
+        }
+    }
+    assert!(gone);
+    assert!(now >= Instant::from_millis(30_000));
+}
+
+#[test]
+fn a_closure_is_a_clock() {
+    let (a, _b) = pair(None);
+    let mut a = Driver::new(a, Config::default(), 0xA, Instant::ZERO).unwrap();
+    let mut ticks = 0u64;
+    let mut clock = || {
+        ticks += 1;
+        Instant::from_millis(ticks)
+    };
+    assert!(a.poll_clock(&mut clock).is_some());
+    assert!(a.stats().tx_bytes > 0, "the first heartbeat went out");
+}
+
+#[test]
+fn end_closes_and_a_new_endpoint_is_seen_as_a_restart() {
+    let (mut a, mut b) = drivers(Some(4));
+    a.endpoint_mut().notify_end(Instant::ZERO, b"bye").unwrap();
+    let mut ended = false;
+    for ms in 0..100 {
+        let now = Instant::from_millis(ms);
+        a.serial_mut().refill();
+        b.serial_mut().refill();
+        a.poll(now);
+        b.poll(now);
+        while let Some(e) = b.endpoint_mut().poll_event() {
+            ended |= matches!(e, Event::End(ref d) if d.as_slice() == b"bye");
+        }
+        while a.endpoint_mut().poll_event().is_some() {}
+    }
+    assert!(ended);
+    // a starts over with a new session; b sees a restart.
+    a.replace_endpoint(Endpoint::new(Config::default(), 0xA2, Instant::from_millis(100)).unwrap());
+    let mut restarted = false;
+    for ms in 100..400 {
+        let now = Instant::from_millis(ms);
+        a.serial_mut().refill();
+        b.serial_mut().refill();
+        a.poll(now);
+        b.poll(now);
+        while let Some(e) = b.endpoint_mut().poll_event() {
+            restarted |= e == Event::PeerRestarted;
+        }
+        while a.endpoint_mut().poll_event().is_some() {}
+    }
+    assert!(restarted);
+}
+
+#[test]
+fn sizes() {
+    // Printed for the record (`cargo test -p peerpipe-embedded -- --nocapture sizes`).
+    println!(
+        "size_of: Endpoint {} B, SerialDriver {} B",
+        core::mem::size_of::<Endpoint>(),
+        core::mem::size_of::<SerialDriver<MockSerial>>()
+    );
+}

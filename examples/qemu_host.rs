@@ -1,0 +1,483 @@
+//! Drives the `firmware/qemu-echo` firmware in QEMU (lm3s6965evb) with peerpipe-std over TCP:
+//! requests and replies of several sizes, a burst of garbage bytes, END and ABORT both ways,
+//! GONE when QEMU is killed, and the restart of a second QEMU run. Prints wire and throughput
+//! numbers. `cargo xtask qemu` builds the firmware and runs this; by hand:
+//!
+//! ```text
+//! (cd firmware/qemu-echo && cargo build --release --target thumbv7m-none-eabi)
+//! cargo run --release -p peerpipe-examples --example qemu_host -- \
+//!     firmware/qemu-echo/target/thumbv7m-none-eabi/release/echo
+//! ```
+//!
+//! Wiring: this program listens for QEMU's `-serial tcp:` client on one port and runs a small
+//! proxy between QEMU and the current `PipeHandler` (a `TcpTransport` it connects to). The
+//! proxy lets the test inject garbage into the firmware's RX, replace the handler (END and
+//! ABORT close a conversation for good), and keep the handler's connection while QEMU is
+//! killed and started again.
+
+use std::env;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use peerpipe_std::{Config, Item, Message, PipeHandler, Status, TcpTransport};
+
+type Res<T> = Result<T, String>;
+
+/// When the program started (for the time stamps of the progress lines).
+static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// A progress line, stamped with the seconds since the start.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!(
+            "[{:6.2}] qemu-host: {}",
+            START.get_or_init(Instant::now).elapsed().as_secs_f64(),
+            format!($($arg)*)
+        )
+    };
+}
+
+/// Generous bounds: QEMU and the firmware may share two cores with a parallel build.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+const STATUS_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn config() -> Config {
+    Config {
+        heartbeat_interval: peerpipe_std::peerpipe_core::Duration::from_millis(250),
+        heartbeat_timeout: peerpipe_std::peerpipe_core::Duration::from_millis(3_000),
+        resend_interval: Some(peerpipe_std::peerpipe_core::Duration::from_millis(300)),
+        max_resends: None,
+        default_request_timeout: peerpipe_std::peerpipe_core::Duration::from_millis(20_000),
+    }
+}
+
+/// Kills and reaps QEMU when dropped (QEMU never exits by itself when its peer goes).
+struct Qemu(Child);
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_qemu(elf: &str, port: u16) -> Res<Qemu> {
+    Command::new("qemu-system-arm")
+        .args(["-cpu", "cortex-m3", "-machine", "lm3s6965evb"])
+        .args(["-display", "none", "-monitor", "none"])
+        .args(["-semihosting-config", "enable=on,target=native"])
+        .args(["-kernel", elf])
+        .args(["-serial", &format!("tcp:127.0.0.1:{port},nodelay=on")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Qemu)
+        .map_err(|e| format!("cannot start qemu-system-arm: {e}"))
+}
+
+/// The proxy between QEMU and the current handler, with byte counters.
+#[derive(Default)]
+struct Proxy {
+    qemu: Mutex<Option<TcpStream>>,
+    handler: Mutex<Option<TcpStream>>,
+    to_fw: AtomicU64,
+    from_fw: AtomicU64,
+}
+
+impl Proxy {
+    fn forward(self: &Arc<Self>, mut from: TcpStream, to_qemu: bool) -> thread::JoinHandle<()> {
+        let proxy = Arc::clone(self);
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = match from.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let (slot, counter) = if to_qemu {
+                    (&proxy.qemu, &proxy.to_fw)
+                } else {
+                    (&proxy.handler, &proxy.from_fw)
+                };
+                counter.fetch_add(n as u64, Ordering::Relaxed);
+                if let Some(out) = slot.lock().unwrap().as_mut() {
+                    let _ = out.write_all(&buf[..n]);
+                }
+            }
+        })
+    }
+
+    /// Waits for QEMU's connection on `listener` and starts forwarding from it.
+    fn accept_qemu(self: &Arc<Self>, listener: &TcpListener) -> Res<()> {
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let stream = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => return Err(format!("QEMU did not connect: {e}")),
+            }
+        };
+        stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        *self.qemu.lock().unwrap() = Some(stream.try_clone().map_err(|e| e.to_string())?);
+        self.forward(stream, false);
+        Ok(())
+    }
+
+    /// A new handler, connected through the proxy, started.
+    fn new_handler(self: &Arc<Self>) -> Res<PipeHandler> {
+        let transport = TcpTransport::listen("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let addr = transport.local_addr().ok_or("no local address")?;
+        // Connect first: the handler's start accepts this queued connection.
+        let stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let handler = PipeHandler::new(transport, config()).map_err(|e| e.to_string())?;
+        handler.start().map_err(|e| e.to_string())?;
+        if let Some(old) = self
+            .handler
+            .lock()
+            .unwrap()
+            .replace(stream.try_clone().map_err(|e| e.to_string())?)
+        {
+            let _ = old.shutdown(Shutdown::Both);
+        }
+        self.forward(stream, true);
+        Ok(handler)
+    }
+
+    /// Writes raw bytes to the firmware.
+    fn inject(&self, bytes: &[u8]) -> Res<()> {
+        let mut slot = self.qemu.lock().unwrap();
+        let out = slot.as_mut().ok_or("no QEMU connection")?;
+        out.write_all(bytes).map_err(|e| e.to_string())
+    }
+
+    fn forget_qemu(&self) {
+        self.qemu.lock().unwrap().take();
+    }
+
+    fn bytes(&self) -> (u64, u64) {
+        (
+            self.to_fw.load(Ordering::Relaxed),
+            self.from_fw.load(Ordering::Relaxed),
+        )
+    }
+}
+
+fn request(h: &PipeHandler, topic: &str, data: &[u8]) -> Res<Vec<u8>> {
+    let req = Message::request(topic, data.to_vec()).map_err(|e| e.to_string())?;
+    let reply = h
+        .request(req, Some(REQUEST_TIMEOUT), None)
+        .map_err(|e| format!("request {topic} ({} B): {e}", data.len()))?;
+    if reply.topic() != topic {
+        return Err(format!("reply topic {} for {topic}", reply.topic()));
+    }
+    Ok(reply.into_data())
+}
+
+fn echo(h: &PipeHandler, data: &[u8]) -> Res<()> {
+    let got = request(h, "echo", data)?;
+    let mut want = data.to_vec();
+    want.reverse();
+    if got != want {
+        return Err(format!("echo of {} B came back wrong: {got:?}", data.len()));
+    }
+    Ok(())
+}
+
+/// The firmware's counters (see `qemu_echo::Stats`).
+#[derive(Debug)]
+#[allow(dead_code)] // fields are printed
+struct FwStats {
+    requests: u32,
+    ends: u32,
+    aborts: u32,
+    restarts: u32,
+    gone: u32,
+    generation: u32,
+    rx_bytes: u32,
+    tx_bytes: u32,
+    dropped: u32,
+    stack_used: u32,
+    uptime_ms: u32,
+}
+
+fn stats(h: &PipeHandler) -> Res<FwStats> {
+    let raw = request(h, "stats", b"")?;
+    let w: Vec<u32> = raw
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if w.len() != 11 {
+        return Err(format!("stats reply of {} bytes", raw.len()));
+    }
+    Ok(FwStats {
+        requests: w[0],
+        ends: w[1],
+        aborts: w[2],
+        restarts: w[3],
+        gone: w[4],
+        generation: w[5],
+        rx_bytes: w[6],
+        tx_bytes: w[7],
+        dropped: w[8],
+        stack_used: w[9],
+        uptime_ms: w[10],
+    })
+}
+
+/// Waits for a status matching `want`, skipping other items.
+fn wait_status(h: &PipeHandler, what: &str, want: impl Fn(&Status) -> bool) -> Res<()> {
+    let deadline = Instant::now() + STATUS_TIMEOUT;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match h.recv_timeout(left) {
+            Some(Item::Status(s)) if want(&s) => return Ok(()),
+            Some(other) => seen.push(format!("{other:?}")),
+            None => break,
+        }
+    }
+    Err(format!(
+        "no {what} within {STATUS_TIMEOUT:?} (saw {seen:?})"
+    ))
+}
+
+fn check(cond: bool, what: &str) -> Res<()> {
+    if cond {
+        Ok(())
+    } else {
+        Err(format!("check failed: {what}"))
+    }
+}
+
+/// Bytes of one DATA frame on the wire for a payload of `len` (topic "echo"), from the core.
+fn frame_len(len: usize) -> usize {
+    use peerpipe_std::peerpipe_core::{Config as CoreConfig, Endpoint, Instant as CoreInstant};
+    let now = CoreInstant::ZERO;
+    let mut ep: Endpoint<512, 32, 4, 4, 700> = match Endpoint::new(CoreConfig::default(), 1, now) {
+        Ok(ep) => ep,
+        Err(_) => return 0,
+    };
+    let mut buf = [0u8; 700];
+    // The first frame is the start-up heartbeat.
+    let _ = ep.poll_transmit(now, &mut buf);
+    let msg = peerpipe_std::peerpipe_core::Message::request("echo", &vec![0xA5; len]);
+    let Ok(msg) = msg else { return 0 };
+    if ep.send(now, msg, None).is_err() {
+        return 0;
+    }
+    ep.poll_transmit(now, &mut buf).ok().flatten().unwrap_or(0)
+}
+
+fn run(elf: &str) -> Res<()> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let proxy = Arc::new(Proxy::default());
+
+    // ---- QEMU run 1
+    let t0 = Instant::now();
+    let mut qemu = spawn_qemu(elf, port)?;
+    proxy.accept_qemu(&listener)?;
+    let h1 = proxy.new_handler()?;
+    let first = stats(&h1)?;
+    say!(
+        "firmware up in {:.2} s: {first:?}",
+        t0.elapsed().as_secs_f64()
+    );
+
+    for len in [0usize, 1, 8, 64, 100, 128] {
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+        echo(&h1, &data)?;
+    }
+    say!("echo of 0/1/8/64/100/128 B: ok");
+    // A payload larger than the firmware's 128 bytes: its frame is dropped as oversize there,
+    // never acknowledged; the request fails on the host (short timeout here).
+    let big = Message::request("echo", vec![0u8; 129]).map_err(|e| e.to_string())?;
+    check(
+        h1.request(big, Some(Duration::from_secs(2)), None).is_err(),
+        "a 129-byte request is not answered (firmware payloads hold 128 B)",
+    )?;
+    say!("a 129-byte request fails on the host: ok");
+
+    // Wire bytes per request/reply round trip, both directions, measured at the proxy.
+    for len in [8usize, 64, 128] {
+        let data = vec![0x5Au8; len];
+        thread::sleep(Duration::from_millis(50));
+        let rounds = 20;
+        let (to0, from0) = proxy.bytes();
+        for _ in 0..rounds {
+            echo(&h1, &data)?;
+        }
+        let (to1, from1) = proxy.bytes();
+        say!(
+            "wire per {len} B request+reply (incl. ACKs, heartbeats): host->fw {:.1} B, fw->host {:.1} B",
+            (to1 - to0) as f64 / rounds as f64,
+            (from1 - from0) as f64 / rounds as f64
+        );
+    }
+    for len in [8usize, 64, 128, 256] {
+        say!(
+            "DATA frame for a {len} B payload (topic \"echo\"): {} B on the wire ({:.0}% overhead)",
+            frame_len(len),
+            (frame_len(len) as f64 - len as f64) * 100.0 / len as f64
+        );
+    }
+
+    // Throughput: 4 callers pipelining 128-byte requests.
+    let per_thread = 50;
+    let start = Instant::now();
+    let errors: Vec<String> = thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let h = &h1;
+                s.spawn(move || -> Res<()> {
+                    for i in 0..per_thread {
+                        let data: Vec<u8> = (0..128).map(|j| (i + j + t) as u8).collect();
+                        echo(h, &data)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .filter_map(|w| w.join().unwrap().err())
+            .collect()
+    });
+    if let Some(e) = errors.first() {
+        return Err(e.clone());
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let n = 4 * per_thread;
+    say!(
+        "throughput: {n} x 128 B request+reply in {secs:.2} s: {:.0} round trips/s, {:.1} KB/s payload each way",
+        n as f64 / secs,
+        n as f64 * 128.0 / secs / 1000.0
+    );
+
+    // Garbage: 4 KiB of noise straight into the firmware's RX, then business as usual.
+    let mut x: u32 = 0x1234_5678;
+    let garbage: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    proxy.inject(&garbage)?;
+    echo(&h1, b"after the garbage")?;
+    let s = stats(&h1)?;
+    check(s.dropped > 0, "the firmware counted dropped garbage frames")?;
+    say!(
+        "4 KiB of garbage survived; firmware dropped {} frames",
+        s.dropped
+    );
+
+    // END from the firmware; it then starts a new conversation (new session).
+    check(request(&h1, "end", b"")? == b"ok", "end acknowledged")?;
+    wait_status(&h1, "END from the firmware", |s| {
+        *s == Status::End(b"fw-end".to_vec())
+    })?;
+    wait_status(&h1, "PeerRestarted after END", |s| {
+        *s == Status::PeerRestarted
+    })?;
+    echo(&h1, b"new conversation")?;
+    say!("END firmware->host, then a new conversation: ok");
+
+    // ABORT from the firmware, likewise.
+    check(request(&h1, "abort", b"")? == b"ok", "abort acknowledged")?;
+    wait_status(&h1, "ABORT from the firmware", |s| {
+        *s == Status::Abort(b"fw-abort".to_vec())
+    })?;
+    wait_status(&h1, "PeerRestarted after ABORT", |s| {
+        *s == Status::PeerRestarted
+    })?;
+    echo(&h1, b"again")?;
+    say!("ABORT firmware->host, then a new conversation: ok");
+
+    // END from the host: the firmware counts it; the next handler talks to its next session.
+    h1.notify_end(b"host-end".to_vec())
+        .map_err(|e| format!("notify_end: {e}"))?;
+    h1.stop(true);
+    let h2 = proxy.new_handler()?;
+    let s = stats(&h2)?;
+    check(s.ends == 1, "the firmware counted the host's END")?;
+    h2.notify_abort(b"host-abort".to_vec())
+        .map_err(|e| format!("notify_abort: {e}"))?;
+    h2.stop(true);
+    let h3 = proxy.new_handler()?;
+    let s = stats(&h3)?;
+    check(s.aborts == 1, "the firmware counted the host's ABORT")?;
+    say!("END and ABORT host->firmware counted: {s:?}");
+    let ratio = f64::from(s.uptime_ms) / t0.elapsed().as_millis() as f64;
+    say!("firmware clock / host clock = {ratio:.2}");
+    check(
+        (0.5..1.5).contains(&ratio),
+        "the firmware's SysTick clock runs at about real time",
+    )?;
+
+    // Kill QEMU: the host sees GONE (silence; the proxy keeps the handler's socket).
+    drop(qemu);
+    proxy.forget_qemu();
+    let killed = Instant::now();
+    wait_status(&h3, "GONE after QEMU was killed", |s| {
+        matches!(s, Status::Gone { .. })
+    })?;
+    say!(
+        "QEMU killed -> GONE after {:.2} s",
+        killed.elapsed().as_secs_f64()
+    );
+
+    // ---- QEMU run 2: the same handler sees the firmware come back as a restart.
+    qemu = spawn_qemu(elf, port)?;
+    proxy.accept_qemu(&listener)?;
+    wait_status(&h3, "PeerRestarted from the second QEMU run", |s| {
+        *s == Status::PeerRestarted
+    })?;
+    echo(&h3, b"second boot")?;
+    let s = stats(&h3)?;
+    check(
+        s.ends == 0 && s.requests == 2,
+        "fresh counters after reboot",
+    )?;
+    say!("second QEMU run -> PeerRestarted, requests answered: ok");
+    say!(
+        "firmware stack high-water mark {} B (thumbv7m, stack painting; the pipe lives on main's stack)",
+        s.stack_used
+    );
+    h3.stop(true);
+    drop(qemu);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let Some(elf) = env::args().nth(1) else {
+        eprintln!("usage: qemu_host FIRMWARE_ELF");
+        return ExitCode::from(2);
+    };
+    let start = *START.get_or_init(Instant::now);
+    match run(&elf) {
+        Ok(()) => {
+            println!(
+                "qemu-host: all checks passed in {:.1} s",
+                start.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("qemu-host: FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The echo firmware: `qemu_echo::App` over a UART.
+//!
+//! - Cortex-M (lm3s6965evb in QEMU; also built for thumbv6m): UART0 through raw registers,
+//!   received bytes taken by the UART0 interrupt into a ring and handed to the driver with
+//!   `feed`; SysTick at 1 kHz is the clock; the core sleeps (WFI) until a byte, a tick or the
+//!   next deadline.
+//! - RISC-V (QEMU `virt`): the NS16550 polled by the driver's `poll`, `mtime` as the clock.
+//!
+//! The session id mixes in how long the firmware waited for the host's first byte, so each
+//! boot (each QEMU run) has a new one.
+
+#![no_std]
+#![no_main]
+
+#[cfg(feature = "halt")]
+use panic_halt as _;
+
+#[cfg(target_arch = "arm")]
+mod arm {
+    use core::sync::atomic::{AtomicU32, Ordering};
+
+    use cortex_m::peripheral::syst::SystClkSource;
+    use cortex_m::peripheral::NVIC;
+    use cortex_m_rt::{entry, exception};
+    #[cfg(feature = "semihosting")]
+    use panic_semihosting as _;
+    use peerpipe_embedded::Instant;
+    use qemu_echo::pl011::{self, Pl011, UART0};
+    use qemu_echo::ring::Ring;
+    use qemu_echo::{config, App, Millis, Pipe, TxOnly};
+
+    /// The core clock QEMU gives the lm3s6965evb's SysTick (CLKSOURCE = processor clock).
+    const CORE_HZ: u32 = 12_000_000;
+    /// UART0's interrupt line on the LM3S6965.
+    const UART0_IRQ: u16 = 5;
+
+    static TICKS: AtomicU32 = AtomicU32::new(0);
+    static RX: Ring = Ring::new();
+
+    #[derive(Clone, Copy)]
+    struct Irq(u16);
+    // SAFETY: 5 is UART0's interrupt number on this chip.
+    unsafe impl cortex_m::interrupt::InterruptNumber for Irq {
+        fn number(self) -> u16 {
+            self.0
+        }
+    }
+
+    #[exception]
+    fn SysTick() {
+        // Only this handler writes TICKS: load + store is enough (no RMW atomics on M0).
+        TICKS.store(
+            TICKS.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Release,
+        );
+    }
+
+    /// Every device interrupt lands here (no device crate): UART0's moves its FIFO into `RX`.
+    /// When the ring is full it masks the RX interrupt instead of dropping bytes: they wait in
+    /// the UART's FIFO (and the sender waits) until the main loop has drained the ring.
+    #[exception]
+    unsafe fn DefaultHandler(irqn: i16) {
+        if irqn == UART0_IRQ as i16 {
+            while !RX.is_full() {
+                let Some(byte) = pl011::read_byte_at(UART0) else {
+                    return;
+                };
+                RX.push(byte);
+            }
+            pl011::listen_rx_at(UART0, false);
+        }
+    }
+
+    #[exception]
+    unsafe fn HardFault(_frame: &cortex_m_rt::ExceptionFrame) -> ! {
+        #[cfg(feature = "semihosting")]
+        cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_FAILURE);
+        loop {
+            cortex_m::asm::bkpt();
+        }
+    }
+
+    extern "C" {
+        static mut __sheap: u32;
+    }
+    const PAINT: u32 = 0x5AA5_C33C;
+
+    /// Fills the free RAM between the end of static data and (below) the current stack pointer
+    /// with a pattern, to measure the deepest stack use later.
+    fn paint_stack() {
+        let sp = cortex_m::register::msp::read() as usize;
+        let mut p = core::ptr::addr_of_mut!(__sheap) as usize;
+        while p + 64 < sp {
+            // SAFETY: between the heap start (unused: no allocator) and below the live stack.
+            unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+            p += 4;
+        }
+    }
+
+    fn stack_used() -> u32 {
+        extern "C" {
+            static _stack_start: u32;
+        }
+        let top = core::ptr::addr_of!(_stack_start) as usize;
+        let mut p = core::ptr::addr_of_mut!(__sheap) as usize;
+        // SAFETY: reads of RAM between heap start and the stack top.
+        while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+            p += 4;
+        }
+        (top - p) as u32
+    }
+
+    #[entry]
+    fn main() -> ! {
+        paint_stack();
+        let Some(mut cp) = cortex_m::Peripherals::take() else {
+            loop {
+                cortex_m::asm::wfi();
+            }
+        };
+        cp.SYST.set_clock_source(SystClkSource::Core);
+        cp.SYST.set_reload(CORE_HZ / 1_000 - 1);
+        cp.SYST.clear_current();
+        cp.SYST.enable_interrupt();
+        cp.SYST.enable_counter();
+
+        // SAFETY: UART0 is used by this loop (TX) and its interrupt handler (RX) only.
+        let mut uart = unsafe { Pl011::new(UART0) };
+        uart.listen_rx();
+        // SAFETY: the handler only touches the ring and UART0's RX side.
+        unsafe { NVIC::unmask(Irq(UART0_IRQ)) };
+
+        // Entropy for the session id: how long until the host's first byte.
+        let mut spins: u32 = 0;
+        while RX.is_empty() {
+            spins = spins.wrapping_add(1);
+        }
+        let seed = spins.wrapping_mul(0x9E37_79B9)
+            ^ cortex_m::peripheral::SYST::get_current()
+            ^ TICKS.load(Ordering::Relaxed).rotate_left(16);
+
+        let mut millis = Millis::default();
+        let mut now = move || millis.instant(TICKS.load(Ordering::Acquire));
+        let mut app = App::new(seed | 1, stack_used);
+        let start = now();
+        let Ok(mut pipe) = Pipe::new(TxOnly(uart), config(), app.session(), start) else {
+            loop {
+                cortex_m::asm::wfi();
+            }
+        };
+        loop {
+            let t = now();
+            let mut chunk = [0u8; 64];
+            let mut len = 0;
+            while let Some(byte) = RX.pop() {
+                if let Some(slot) = chunk.get_mut(len) {
+                    *slot = byte;
+                    len += 1;
+                }
+                if len == chunk.len() {
+                    pipe.feed(t, &chunk);
+                    len = 0;
+                }
+            }
+            if let Some(rest) = chunk.get(..len) {
+                pipe.feed(t, rest);
+            }
+            pl011::listen_rx_at(UART0, true);
+            let next = app.step(&mut pipe, t);
+            // Sleep until a byte, a SysTick or... the next deadline is at most a tick away from
+            // a SysTick wake-up. Interrupts are masked between the check and WFI, so a byte
+            // arriving in between still wakes it (WFI wakes on a pending interrupt).
+            cortex_m::interrupt::free(|_| {
+                let due = next.is_some_and(|d: Instant| d <= now());
+                if RX.is_empty() && !pipe.tx_blocked() && !due {
+                    cortex_m::asm::wfi();
+                }
+            });
+        }
+    }
+}
+
+#[cfg(target_arch = "riscv32")]
+mod rv {
+    #[cfg(feature = "semihosting")]
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo) -> ! {
+        riscv_semihosting::debug::exit(riscv_semihosting::debug::EXIT_FAILURE);
+        #[allow(clippy::empty_loop)]
+        loop {}
+    }
+
+    use embedded_hal_nb::serial::Read;
+    use peerpipe_embedded::Instant;
+    use qemu_echo::ns16550::{Ns16550, VIRT_UART0};
+    use qemu_echo::{config, App, Pipe};
+
+    /// CLINT `mtime` on QEMU `virt`, 10 MHz.
+    const MTIME: usize = 0x0200_BFF8;
+
+    fn mtime() -> u64 {
+        loop {
+            // SAFETY: the CLINT's mtime register on QEMU virt.
+            let (hi, lo, hi2) = unsafe {
+                (
+                    core::ptr::read_volatile((MTIME + 4) as *const u32),
+                    core::ptr::read_volatile(MTIME as *const u32),
+                    core::ptr::read_volatile((MTIME + 4) as *const u32),
+                )
+            };
+            if hi == hi2 {
+                return (u64::from(hi) << 32) | u64::from(lo);
+            }
+        }
+    }
+
+    fn now() -> Instant {
+        Instant::from_micros(mtime() / 10)
+    }
+
+    #[riscv_rt::entry]
+    fn main() -> ! {
+        // SAFETY: the only user of the UART.
+        let mut uart = unsafe { Ns16550::new(VIRT_UART0) };
+        // Entropy for the session id: the time of the host's first byte.
+        let first = loop {
+            if let Ok(byte) = uart.read() {
+                break byte;
+            }
+        };
+        let mut app = App::new((mtime() as u32).wrapping_mul(0x9E37_79B9) | 1, || 0);
+        let Ok(mut pipe) = Pipe::new(uart, config(), app.session(), now()) else {
+            #[allow(clippy::empty_loop)]
+            loop {}
+        };
+        pipe.feed(now(), &[first]);
+        loop {
+            // Polled: no interrupts, the loop spins (a real design would WFI on the UART's
+            // and the timer's interrupts).
+            let _ = app.step(&mut pipe, now());
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The demo application of `peerpipe-embedded` and the drivers it needs, kept free of any
+//! runtime so that the same code runs on Cortex-M and RISC-V (`src/bin/echo.rs` holds the
+//! per-architecture entry points, clocks and interrupt handlers).
+//!
+//! What the application does (see [`App`]):
+//! - a request with topic `stats` is answered with the counters (see [`Stats`]);
+//! - a request `end` (`abort`) is answered with `ok`, then the firmware sends END (ABORT) with
+//!   the data `fw-end` (`fw-abort`);
+//! - any other request is answered with the same topic and the payload reversed;
+//! - END and ABORT from the peer are counted. A conversation closed by END or ABORT, either
+//!   way, cannot carry messages any more, so the firmware then starts a new endpoint with a new
+//!   session (once its last sends are settled, at most [`LINGER_MS`] later): the peer sees
+//!   `PeerRestarted` and a new conversation can begin. GONE is counted; the endpoint stays (a
+//!   peer that comes back reopens the conversation).
+
+#![no_std]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+pub mod ns16550;
+pub mod pl011;
+pub mod ring;
+
+use embedded_hal_nb::serial::{Read, Write};
+use peerpipe_embedded::peerpipe_core::Duration;
+use peerpipe_embedded::{Config, Endpoint, Event, Instant, SerialDriver};
+
+/// The pipe: default capacities (128-byte payloads, 32-byte topics, 4 + 4 slots).
+pub type Pipe<S> = SerialDriver<S>;
+
+/// How long a closed conversation may wait for its last sends before the endpoint is replaced.
+pub const LINGER_MS: u64 = 3_000;
+
+/// The endpoint's timing: heartbeats every second, the host is gone after 5 s of silence.
+pub fn config() -> Config {
+    Config {
+        heartbeat_interval: Duration::from_millis(1_000),
+        heartbeat_timeout: Duration::from_millis(5_000),
+        resend_interval: Some(Duration::from_millis(500)),
+        max_resends: Some(10),
+        default_request_timeout: Duration::from_millis(6_000),
+    }
+}
+
+/// The counters a `stats` request returns, as little-endian `u32`s in this order.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Requests answered (`stats` included).
+    pub requests: u32,
+    /// END received from the peer.
+    pub ends: u32,
+    /// ABORT received from the peer.
+    pub aborts: u32,
+    /// Peer restarts seen.
+    pub restarts: u32,
+    /// Times the peer was declared gone.
+    pub gone: u32,
+    /// Endpoints started after the first (new conversations).
+    pub generation: u32,
+    /// Bytes received and sent on the UART.
+    pub rx_bytes: u32,
+    /// Bytes sent.
+    pub tx_bytes: u32,
+    /// Frames dropped as garbage (COBS, CRC, oversize, version, malformed).
+    pub dropped: u32,
+    /// Deepest stack use seen, in bytes (0 when not measured).
+    pub stack_used: u32,
+    /// Milliseconds since boot, by the firmware's clock.
+    pub uptime_ms: u32,
+}
+
+impl Stats {
+    /// Number of counters.
+    pub const LEN: usize = 11;
+
+    /// The counters in wire order.
+    pub fn to_bytes(&self) -> [u8; Self::LEN * 4] {
+        let words = [
+            self.requests,
+            self.ends,
+            self.aborts,
+            self.restarts,
+            self.gone,
+            self.generation,
+            self.rx_bytes,
+            self.tx_bytes,
+            self.dropped,
+            self.stack_used,
+            self.uptime_ms,
+        ];
+        let mut out = [0u8; Self::LEN * 4];
+        for (chunk, word) in out.chunks_exact_mut(4).zip(words) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        out
+    }
+}
+
+/// The application state around one [`Pipe`].
+pub struct App {
+    /// The counters.
+    pub stats: Stats,
+    base_session: u32,
+    /// Set when the conversation closed: replace the endpoint by then at the latest.
+    linger_until: Option<Instant>,
+    /// Measures the deepest stack use so far (for `stats`).
+    stack_probe: fn() -> u32,
+}
+
+impl App {
+    /// An application whose sessions derive from `base_session` (entropy gathered at boot);
+    /// `stack_probe` returns the deepest stack use so far (or 0).
+    pub fn new(base_session: u32, stack_probe: fn() -> u32) -> Self {
+        App {
+            stats: Stats::default(),
+            base_session,
+            linger_until: None,
+            stack_probe,
+        }
+    }
+
+    /// The session id of the current endpoint.
+    pub fn session(&self) -> u32 {
+        self.base_session
+            .wrapping_add(self.stats.generation.wrapping_mul(0x9E37_79B9))
+    }
+
+    /// One turn of the main loop: moves bytes, answers what came in, returns the next
+    /// deadline (`None`: none; wait for input).
+    pub fn step<S: Read<u8> + Write<u8>>(
+        &mut self,
+        pipe: &mut Pipe<S>,
+        now: Instant,
+    ) -> Option<Instant> {
+        self.stats.uptime_ms = now.as_millis() as u32;
+        pipe.poll(now);
+        // Outcomes are not needed: settled sends free their slots.
+        while pipe.endpoint_mut().poll_outcome().is_some() {}
+        // Take an event only when its answer (at most two sends) has room.
+        while pipe.endpoint().pending_sends() + 2 <= 4 {
+            let Some(event) = pipe.endpoint_mut().poll_event() else {
+                break;
+            };
+            self.on_event(pipe, now, event);
+        }
+        if let Some(until) = self.linger_until {
+            let settled = pipe.endpoint().pending_sends() == 0;
+            if (settled || now >= until) && !pipe.tx_blocked() {
+                self.stats.generation = self.stats.generation.wrapping_add(1);
+                if let Ok(endpoint) = Endpoint::new(config(), self.session(), now) {
+                    pipe.replace_endpoint(endpoint);
+                }
+                self.linger_until = None;
+            }
+        }
+        let next = pipe.poll(now);
+        let stats = pipe.endpoint().stats();
+        self.stats.dropped = (stats.cobs_errors
+            + stats.crc_errors
+            + stats.oversize
+            + stats.bad_version
+            + stats.malformed) as u32;
+        self.stats.rx_bytes = pipe.stats().rx_bytes;
+        self.stats.tx_bytes = pipe.stats().tx_bytes;
+        match (next, self.linger_until) {
+            // While lingering, look again soon (sends settle without a deadline of ours).
+            (_, Some(_)) => Some(now + Duration::from_millis(10)),
+            (next, None) => next,
+        }
+    }
+
+    fn close_soon(&mut self, now: Instant) {
+        if self.linger_until.is_none() {
+            self.linger_until = Some(now + Duration::from_millis(LINGER_MS));
+        }
+    }
+
+    fn on_event<S: Read<u8> + Write<u8>>(
+        &mut self,
+        pipe: &mut Pipe<S>,
+        now: Instant,
+        event: Event,
+    ) {
+        match event {
+            Event::Message(m) if m.is_request() => {
+                self.stats.requests = self.stats.requests.wrapping_add(1);
+                let ep = pipe.endpoint_mut();
+                match m.topic() {
+                    "stats" => {
+                        self.stats.stack_used = (self.stack_probe)();
+                        if let Ok(reply) = m.reply_with(&self.stats.to_bytes()) {
+                            ep.send(now, reply, None).ok();
+                        }
+                    }
+                    "end" | "abort" => {
+                        if let Ok(reply) = m.reply_with(b"ok") {
+                            ep.send(now, reply, None).ok();
+                        }
+                        if m.topic() == "end" {
+                            ep.notify_end(now, b"fw-end").ok();
+                        } else {
+                            ep.notify_abort(now, b"fw-abort").ok();
+                        }
+                        self.close_soon(now);
+                    }
+                    _ => {
+                        let mut data = [0u8; 128];
+                        let len = m.payload().len().min(data.len());
+                        if let (Some(dst), Some(src)) =
+                            (data.get_mut(..len), m.payload().get(..len))
+                        {
+                            dst.copy_from_slice(src);
+                            dst.reverse();
+                            if let Ok(reply) = m.reply_with(dst) {
+                                ep.send(now, reply, None).ok();
+                            }
+                        }
+                    }
+                }
+            }
+            Event::End(_) => {
+                self.stats.ends = self.stats.ends.wrapping_add(1);
+                self.close_soon(now);
+            }
+            Event::Abort(_) => {
+                self.stats.aborts = self.stats.aborts.wrapping_add(1);
+                self.close_soon(now);
+            }
+            Event::Gone(_) => self.stats.gone = self.stats.gone.wrapping_add(1),
+            Event::PeerRestarted => self.stats.restarts = self.stats.restarts.wrapping_add(1),
+            _ => {}
+        }
+    }
+}
+
+/// Turns a never-ending millisecond counter of 32 bits into an [`Instant`] (handles wrap-around,
+/// as long as it is read at least once every 49 days).
+#[derive(Debug, Default)]
+pub struct Millis {
+    last: u32,
+    high: u64,
+}
+
+impl Millis {
+    /// The instant for the counter's current value.
+    pub fn instant(&mut self, ticks: u32) -> Instant {
+        if ticks < self.last {
+            self.high += 1 << 32;
+        }
+        self.last = ticks;
+        Instant::from_millis(self.high | u64::from(ticks))
+    }
+}
+
+/// A serial port whose receive side is fed elsewhere (an interrupt handler and
+/// [`SerialDriver::feed`]): reads always say "nothing yet", writes go to `W`.
+pub struct TxOnly<W>(pub W);
+
+impl<W: embedded_hal_nb::serial::ErrorType> embedded_hal_nb::serial::ErrorType for TxOnly<W> {
+    type Error = W::Error;
+}
+
+impl<W: Write<u8>> Read<u8> for TxOnly<W> {
+    fn read(&mut self) -> nb::Result<u8, Self::Error> {
+        Err(nb::Error::WouldBlock)
+    }
+}
+
+impl<W: Write<u8>> Write<u8> for TxOnly<W> {
+    fn write(&mut self, word: u8) -> nb::Result<(), Self::Error> {
+        self.0.write(word)
+    }
+
+    fn flush(&mut self) -> nb::Result<(), Self::Error> {
+        self.0.flush()
+    }
+}
