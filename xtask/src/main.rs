@@ -7,7 +7,8 @@
 //! - `cargo xtask qemu`: builds `firmware/qemu-echo` for the lm3s6965evb and drives it in QEMU
 //!   over TCP with peerpipe-std (`examples/qemu_host.rs`).
 //! - `cargo xtask size`: builds the echo firmware with panic-halt for each firmware target and
-//!   prints `target=<triple> flash=<bytes> ram=<bytes> stack=<bytes or ?>`.
+//!   prints `target=<triple> flash=<bytes> ram=<bytes> stack=<bytes or ?> bin=minimal` for its
+//!   minimal binary (the core and the driver at default capacities, echo only).
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]`: runs the cargo-fuzz targets of peerpipe-core
 //!   (installing nightly and cargo-fuzz when missing) for N seconds each.
 
@@ -55,6 +56,10 @@ const ECHO_TARGETS: &[&str] = &[
     "riscv32imac-unknown-none-elf",
 ];
 
+/// The binary of the echo firmware `cargo xtask size` measures: the minimal one (the core and
+/// the driver with default capacities, panic-halt, echo only).
+const SIZE_BIN: &str = "minimal";
+
 /// Whether `cargo xtask test` runs the QEMU echo test (`cargo xtask qemu`).
 const TEST_RUNS_QEMU_ECHO: bool = true;
 
@@ -78,8 +83,9 @@ commands:
         fmt, clippy, host, no_std, firmware, doc.
   qemu  build firmware/qemu-echo and drive it in QEMU (lm3s6965evb) over TCP with
         peerpipe-std: requests, garbage, END/ABORT both ways, GONE, restart
-  size  print target=<triple> flash=<bytes> ram=<bytes> stack=<bytes or ?> for the echo
-        firmware built with panic-halt, per target
+  size  print target=<triple> flash=<bytes> ram=<bytes> stack=<bytes or ?> bin=minimal for
+        the minimal echo firmware (firmware/qemu-echo/src/bin/minimal.rs: core + SerialDriver
+        at default capacities, panic-halt), per target
   fuzz [--seconds N] [TARGET...]
         run each cargo-fuzz target of peerpipe-core for N seconds (default 60) on nightly,
         installing nightly and cargo-fuzz when missing; exit 1 on a crash.";
@@ -852,7 +858,8 @@ fn size() -> ExitCode {
             .join(ECHO_DIR)
             .join("target/size")
             .join(target)
-            .join("release/echo");
+            .join("release")
+            .join(SIZE_BIN);
         let Some(out) = Cmd::new(tool)
             .args(["-A", &elf.display().to_string()])
             .output()
@@ -862,12 +869,18 @@ fn size() -> ExitCode {
             continue;
         };
         let (flash, ram) = section_sizes(&out);
-        lines.push(format!("target={target} flash={flash} ram={ram} stack=?"));
+        lines.push(format!(
+            "target={target} flash={flash} ram={ram} stack=? bin={SIZE_BIN}"
+        ));
     }
     println!();
     for line in &lines {
         println!("{line}");
     }
+    println!("(bin: firmware/qemu-echo/src/bin/{SIZE_BIN}.rs, the core + SerialDriver at default");
+    println!(
+        " capacities echoing requests, panic-halt; the echo app with stats is built alongside)"
+    );
     println!("(flash: vector table + text + rodata + data; ram: data + bss + uninit, static only;");
     println!(
         " stack: not computed statically; the endpoint lives on main's stack. `cargo xtask qemu`"

@@ -1,19 +1,51 @@
 //! CRC-32C (Castagnoli), reflected, init and final XOR `0xFFFF_FFFF`; check value of
 //! `b"123456789"` is `0xE306_9283`.
 //!
-//! Microcontrollers (targets narrower than 64 bits) use one 256-entry table: 1 KiB of flash,
-//! one byte per step. 64-bit targets (hosts) use slice-by-8: eight tables, 8 KiB of read-only
-//! data, eight bytes per step; its first table is the bytewise one, which does the tails.
+//! Microcontrollers (targets narrower than 64 bits) use one 16-entry table: 64 bytes of flash
+//! (a 256-entry one would take 1 KiB), one nibble per step, two steps per byte. 64-bit targets
+//! (hosts) use slice-by-8: eight 256-entry tables, 8 KiB of read-only data, eight bytes per
+//! step; its first table is the bytewise one, which does the tails.
 
 const POLY: u32 = 0x82F6_3B78;
 
-/// Number of tables: eight on 64-bit targets (slice-by-8), one elsewhere.
+/// Number of 256-entry tables: eight on 64-bit targets (slice-by-8).
 #[cfg(target_pointer_width = "64")]
 const SLICES: usize = 8;
-#[cfg(not(target_pointer_width = "64"))]
-const SLICES: usize = 1;
+
+/// `NIBBLES[i]`: the CRC register after the four bits of `i` (low bit first).
+#[cfg(any(test, not(target_pointer_width = "64")))]
+#[allow(clippy::indexing_slicing)] // compile-time evaluation: an out-of-range index fails the build
+const NIBBLES: [u32; 16] = {
+    let mut table = [0u32; 16];
+    let mut i = 0;
+    while i < 16 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 4 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ POLY
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
+
+/// One byte through the nibble table (the microcontroller path; tested on hosts too).
+#[cfg(any(test, not(target_pointer_width = "64")))]
+#[inline(always)]
+#[allow(clippy::indexing_slicing)] // the index is masked to 0..16
+fn push_nibbles(crc: u32, byte: u8) -> u32 {
+    let crc = NIBBLES[((crc ^ u32::from(byte)) & 0xF) as usize] ^ (crc >> 4);
+    NIBBLES[((crc ^ u32::from(byte >> 4)) & 0xF) as usize] ^ (crc >> 4)
+}
 
 /// `TABLES[k][i]`: the CRC register after byte `i` followed by `k` zero bytes.
+#[cfg(target_pointer_width = "64")]
 #[allow(clippy::indexing_slicing)] // compile-time evaluation: an out-of-range index fails the build
 const TABLES: [[u32; 256]; SLICES] = {
     let mut tables = [[0u32; 256]; SLICES];
@@ -46,6 +78,7 @@ const TABLES: [[u32; 256]; SLICES] = {
 };
 
 /// `TABLES[K][low byte of x]`.
+#[cfg(target_pointer_width = "64")]
 #[inline(always)]
 #[allow(clippy::indexing_slicing)] // K < SLICES is checked at compile time; the index is masked
 fn lookup<const K: usize>(x: u32) -> u32 {
@@ -65,7 +98,14 @@ impl Crc32c {
     /// Adds one byte.
     #[inline(always)]
     pub fn push(&mut self, byte: u8) {
-        self.0 = lookup::<0>(self.0 ^ u32::from(byte)) ^ (self.0 >> 8);
+        #[cfg(target_pointer_width = "64")]
+        {
+            self.0 = lookup::<0>(self.0 ^ u32::from(byte)) ^ (self.0 >> 8);
+        }
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            self.0 = push_nibbles(self.0, byte);
+        }
     }
 
     /// Adds bytes.
@@ -148,6 +188,10 @@ mod tests {
             !crc
         }
         let data: std::vec::Vec<u8> = (0..300u32).map(|i| (i * 73 + 11) as u8).collect();
+        // The microcontrollers' nibble path.
+        let nibbles = |bytes: &[u8]| !bytes.iter().fold(0xFFFF_FFFF, |c, &b| push_nibbles(c, b));
+        assert_eq!(nibbles(b"123456789"), 0xE306_9283);
+        assert_eq!(nibbles(&data), bitwise(&data));
         for start in 0..9 {
             for len in 0..(data.len() - start) {
                 let slice = &data[start..start + len];

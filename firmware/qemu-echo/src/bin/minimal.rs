@@ -1,0 +1,143 @@
+//! The minimal firmware `cargo xtask size` measures: the core and `SerialDriver` at default
+//! capacities, panic-halt, nothing else. It answers every request with the same topic and
+//! payload (an echo); no stats, no endpoint replacement, no stack painting.
+//!
+//! - Cortex-M: the PL011 (UART0 of the lm3s6965evb) polled by the driver, SysTick at 1 kHz
+//!   as the clock.
+//! - RISC-V (QEMU `virt`): the NS16550 polled by the driver, `mtime` as the clock.
+
+#![no_std]
+#![no_main]
+
+#[cfg(feature = "halt")]
+use panic_halt as _;
+
+use embedded_hal_nb::serial::{Read, Write};
+use peerpipe_embedded::{Event, Instant};
+use qemu_echo::Pipe;
+
+/// One turn: move bytes, echo requests, drop outcomes.
+fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant) {
+    pipe.poll(now);
+    let ep = pipe.endpoint_mut();
+    while ep.poll_outcome().is_some() {}
+    while ep.pending_sends() < 4 {
+        let Some(event) = ep.poll_event() else {
+            break;
+        };
+        if let Event::Message(m) = event {
+            if m.is_request() {
+                if let Ok(reply) = m.reply_with(m.payload()) {
+                    ep.send(now, reply, None).ok();
+                }
+            }
+        }
+    }
+    pipe.poll(now);
+}
+
+#[cfg(target_arch = "arm")]
+mod arm {
+    use core::sync::atomic::{AtomicU32, Ordering};
+
+    use cortex_m::peripheral::syst::SystClkSource;
+    use cortex_m_rt::{entry, exception};
+    #[cfg(feature = "semihosting")]
+    use panic_semihosting as _;
+    use qemu_echo::pl011::{Pl011, UART0};
+    use qemu_echo::{config, Millis, Pipe};
+
+    /// The core clock QEMU gives the lm3s6965evb's SysTick (CLKSOURCE = processor clock).
+    const CORE_HZ: u32 = 12_000_000;
+
+    static TICKS: AtomicU32 = AtomicU32::new(0);
+
+    #[exception]
+    fn SysTick() {
+        // Only this handler writes TICKS: load + store is enough (no RMW atomics on M0).
+        TICKS.store(
+            TICKS.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Release,
+        );
+    }
+
+    #[entry]
+    fn main() -> ! {
+        let Some(mut cp) = cortex_m::Peripherals::take() else {
+            loop {
+                cortex_m::asm::wfi();
+            }
+        };
+        cp.SYST.set_clock_source(SystClkSource::Core);
+        cp.SYST.set_reload(CORE_HZ / 1_000 - 1);
+        cp.SYST.clear_current();
+        cp.SYST.enable_interrupt();
+        cp.SYST.enable_counter();
+
+        // SAFETY: the only user of UART0.
+        let uart = unsafe { Pl011::new(UART0) };
+        let mut millis = Millis::default();
+        let mut now = move || millis.instant(TICKS.load(Ordering::Acquire));
+        let session = cortex_m::peripheral::SYST::get_current() | 1;
+        let Ok(mut pipe) = Pipe::new(uart, config(), session, now()) else {
+            loop {
+                cortex_m::asm::wfi();
+            }
+        };
+        loop {
+            super::step(&mut pipe, now());
+        }
+    }
+}
+
+#[cfg(target_arch = "riscv32")]
+mod rv {
+    #[cfg(feature = "semihosting")]
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo) -> ! {
+        riscv_semihosting::debug::exit(riscv_semihosting::debug::EXIT_FAILURE);
+        #[allow(clippy::empty_loop)]
+        loop {}
+    }
+
+    use peerpipe_embedded::Instant;
+    use qemu_echo::ns16550::{Ns16550, VIRT_UART0};
+    use qemu_echo::{config, Pipe};
+
+    /// CLINT `mtime` on QEMU `virt`, 10 MHz.
+    const MTIME: usize = 0x0200_BFF8;
+
+    fn mtime() -> u64 {
+        loop {
+            // SAFETY: the CLINT's mtime register on QEMU virt.
+            let (hi, lo, hi2) = unsafe {
+                (
+                    core::ptr::read_volatile((MTIME + 4) as *const u32),
+                    core::ptr::read_volatile(MTIME as *const u32),
+                    core::ptr::read_volatile((MTIME + 4) as *const u32),
+                )
+            };
+            if hi == hi2 {
+                return (u64::from(hi) << 32) | u64::from(lo);
+            }
+        }
+    }
+
+    fn now() -> Instant {
+        Instant::from_micros(mtime() / 10)
+    }
+
+    #[riscv_rt::entry]
+    fn main() -> ! {
+        // SAFETY: the only user of the UART.
+        let uart = unsafe { Ns16550::new(VIRT_UART0) };
+        let session = (mtime() as u32).wrapping_mul(0x9E37_79B9) | 1;
+        let Ok(mut pipe) = Pipe::new(uart, config(), session, now()) else {
+            #[allow(clippy::empty_loop)]
+            loop {}
+        };
+        loop {
+            super::step(&mut pipe, now());
+        }
+    }
+}
