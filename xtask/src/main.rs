@@ -77,8 +77,9 @@ usage: cargo xtask <command>
 commands:
   test [--no-setup] [FILTER...]
         install missing rustup targets/components and qemu-system-arm (as root), then run
-        fmt, clippy, host tests, no_std builds of peerpipe-core (every feature set),
-        the QEMU firmware tests and docs; print a timed summary; exit 1 on any failure.
+        fmt, clippy, host tests, no_std builds of peerpipe-core and peerpipe-embedded
+        (every feature set), the firmware builds, the QEMU firmware tests and the QEMU echo
+        run (as `qemu` below) and docs; print a timed summary; exit 1 on any failure.
         FILTERs keep only the steps whose name starts with one of them:
         fmt, clippy, host, no_std, firmware, doc.
   qemu  build firmware/qemu-echo and drive it in QEMU (lm3s6965evb) over TCP with
