@@ -1,6 +1,6 @@
-//! The demo application of `peerpipe-embedded` and the drivers it needs, kept free of any
-//! runtime so that the same code runs on Cortex-M and RISC-V (`src/bin/echo.rs` holds the
-//! per-architecture entry points, clocks and interrupt handlers).
+//! The demo application of `peerpipe-embedded` and the drivers and clocks it needs
+//! ([`systick`] on Cortex-M, [`rv`] on RISC-V), kept free of any runtime so that the same code
+//! runs on both (the binaries in `src/bin/` hold the entry points and interrupt handlers).
 //!
 //! What the application does (see [`App`]):
 //! - a request with topic `stats` is answered with the counters (see [`Stats`]);
@@ -24,6 +24,84 @@
 pub mod ns16550;
 pub mod pl011;
 pub mod ring;
+
+/// The Cortex-M clock shared by both binaries: SysTick at 1 kHz. Each binary's `SysTick`
+/// exception handler calls [`systick::tick`].
+#[cfg(target_arch = "arm")]
+pub mod systick {
+    use core::sync::atomic::{AtomicU32, Ordering};
+
+    use cortex_m::peripheral::syst::SystClkSource;
+    use cortex_m::peripheral::SYST;
+
+    /// The core clock QEMU gives the lm3s6965evb's SysTick (CLKSOURCE = processor clock).
+    const CORE_HZ: u32 = 12_000_000;
+
+    static TICKS: AtomicU32 = AtomicU32::new(0);
+
+    /// Starts SysTick interrupting every millisecond.
+    pub fn start(syst: &mut SYST) {
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(CORE_HZ / 1_000 - 1);
+        syst.clear_current();
+        syst.enable_interrupt();
+        syst.enable_counter();
+    }
+
+    /// Counts one millisecond; call it from the `SysTick` exception handler only.
+    pub fn tick() {
+        // Only the handler writes TICKS: load + store is enough (no RMW atomics on M0).
+        TICKS.store(
+            TICKS.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Release,
+        );
+    }
+
+    /// Milliseconds since `start`, wrapping at 2^32 (see [`Millis`](crate::Millis)).
+    pub fn ticks() -> u32 {
+        TICKS.load(Ordering::Acquire)
+    }
+}
+
+/// The RISC-V side shared by both binaries: the clock of QEMU `virt` and, with
+/// `semihosting`, a panic handler that ends the QEMU run with a failure.
+#[cfg(target_arch = "riscv32")]
+pub mod rv {
+    use peerpipe_embedded::Instant;
+
+    /// CLINT `mtime` on QEMU `virt`, 10 MHz.
+    const MTIME: usize = 0x0200_BFF8;
+
+    /// The raw 64-bit `mtime` counter, read consistently from its two halves.
+    pub fn mtime() -> u64 {
+        loop {
+            // SAFETY: the CLINT's mtime register on QEMU virt.
+            let (hi, lo, hi2) = unsafe {
+                (
+                    core::ptr::read_volatile((MTIME + 4) as *const u32),
+                    core::ptr::read_volatile(MTIME as *const u32),
+                    core::ptr::read_volatile((MTIME + 4) as *const u32),
+                )
+            };
+            if hi == hi2 {
+                return (u64::from(hi) << 32) | u64::from(lo);
+            }
+        }
+    }
+
+    /// The current time.
+    pub fn now() -> Instant {
+        Instant::from_micros(mtime() / 10)
+    }
+
+    #[cfg(feature = "semihosting")]
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo) -> ! {
+        riscv_semihosting::debug::exit(riscv_semihosting::debug::EXIT_FAILURE);
+        #[allow(clippy::empty_loop)]
+        loop {}
+    }
+}
 
 use embedded_hal_nb::serial::{Read, Write};
 use peerpipe_embedded::peerpipe_core::Duration;

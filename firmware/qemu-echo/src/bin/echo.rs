@@ -17,9 +17,7 @@ use panic_halt as _;
 
 #[cfg(target_arch = "arm")]
 mod arm {
-    use core::sync::atomic::{AtomicU32, Ordering};
 
-    use cortex_m::peripheral::syst::SystClkSource;
     use cortex_m::peripheral::NVIC;
     use cortex_m_rt::{entry, exception};
     #[cfg(feature = "semihosting")]
@@ -29,12 +27,9 @@ mod arm {
     use qemu_echo::ring::Ring;
     use qemu_echo::{config, App, Millis, Pipe, TxOnly};
 
-    /// The core clock QEMU gives the lm3s6965evb's SysTick (CLKSOURCE = processor clock).
-    const CORE_HZ: u32 = 12_000_000;
     /// UART0's interrupt line on the LM3S6965.
     const UART0_IRQ: u16 = 5;
 
-    static TICKS: AtomicU32 = AtomicU32::new(0);
     static RX: Ring = Ring::new();
 
     #[derive(Clone, Copy)]
@@ -48,11 +43,7 @@ mod arm {
 
     #[exception]
     fn SysTick() {
-        // Only this handler writes TICKS: load + store is enough (no RMW atomics on M0).
-        TICKS.store(
-            TICKS.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Release,
-        );
+        qemu_echo::systick::tick();
     }
 
     /// Every device interrupt lands here (no device crate): UART0's moves its FIFO into `RX`.
@@ -118,11 +109,7 @@ mod arm {
                 cortex_m::asm::wfi();
             }
         };
-        cp.SYST.set_clock_source(SystClkSource::Core);
-        cp.SYST.set_reload(CORE_HZ / 1_000 - 1);
-        cp.SYST.clear_current();
-        cp.SYST.enable_interrupt();
-        cp.SYST.enable_counter();
+        qemu_echo::systick::start(&mut cp.SYST);
 
         // SAFETY: UART0 is used by this loop (TX) and its interrupt handler (RX) only.
         let mut uart = unsafe { Pl011::new(UART0) };
@@ -137,10 +124,10 @@ mod arm {
         }
         let seed = spins.wrapping_mul(0x9E37_79B9)
             ^ cortex_m::peripheral::SYST::get_current()
-            ^ TICKS.load(Ordering::Relaxed).rotate_left(16);
+            ^ qemu_echo::systick::ticks().rotate_left(16);
 
         let mut millis = Millis::default();
-        let mut now = move || millis.instant(TICKS.load(Ordering::Acquire));
+        let mut now = move || millis.instant(qemu_echo::systick::ticks());
         let mut app = App::new(seed | 1, stack_used);
         let start = now();
         let Ok(mut pipe) = Pipe::new(TxOnly(uart), config(), app.session(), start) else {
@@ -182,41 +169,10 @@ mod arm {
 
 #[cfg(target_arch = "riscv32")]
 mod rv {
-    #[cfg(feature = "semihosting")]
-    #[panic_handler]
-    fn panic(_info: &core::panic::PanicInfo) -> ! {
-        riscv_semihosting::debug::exit(riscv_semihosting::debug::EXIT_FAILURE);
-        #[allow(clippy::empty_loop)]
-        loop {}
-    }
-
     use embedded_hal_nb::serial::Read;
-    use peerpipe_embedded::Instant;
     use qemu_echo::ns16550::{Ns16550, VIRT_UART0};
+    use qemu_echo::rv::{mtime, now};
     use qemu_echo::{config, App, Pipe};
-
-    /// CLINT `mtime` on QEMU `virt`, 10 MHz.
-    const MTIME: usize = 0x0200_BFF8;
-
-    fn mtime() -> u64 {
-        loop {
-            // SAFETY: the CLINT's mtime register on QEMU virt.
-            let (hi, lo, hi2) = unsafe {
-                (
-                    core::ptr::read_volatile((MTIME + 4) as *const u32),
-                    core::ptr::read_volatile(MTIME as *const u32),
-                    core::ptr::read_volatile((MTIME + 4) as *const u32),
-                )
-            };
-            if hi == hi2 {
-                return (u64::from(hi) << 32) | u64::from(lo);
-            }
-        }
-    }
-
-    fn now() -> Instant {
-        Instant::from_micros(mtime() / 10)
-    }
 
     #[riscv_rt::entry]
     fn main() -> ! {

@@ -38,27 +38,16 @@ fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant) {
 
 #[cfg(target_arch = "arm")]
 mod arm {
-    use core::sync::atomic::{AtomicU32, Ordering};
 
-    use cortex_m::peripheral::syst::SystClkSource;
     use cortex_m_rt::{entry, exception};
     #[cfg(feature = "semihosting")]
     use panic_semihosting as _;
     use qemu_echo::pl011::{Pl011, UART0};
     use qemu_echo::{config, Millis, Pipe};
 
-    /// The core clock QEMU gives the lm3s6965evb's SysTick (CLKSOURCE = processor clock).
-    const CORE_HZ: u32 = 12_000_000;
-
-    static TICKS: AtomicU32 = AtomicU32::new(0);
-
     #[exception]
     fn SysTick() {
-        // Only this handler writes TICKS: load + store is enough (no RMW atomics on M0).
-        TICKS.store(
-            TICKS.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Release,
-        );
+        qemu_echo::systick::tick();
     }
 
     #[entry]
@@ -68,16 +57,12 @@ mod arm {
                 cortex_m::asm::wfi();
             }
         };
-        cp.SYST.set_clock_source(SystClkSource::Core);
-        cp.SYST.set_reload(CORE_HZ / 1_000 - 1);
-        cp.SYST.clear_current();
-        cp.SYST.enable_interrupt();
-        cp.SYST.enable_counter();
+        qemu_echo::systick::start(&mut cp.SYST);
 
         // SAFETY: the only user of UART0.
         let uart = unsafe { Pl011::new(UART0) };
         let mut millis = Millis::default();
-        let mut now = move || millis.instant(TICKS.load(Ordering::Acquire));
+        let mut now = move || millis.instant(qemu_echo::systick::ticks());
         let session = cortex_m::peripheral::SYST::get_current() | 1;
         let Ok(mut pipe) = Pipe::new(uart, config(), session, now()) else {
             loop {
@@ -92,40 +77,9 @@ mod arm {
 
 #[cfg(target_arch = "riscv32")]
 mod rv {
-    #[cfg(feature = "semihosting")]
-    #[panic_handler]
-    fn panic(_info: &core::panic::PanicInfo) -> ! {
-        riscv_semihosting::debug::exit(riscv_semihosting::debug::EXIT_FAILURE);
-        #[allow(clippy::empty_loop)]
-        loop {}
-    }
-
-    use peerpipe_embedded::Instant;
     use qemu_echo::ns16550::{Ns16550, VIRT_UART0};
+    use qemu_echo::rv::{mtime, now};
     use qemu_echo::{config, Pipe};
-
-    /// CLINT `mtime` on QEMU `virt`, 10 MHz.
-    const MTIME: usize = 0x0200_BFF8;
-
-    fn mtime() -> u64 {
-        loop {
-            // SAFETY: the CLINT's mtime register on QEMU virt.
-            let (hi, lo, hi2) = unsafe {
-                (
-                    core::ptr::read_volatile((MTIME + 4) as *const u32),
-                    core::ptr::read_volatile(MTIME as *const u32),
-                    core::ptr::read_volatile((MTIME + 4) as *const u32),
-                )
-            };
-            if hi == hi2 {
-                return (u64::from(hi) << 32) | u64::from(lo);
-            }
-        }
-    }
-
-    fn now() -> Instant {
-        Instant::from_micros(mtime() / 10)
-    }
 
     #[riscv_rt::entry]
     fn main() -> ! {
