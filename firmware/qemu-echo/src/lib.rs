@@ -1,5 +1,5 @@
 //! The demo application of `peerpipe-embedded` and the drivers and clocks it needs
-//! ([`systick`] on Cortex-M, [`rv`] on RISC-V), kept free of any runtime so that the same code
+//! (`systick` on Cortex-M, `rv` on RISC-V), kept free of any runtime so that the same code
 //! runs on both (the binaries in `src/bin/` hold the entry points and interrupt handlers).
 //!
 //! What the application does (see [`App`]):
