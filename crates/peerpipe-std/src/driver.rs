@@ -124,13 +124,6 @@ pub(crate) struct State {
     pub(crate) opening: bool,
 }
 
-fn failure(reason: FailReason) -> Error {
-    match reason {
-        FailReason::Stopped => Error::Stopped,
-        other => Error::Failed(other),
-    }
-}
-
 fn tell(done: Option<Done>, reply: Option<ReplyTo>, e: Error) {
     match (done, reply) {
         (Some(d), _) => drop(d.send(Err(e))),
@@ -254,7 +247,7 @@ impl State {
     fn outcome(&mut self, id: MsgId, outcome: Outcome, acts: &mut Vec<Act>) {
         let result = match outcome {
             Outcome::Delivered => Ok(id),
-            Outcome::Failed(r) => Err(failure(r)),
+            Outcome::Failed(r) => Err(Error::from(r)),
         };
         if let Some(d) = self.waiters.remove(&id) {
             acts.push(Act::Done(d, result));

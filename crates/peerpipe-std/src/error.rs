@@ -54,3 +54,14 @@ impl From<peerpipe_core::Error> for Error {
         }
     }
 }
+
+/// A send that failed: [`Error::Stopped`] when the local handler stopped, else
+/// [`Error::Failed`] with the reason.
+impl From<FailReason> for Error {
+    fn from(reason: FailReason) -> Self {
+        match reason {
+            FailReason::Stopped => Error::Stopped,
+            other => Error::Failed(other),
+        }
+    }
+}

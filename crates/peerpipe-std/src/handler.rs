@@ -105,26 +105,11 @@ impl Inner {
     }
 }
 
-/// A session id for a new handler: different at every start, from the standard library's
-/// per-process random hash keys, the time and the process id.
-fn new_session() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.write_u32(std::process::id());
-    h.finish() as u32
-}
-
 impl PipeHandler {
     /// A handler over `transport` with these parameters (validated like the original's).
     pub fn new(transport: impl Transport, config: Config) -> Result<Self, Error> {
         config.validate().map_err(Error::Config)?;
-        let session = new_session();
+        let session = crate::new_session_id();
         let ep = crate::new_endpoint(config, session).map_err(Error::Config)?;
         let shared = Shared::new(ep, &config);
         let (queue_tx, queue_rx) = crossbeam_channel::bounded(crate::RX);

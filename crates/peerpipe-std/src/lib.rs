@@ -101,3 +101,19 @@ pub(crate) fn new_endpoint(config: Config, session: u32) -> Result<Box<CoreEndpo
             CoreEndpoint::new(config, session, peerpipe_core::Instant::ZERO).map(Box::new)
         })
 }
+
+/// A session id for a new endpoint: different at every call, from the standard library's
+/// per-process random hash keys, the time and the process id. Every handler takes one at
+/// creation; drivers of the core (such as peerpipe-tokio) use it too.
+pub fn new_session_id() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish() as u32
+}

@@ -77,7 +77,8 @@ impl Message {
         })
     }
 
-    pub(crate) fn from_core(m: &peerpipe_core::Message<MAX_PAYLOAD, MAX_TOPIC>) -> Self {
+    /// An owned copy of a message the core received (its id, kind, topic and data).
+    pub fn from_core<const P: usize, const T: usize>(m: &peerpipe_core::Message<P, T>) -> Self {
         Message {
             kind: m.kind(),
             id: m.id(),
@@ -86,7 +87,11 @@ impl Message {
         }
     }
 
-    pub(crate) fn to_core(&self) -> Result<peerpipe_core::Message<MAX_PAYLOAD, MAX_TOPIC>, Error> {
+    /// The core's fixed-capacity form, for an endpoint of `P` payload and `T` topic bytes:
+    /// [`Error::Invalid`] when the data or topic does not fit.
+    pub fn to_core<const P: usize, const T: usize>(
+        &self,
+    ) -> Result<peerpipe_core::Message<P, T>, Error> {
         match self.kind {
             MessageKind::Request => peerpipe_core::Message::request(&self.topic, &self.data),
             MessageKind::Reply { req_id } => {

@@ -1,0 +1,80 @@
+//! # peerpipe-tokio
+//!
+//! peerpipe for async Rust: NVIDIA NVFlare's `PipeHandler` API over any tokio
+//! `AsyncRead + AsyncWrite` (TCP, Unix sockets, `tokio::io::duplex`, a serial port through
+//! `tokio-serial` behind the `serial` feature). The same wire protocol as every other peerpipe
+//! driver: a tokio peer talks to a threaded `peerpipe-std` peer or to firmware on a UART.
+//!
+//! One task per pipe drives the sans-IO core (`peerpipe-core`): it sleeps until the
+//! endpoint's next deadline (`poll_timeout`), input from the transport, or a call on a handle;
+//! there is no polling interval, so an idle pipe costs a wake-up per heartbeat and nothing
+//! else. The endpoint's clock is tokio's, so tests with paused time run in virtual time.
+//!
+//! ## A run loop
+//! A server that answers every request, and a client, over TCP:
+//!
+//! ```no_run
+//! use peerpipe_tokio::{Config, Item, Message, PipeHandler, Status};
+//! use tokio::net::{TcpListener, TcpStream};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = TcpListener::bind("127.0.0.1:7000").await?;
+//! tokio::spawn(async move {
+//!     while let Ok((stream, _)) = listener.accept().await {
+//!         let pipe: PipeHandler = PipeHandler::start(stream, Config::default())?;
+//!         tokio::spawn(async move {
+//!             while let Some(item) = pipe.recv().await {
+//!                 match item {
+//!                     Item::Message(req) if req.is_request() => {
+//!                         let reply = req.reply_to(req.data().to_vec())?;
+//!                         pipe.send_to_peer(reply, None).await?;
+//!                     }
+//!                     Item::Status(Status::End(_) | Status::Abort(_) | Status::Gone { .. }) => break,
+//!                     _ => {}
+//!                 }
+//!             }
+//!             Ok::<(), peerpipe_tokio::Error>(())
+//!         });
+//!     }
+//!     Ok::<(), peerpipe_tokio::Error>(())
+//! });
+//!
+//! let client: PipeHandler = PipeHandler::start(TcpStream::connect("127.0.0.1:7000").await?, Config::default())?;
+//! let reply = client.request(Message::request("echo", b"hello".to_vec())?, None).await?;
+//! assert_eq!(reply.data(), b"hello");
+//! client.notify_end(Vec::new()).await?;
+//! client.stop();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Features
+//! - `serial`: [`open_serial`], a serial port as a transport (through `tokio-serial`).
+
+#![warn(missing_docs)]
+
+mod handler;
+#[cfg(feature = "serial")]
+mod serial;
+mod state;
+mod task;
+
+pub use handler::{Events, PipeHandler};
+pub use peerpipe_core;
+pub use peerpipe_core::{
+    CloseReason, Config, ConfigError, Duration, FailReason, GoneReason, MessageKind, MsgId,
+    PeerState, Stats,
+};
+pub use peerpipe_std::{Error, Item, Message, Status};
+#[cfg(feature = "serial")]
+pub use serial::open_serial;
+
+/// The default largest payload: as in `peerpipe_std`, so that the two interoperate fully.
+pub const DEFAULT_PAYLOAD: usize = peerpipe_std::MAX_PAYLOAD;
+/// The default longest topic: as in `peerpipe_std`.
+pub const DEFAULT_TOPIC: usize = peerpipe_std::MAX_TOPIC;
+/// The default number of receive and of send slots.
+pub const DEFAULT_SLOTS: usize = 8;
+/// The frame buffer of the default capacities.
+pub const DEFAULT_FRAME: usize =
+    peerpipe_core::wire::max_encoded_len(DEFAULT_PAYLOAD, DEFAULT_TOPIC);

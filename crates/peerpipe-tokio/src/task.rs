@@ -1,0 +1,190 @@
+//! The pipe task: one per pipe, it moves bytes between the transport and the endpoint and
+//! sleeps until the endpoint's next deadline (`poll_timeout`), input, or a wake-up from a
+//! handle. No polling interval.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+use crate::state::{Shared, State};
+
+/// Bytes read from the transport at once (a stack buffer: an idle pipe holds none).
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Reads per wake-up before the task yields to others (it is woken again at once).
+const READS_PER_POLL: usize = 16;
+
+/// Encoded bytes gathered into one write at most.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// Rounds of read, timers, dispatch and write per wake-up before the task yields.
+const ROUNDS_PER_POLL: usize = 8;
+
+/// The future that drives one pipe; ends when the handler stops or the transport breaks.
+pub(crate) struct PipeTask<
+    S,
+    const PAYLOAD: usize,
+    const TOPIC: usize,
+    const RX: usize,
+    const TX: usize,
+    const FRAME: usize,
+> {
+    shared: Arc<Shared<PAYLOAD, TOPIC, RX, TX, FRAME>>,
+    io: Pin<Box<S>>,
+    sleep: Pin<Box<Sleep>>,
+    /// Encoded frames not yet taken by the transport, from `sent` on.
+    out: Vec<u8>,
+    sent: usize,
+}
+
+/// What a round of reading found.
+enum Input {
+    /// Nothing new.
+    Idle,
+    /// Bytes were fed to the endpoint; maybe more are waiting.
+    Fed,
+    /// The transport ended or failed.
+    Lost(String),
+}
+
+impl<S, const P: usize, const T: usize, const RX: usize, const TX: usize, const F: usize>
+    PipeTask<S, P, T, RX, TX, F>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    pub(crate) fn new(shared: Arc<Shared<P, T, RX, TX, F>>, io: S) -> Self {
+        PipeTask {
+            shared,
+            io: Box::pin(io),
+            sleep: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
+            out: Vec::new(),
+            sent: 0,
+        }
+    }
+
+    /// Reads what the transport has and feeds it to the endpoint.
+    fn read(&mut self, cx: &mut Context<'_>, st: &mut State<P, T, RX, TX, F>) -> Input {
+        let mut buf = [0u8; READ_CHUNK];
+        let mut fed = false;
+        for _ in 0..READS_PER_POLL {
+            let mut rb = ReadBuf::new(&mut buf);
+            match self.io.as_mut().poll_read(cx, &mut rb) {
+                Poll::Pending => return if fed { Input::Fed } else { Input::Idle },
+                Poll::Ready(Err(e)) => return Input::Lost(e.to_string()),
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => {
+                    return Input::Lost("the peer closed the connection".into())
+                }
+                Poll::Ready(Ok(())) => {
+                    let now = st.now();
+                    st.ep.handle_bytes(now, rb.filled());
+                    fed = true;
+                }
+            }
+        }
+        Input::Fed
+    }
+
+    /// Encodes every frame that is due and writes as much as the transport takes.
+    fn write(&mut self, cx: &mut Context<'_>, st: &mut State<P, T, RX, TX, F>) -> io::Result<()> {
+        let mut frame = [0u8; F];
+        loop {
+            while self.out.len() - self.sent < WRITE_BATCH {
+                let now = st.now();
+                match st.ep.poll_transmit(now, &mut frame) {
+                    Ok(Some(n)) => self.out.extend_from_slice(frame.get(..n).unwrap_or(&[])),
+                    // A FRAME-sized buffer always suffices (checked by the endpoint's type).
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            if self.sent == self.out.len() {
+                self.out.clear();
+                self.sent = 0;
+                return Ok(());
+            }
+            let pending = self.out.get(self.sent..).unwrap_or(&[]);
+            match self.io.as_mut().poll_write(cx, pending) {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => {
+                    self.sent += n;
+                    if self.sent == self.out.len() {
+                        // Nothing left: an idle pipe keeps no large buffer.
+                        self.out.clear();
+                        self.sent = 0;
+                        if self.out.capacity() > WRITE_BATCH {
+                            self.out = Vec::new();
+                        }
+                        // A flush is a no-op for sockets; for buffered streams it pushes the
+                        // bytes out. Pending is fine: it is polled again next round.
+                        if let Poll::Ready(Err(e)) = self.io.as_mut().poll_flush(cx) {
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S, const P: usize, const T: usize, const RX: usize, const TX: usize, const F: usize> Future
+    for PipeTask<S, P, T, RX, TX, F>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let shared = Arc::clone(&this.shared);
+        let mut st = shared.lock();
+        st.set_task(cx.waker());
+        for _ in 0..ROUNDS_PER_POLL {
+            if st.stopping {
+                // Nothing more is sent after a stop: close the transport and end.
+                if this.io.as_mut().poll_shutdown(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                st.finish();
+                return Poll::Ready(());
+            }
+            let mut again = match this.read(cx, &mut st) {
+                Input::Idle => false,
+                Input::Fed => true,
+                Input::Lost(cause) => {
+                    st.lose_transport(cause);
+                    st.finish();
+                    return Poll::Ready(());
+                }
+            };
+            let now = st.now();
+            if st.ep.poll_timeout().is_some_and(|t| t <= now) {
+                st.ep.handle_timeout(now);
+            }
+            st.dispatch();
+            if let Err(e) = this.write(cx, &mut st) {
+                st.lose_transport(e.to_string());
+                st.finish();
+                return Poll::Ready(());
+            }
+            if let Some(t) = st.ep.poll_timeout() {
+                let at = st.to_tokio(t);
+                if this.sleep.deadline() != at {
+                    this.sleep.as_mut().reset(at);
+                }
+                again |= this.sleep.as_mut().poll(cx).is_ready();
+            }
+            if !again {
+                return Poll::Pending;
+            }
+        }
+        // Busy: let other tasks run, and come back at once.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
