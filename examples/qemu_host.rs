@@ -1,13 +1,16 @@
-//! Drives the `firmware/qemu-echo` firmware in QEMU (lm3s6965evb) with peerpipe-std over TCP:
-//! requests and replies of several sizes, a burst of garbage bytes, END and ABORT both ways,
-//! GONE when QEMU is killed, and the restart of a second QEMU run. Prints wire and throughput
-//! numbers. `cargo xtask qemu` builds the firmware and runs this; by hand:
+//! Drives the `firmware/qemu-echo` firmware in QEMU with peerpipe-std over TCP: requests and
+//! replies of several sizes, a burst of garbage bytes, END and ABORT both ways, GONE when QEMU
+//! is killed, and the restart of a second QEMU run. Prints wire and throughput numbers.
+//! `cargo xtask qemu` builds the firmware for each board and runs this; by hand:
 //!
 //! ```text
-//! (cd firmware/qemu-echo && cargo build --release --target thumbv7m-none-eabi)
+//! (cd firmware/qemu-echo && cargo build --release --target thumbv6m-none-eabi)
 //! cargo run --release -p peerpipe-examples --example qemu_host -- \
-//!     firmware/qemu-echo/target/thumbv7m-none-eabi/release/echo
+//!     firmware/qemu-echo/target/thumbv6m-none-eabi/release/echo [microbit]
 //! ```
+//!
+//! The board (the QEMU machine) is `lm3s6965evb` (thumbv7m), `microbit` (thumbv6m) or `virt`
+//! (riscv32imac); without the argument it follows the target named in the ELF's path.
 //!
 //! Wiring: this program listens for QEMU's `-serial tcp:` client on one port and runs a small
 //! proxy between QEMU and the current `PipeHandler` (a `TcpTransport` it connects to). The
@@ -67,9 +70,68 @@ impl Drop for Qemu {
     }
 }
 
-fn spawn_qemu(elf: &str, port: u16) -> Res<Qemu> {
-    Command::new("qemu-system-arm")
-        .args(["-cpu", "cortex-m3", "-machine", "lm3s6965evb"])
+/// A QEMU machine the firmware runs on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Board {
+    /// TI LM3S6965 evaluation board: Cortex-M3, PL011 UART0.
+    Lm3s6965evb,
+    /// BBC micro:bit: nRF51822, Cortex-M0, nRF51 UART.
+    Microbit,
+    /// QEMU's RISC-V `virt` machine (riscv32): NS16550 UART0.
+    Virt,
+}
+
+impl Board {
+    const ALL: [Board; 3] = [Board::Lm3s6965evb, Board::Microbit, Board::Virt];
+
+    fn name(self) -> &'static str {
+        match self {
+            Board::Lm3s6965evb => "lm3s6965evb",
+            Board::Microbit => "microbit",
+            Board::Virt => "virt",
+        }
+    }
+
+    /// The Rust target the firmware for this board is built for.
+    fn target(self) -> &'static str {
+        match self {
+            Board::Lm3s6965evb => "thumbv7m-none-eabi",
+            Board::Microbit => "thumbv6m-none-eabi",
+            Board::Virt => "riscv32imac-unknown-none-elf",
+        }
+    }
+
+    /// The board named `name`, or the one whose target appears in `elf`'s path.
+    fn find(name: Option<&str>, elf: &str) -> Option<Board> {
+        match name {
+            Some(name) => Board::ALL.into_iter().find(|b| b.name() == name),
+            None => Board::ALL.into_iter().find(|b| elf.contains(b.target())),
+        }
+    }
+
+    /// The QEMU program and its machine arguments.
+    fn qemu(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Board::Lm3s6965evb => (
+                "qemu-system-arm",
+                &["-cpu", "cortex-m3", "-machine", "lm3s6965evb"],
+            ),
+            Board::Microbit => (
+                "qemu-system-arm",
+                &["-cpu", "cortex-m0", "-machine", "microbit"],
+            ),
+            Board::Virt => (
+                "qemu-system-riscv32",
+                &["-machine", "virt", "-bios", "none"],
+            ),
+        }
+    }
+}
+
+fn spawn_qemu(board: Board, elf: &str, port: u16) -> Res<Qemu> {
+    let (program, machine) = board.qemu();
+    Command::new(program)
+        .args(machine)
         .args(["-display", "none", "-monitor", "none"])
         .args(["-semihosting-config", "enable=on,target=native"])
         .args(["-kernel", elf])
@@ -79,7 +141,7 @@ fn spawn_qemu(elf: &str, port: u16) -> Res<Qemu> {
         .stderr(Stdio::null())
         .spawn()
         .map(Qemu)
-        .map_err(|e| format!("cannot start qemu-system-arm: {e}"))
+        .map_err(|e| format!("cannot start {program}: {e}"))
 }
 
 /// The proxy between QEMU and the current handler, with byte counters.
@@ -279,14 +341,14 @@ fn frame_len(len: usize) -> usize {
     ep.poll_transmit(now, &mut buf).ok().flatten().unwrap_or(0)
 }
 
-fn run(elf: &str) -> Res<()> {
+fn run(board: Board, elf: &str) -> Res<()> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let proxy = Arc::new(Proxy::default());
 
     // ---- QEMU run 1
     let t0 = Instant::now();
-    let mut qemu = spawn_qemu(elf, port)?;
+    let mut qemu = spawn_qemu(board, elf, port)?;
     proxy.accept_qemu(&listener)?;
     let h1 = proxy.new_handler()?;
     let first = stats(&h1)?;
@@ -424,7 +486,7 @@ fn run(elf: &str) -> Res<()> {
     say!("firmware clock / host clock = {ratio:.2}");
     check(
         (0.5..1.5).contains(&ratio),
-        "the firmware's SysTick clock runs at about real time",
+        "the firmware's clock runs at about real time",
     )?;
 
     // Kill QEMU: the host sees GONE (silence; the proxy keeps the handler's socket).
@@ -440,7 +502,7 @@ fn run(elf: &str) -> Res<()> {
     );
 
     // ---- QEMU run 2: the same handler sees the firmware come back as a restart.
-    qemu = spawn_qemu(elf, port)?;
+    qemu = spawn_qemu(board, elf, port)?;
     proxy.accept_qemu(&listener)?;
     wait_status(&h3, "PeerRestarted from the second QEMU run", |s| {
         *s == Status::PeerRestarted
@@ -453,8 +515,9 @@ fn run(elf: &str) -> Res<()> {
     )?;
     say!("second QEMU run -> PeerRestarted, requests answered: ok");
     say!(
-        "firmware stack high-water mark {} B (thumbv7m, stack painting; the pipe lives on main's stack)",
-        s.stack_used
+        "firmware stack high-water mark {} B ({}, stack painting; the pipe lives on main's stack)",
+        s.stack_used,
+        board.target()
     );
     h3.stop(true);
     drop(qemu);
@@ -462,12 +525,22 @@ fn run(elf: &str) -> Res<()> {
 }
 
 fn main() -> ExitCode {
-    let Some(elf) = env::args().nth(1) else {
-        eprintln!("usage: qemu_host FIRMWARE_ELF");
+    let args: Vec<String> = env::args().skip(1).collect();
+    let (Some(elf), None) = (args.first(), args.get(2)) else {
+        eprintln!("usage: qemu_host FIRMWARE_ELF [lm3s6965evb|microbit|virt]");
+        return ExitCode::from(2);
+    };
+    let Some(board) = Board::find(args.get(1).map(String::as_str), elf) else {
+        eprintln!("qemu-host: unknown board (give lm3s6965evb, microbit or virt)");
         return ExitCode::from(2);
     };
     let start = *START.get_or_init(Instant::now);
-    match run(&elf) {
+    say!(
+        "board {} ({}), firmware {elf}",
+        board.name(),
+        board.target()
+    );
+    match run(board, elf) {
         Ok(()) => {
             println!(
                 "qemu-host: all checks passed in {:.1} s",
