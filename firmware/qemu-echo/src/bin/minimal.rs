@@ -2,8 +2,8 @@
 //! capacities, panic-halt, nothing else. It answers every request with the same topic and
 //! payload (an echo); no stats, no endpoint replacement, no stack painting.
 //!
-//! - Cortex-M: the PL011 (UART0 of the lm3s6965evb) polled by the driver, SysTick at 1 kHz
-//!   as the clock.
+//! - Cortex-M: the board's UART (the PL011 of the lm3s6965evb on thumbv7m, the nRF51 UART of
+//!   the micro:bit on thumbv6m) polled by the driver, SysTick at 1 kHz as the clock.
 //! - RISC-V (QEMU `virt`): the NS16550 polled by the driver, `mtime` as the clock.
 
 #![no_std]
@@ -42,7 +42,10 @@ mod arm {
     use cortex_m_rt::{entry, exception};
     #[cfg(feature = "semihosting")]
     use panic_semihosting as _;
-    use qemu_echo::pl011::{Pl011, UART0};
+    #[cfg(board = "microbit")]
+    use qemu_echo::nrf51::{Nrf51Uart as Uart, UART0};
+    #[cfg(board = "lm3s6965evb")]
+    use qemu_echo::pl011::{Pl011 as Uart, UART0};
     use qemu_echo::{config, Millis, Pipe};
 
     #[exception]
@@ -60,7 +63,7 @@ mod arm {
         qemu_echo::systick::start(&mut cp.SYST);
 
         // SAFETY: the only user of UART0.
-        let uart = unsafe { Pl011::new(UART0) };
+        let uart = unsafe { Uart::new(UART0) };
         let mut millis = Millis::default();
         let mut now = move || millis.instant(qemu_echo::systick::ticks());
         let session = cortex_m::peripheral::SYST::get_current() | 1;
