@@ -12,6 +12,10 @@
 //! The board (the QEMU machine) is `lm3s6965evb` (thumbv7m), `microbit` (thumbv6m) or `virt`
 //! (riscv32imac); without the argument it follows the target named in the ELF's path.
 //!
+//! `qemu_host --stack ELF [BOARD]` instead drives the minimal firmware built with the feature
+//! `stack-probe` (what `cargo xtask size` does): requests of every size, pipelined, and
+//! garbage, then the request `stack`; prints `stack=<bytes>`, its stack high-water mark.
+//!
 //! Wiring: this program listens for QEMU's `-serial tcp:` client on one port and runs a small
 //! proxy between QEMU and the current `PipeHandler` (a `TcpTransport` it connects to). The
 //! proxy lets the test inject garbage into the firmware's RX, replace the handler (END and
@@ -341,6 +345,55 @@ fn frame_len(len: usize) -> usize {
     ep.poll_transmit(now, &mut buf).ok().flatten().unwrap_or(0)
 }
 
+/// Runs the minimal firmware (feature `stack-probe`) through requests of every size,
+/// pipelined requests and garbage, and returns its stack high-water mark.
+fn probe_stack(board: Board, elf: &str) -> Res<u32> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let proxy = Arc::new(Proxy::default());
+    let qemu = spawn_qemu(board, elf, port)?;
+    proxy.accept_qemu(&listener)?;
+    let h = proxy.new_handler()?;
+    // The minimal firmware echoes the payload as it is.
+    let plain_echo = |data: &[u8]| -> Res<()> {
+        let got = request(&h, "echo", data)?;
+        check(got == data, "the minimal firmware echoes the payload")
+    };
+    for len in [0usize, 1, 8, 64, 100, 128] {
+        let data: Vec<u8> = (0..len).map(|i| (i * 13 + 1) as u8).collect();
+        plain_echo(&data)?;
+    }
+    thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                s.spawn(move || -> Res<()> {
+                    for i in 0..20 {
+                        let data: Vec<u8> = (0..128).map(|j| (i + j + t) as u8).collect();
+                        plain_echo(&data)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().unwrap_or(Err("worker panicked".into())))
+    })?;
+    let garbage: Vec<u8> = (0..1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    proxy.inject(&garbage)?;
+    plain_echo(b"after the garbage")?;
+    let raw = request(&h, "stack", b"")?;
+    let used: [u8; 4] = raw
+        .as_slice()
+        .try_into()
+        .map_err(|_| format!("stack reply of {} bytes", raw.len()))?;
+    h.stop(true);
+    drop(qemu);
+    Ok(u32::from_le_bytes(used))
+}
+
 fn run(board: Board, elf: &str) -> Res<()> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -525,9 +578,13 @@ fn run(board: Board, elf: &str) -> Res<()> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = env::args().skip(1).collect();
+    let mut args: Vec<String> = env::args().skip(1).collect();
+    let stack = args.first().is_some_and(|a| a == "--stack");
+    if stack {
+        args.remove(0);
+    }
     let (Some(elf), None) = (args.first(), args.get(2)) else {
-        eprintln!("usage: qemu_host FIRMWARE_ELF [lm3s6965evb|microbit|virt]");
+        eprintln!("usage: qemu_host [--stack] FIRMWARE_ELF [lm3s6965evb|microbit|virt]");
         return ExitCode::from(2);
     };
     let Some(board) = Board::find(args.get(1).map(String::as_str), elf) else {
@@ -540,6 +597,18 @@ fn main() -> ExitCode {
         board.name(),
         board.target()
     );
+    if stack {
+        return match probe_stack(board, elf) {
+            Ok(used) => {
+                println!("stack={used}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("qemu-host: FAILED: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(board, elf) {
         Ok(()) => {
             println!(

@@ -8,7 +8,8 @@
 //!   RISC-V virt) and drives it in QEMU over TCP with peerpipe-std (`examples/qemu_host.rs`).
 //! - `cargo xtask size`: builds the echo firmware with panic-halt for each firmware target and
 //!   prints `target=<triple> flash=<bytes> ram=<bytes> stack=<bytes or ?> bin=minimal` for its
-//!   minimal binary (the core and the driver at default capacities, echo only).
+//!   minimal binary (the core and the driver at default capacities, echo only); the stack
+//!   high-water mark is measured in QEMU (`?` when that fails).
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]`: runs the cargo-fuzz targets of peerpipe-core
 //!   (installing nightly and cargo-fuzz when missing) for N seconds each.
 
@@ -93,7 +94,8 @@ commands:
         restart
   size  print target=<triple> flash=<bytes> ram=<bytes> stack=<bytes or ?> bin=minimal for
         the minimal echo firmware (firmware/qemu-echo/src/bin/minimal.rs: core + SerialDriver
-        at default capacities, panic-halt), per target
+        at default capacities, panic-halt), per target; stack measured in QEMU by
+        stack painting (? when QEMU is missing or the run fails)
   fuzz [--seconds N] [TARGET...]
         run each cargo-fuzz target of peerpipe-core for N seconds (default 60) on nightly,
         installing nightly and cargo-fuzz when missing; exit 1 on a crash.";
@@ -658,7 +660,8 @@ fn test_steps() -> Vec<Step> {
                 .collect(),
         ));
     }
-    // The echo firmware: the QEMU build (semihosting) and the size build (panic-halt).
+    // The echo firmware: the QEMU build (semihosting), the size build (panic-halt) and its
+    // stack-measuring variant.
     for (target, _) in ECHO_BOARDS {
         steps.push(Step::new(
             format!("firmware build qemu-echo {target}"),
@@ -667,6 +670,7 @@ fn test_steps() -> Vec<Step> {
                     .args(["build", "--release", "--target", target])
                     .cwd(root.join(ECHO_DIR)),
                 echo_size_build(target),
+                stack_probe_build(target),
             ],
         ));
     }
@@ -862,6 +866,52 @@ fn echo_size_build(target: &str) -> Cmd {
         .cwd(root().join(ECHO_DIR))
 }
 
+/// The minimal firmware with the feature `stack-probe` (paints its stack, answers `stack`).
+fn stack_probe_build(target: &str) -> Cmd {
+    cargo()
+        .args(["build", "--release", "--target", target, "--bin", SIZE_BIN])
+        .args(["--no-default-features", "--features", "halt,stack-probe"])
+        .args(["--target-dir", "target/size-stack"])
+        .cwd(root().join(ECHO_DIR))
+}
+
+/// The stack high-water mark of the minimal firmware on `board`, measured in QEMU: the
+/// `stack-probe` build driven through requests of every size, pipelined requests and garbage
+/// by `qemu_host --stack`. `None` when it cannot be measured (no QEMU, a failed run).
+fn measure_stack(target: &str, board: &str) -> Option<u64> {
+    if !stack_probe_build(target).run() {
+        return None;
+    }
+    let elf = root()
+        .join(ECHO_DIR)
+        .join("target/size-stack")
+        .join(target)
+        .join("release")
+        .join(SIZE_BIN);
+    let cmd = cargo().args([
+        "run",
+        "--release",
+        "--package",
+        "peerpipe-examples",
+        "--example",
+        "qemu_host",
+        "--",
+        "--stack",
+        &elf.display().to_string(),
+        board,
+    ]);
+    println!("$ {}", cmd.display());
+    let out = cmd.output();
+    let stack = out
+        .as_deref()
+        .and_then(|out| out.lines().find_map(|l| l.strip_prefix("stack=")))
+        .and_then(|n| n.trim().parse().ok());
+    if stack.is_none() {
+        eprintln!("xtask: no stack measurement for {target} ({board})");
+    }
+    stack
+}
+
 fn size() -> ExitCode {
     let tool = ["llvm-size", "llvm-size-14", "arm-none-eabi-size"]
         .into_iter()
@@ -872,7 +922,7 @@ fn size() -> ExitCode {
     };
     let mut lines = Vec::new();
     let mut ok = true;
-    for (target, _) in ECHO_BOARDS {
+    for (target, board) in ECHO_BOARDS {
         if !echo_size_build(target).run() {
             ok = false;
             continue;
@@ -892,8 +942,9 @@ fn size() -> ExitCode {
             continue;
         };
         let (flash, ram) = section_sizes(&out);
+        let stack = measure_stack(target, board).map_or("?".to_string(), |s| s.to_string());
         lines.push(format!(
-            "target={target} flash={flash} ram={ram} stack=? bin={SIZE_BIN}"
+            "target={target} flash={flash} ram={ram} stack={stack} bin={SIZE_BIN}"
         ));
     }
     println!();
@@ -905,10 +956,9 @@ fn size() -> ExitCode {
         " capacities echoing requests, panic-halt; the echo app with stats is built alongside)"
     );
     println!("(flash: vector table + text + rodata + data; ram: data + bss + uninit, static only;");
-    println!(
-        " stack: not computed statically; the endpoint lives on main's stack. `cargo xtask qemu`"
-    );
-    println!(" prints the high-water mark measured on thumbv7m by stack painting)");
+    println!(" stack: high-water mark measured in QEMU by stack painting (feature stack-probe)");
+    println!(" after requests of every size, pipelined requests and garbage; the endpoint and");
+    println!(" the driver live on main's stack, so it counts them: RAM in use = ram + stack)");
     if ok {
         ExitCode::SUCCESS
     } else {

@@ -1,6 +1,8 @@
 //! The minimal firmware `cargo xtask size` measures: the core and `SerialDriver` at default
 //! capacities, panic-halt, nothing else. It answers every request with the same topic and
-//! payload (an echo); no stats, no endpoint replacement, no stack painting.
+//! payload (an echo); no stats, no endpoint replacement. With the feature `stack-probe` it
+//! paints its stack at boot and answers a request `stack` with the stack high-water mark
+//! (little-endian `u32`) instead: `cargo xtask size` runs that variant in QEMU.
 //!
 //! - Cortex-M: the board's UART (the PL011 of the lm3s6965evb on thumbv7m, the nRF51 UART of
 //!   the micro:bit on thumbv6m) polled by the driver, SysTick at 1 kHz as the clock.
@@ -27,7 +29,17 @@ fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant) {
         };
         if let Event::Message(m) = event {
             if m.is_request() {
-                if let Ok(reply) = m.reply_with(m.payload()) {
+                #[cfg(feature = "stack-probe")]
+                let used = qemu_echo::stack::used().to_le_bytes();
+                #[cfg(feature = "stack-probe")]
+                let payload = if m.topic() == "stack" {
+                    &used[..]
+                } else {
+                    m.payload()
+                };
+                #[cfg(not(feature = "stack-probe"))]
+                let payload = m.payload();
+                if let Ok(reply) = m.reply_with(payload) {
                     ep.send(now, reply, None).ok();
                 }
             }
@@ -55,6 +67,8 @@ mod arm {
 
     #[entry]
     fn main() -> ! {
+        #[cfg(feature = "stack-probe")]
+        qemu_echo::stack::paint();
         let Some(mut cp) = cortex_m::Peripherals::take() else {
             loop {
                 cortex_m::asm::wfi();
@@ -86,6 +100,8 @@ mod rv {
 
     #[riscv_rt::entry]
     fn main() -> ! {
+        #[cfg(feature = "stack-probe")]
+        qemu_echo::stack::paint();
         // SAFETY: the only user of the UART.
         let uart = unsafe { Ns16550::new(VIRT_UART0) };
         let session = (mtime() as u32).wrapping_mul(0x9E37_79B9) | 1;
