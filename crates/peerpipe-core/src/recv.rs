@@ -89,18 +89,21 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
 
     /// Inserts `entry` at position `at` (at most the length); false when the queue is full.
     fn insert(&mut self, at: usize, entry: Entry<P, T>) -> bool {
-        if self.entries.is_full() {
+        if self.entries.push_back(entry).is_err() {
             return false;
         }
-        // Items from `at` on move back one place, `entry` first. (Rare: an item that closes a
-        // gap, or an out-of-order one before others.) Swaps through the queue's iterator
-        // instead of `make_contiguous` and `rotate_right`, whose generic code and `memmove`
-        // cost over 1 KiB of flash on Cortex-M0.
-        let mut carry = entry;
-        for slot in self.entries.iter_mut().skip(at) {
-            core::mem::swap(slot, &mut carry);
+        // Rare: an item that closes a gap, or an out-of-order one before others. The tail from
+        // `at` rotates right by one in place: swapping its first slot with each later one in
+        // turn brings the new last item to the front. (Not `make_contiguous` and
+        // `rotate_right`: their generic code and `memmove` cost over 1 KiB of flash on
+        // Cortex-M0.)
+        let mut tail = self.entries.iter_mut().skip(at);
+        if let Some(first) = tail.next() {
+            for slot in tail {
+                core::mem::swap(first, slot);
+            }
         }
-        self.entries.push_back(carry).is_ok()
+        true
     }
 
     /// Makes every held item deliverable (after a gap that will never close) and starts a
