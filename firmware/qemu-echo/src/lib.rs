@@ -327,7 +327,7 @@ impl App {
             if (settled || now >= until) && !pipe.tx_blocked() {
                 self.stats.generation = self.stats.generation.wrapping_add(1);
                 if let Ok(endpoint) = Endpoint::new(config(), self.session(), now) {
-                    pipe.replace_endpoint(endpoint);
+                    *pipe.endpoint_mut() = endpoint;
                 }
                 self.linger_until = None;
             }
