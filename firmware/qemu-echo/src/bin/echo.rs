@@ -39,6 +39,7 @@ mod arm {
     }
 }
 
+/// The lm3s6965evb: PL011 RX by interrupt into a ring, WFI when idle.
 #[cfg(board = "lm3s6965evb")]
 mod lm3s6965evb {
     use cortex_m::peripheral::NVIC;
@@ -144,6 +145,7 @@ mod lm3s6965evb {
     }
 }
 
+/// The micro:bit: the nRF51 UART polled.
 #[cfg(board = "microbit")]
 mod microbit {
     use cortex_m_rt::entry;
@@ -173,6 +175,7 @@ mod microbit {
     }
 }
 
+/// RISC-V `virt`: the NS16550 polled.
 #[cfg(target_arch = "riscv32")]
 mod rv {
     use qemu_echo::ns16550::{Ns16550, VIRT_UART0};
