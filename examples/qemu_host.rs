@@ -1,13 +1,20 @@
-//! Drives the `firmware/qemu-echo` firmware in QEMU (lm3s6965evb) with peerpipe-std over TCP:
-//! requests and replies of several sizes, a burst of garbage bytes, END and ABORT both ways,
-//! GONE when QEMU is killed, and the restart of a second QEMU run. Prints wire and throughput
-//! numbers. `cargo xtask qemu` builds the firmware and runs this; by hand:
+//! Drives the `firmware/qemu-echo` firmware in QEMU with peerpipe-std over TCP: requests and
+//! replies of several sizes, a burst of garbage bytes, END and ABORT both ways, GONE when QEMU
+//! is killed, and the restart of a second QEMU run. Prints wire and throughput numbers.
+//! `cargo xtask qemu` builds the firmware for each board and runs this; by hand:
 //!
 //! ```text
-//! (cd firmware/qemu-echo && cargo build --release --target thumbv7m-none-eabi)
+//! (cd firmware/qemu-echo && cargo build --release --target thumbv6m-none-eabi)
 //! cargo run --release -p peerpipe-examples --example qemu_host -- \
-//!     firmware/qemu-echo/target/thumbv7m-none-eabi/release/echo
+//!     firmware/qemu-echo/target/thumbv6m-none-eabi/release/echo [microbit]
 //! ```
+//!
+//! The board (the QEMU machine) is `lm3s6965evb` (thumbv7m), `microbit` (thumbv6m) or `virt`
+//! (riscv32imac); without the argument it follows the target named in the ELF's path.
+//!
+//! `qemu_host --stack ELF [BOARD]` instead drives the minimal firmware built with the feature
+//! `stack-probe` (what `cargo xtask size` does): requests of every size, pipelined, and
+//! garbage, then the request `stack`; prints `stack=<bytes>`, its stack high-water mark.
 //!
 //! Wiring: this program listens for QEMU's `-serial tcp:` client on one port and runs a small
 //! proxy between QEMU and the current `PipeHandler` (a `TcpTransport` it connects to). The
@@ -67,9 +74,68 @@ impl Drop for Qemu {
     }
 }
 
-fn spawn_qemu(elf: &str, port: u16) -> Res<Qemu> {
-    Command::new("qemu-system-arm")
-        .args(["-cpu", "cortex-m3", "-machine", "lm3s6965evb"])
+/// A QEMU machine the firmware runs on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Board {
+    /// TI LM3S6965 evaluation board: Cortex-M3, PL011 UART0.
+    Lm3s6965evb,
+    /// BBC micro:bit: nRF51822, Cortex-M0, nRF51 UART.
+    Microbit,
+    /// QEMU's RISC-V `virt` machine (riscv32): NS16550 UART0.
+    Virt,
+}
+
+impl Board {
+    const ALL: [Board; 3] = [Board::Lm3s6965evb, Board::Microbit, Board::Virt];
+
+    fn name(self) -> &'static str {
+        match self {
+            Board::Lm3s6965evb => "lm3s6965evb",
+            Board::Microbit => "microbit",
+            Board::Virt => "virt",
+        }
+    }
+
+    /// The Rust target the firmware for this board is built for.
+    fn target(self) -> &'static str {
+        match self {
+            Board::Lm3s6965evb => "thumbv7m-none-eabi",
+            Board::Microbit => "thumbv6m-none-eabi",
+            Board::Virt => "riscv32imac-unknown-none-elf",
+        }
+    }
+
+    /// The board named `name`, or the one whose target appears in `elf`'s path.
+    fn find(name: Option<&str>, elf: &str) -> Option<Board> {
+        match name {
+            Some(name) => Board::ALL.into_iter().find(|b| b.name() == name),
+            None => Board::ALL.into_iter().find(|b| elf.contains(b.target())),
+        }
+    }
+
+    /// The QEMU program and its machine arguments.
+    fn qemu(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Board::Lm3s6965evb => (
+                "qemu-system-arm",
+                &["-cpu", "cortex-m3", "-machine", "lm3s6965evb"],
+            ),
+            Board::Microbit => (
+                "qemu-system-arm",
+                &["-cpu", "cortex-m0", "-machine", "microbit"],
+            ),
+            Board::Virt => (
+                "qemu-system-riscv32",
+                &["-machine", "virt", "-bios", "none"],
+            ),
+        }
+    }
+}
+
+fn spawn_qemu(board: Board, elf: &str, port: u16) -> Res<Qemu> {
+    let (program, machine) = board.qemu();
+    Command::new(program)
+        .args(machine)
         .args(["-display", "none", "-monitor", "none"])
         .args(["-semihosting-config", "enable=on,target=native"])
         .args(["-kernel", elf])
@@ -79,7 +145,7 @@ fn spawn_qemu(elf: &str, port: u16) -> Res<Qemu> {
         .stderr(Stdio::null())
         .spawn()
         .map(Qemu)
-        .map_err(|e| format!("cannot start qemu-system-arm: {e}"))
+        .map_err(|e| format!("cannot start {program}: {e}"))
 }
 
 /// The proxy between QEMU and the current handler, with byte counters.
@@ -279,14 +345,63 @@ fn frame_len(len: usize) -> usize {
     ep.poll_transmit(now, &mut buf).ok().flatten().unwrap_or(0)
 }
 
-fn run(elf: &str) -> Res<()> {
+/// Runs the minimal firmware (feature `stack-probe`) through requests of every size,
+/// pipelined requests and garbage, and returns its stack high-water mark.
+fn probe_stack(board: Board, elf: &str) -> Res<u32> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let proxy = Arc::new(Proxy::default());
+    let qemu = spawn_qemu(board, elf, port)?;
+    proxy.accept_qemu(&listener)?;
+    let h = proxy.new_handler()?;
+    // The minimal firmware echoes the payload as it is.
+    let plain_echo = |data: &[u8]| -> Res<()> {
+        let got = request(&h, "echo", data)?;
+        check(got == data, "the minimal firmware echoes the payload")
+    };
+    for len in [0usize, 1, 8, 64, 100, 128] {
+        let data: Vec<u8> = (0..len).map(|i| (i * 13 + 1) as u8).collect();
+        plain_echo(&data)?;
+    }
+    thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                s.spawn(move || -> Res<()> {
+                    for i in 0..20 {
+                        let data: Vec<u8> = (0..128).map(|j| (i + j + t) as u8).collect();
+                        plain_echo(&data)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().unwrap_or(Err("worker panicked".into())))
+    })?;
+    let garbage: Vec<u8> = (0..1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    proxy.inject(&garbage)?;
+    plain_echo(b"after the garbage")?;
+    let raw = request(&h, "stack", b"")?;
+    let used: [u8; 4] = raw
+        .as_slice()
+        .try_into()
+        .map_err(|_| format!("stack reply of {} bytes", raw.len()))?;
+    h.stop(true);
+    drop(qemu);
+    Ok(u32::from_le_bytes(used))
+}
+
+fn run(board: Board, elf: &str) -> Res<()> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let proxy = Arc::new(Proxy::default());
 
     // ---- QEMU run 1
     let t0 = Instant::now();
-    let mut qemu = spawn_qemu(elf, port)?;
+    let mut qemu = spawn_qemu(board, elf, port)?;
     proxy.accept_qemu(&listener)?;
     let h1 = proxy.new_handler()?;
     let first = stats(&h1)?;
@@ -424,7 +539,7 @@ fn run(elf: &str) -> Res<()> {
     say!("firmware clock / host clock = {ratio:.2}");
     check(
         (0.5..1.5).contains(&ratio),
-        "the firmware's SysTick clock runs at about real time",
+        "the firmware's clock runs at about real time",
     )?;
 
     // Kill QEMU: the host sees GONE (silence; the proxy keeps the handler's socket).
@@ -440,7 +555,7 @@ fn run(elf: &str) -> Res<()> {
     );
 
     // ---- QEMU run 2: the same handler sees the firmware come back as a restart.
-    qemu = spawn_qemu(elf, port)?;
+    qemu = spawn_qemu(board, elf, port)?;
     proxy.accept_qemu(&listener)?;
     wait_status(&h3, "PeerRestarted from the second QEMU run", |s| {
         *s == Status::PeerRestarted
@@ -453,8 +568,9 @@ fn run(elf: &str) -> Res<()> {
     )?;
     say!("second QEMU run -> PeerRestarted, requests answered: ok");
     say!(
-        "firmware stack high-water mark {} B (thumbv7m, stack painting; the pipe lives on main's stack)",
-        s.stack_used
+        "firmware stack high-water mark {} B ({}, stack painting; the pipe lives on main's stack)",
+        s.stack_used,
+        board.target()
     );
     h3.stop(true);
     drop(qemu);
@@ -462,12 +578,38 @@ fn run(elf: &str) -> Res<()> {
 }
 
 fn main() -> ExitCode {
-    let Some(elf) = env::args().nth(1) else {
-        eprintln!("usage: qemu_host FIRMWARE_ELF");
+    let mut args: Vec<String> = env::args().skip(1).collect();
+    let stack = args.first().is_some_and(|a| a == "--stack");
+    if stack {
+        args.remove(0);
+    }
+    let (Some(elf), None) = (args.first(), args.get(2)) else {
+        eprintln!("usage: qemu_host [--stack] FIRMWARE_ELF [lm3s6965evb|microbit|virt]");
+        return ExitCode::from(2);
+    };
+    let Some(board) = Board::find(args.get(1).map(String::as_str), elf) else {
+        eprintln!("qemu-host: unknown board (give lm3s6965evb, microbit or virt)");
         return ExitCode::from(2);
     };
     let start = *START.get_or_init(Instant::now);
-    match run(&elf) {
+    say!(
+        "board {} ({}), firmware {elf}",
+        board.name(),
+        board.target()
+    );
+    if stack {
+        return match probe_stack(board, elf) {
+            Ok(used) => {
+                println!("stack={used}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("qemu-host: FAILED: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match run(board, elf) {
         Ok(()) => {
             println!(
                 "qemu-host: all checks passed in {:.1} s",

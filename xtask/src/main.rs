@@ -1,14 +1,15 @@
 //! `cargo xtask`: peerpipe's build and test tasks (std only, no dependencies).
 //!
 //! - `cargo xtask test [--no-setup] [FILTER...]`: installs what a fresh machine lacks (rustup
-//!   targets, clippy and rustfmt, `qemu-system-arm`), then runs every check CI runs, each timed,
+//!   targets, clippy and rustfmt, `qemu-system-arm`, `qemu-system-riscv32`), then runs every check CI runs, each timed,
 //!   going on after a failure, and prints a summary. FILTERs keep only the steps whose name
 //!   starts with one of them (`fmt`, `clippy`, `host`, `no_std`, `firmware`, `doc`).
-//! - `cargo xtask qemu`: builds `firmware/qemu-echo` for the lm3s6965evb and drives it in QEMU
-//!   over TCP with peerpipe-std (`examples/qemu_host.rs`).
+//! - `cargo xtask qemu`: builds `firmware/qemu-echo` for each QEMU board (lm3s6965evb, micro:bit,
+//!   RISC-V virt) and drives it in QEMU over TCP with peerpipe-std (`examples/qemu_host.rs`).
 //! - `cargo xtask size`: builds the echo firmware with panic-halt for each firmware target and
 //!   prints `target=<triple> flash=<bytes> ram=<bytes> stack=<bytes or ?> bin=minimal` for its
-//!   minimal binary (the core and the driver at default capacities, echo only).
+//!   minimal binary (the core and the driver at default capacities, echo only); the stack
+//!   high-water mark is measured in QEMU (`?` when that fails).
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]`: runs the cargo-fuzz targets of peerpipe-core
 //!   (installing nightly and cargo-fuzz when missing) for N seconds each.
 
@@ -46,14 +47,20 @@ const FIRMWARE_DIR: &str = "firmware/core-tests";
 /// The embedded driver crate.
 const EMBEDDED_PKG: &str = "peerpipe-embedded";
 
-/// The QEMU demo firmware (its own workspace) and the targets it is built for: the first one
-/// runs in QEMU (`cargo xtask qemu`), all are built by `cargo xtask test` and measured by
-/// `cargo xtask size`.
+/// The QEMU demo firmware (its own workspace) and the targets it is built for, each with the
+/// QEMU board it runs on (`cargo xtask qemu`); all are built by `cargo xtask test` and measured
+/// by `cargo xtask size`.
 const ECHO_DIR: &str = "firmware/qemu-echo";
-const ECHO_TARGETS: &[&str] = &[
-    "thumbv7m-none-eabi",
-    "thumbv6m-none-eabi",
-    "riscv32imac-unknown-none-elf",
+const ECHO_BOARDS: &[(&str, &str)] = &[
+    ("thumbv7m-none-eabi", "lm3s6965evb"),
+    ("thumbv6m-none-eabi", "microbit"),
+    ("riscv32imac-unknown-none-elf", "virt"),
+];
+
+/// QEMU programs the firmware runs in, each with the Debian package that provides it.
+const QEMU_PACKAGES: &[(&str, &str)] = &[
+    ("qemu-system-arm", "qemu-system-arm"),
+    ("qemu-system-riscv32", "qemu-system-misc"),
 ];
 
 /// The binary of the echo firmware `cargo xtask size` measures: the minimal one (the core and
@@ -76,17 +83,19 @@ usage: cargo xtask <command>
 
 commands:
   test [--no-setup] [FILTER...]
-        install missing rustup targets/components and qemu-system-arm (as root), then run
+        install missing rustup targets/components and QEMU (as root), then run
         fmt, clippy, host tests, no_std builds of peerpipe-core and peerpipe-embedded
         (every feature set), the firmware builds, the QEMU firmware tests and the QEMU echo
         run (as `qemu` below) and docs; print a timed summary; exit 1 on any failure.
         FILTERs keep only the steps whose name starts with one of them:
         fmt, clippy, host, no_std, firmware, doc.
-  qemu  build firmware/qemu-echo and drive it in QEMU (lm3s6965evb) over TCP with
-        peerpipe-std: requests, garbage, END/ABORT both ways, GONE, restart
+  qemu  build firmware/qemu-echo and drive it in QEMU over TCP with peerpipe-std, on each
+        board (lm3s6965evb, microbit, virt): requests, garbage, END/ABORT both ways, GONE,
+        restart
   size  print target=<triple> flash=<bytes> ram=<bytes> stack=<bytes or ?> bin=minimal for
         the minimal echo firmware (firmware/qemu-echo/src/bin/minimal.rs: core + SerialDriver
-        at default capacities, panic-halt), per target
+        at default capacities, panic-halt), per target; stack measured in QEMU by
+        stack painting (? when QEMU is missing or the run fails)
   fuzz [--seconds N] [TARGET...]
         run each cargo-fuzz target of peerpipe-core for N seconds (default 60) on nightly,
         installing nightly and cargo-fuzz when missing; exit 1 on a crash.";
@@ -455,8 +464,12 @@ fn install_prerequisites() -> bool {
         );
     }
 
-    if on_path("qemu-system-arm") {
-        println!("qemu-system-arm: on PATH");
+    let missing: Vec<&(&str, &str)> = QEMU_PACKAGES
+        .iter()
+        .filter(|(program, _)| !on_path(program))
+        .collect();
+    if missing.is_empty() {
+        println!("QEMU: qemu-system-arm, qemu-system-riscv32 on PATH");
     } else if is_root() && on_path("apt-get") {
         let apt = |args: &[&str]| {
             Cmd::new("apt-get")
@@ -464,19 +477,18 @@ fn install_prerequisites() -> bool {
                 .args(args)
         };
         ok &= apt(&["update"]).run();
-        ok &= apt(&[
-            "install",
-            "-y",
-            "--no-install-recommends",
-            "qemu-system-arm",
-        ])
-        .run();
-        ok &= on_path("qemu-system-arm");
+        // One package per command: a combined install failed here ("generated breaks").
+        for (program, package) in missing {
+            ok &= apt(&["install", "-y", "--no-install-recommends", package]).run();
+            ok &= on_path(program);
+        }
     } else {
-        eprintln!("xtask: qemu-system-arm is not on PATH and we cannot install it (not root, or no apt-get):");
-        eprintln!(
-            "       install it (Debian: apt-get install --no-install-recommends qemu-system-arm);"
-        );
+        for (program, package) in missing {
+            eprintln!("xtask: {program} is not on PATH and we cannot install it (not root, or no apt-get):");
+            eprintln!(
+                "       install it (Debian: apt-get install --no-install-recommends {package});"
+            );
+        }
         eprintln!("       the firmware steps will fail until then");
         ok = false;
     }
@@ -565,20 +577,16 @@ fn test_steps() -> Vec<Step> {
             })
             .collect(),
     ));
-    steps.push(Step::new(
-        "clippy firmware/qemu-echo thumbv7m-none-eabi",
-        vec![cargo()
-            .args([
-                "clippy",
-                "--release",
-                "--target",
-                "thumbv7m-none-eabi",
-                "--",
-                "-D",
-                "warnings",
-            ])
-            .cwd(root.join(ECHO_DIR))],
-    ));
+    // Each board has code of its own: clippy for every target.
+    for (target, _) in ECHO_BOARDS {
+        steps.push(Step::new(
+            format!("clippy firmware/qemu-echo {target}"),
+            vec![cargo()
+                .args(["clippy", "--release", "--target", target])
+                .args(["--", "-D", "warnings"])
+                .cwd(root.join(ECHO_DIR))],
+        ));
+    }
 
     steps.push(Step::new(
         "clippy firmware/core-tests thumbv7m-none-eabi",
@@ -652,8 +660,9 @@ fn test_steps() -> Vec<Step> {
                 .collect(),
         ));
     }
-    // The echo firmware: the QEMU build (semihosting) and the size build (panic-halt).
-    for target in ECHO_TARGETS {
+    // The echo firmware: the QEMU build (semihosting), the size build (panic-halt) and its
+    // stack-measuring variant.
+    for (target, _) in ECHO_BOARDS {
         steps.push(Step::new(
             format!("firmware build qemu-echo {target}"),
             vec![
@@ -661,11 +670,17 @@ fn test_steps() -> Vec<Step> {
                     .args(["build", "--release", "--target", target])
                     .cwd(root.join(ECHO_DIR)),
                 echo_size_build(target),
+                stack_probe_build(target),
             ],
         ));
     }
     if TEST_RUNS_QEMU_ECHO {
-        steps.push(Step::new("firmware qemu-echo over TCP (qemu)", qemu_cmds()));
+        for (target, board) in ECHO_BOARDS {
+            steps.push(Step::new(
+                format!("firmware qemu-echo over TCP {target} (qemu {board})"),
+                qemu_cmds(target, board),
+            ));
+        }
     }
 
     // Firmware tests in QEMU; the runner is set per target in .cargo/config.toml.
@@ -791,15 +806,18 @@ fn feature_args(set: &[String]) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // `cargo xtask qemu` and `cargo xtask size`
 
-/// The commands of `cargo xtask qemu`: build the firmware and the host driver, run it.
-fn qemu_cmds() -> Vec<Cmd> {
+/// The commands of `cargo xtask qemu` for one board: build the firmware for its target and the
+/// host driver, run it.
+fn qemu_cmds(target: &str, board: &str) -> Vec<Cmd> {
     let root = root();
     let elf = root
         .join(ECHO_DIR)
-        .join("target/thumbv7m-none-eabi/release/echo");
+        .join("target")
+        .join(target)
+        .join("release/echo");
     vec![
         cargo()
-            .args(["build", "--release", "--target", "thumbv7m-none-eabi"])
+            .args(["build", "--release", "--target", target])
             .cwd(root.join(ECHO_DIR)),
         cargo().args([
             "run",
@@ -810,25 +828,33 @@ fn qemu_cmds() -> Vec<Cmd> {
             "qemu_host",
             "--",
             &elf.display().to_string(),
+            board,
         ]),
     ]
 }
 
 fn qemu() -> ExitCode {
-    if !on_path("qemu-system-arm") {
-        eprintln!("xtask: qemu-system-arm is not on PATH (apt-get install --no-install-recommends qemu-system-arm)");
-        return ExitCode::FAILURE;
-    }
-    let start = Instant::now();
-    let ok = qemu_cmds().iter().all(Cmd::run);
-    summarize(
-        "xtask qemu",
-        &[Outcome {
-            name: "qemu-echo over TCP".into(),
+    let mut outcomes = Vec::new();
+    for (target, board) in ECHO_BOARDS {
+        let program = if target.starts_with("riscv") {
+            "qemu-system-riscv32"
+        } else {
+            "qemu-system-arm"
+        };
+        let start = Instant::now();
+        let ok = if on_path(program) {
+            qemu_cmds(target, board).iter().all(Cmd::run)
+        } else {
+            eprintln!("xtask: {program} is not on PATH (see QEMU_PACKAGES; `cargo xtask test` installs it as root)");
+            false
+        };
+        outcomes.push(Outcome {
+            name: format!("qemu-echo over TCP {target} ({board})"),
             ok,
             secs: start.elapsed().as_secs_f64(),
-        }],
-    )
+        });
+    }
+    summarize("xtask qemu", &outcomes)
 }
 
 /// The size build of the echo firmware: panic-halt, no semihosting, its own target dir.
@@ -838,6 +864,52 @@ fn echo_size_build(target: &str) -> Cmd {
         .args(["--no-default-features", "--features", "halt"])
         .args(["--target-dir", "target/size"])
         .cwd(root().join(ECHO_DIR))
+}
+
+/// The minimal firmware with the feature `stack-probe` (paints its stack, answers `stack`).
+fn stack_probe_build(target: &str) -> Cmd {
+    cargo()
+        .args(["build", "--release", "--target", target, "--bin", SIZE_BIN])
+        .args(["--no-default-features", "--features", "halt,stack-probe"])
+        .args(["--target-dir", "target/size-stack"])
+        .cwd(root().join(ECHO_DIR))
+}
+
+/// The stack high-water mark of the minimal firmware on `board`, measured in QEMU: the
+/// `stack-probe` build driven through requests of every size, pipelined requests and garbage
+/// by `qemu_host --stack`. `None` when it cannot be measured (no QEMU, a failed run).
+fn measure_stack(target: &str, board: &str) -> Option<u64> {
+    if !stack_probe_build(target).run() {
+        return None;
+    }
+    let elf = root()
+        .join(ECHO_DIR)
+        .join("target/size-stack")
+        .join(target)
+        .join("release")
+        .join(SIZE_BIN);
+    let cmd = cargo().args([
+        "run",
+        "--release",
+        "--package",
+        "peerpipe-examples",
+        "--example",
+        "qemu_host",
+        "--",
+        "--stack",
+        &elf.display().to_string(),
+        board,
+    ]);
+    println!("$ {}", cmd.display());
+    let out = cmd.output();
+    let stack = out
+        .as_deref()
+        .and_then(|out| out.lines().find_map(|l| l.strip_prefix("stack=")))
+        .and_then(|n| n.trim().parse().ok());
+    if stack.is_none() {
+        eprintln!("xtask: no stack measurement for {target} ({board})");
+    }
+    stack
 }
 
 fn size() -> ExitCode {
@@ -850,7 +922,7 @@ fn size() -> ExitCode {
     };
     let mut lines = Vec::new();
     let mut ok = true;
-    for target in ECHO_TARGETS {
+    for (target, board) in ECHO_BOARDS {
         if !echo_size_build(target).run() {
             ok = false;
             continue;
@@ -870,8 +942,9 @@ fn size() -> ExitCode {
             continue;
         };
         let (flash, ram) = section_sizes(&out);
+        let stack = measure_stack(target, board).map_or("?".to_string(), |s| s.to_string());
         lines.push(format!(
-            "target={target} flash={flash} ram={ram} stack=? bin={SIZE_BIN}"
+            "target={target} flash={flash} ram={ram} stack={stack} bin={SIZE_BIN}"
         ));
     }
     println!();
@@ -883,10 +956,9 @@ fn size() -> ExitCode {
         " capacities echoing requests, panic-halt; the echo app with stats is built alongside)"
     );
     println!("(flash: vector table + text + rodata + data; ram: data + bss + uninit, static only;");
-    println!(
-        " stack: not computed statically; the endpoint lives on main's stack. `cargo xtask qemu`"
-    );
-    println!(" prints the high-water mark measured on thumbv7m by stack painting)");
+    println!(" stack: high-water mark measured in QEMU by stack painting (feature stack-probe)");
+    println!(" after requests of every size, pipelined requests and garbage; the endpoint and");
+    println!(" the driver live on main's stack, so it counts them: RAM in use = ram + stack)");
     if ok {
         ExitCode::SUCCESS
     } else {

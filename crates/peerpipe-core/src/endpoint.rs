@@ -442,9 +442,11 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
             return false;
         }
         if let Some(old) = current {
-            self.retired.rotate_right(1);
-            if let Some(first) = self.retired.first_mut() {
-                *first = Some(old);
+            // Shift the list right by one, `old` first (no `rotate_right`: its generic code
+            // and `memmove` cost over 1 KiB of flash on Cortex-M0).
+            let mut carry = Some(old);
+            for slot in self.retired.iter_mut() {
+                carry = core::mem::replace(slot, carry);
             }
         }
         self.peer = Some(session);

@@ -92,10 +92,15 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
         if self.entries.push_back(entry).is_err() {
             return false;
         }
-        if at + 1 < self.entries.len() {
-            // Rare: an item that closes a gap, or an out-of-order one before others.
-            if let Some(tail) = self.entries.make_contiguous().get_mut(at..) {
-                tail.rotate_right(1);
+        // Rare: an item that closes a gap, or an out-of-order one before others. The tail from
+        // `at` rotates right by one in place: swapping its first slot with each later one in
+        // turn brings the new last item to the front. (Not `make_contiguous` and
+        // `rotate_right`: their generic code and `memmove` cost over 1 KiB of flash on
+        // Cortex-M0.)
+        let mut tail = self.entries.iter_mut().skip(at);
+        if let Some(first) = tail.next() {
+            for slot in tail {
+                core::mem::swap(first, slot);
             }
         }
         true
@@ -243,7 +248,11 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
     /// The next deliverable item or status event.
     pub(crate) fn pop(&mut self) -> Option<Popped<P, T>> {
         if let Some(&(0, marker)) = self.markers.first() {
-            self.markers.remove(0);
+            // `remove(0)` by swaps and `pop` (no `memmove` on the microcontrollers).
+            for i in 1..self.markers.len() {
+                self.markers.swap(i - 1, i);
+            }
+            self.markers.pop();
             return Some(Popped::Marker(marker));
         }
         if self.ready == 0 {

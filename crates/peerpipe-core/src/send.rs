@@ -71,18 +71,16 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
 
     /// Sends in flight.
     pub(crate) fn pending(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| matches!(s.state, SlotState::Pending { .. }))
+        self.indexed()
+            .filter(|(_, s)| matches!(s.state, SlotState::Pending { .. }))
             .count()
     }
 
     /// The lowest sequence number still in flight, or `next_seq` when none is.
     pub(crate) fn floor(&self, next_seq: u64) -> u64 {
-        self.slots
-            .iter()
-            .filter(|s| matches!(s.state, SlotState::Pending { .. }))
-            .map(|s| s.seq)
+        self.indexed()
+            .filter(|(_, s)| matches!(s.state, SlotState::Pending { .. }))
+            .map(|(_, s)| s.seq)
             .min()
             .unwrap_or(next_seq)
     }
@@ -95,7 +93,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
         let mut floor = next_seq;
         let mut outstanding = 0usize;
         let mut best: Option<(usize, u64, u32)> = None;
-        for (i, slot) in self.slots.iter().enumerate() {
+        for (i, slot) in self.indexed() {
             if let SlotState::Pending { sent, due, .. } = slot.state {
                 floor = floor.min(slot.seq);
                 if sent > 0 {
@@ -210,11 +208,17 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
         gave_up
     }
 
+    /// The slots with their indexes. (By index rather than a pointer walk with `iter()`: on
+    /// Cortex-M0 LLVM computes the trip count of a pointer walk over these large slots with a
+    /// division, which pulls in the ~400-byte software divider.)
+    fn indexed(&self) -> impl Iterator<Item = (usize, &Slot<P, T>)> {
+        (0..self.slots.len()).filter_map(move |i| self.slots.get(i).map(|s| (i, s)))
+    }
+
     /// The earliest resend or timeout deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.slots
-            .iter()
-            .filter_map(|s| match s.state {
+        self.indexed()
+            .filter_map(|(_, s)| match s.state {
                 SlotState::Pending {
                     resend_at,
                     deadline,
@@ -228,17 +232,20 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     /// Takes the settled send with the lowest sequence number, freeing its slot.
     pub(crate) fn pop_outcome(&mut self) -> Option<(MsgId, Outcome)> {
         let (index, seq, outcome) = self
-            .slots
-            .iter()
-            .enumerate()
+            .indexed()
             .filter_map(|(i, s)| match s.state {
                 SlotState::Settled(o) => Some((i, s.seq, o)),
                 SlotState::Pending { .. } => None,
             })
             .min_by_key(|(_, seq, _)| *seq)?;
-        if index < self.slots.len() {
-            self.slots.swap_remove(index);
+        // `swap_remove` by a swap of two distinct slots and `pop`: `swap_remove` and
+        // `slice::swap` may overlap and bring in `memmove` (over 1 KiB on Cortex-M0).
+        if let Some((last, rest)) = self.slots.split_last_mut() {
+            if let Some(slot) = rest.get_mut(index) {
+                core::mem::swap(slot, last);
+            }
         }
+        self.slots.pop();
         Some((MsgId(seq), outcome))
     }
 }

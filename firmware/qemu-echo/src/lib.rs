@@ -1,5 +1,5 @@
 //! The demo application of `peerpipe-embedded` and the drivers and clocks it needs
-//! (`systick` on Cortex-M, `rv` on RISC-V), kept free of any runtime so that the same code
+//! (`systick` on Cortex-M, `rv` on RISC-V; [`stack`] measures stack use), kept free of any runtime so that the same code
 //! runs on both (the binaries in `src/bin/` hold the entry points and interrupt handlers).
 //!
 //! What the application does (see [`App`]):
@@ -21,6 +21,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod nrf51;
 pub mod ns16550;
 pub mod pl011;
 pub mod ring;
@@ -34,8 +35,12 @@ pub mod systick {
     use cortex_m::peripheral::syst::SystClkSource;
     use cortex_m::peripheral::SYST;
 
-    /// The core clock QEMU gives the lm3s6965evb's SysTick (CLKSOURCE = processor clock).
+    /// The core clock QEMU gives the board's SysTick (CLKSOURCE = processor clock): 12 MHz on
+    /// the lm3s6965evb, 16 MHz on the micro:bit.
+    #[cfg(not(board = "microbit"))]
     const CORE_HZ: u32 = 12_000_000;
+    #[cfg(board = "microbit")]
+    const CORE_HZ: u32 = 16_000_000;
 
     static TICKS: AtomicU32 = AtomicU32::new(0);
 
@@ -103,6 +108,101 @@ pub mod rv {
     }
 }
 
+/// Stack high-water mark by painting: [`paint`](stack::paint) fills the RAM below the stack
+/// pointer with a pattern at boot, [`used`](stack::used) finds the deepest word overwritten
+/// since. The painted window is the [`WINDOW`](stack::WINDOW) bytes below the stack top (or
+/// less, down to the end of static data), so a deeper use reads as the whole window.
+pub mod stack {
+    /// The pattern.
+    const PAINT: u32 = 0x5AA5_C33C;
+    /// At most this many bytes below the stack top are painted and scanned.
+    pub const WINDOW: usize = 12 * 1024;
+
+    extern "C" {
+        /// The end of static data (the runtime's linker script).
+        static __sheap: u32;
+        /// The initial stack pointer, the top of the stack.
+        static _stack_start: u32;
+    }
+
+    fn top() -> usize {
+        core::ptr::addr_of!(_stack_start) as usize
+    }
+
+    fn bottom() -> usize {
+        let sheap = core::ptr::addr_of!(__sheap) as usize;
+        sheap.max(top().saturating_sub(WINDOW))
+    }
+
+    fn sp() -> usize {
+        #[cfg(target_arch = "arm")]
+        {
+            cortex_m::register::msp::read() as usize
+        }
+        #[cfg(target_arch = "riscv32")]
+        {
+            let sp: usize;
+            // SAFETY: copies the stack pointer into a register; no memory access.
+            unsafe { core::arch::asm!("mv {}, sp", out(reg) sp) };
+            sp
+        }
+    }
+
+    /// Paints the window up to 64 bytes below the current stack pointer. Call it first thing
+    /// in `main`.
+    pub fn paint() {
+        let end = sp().saturating_sub(64);
+        let mut p = bottom();
+        while p < end {
+            // SAFETY: RAM between the end of static data and below the live stack: unused
+            // (no allocator).
+            unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+            p += 4;
+        }
+    }
+
+    /// The deepest stack use since [`paint`], in bytes.
+    pub fn used() -> u32 {
+        let top = top();
+        let mut p = bottom();
+        // SAFETY: reads of RAM between the window's bottom and the stack top.
+        while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+            p += 4;
+        }
+        (top - p) as u32
+    }
+}
+
+/// The main loop of the polled boards (micro:bit, RISC-V `virt`): waits for the host's first
+/// byte (the time it took seeds the session id), then runs [`App`] over `uart`, polling it.
+/// `now` is the clock, `entropy` any changing counter.
+pub fn run_polled<S: Read<u8> + Write<u8>>(
+    mut uart: S,
+    mut now: impl FnMut() -> Instant,
+    entropy: impl Fn() -> u32,
+) -> ! {
+    let mut spins: u32 = 0;
+    let first = loop {
+        if let Ok(byte) = uart.read() {
+            break byte;
+        }
+        spins = spins.wrapping_add(1);
+    };
+    let seed = spins.wrapping_mul(0x9E37_79B9) ^ entropy();
+    let mut app = App::new(seed | 1);
+    let start = now();
+    let Ok(mut pipe) = Pipe::new(uart, config(), app.session(), start) else {
+        #[allow(clippy::empty_loop)]
+        loop {}
+    };
+    pipe.feed(start, &[first]);
+    loop {
+        // Polled: the loop spins (a real design would sleep until the UART's or the timer's
+        // interrupt, as the lm3s6965evb build does).
+        let _ = app.step(&mut pipe, now());
+    }
+}
+
 use embedded_hal_nb::serial::{Read, Write};
 use peerpipe_embedded::peerpipe_core::Duration;
 use peerpipe_embedded::{Config, Endpoint, Event, Instant, SerialDriver};
@@ -145,7 +245,7 @@ pub struct Stats {
     pub tx_bytes: u32,
     /// Frames dropped as garbage (COBS, CRC, oversize, version, malformed).
     pub dropped: u32,
-    /// Deepest stack use seen, in bytes (0 when not measured).
+    /// Deepest stack use seen, in bytes (see [`stack::used`]).
     pub stack_used: u32,
     /// Milliseconds since boot, by the firmware's clock.
     pub uptime_ms: u32,
@@ -185,19 +285,16 @@ pub struct App {
     base_session: u32,
     /// Set when the conversation closed: replace the endpoint by then at the latest.
     linger_until: Option<Instant>,
-    /// Measures the deepest stack use so far (for `stats`).
-    stack_probe: fn() -> u32,
 }
 
 impl App {
-    /// An application whose sessions derive from `base_session` (entropy gathered at boot);
-    /// `stack_probe` returns the deepest stack use so far (or 0).
-    pub fn new(base_session: u32, stack_probe: fn() -> u32) -> Self {
+    /// An application whose sessions derive from `base_session` (entropy gathered at boot).
+    /// The stack use it reports is [`stack::used`]: call [`stack::paint`] at boot.
+    pub fn new(base_session: u32) -> Self {
         App {
             stats: Stats::default(),
             base_session,
             linger_until: None,
-            stack_probe,
         }
     }
 
@@ -230,7 +327,7 @@ impl App {
             if (settled || now >= until) && !pipe.tx_blocked() {
                 self.stats.generation = self.stats.generation.wrapping_add(1);
                 if let Ok(endpoint) = Endpoint::new(config(), self.session(), now) {
-                    pipe.replace_endpoint(endpoint);
+                    *pipe.endpoint_mut() = endpoint;
                 }
                 self.linger_until = None;
             }
@@ -269,7 +366,7 @@ impl App {
                 let ep = pipe.endpoint_mut();
                 match m.topic() {
                     "stats" => {
-                        self.stats.stack_used = (self.stack_probe)();
+                        self.stats.stack_used = stack::used();
                         if let Ok(reply) = m.reply_with(&self.stats.to_bytes()) {
                             ep.send(now, reply, None).ok();
                         }

@@ -1,10 +1,12 @@
-//! The echo firmware: `qemu_echo::App` over a UART.
+//! The echo firmware: `qemu_echo::App` over a UART, one board per target.
 //!
-//! - Cortex-M (lm3s6965evb in QEMU; also built for thumbv6m): UART0 through raw registers,
-//!   received bytes taken by the UART0 interrupt into a ring and handed to the driver with
-//!   `feed`; SysTick at 1 kHz is the clock; the core sleeps (WFI) until a byte, a tick or the
-//!   next deadline.
-//! - RISC-V (QEMU `virt`): the NS16550 polled by the driver's `poll`, `mtime` as the clock.
+//! - lm3s6965evb (Cortex-M3, thumbv7m): UART0 (PL011) through raw registers, received bytes
+//!   taken by the UART0 interrupt into a ring and handed to the driver with `feed`; SysTick at
+//!   1 kHz is the clock; the core sleeps (WFI) until a byte, a tick or the next deadline.
+//! - micro:bit (nRF51822, Cortex-M0, thumbv6m): the nRF51 UART polled by the driver's `poll`,
+//!   SysTick at 1 kHz as the clock.
+//! - RISC-V (QEMU `virt`, riscv32imac): the NS16550 polled by the driver's `poll`, `mtime` as
+//!   the clock.
 //!
 //! The session id mixes in how long the firmware waited for the host's first byte, so each
 //! boot (each QEMU run) has a new one.
@@ -15,17 +17,37 @@
 #[cfg(feature = "halt")]
 use panic_halt as _;
 
+/// What both Cortex-M boards share: the SysTick and HardFault handlers.
 #[cfg(target_arch = "arm")]
 mod arm {
-
-    use cortex_m::peripheral::NVIC;
-    use cortex_m_rt::{entry, exception};
+    use cortex_m_rt::exception;
     #[cfg(feature = "semihosting")]
     use panic_semihosting as _;
+
+    #[exception]
+    fn SysTick() {
+        qemu_echo::systick::tick();
+    }
+
+    #[exception]
+    unsafe fn HardFault(_frame: &cortex_m_rt::ExceptionFrame) -> ! {
+        #[cfg(feature = "semihosting")]
+        cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_FAILURE);
+        loop {
+            cortex_m::asm::bkpt();
+        }
+    }
+}
+
+/// The lm3s6965evb: PL011 RX by interrupt into a ring, WFI when idle.
+#[cfg(board = "lm3s6965evb")]
+mod lm3s6965evb {
+    use cortex_m::peripheral::NVIC;
+    use cortex_m_rt::{entry, exception};
     use peerpipe_embedded::Instant;
     use qemu_echo::pl011::{self, Pl011, UART0};
     use qemu_echo::ring::Ring;
-    use qemu_echo::{config, App, Millis, Pipe, TxOnly};
+    use qemu_echo::{config, stack, App, Millis, Pipe, TxOnly};
 
     /// UART0's interrupt line on the LM3S6965.
     const UART0_IRQ: u16 = 5;
@@ -39,11 +61,6 @@ mod arm {
         fn number(self) -> u16 {
             self.0
         }
-    }
-
-    #[exception]
-    fn SysTick() {
-        qemu_echo::systick::tick();
     }
 
     /// Every device interrupt lands here (no device crate): UART0's moves its FIFO into `RX`.
@@ -62,48 +79,9 @@ mod arm {
         }
     }
 
-    #[exception]
-    unsafe fn HardFault(_frame: &cortex_m_rt::ExceptionFrame) -> ! {
-        #[cfg(feature = "semihosting")]
-        cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_FAILURE);
-        loop {
-            cortex_m::asm::bkpt();
-        }
-    }
-
-    extern "C" {
-        static mut __sheap: u32;
-    }
-    const PAINT: u32 = 0x5AA5_C33C;
-
-    /// Fills the free RAM between the end of static data and (below) the current stack pointer
-    /// with a pattern, to measure the deepest stack use later.
-    fn paint_stack() {
-        let sp = cortex_m::register::msp::read() as usize;
-        let mut p = core::ptr::addr_of_mut!(__sheap) as usize;
-        while p + 64 < sp {
-            // SAFETY: between the heap start (unused: no allocator) and below the live stack.
-            unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
-            p += 4;
-        }
-    }
-
-    fn stack_used() -> u32 {
-        extern "C" {
-            static _stack_start: u32;
-        }
-        let top = core::ptr::addr_of!(_stack_start) as usize;
-        let mut p = core::ptr::addr_of_mut!(__sheap) as usize;
-        // SAFETY: reads of RAM between heap start and the stack top.
-        while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
-            p += 4;
-        }
-        (top - p) as u32
-    }
-
     #[entry]
     fn main() -> ! {
-        paint_stack();
+        stack::paint();
         let Some(mut cp) = cortex_m::Peripherals::take() else {
             loop {
                 cortex_m::asm::wfi();
@@ -128,7 +106,7 @@ mod arm {
 
         let mut millis = Millis::default();
         let mut now = move || millis.instant(qemu_echo::systick::ticks());
-        let mut app = App::new(seed | 1, stack_used);
+        let mut app = App::new(seed | 1);
         let start = now();
         let Ok(mut pipe) = Pipe::new(TxOnly(uart), config(), app.session(), start) else {
             loop {
@@ -167,33 +145,48 @@ mod arm {
     }
 }
 
+/// The micro:bit: the nRF51 UART polled.
+#[cfg(board = "microbit")]
+mod microbit {
+    use cortex_m_rt::entry;
+    use qemu_echo::nrf51::{Nrf51Uart, UART0};
+    use qemu_echo::{stack, Millis};
+
+    #[entry]
+    fn main() -> ! {
+        stack::paint();
+        let Some(mut cp) = cortex_m::Peripherals::take() else {
+            loop {
+                cortex_m::asm::wfi();
+            }
+        };
+        qemu_echo::systick::start(&mut cp.SYST);
+        // SAFETY: the only user of UART0.
+        let uart = unsafe { Nrf51Uart::new(UART0) };
+        let mut millis = Millis::default();
+        qemu_echo::run_polled(
+            uart,
+            move || millis.instant(qemu_echo::systick::ticks()),
+            || {
+                cortex_m::peripheral::SYST::get_current()
+                    ^ qemu_echo::systick::ticks().rotate_left(16)
+            },
+        )
+    }
+}
+
+/// RISC-V `virt`: the NS16550 polled.
 #[cfg(target_arch = "riscv32")]
 mod rv {
-    use embedded_hal_nb::serial::Read;
     use qemu_echo::ns16550::{Ns16550, VIRT_UART0};
     use qemu_echo::rv::{mtime, now};
-    use qemu_echo::{config, App, Pipe};
+    use qemu_echo::stack;
 
     #[riscv_rt::entry]
     fn main() -> ! {
+        stack::paint();
         // SAFETY: the only user of the UART.
-        let mut uart = unsafe { Ns16550::new(VIRT_UART0) };
-        // Entropy for the session id: the time of the host's first byte.
-        let first = loop {
-            if let Ok(byte) = uart.read() {
-                break byte;
-            }
-        };
-        let mut app = App::new((mtime() as u32).wrapping_mul(0x9E37_79B9) | 1, || 0);
-        let Ok(mut pipe) = Pipe::new(uart, config(), app.session(), now()) else {
-            #[allow(clippy::empty_loop)]
-            loop {}
-        };
-        pipe.feed(now(), &[first]);
-        loop {
-            // Polled: no interrupts, the loop spins (a real design would WFI on the UART's
-            // and the timer's interrupts).
-            let _ = app.step(&mut pipe, now());
-        }
+        let uart = unsafe { Ns16550::new(VIRT_UART0) };
+        qemu_echo::run_polled(uart, now, || mtime() as u32)
     }
 }

@@ -1,9 +1,11 @@
 //! The minimal firmware `cargo xtask size` measures: the core and `SerialDriver` at default
 //! capacities, panic-halt, nothing else. It answers every request with the same topic and
-//! payload (an echo); no stats, no endpoint replacement, no stack painting.
+//! payload (an echo); no stats, no endpoint replacement. With the feature `stack-probe` it
+//! paints its stack at boot and answers a request `stack` with the stack high-water mark
+//! (little-endian `u32`) instead: `cargo xtask size` runs that variant in QEMU.
 //!
-//! - Cortex-M: the PL011 (UART0 of the lm3s6965evb) polled by the driver, SysTick at 1 kHz
-//!   as the clock.
+//! - Cortex-M: the board's UART (the PL011 of the lm3s6965evb on thumbv7m, the nRF51 UART of
+//!   the micro:bit on thumbv6m) polled by the driver, SysTick at 1 kHz as the clock.
 //! - RISC-V (QEMU `virt`): the NS16550 polled by the driver, `mtime` as the clock.
 
 #![no_std]
@@ -27,7 +29,17 @@ fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant) {
         };
         if let Event::Message(m) = event {
             if m.is_request() {
-                if let Ok(reply) = m.reply_with(m.payload()) {
+                #[cfg(feature = "stack-probe")]
+                let used = qemu_echo::stack::used().to_le_bytes();
+                #[cfg(feature = "stack-probe")]
+                let payload = if m.topic() == "stack" {
+                    &used[..]
+                } else {
+                    m.payload()
+                };
+                #[cfg(not(feature = "stack-probe"))]
+                let payload = m.payload();
+                if let Ok(reply) = m.reply_with(payload) {
                     ep.send(now, reply, None).ok();
                 }
             }
@@ -42,7 +54,10 @@ mod arm {
     use cortex_m_rt::{entry, exception};
     #[cfg(feature = "semihosting")]
     use panic_semihosting as _;
-    use qemu_echo::pl011::{Pl011, UART0};
+    #[cfg(board = "microbit")]
+    use qemu_echo::nrf51::{Nrf51Uart as Uart, UART0};
+    #[cfg(board = "lm3s6965evb")]
+    use qemu_echo::pl011::{Pl011 as Uart, UART0};
     use qemu_echo::{config, Millis, Pipe};
 
     #[exception]
@@ -52,6 +67,8 @@ mod arm {
 
     #[entry]
     fn main() -> ! {
+        #[cfg(feature = "stack-probe")]
+        qemu_echo::stack::paint();
         let Some(mut cp) = cortex_m::Peripherals::take() else {
             loop {
                 cortex_m::asm::wfi();
@@ -60,7 +77,7 @@ mod arm {
         qemu_echo::systick::start(&mut cp.SYST);
 
         // SAFETY: the only user of UART0.
-        let uart = unsafe { Pl011::new(UART0) };
+        let uart = unsafe { Uart::new(UART0) };
         let mut millis = Millis::default();
         let mut now = move || millis.instant(qemu_echo::systick::ticks());
         let session = cortex_m::peripheral::SYST::get_current() | 1;
@@ -83,6 +100,8 @@ mod rv {
 
     #[riscv_rt::entry]
     fn main() -> ! {
+        #[cfg(feature = "stack-probe")]
+        qemu_echo::stack::paint();
         // SAFETY: the only user of the UART.
         let uart = unsafe { Ns16550::new(VIRT_UART0) };
         let session = (mtime() as u32).wrapping_mul(0x9E37_79B9) | 1;
