@@ -48,6 +48,7 @@
 
 mod driver;
 mod error;
+pub mod fobs;
 mod handler;
 mod message;
 mod signal;
