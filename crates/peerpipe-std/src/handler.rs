@@ -107,7 +107,7 @@ impl Inner {
 
 /// A session id for a new handler: different at every start, from the standard library's
 /// per-process random hash keys, the time and the process id.
-fn new_session() -> u32 {
+pub(crate) fn new_session() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

@@ -66,8 +66,8 @@ pub use signal::AbortSignal;
 #[cfg(feature = "serial")]
 pub use transport::SerialTransport;
 pub use transport::{
-    memory_pair, ChildExit, ChildTransport, Mode, StdioTransport, TcpTransport, Transport,
-    UnixTransport,
+    memory_pair, ChildExit, ChildTransport, FilePipeTransport, Mode, StdioTransport, TcpTransport,
+    Transport, UnixTransport,
 };
 
 /// The largest message data, in bytes.

@@ -11,12 +11,14 @@
 //! of that handler's conversation (GONE). To talk again, start a new handler on a new
 //! transport; the peer sees a new session and reports a restart if it was still running.
 
+mod file_pipe;
 mod memory;
 mod process;
 #[cfg(feature = "serial")]
 mod serial;
 mod socket;
 
+pub use file_pipe::{FilePipeTransport, Rejected, Rejections};
 pub use memory::{memory_pair, MemoryTransport};
 pub use process::{ChildExit, ChildTransport, StdioTransport};
 #[cfg(feature = "serial")]
