@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use peerpipe_std::fobs::{self, Value};
-use peerpipe_std::transport::FilePipeTransport;
+use peerpipe_std::transport::{FilePipeTransport, Rejected};
 use peerpipe_std::{Config, Item, Message, Mode, PipeHandler, Status};
 
 /// The options both examples take.
@@ -110,8 +110,8 @@ pub fn payloads() -> Vec<Value> {
 pub struct Report {
     /// Round-trip times of the `ping` requests.
     pub rtts: Vec<Duration>,
-    /// Files our end refused.
-    pub rejected: u64,
+    /// Files our end refused (removed from the pipe).
+    pub rejected: Vec<Rejected>,
     /// The data of the peer's END.
     pub end_data: Option<Value>,
 }
@@ -130,7 +130,7 @@ pub fn client(s: &Settings, after_each: &mut dyn FnMut(usize)) -> Result<Report,
     let result = client_talk(s, &h, after_each);
     h.stop(true);
     let mut report = result?;
-    report.rejected = rejections.count();
+    report.rejected = rejections.recent();
     Ok(report)
 }
 

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
                 pct(50).copied().unwrap_or_default(),
                 pct(99).copied().unwrap_or_default(),
                 report.end_data,
-                report.rejected
+                report.rejected.len()
             );
             ExitCode::SUCCESS
         }

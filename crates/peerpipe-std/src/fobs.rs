@@ -153,7 +153,7 @@ pub enum FobsError {
 impl fmt::Display for FobsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FobsError::Truncated => f.write_str("msgpack truncated"),
+            FobsError::Truncated => f.write_str("truncated"),
             FobsError::TrailingBytes { extra } => {
                 write!(f, "{extra} bytes after the msgpack value")
             }

@@ -417,9 +417,9 @@ impl Bridge {
         if gone.is_empty() {
             return Ok(());
         }
-        if !self.write_dir.is_dir() {
-            return Err(pipe_gone(&self.write_dir, io::ErrorKind::NotFound.into()));
-        }
+        // Files that vanished with the directory (the peer closed the pipe) count as read, as
+        // on NVFlare's side: a peer that stops and closes right after reading our END must
+        // not make it fail. The broken pipe is reported after this acknowledgement.
         for seq in gone {
             self.on_disk.remove(&seq);
             if seq >= self.ack_next {
@@ -428,6 +428,9 @@ impl Bridge {
         }
         self.normalize();
         self.send_ack();
+        if !self.write_dir.is_dir() {
+            return Err(pipe_gone(&self.write_dir, io::ErrorKind::NotFound.into()));
+        }
         Ok(())
     }
 
