@@ -3,7 +3,7 @@
 //! - `cargo xtask test [--no-setup] [FILTER...]`: installs what a fresh machine lacks (rustup
 //!   targets, clippy and rustfmt, `qemu-system-arm`), then runs every check CI runs, each timed,
 //!   going on after a failure, and prints a summary. FILTERs keep only the steps whose name
-//!   starts with one of them (`fmt`, `clippy`, `host`, `no_std`, `firmware`, `doc`).
+//!   starts with one of them (`fmt`, `clippy`, `host`, `no_std`, `firmware`, `nvflare`, `doc`).
 //! - `cargo xtask qemu`: builds `firmware/qemu-echo` for the lm3s6965evb and drives it in QEMU
 //!   over TCP with peerpipe-std (`examples/qemu_host.rs`).
 //! - `cargo xtask size`: builds the echo firmware with panic-halt for each firmware target and
@@ -81,7 +81,7 @@ commands:
         (every feature set), the firmware builds, the QEMU firmware tests and the QEMU echo
         run (as `qemu` below) and docs; print a timed summary; exit 1 on any failure.
         FILTERs keep only the steps whose name starts with one of them:
-        fmt, clippy, host, no_std, firmware, doc.
+        fmt, clippy, host, no_std, firmware, nvflare, doc.
   qemu  build firmware/qemu-echo and drive it in QEMU (lm3s6965evb) over TCP with
         peerpipe-std: requests, garbage, END/ABORT both ways, GONE, restart
   size  print target=<triple> flash=<bytes> ram=<bytes> stack=<bytes or ?> bin=minimal for
@@ -678,6 +678,8 @@ fn test_steps() -> Vec<Step> {
         ));
     }
 
+    steps.push(nvflare_step(&root));
+
     steps.push(Step::new(
         "doc",
         vec![cargo()
@@ -685,6 +687,32 @@ fn test_steps() -> Vec<Step> {
             .args(["doc", "--workspace", "--no-deps"])],
     ));
     steps
+}
+
+/// The NVFlare interoperation tests (`examples/tests/nvflare.rs`) against the real NVFlare
+/// 2.8.3 from PyPI, in a venv under `target/` made on first use.
+fn nvflare_step(root: &Path) -> Step {
+    let venv = root.join("target").join("nvflare-venv");
+    let python = venv.join("bin").join("python");
+    let make_venv = format!(
+        "if ! {py} -c 'import nvflare, sys; sys.exit(nvflare.__version__ != \"2.8.3\")' 2>/dev/null; then \
+           echo 'xtask: creating {venv} with nvflare==2.8.3' >&2; \
+           python3 -m venv --clear {venv} || {{ echo 'xtask: python3 cannot create a venv: install python3 with venv (e.g. apt-get install python3-venv)' >&2; exit 1; }}; \
+           {py} -m pip install --quiet --disable-pip-version-check nvflare==2.8.3; \
+         fi",
+        py = quote(&python.display().to_string()),
+        venv = quote(&venv.display().to_string()),
+    );
+    Step::new(
+        "nvflare interop (python nvflare 2.8.3)",
+        vec![
+            Cmd::new("sh").args(["-c", &make_venv]),
+            cargo()
+                .env("PEERPIPE_NVFLARE_PYTHON", &python.display().to_string())
+                .args(["test", "--release", "--package", "peerpipe-examples"])
+                .args(["--test", "nvflare"]),
+        ],
+    )
 }
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
