@@ -141,7 +141,8 @@ fn client_talk(
 ) -> Result<Report, String> {
     let kinds = payloads();
     let mut report = Report::default();
-    let timeout = Some(s.config.default_request_timeout.into());
+    let request_timeout: Duration = s.config.default_request_timeout.into();
+    let timeout = Some(request_timeout);
     for i in 0..s.count {
         let v = &kinds[i % kinds.len()];
         let msg = Message::request("ping", encode(v)?).map_err(|e| e.to_string())?;
@@ -162,19 +163,17 @@ fn client_talk(
     let quit = Message::request("quit", encode(&Value::Nil)?).map_err(|e| e.to_string())?;
     h.send_to_peer(quit, timeout, None)
         .map_err(|e| format!("quit: {e}"))?;
-    let deadline = Instant::now()
-        + Duration::from(s.config.heartbeat_timeout).max(timeout.unwrap_or_default());
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match h.recv_timeout(left) {
-            Some(Item::Status(Status::End(data))) => {
-                report.end_data = Some(fobs::decode(&data).map_err(|e| format!("END data: {e}"))?);
-                return Ok(report);
-            }
-            Some(Item::Status(other)) => return Err(format!("waiting for END: {other:?}")),
-            Some(Item::Message(m)) => return Err(format!("unexpected message on {}", m.topic())),
-            None => return Err("no END from the peer".into()),
+    // The END comes within the peer's read interval; a silent peer is GONE within its
+    // heartbeat timeout.
+    let wait = Duration::from(s.config.heartbeat_timeout).max(request_timeout);
+    match h.recv_timeout(wait) {
+        Some(Item::Status(Status::End(data))) => {
+            report.end_data = Some(fobs::decode(&data).map_err(|e| format!("END data: {e}"))?);
+            Ok(report)
         }
+        Some(Item::Status(other)) => Err(format!("waiting for END: {other:?}")),
+        Some(Item::Message(m)) => Err(format!("unexpected message on {}", m.topic())),
+        None => Err("no END from the peer".into()),
     }
 }
 

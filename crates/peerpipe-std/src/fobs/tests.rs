@@ -81,7 +81,7 @@ fn refusals() {
     );
     assert_eq!(decode(&hex("c1")), Err(FobsError::Reserved));
     assert_eq!(decode(&hex("a1 ff")), Err(FobsError::InvalidUtf8));
-    assert_eq!(decode(&vec![0x91; 100]), Err(FobsError::TooDeep));
+    assert_eq!(decode(&[0x91; 100]), Err(FobsError::TooDeep));
     assert_eq!(decode(&hex("dd ff ff ff ff")), Err(FobsError::Truncated));
     assert_eq!(
         from_file(&hex("82 a1 61 01")),

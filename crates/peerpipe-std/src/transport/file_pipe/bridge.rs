@@ -175,7 +175,7 @@ impl Bridge {
                 .recv_timeout(next_scan.saturating_duration_since(Instant::now()))
             {
                 Ok(Ok(bytes)) => {
-                    if let Err(e) = self.from_handler_bytes(&bytes) {
+                    if let Err(e) = self.on_handler_bytes(&bytes) {
                         return Stop::Pipe(e);
                     }
                     continue;
@@ -192,7 +192,7 @@ impl Bridge {
 
     // ---- frames from the handler ----
 
-    fn from_handler_bytes(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+    fn on_handler_bytes(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
             let (used, frame) = self.decoder.feed(bytes);
             bytes = bytes.get(used..).unwrap_or(&[]);
