@@ -35,6 +35,9 @@ use std::time::Duration;
 
 use super::{ChannelWriter, Link, LinkIo, Mode, Transport};
 
+/// Tries to remove the pipe directory on close while the peer may still write into it.
+const REMOVE_ATTEMPTS: usize = 20;
+
 /// Rejected files remembered by [`Rejections::recent`].
 const RECENT_REJECTIONS: usize = 64;
 
@@ -153,12 +156,21 @@ impl Transport for FilePipeTransport {
 /// end of the link already): the PASSIVE end removes `root/name`, the ACTIVE end leaves it.
 fn close(bridge: JoinHandle<()>, dir: &Path, mode: Mode) {
     let _ = bridge.join();
-    if mode == Mode::Passive {
-        if let Err(e) = std::fs::remove_dir_all(dir) {
-            if e.kind() != io::ErrorKind::NotFound {
-                log::warn!("peerpipe: cannot remove {}: {e}", dir.display());
-            }
+    if mode != Mode::Passive {
+        return;
+    }
+    // The peer may be writing a file meanwhile ("directory not empty"): try again.
+    let mut last = None;
+    for _ in 0..REMOVE_ATTEMPTS {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => last = Some(e),
         }
+        std::thread::yield_now();
+    }
+    if let Some(e) = last {
+        log::warn!("peerpipe: cannot remove {}: {e}", dir.display());
     }
 }
 
