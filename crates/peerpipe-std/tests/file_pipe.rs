@@ -318,3 +318,58 @@ fn one_heartbeat_file_at_most() {
     // ACTIVE leaves the directory, but not our unread files.
     assert!(files(&root.join("p/y"), "").is_empty());
 }
+
+/// A file the handler could not take yet (its queue is full) and whose sender withdrew it
+/// (NVFlare's send timed out: "not read") is never delivered, and does not block later ones.
+#[test]
+fn a_withdrawn_file_is_not_delivered_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let h = PipeHandler::new(pipe(root, Mode::Passive), config()).unwrap();
+    h.start().unwrap();
+    wait_until("the pipe directories", || root.join("p/y").is_dir());
+    let sent = 100;
+    for i in 0..sent {
+        put(
+            root,
+            "y",
+            &format!("REQ.ping.id{i:03}"),
+            &value_file(&Value::Int(i)),
+        );
+    }
+    // Nobody reads the handler's queue: it fills, then files stay on disk.
+    let mut last = usize::MAX;
+    let mut unchanged = 0;
+    let deadline = Instant::now() + STEP;
+    while unchanged < 10 {
+        assert!(Instant::now() < deadline, "the directory never settled");
+        let n = files(&root.join("p/y"), "REQ.").len();
+        unchanged = if n == last { unchanged + 1 } else { 0 };
+        last = n;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(last > 0, "the handler took every file: no backpressure");
+    for f in files(&root.join("p/y"), "REQ.") {
+        fs::remove_file(f).unwrap();
+    }
+    put(
+        root,
+        "y",
+        "REQ.ping.late",
+        &value_file(&Value::from("late")),
+    );
+    let mut got = Vec::new();
+    while let Some(Item::Message(m)) = h.recv_timeout(STEP) {
+        let v = fobs::decode(m.data()).unwrap();
+        let late = v == Value::from("late");
+        got.push(v);
+        if late {
+            break;
+        }
+    }
+    let accepted = sent as usize - last;
+    assert_eq!(got.len(), accepted + 1, "{got:?}");
+    let expected: Vec<Value> = (0..accepted as i64).map(Value::Int).collect();
+    assert_eq!(got[..accepted], expected[..]);
+    h.stop(true);
+}

@@ -178,15 +178,17 @@ impl Bridge {
                     if let Err(e) = self.on_handler_bytes(&bytes) {
                         return Stop::Pipe(e);
                     }
-                    continue;
                 }
                 Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => return Stop::Handler,
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            if let Err(e) = self.scan() {
-                return Stop::Pipe(e);
+            // Also while the handler keeps sending: its frames never starve the directory.
+            if Instant::now() >= next_scan {
+                if let Err(e) = self.scan() {
+                    return Stop::Pipe(e);
+                }
+                next_scan = Instant::now() + self.file_check_interval;
             }
-            next_scan = Instant::now() + self.file_check_interval;
         }
     }
 
@@ -389,6 +391,7 @@ impl Bridge {
 
     fn scan(&mut self) -> io::Result<()> {
         self.check_read()?;
+        self.check_withdrawn();
         self.read_files()?;
         let now = Instant::now();
         let stale: Vec<Vec<u8>> = self
@@ -404,6 +407,28 @@ impl Bridge {
             let _ = self.to_handler.send(Ok(frame));
         }
         Ok(())
+    }
+
+    /// Files offered to the handler but not accepted yet (its queue is full) that their
+    /// sender has withdrawn (its send timed out, it was told "not read"): they are not
+    /// delivered any more, and the handler learns the new floor from a heartbeat.
+    fn check_withdrawn(&mut self) {
+        let before = self.in_flight.len();
+        self.in_flight.retain(|_, f| f.path.exists());
+        if self.in_flight.len() < before {
+            self.send_heartbeat();
+        }
+    }
+
+    fn send_heartbeat(&mut self) {
+        let floor = self.floor();
+        self.send_frame(&Frame {
+            session: self.session,
+            body: Body::Heartbeat {
+                floor,
+                room: self.room(),
+            },
+        });
     }
 
     /// Our files that have disappeared were read: acknowledge them to the handler.
@@ -473,14 +498,7 @@ impl Bridge {
             }
         }
         if heartbeat {
-            let floor = self.floor();
-            self.send_frame(&Frame {
-                session: self.session,
-                body: Body::Heartbeat {
-                    floor,
-                    room: self.room(),
-                },
-            });
+            self.send_heartbeat();
         }
         Ok(())
     }
