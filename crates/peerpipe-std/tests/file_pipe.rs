@@ -373,3 +373,36 @@ fn a_withdrawn_file_is_not_delivered_later() {
     assert_eq!(got[..accepted], expected[..]);
     h.stop(true);
 }
+
+#[test]
+fn abort_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let h = PipeHandler::new(pipe(root, Mode::Passive), config()).unwrap();
+    h.start().unwrap();
+    let aborter = std::thread::spawn({
+        let h = h.clone();
+        move || h.notify_abort(fobs::encode(&Value::from("stop")).unwrap())
+    });
+    wait_until("our ABORT file", || {
+        !files(&root.join("p/x"), "REQ._ABORT_.").is_empty()
+    });
+    let ours = files(&root.join("p/x"), "REQ._ABORT_.").remove(0);
+    assert_eq!(
+        fobs::from_file(&fs::read(&ours).unwrap()),
+        Ok(&[0xa4, b's', b't', b'o', b'p'][..])
+    );
+    fs::remove_file(ours).unwrap();
+    aborter.join().unwrap().unwrap();
+    h.stop(true);
+
+    let h = PipeHandler::new(pipe(root, Mode::Passive), config()).unwrap();
+    h.start().unwrap();
+    wait_until("the pipe directories", || root.join("p/y").is_dir());
+    put(root, "y", "REQ._ABORT_.u1", &value_file(&Value::Nil));
+    match h.recv_timeout(STEP) {
+        Some(Item::Status(Status::Abort(d))) => assert_eq!(d, [0xc0]),
+        other => panic!("expected ABORT, got {other:?}"),
+    }
+    h.stop(true);
+}
