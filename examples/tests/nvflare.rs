@@ -7,7 +7,7 @@
 //! process, or, where it must be killed, in this test binary re-run as a worker
 //! (`PEERPIPE_NVFLARE_WORKER` set, see [`echo_worker`]).
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -27,7 +27,12 @@ fn python(test: &str) -> Option<PathBuf> {
     match std::env::var_os(PYTHON_ENV) {
         Some(p) => Some(PathBuf::from(p)),
         None => {
-            eprintln!("{test}: skipped: set {PYTHON_ENV} to a python with nvflare==2.8.3");
+            // Straight to stderr, past the test harness's capture: a skip must be seen.
+            let line = format!(
+                "{test}: skipped: set {PYTHON_ENV} to a python with nvflare==2.8.3 \
+                 (cargo xtask test nvflare does)\n"
+            );
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
             None
         }
     }
