@@ -246,12 +246,13 @@ fn bad_files_are_removed_and_counted_and_reading_goes_on() {
     for (name, content) in &bad {
         put(root, "y", name, content);
     }
+    fs::create_dir(root.join("p/y/REQ.ping.dir")).unwrap();
     put(root, "y", "REQ.ping.good", &value_file(&Value::Bool(true)));
     let Some(Item::Message(m)) = h.recv_timeout(STEP) else {
         panic!("the good file was not delivered");
     };
     assert_eq!(m.data(), [0xc3]);
-    wait_until("every bad file rejected", || rejections.count() == 6);
+    wait_until("every bad file rejected", || rejections.count() == 7);
     wait_until("the good file removed once accepted", || {
         files(&root.join("p/y"), "").is_empty()
     });

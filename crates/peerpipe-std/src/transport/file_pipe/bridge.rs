@@ -583,9 +583,10 @@ impl Bridge {
     }
 }
 
-/// Removes a file; whether it was still there.
+/// Removes a file (or a directory, which NVFlare's reader removes too); whether it was
+/// still there.
 fn remove(path: &Path) -> bool {
-    fs::remove_file(path).is_ok()
+    fs::remove_file(path).is_ok() || (path.is_dir() && fs::remove_dir_all(path).is_ok())
 }
 
 /// A file's content, `None` when it is gone, or why it cannot be taken (too large).
