@@ -233,6 +233,25 @@ fn python_driver_passive_rust_echo_active() {
     python_driver_with_rust_echo("echo_active", Mode::Active);
 }
 
+/// NVFlare's own END is withdrawn after 0.1 s unread; ours waits for a slow reader.
+#[test]
+fn rust_end_reaches_a_slow_python_reader() {
+    let test = "slow_reader";
+    let Some(py) = python(test) else { return };
+    let root = fresh_root(test);
+    let mut echo = rust_echo(&root, Mode::Active);
+    let mut driver = Proc::python(
+        &py,
+        "driver.py",
+        "passive",
+        &root,
+        &["--count", "2", "--read-interval", "0.5"],
+    );
+    assert!(driver.wait().success(), "the Python driver failed");
+    assert!(echo.wait().success(), "the Rust echo failed");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 #[test]
 fn python_reports_peer_gone_when_rust_is_killed() {
     let test = "rust_killed";

@@ -155,6 +155,8 @@ impl Bridge {
     pub(super) fn run(mut self) {
         let stop = self.work();
         if let Stop::Pipe(e) = stop {
+            // Whatever broke the pipe (a write, a scan), what was read first is acknowledged.
+            self.check_read();
             log::warn!("peerpipe: FilePipe broken: {e}");
             let _ = self.to_handler.send(Err(e));
         }
@@ -390,7 +392,10 @@ impl Bridge {
     // ---- the directory ----
 
     fn scan(&mut self) -> io::Result<()> {
-        self.check_read()?;
+        self.check_read();
+        if !self.write_dir.is_dir() {
+            return Err(pipe_gone(&self.write_dir, io::ErrorKind::NotFound.into()));
+        }
         self.check_withdrawn();
         self.read_files()?;
         let now = Instant::now();
@@ -432,7 +437,11 @@ impl Bridge {
     }
 
     /// Our files that have disappeared were read: acknowledge them to the handler.
-    fn check_read(&mut self) -> io::Result<()> {
+    ///
+    /// Files that vanished with the directory (the peer closed the pipe) count as read, as on
+    /// NVFlare's side: a peer that stops and closes right after reading our END must not make
+    /// it fail. The broken pipe is reported after this acknowledgement.
+    fn check_read(&mut self) {
         let gone: Vec<u64> = self
             .on_disk
             .iter()
@@ -440,11 +449,8 @@ impl Bridge {
             .map(|(s, _)| *s)
             .collect();
         if gone.is_empty() {
-            return Ok(());
+            return;
         }
-        // Files that vanished with the directory (the peer closed the pipe) count as read, as
-        // on NVFlare's side: a peer that stops and closes right after reading our END must
-        // not make it fail. The broken pipe is reported after this acknowledgement.
         for seq in gone {
             self.on_disk.remove(&seq);
             if seq >= self.ack_next {
@@ -453,10 +459,6 @@ impl Bridge {
         }
         self.normalize();
         self.send_ack();
-        if !self.write_dir.is_dir() {
-            return Err(pipe_gone(&self.write_dir, io::ErrorKind::NotFound.into()));
-        }
-        Ok(())
     }
 
     fn read_files(&mut self) -> io::Result<()> {
