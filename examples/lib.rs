@@ -1,1 +1,3 @@
 //! Runnable examples: `cargo run --release --example NAME`.
+
+pub mod nvflare;

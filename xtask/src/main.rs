@@ -1,9 +1,10 @@
 //! `cargo xtask`: peerpipe's build and test tasks (std only, no dependencies).
 //!
 //! - `cargo xtask test [--no-setup] [FILTER...]`: installs what a fresh machine lacks (rustup
-//!   targets, clippy and rustfmt, `qemu-system-arm`, `qemu-system-riscv32`), then runs every check CI runs, each timed,
-//!   going on after a failure, and prints a summary. FILTERs keep only the steps whose name
-//!   starts with one of them (`fmt`, `clippy`, `host`, `no_std`, `firmware`, `doc`).
+//!   targets, clippy and rustfmt, `qemu-system-arm`, `qemu-system-riscv32`, a Python venv with
+//!   NVFlare), then runs every check CI runs, each timed, going on after a failure, and prints
+//!   a summary. FILTERs keep only the steps whose name
+//!   starts with one of them (`fmt`, `clippy`, `host`, `no_std`, `firmware`, `nvflare`, `doc`).
 //! - `cargo xtask qemu`: builds `firmware/qemu-echo` for each QEMU board (lm3s6965evb, micro:bit,
 //!   RISC-V virt) and drives it in QEMU over TCP with peerpipe-std (`examples/qemu_host.rs`).
 //! - `cargo xtask size`: builds the echo firmware with panic-halt for each firmware target and
@@ -88,7 +89,7 @@ commands:
         (every feature set), the firmware builds, the QEMU firmware tests and the QEMU echo
         run (as `qemu` below) and docs; print a timed summary; exit 1 on any failure.
         FILTERs keep only the steps whose name starts with one of them:
-        fmt, clippy, host, no_std, firmware, doc.
+        fmt, clippy, host, no_std, firmware, nvflare, doc.
   qemu  build firmware/qemu-echo and drive it in QEMU over TCP with peerpipe-std, on each
         board (lm3s6965evb, microbit, virt): requests, garbage, END/ABORT both ways, GONE,
         restart
@@ -693,6 +694,8 @@ fn test_steps() -> Vec<Step> {
         ));
     }
 
+    steps.push(nvflare_step(&root));
+
     steps.push(Step::new(
         "doc",
         vec![cargo()
@@ -700,6 +703,32 @@ fn test_steps() -> Vec<Step> {
             .args(["doc", "--workspace", "--no-deps"])],
     ));
     steps
+}
+
+/// The NVFlare interoperation tests (`examples/tests/nvflare.rs`) against the real NVFlare
+/// 2.8.3 from PyPI, in a venv under `target/` made on first use.
+fn nvflare_step(root: &Path) -> Step {
+    let venv = root.join("target").join("nvflare-venv");
+    let python = venv.join("bin").join("python");
+    let make_venv = format!(
+        "if ! {py} -c 'import nvflare, sys; sys.exit(nvflare.__version__ != \"2.8.3\")' 2>/dev/null; then \
+           echo 'xtask: creating {venv} with nvflare==2.8.3' >&2; \
+           python3 -m venv --clear {venv} || {{ echo 'xtask: python3 cannot create a venv: install python3 with venv (e.g. apt-get install python3-venv)' >&2; exit 1; }}; \
+           {py} -m pip install --quiet --disable-pip-version-check nvflare==2.8.3; \
+         fi",
+        py = quote(&python.display().to_string()),
+        venv = quote(&venv.display().to_string()),
+    );
+    Step::new(
+        "nvflare interop (python nvflare 2.8.3)",
+        vec![
+            Cmd::new("sh").args(["-c", &make_venv]),
+            cargo()
+                .env("PEERPIPE_NVFLARE_PYTHON", &python.display().to_string())
+                .args(["test", "--release", "--package", "peerpipe-examples"])
+                .args(["--test", "nvflare"]),
+        ],
+    )
 }
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {

@@ -1,8 +1,9 @@
 //! # peerpipe-std
 //!
 //! NVFlare's `PipeHandler` for threaded Rust applications, over real transports: an
-//! in-memory pair, TCP, Unix domain sockets, serial ports, and a child process's
-//! stdin/stdout. Each handler keeps the sans-IO [`peerpipe_core`] endpoint behind a lock,
+//! in-memory pair, TCP, Unix domain sockets, serial ports, a child process's
+//! stdin/stdout, and NVFlare's own FilePipe ([`FilePipeTransport`], with the [`fobs`]
+//! payload codec), which makes a handler a drop-in peer of a Python NVFlare process. Each handler keeps the sans-IO [`peerpipe_core`] endpoint behind a lock,
 //! with one I/O thread that waits until the endpoint's next deadline or until bytes arrive;
 //! no polling interval.
 //!
@@ -48,6 +49,7 @@
 
 mod driver;
 mod error;
+pub mod fobs;
 mod handler;
 mod message;
 mod signal;
@@ -65,8 +67,8 @@ pub use signal::AbortSignal;
 #[cfg(feature = "serial")]
 pub use transport::SerialTransport;
 pub use transport::{
-    memory_pair, ChildExit, ChildTransport, Mode, StdioTransport, TcpTransport, Transport,
-    UnixTransport,
+    memory_pair, ChildExit, ChildTransport, FilePipeTransport, Mode, StdioTransport, TcpTransport,
+    Transport, UnixTransport,
 };
 
 /// The largest message data, in bytes.

@@ -4,19 +4,23 @@
 //! sockets and a child's pipes are non-blocking descriptors that the I/O thread polls, reads
 //! and writes itself; the in-memory pair is a channel each way; other byte streams (a serial
 //! port, this process's stdin/stdout, anything given to [`Link::from_stream`]) get a reader
-//! thread that forwards what it reads into a channel. When the stream ends or fails, the
-//! handler reports the peer gone with the error as its cause: never a panic, never a hang.
+//! thread that forwards what it reads into a channel; NVFlare's FilePipe
+//! ([`FilePipeTransport`]) is a channel to a bridge thread that turns frames into files.
+//! When the stream ends or fails (or the FilePipe's directory disappears), the handler
+//! reports the peer gone with the error as its cause: never a panic, never a hang.
 //!
 //! Reconnects: none. A broken TCP or Unix connection, a closed pipe or a dead child is the end
 //! of that handler's conversation (GONE). To talk again, start a new handler on a new
 //! transport; the peer sees a new session and reports a restart if it was still running.
 
+mod file_pipe;
 mod memory;
 mod process;
 #[cfg(feature = "serial")]
 mod serial;
 mod socket;
 
+pub use file_pipe::{FilePipeTransport, Rejected, Rejections};
 pub use memory::{memory_pair, MemoryTransport};
 pub use process::{ChildExit, ChildTransport, StdioTransport};
 #[cfg(feature = "serial")]
@@ -37,9 +41,11 @@ const CHUNKS_IN_FLIGHT: usize = 64;
 /// Which end of a pipe, as in NVFlare: the PASSIVE end waits for the ACTIVE one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Connects (TCP, Unix) or spawns (child process).
+    /// Connects (TCP, Unix) or spawns (child process); on a FilePipe, writes `y/` and
+    /// reads `x/` (NVFlare's external script).
     Active,
-    /// Listens and accepts.
+    /// Listens and accepts; on a FilePipe, writes `x/`, reads `y/` and removes the pipe's
+    /// directory on close (NVFlare's FL client).
     Passive,
 }
 

@@ -1,0 +1,148 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn hex(s: &str) -> Vec<u8> {
+    s.split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn python_encodings() {
+    let cases: &[(Value, &str)] = &[
+        (Value::Nil, "c0"),
+        (Value::Bool(true), "c3"),
+        (Value::Bool(false), "c2"),
+        (Value::Int(42), "2a"),
+        (Value::Int(-1), "ff"),
+        (Value::Int(-32), "e0"),
+        (Value::Int(-33), "d0 df"),
+        (Value::Int(200), "cc c8"),
+        (Value::Int(-129), "d1 ff 7f"),
+        (Value::Int(65536), "ce 00 01 00 00"),
+        (Value::Int(-(1 << 32)), "d3 ff ff ff ff 00 00 00 00"),
+        (Value::UInt(u64::MAX), "cf ff ff ff ff ff ff ff ff"),
+        (Value::Float(1.5), "cb 3f f8 00 00 00 00 00 00"),
+        (Value::Str("hello".into()), "a5 68 65 6c 6c 6f"),
+        (Value::Bin(vec![0xff]), "c4 01 ff"),
+        (Value::List(vec![Value::Int(1), Value::Nil]), "92 01 c0"),
+    ];
+    for (v, bytes) in cases {
+        assert_eq!(encode(v).unwrap(), hex(bytes), "{v:?}");
+        assert_eq!(decode(&hex(bytes)).unwrap(), *v, "{bytes}");
+    }
+    let long = "x".repeat(40);
+    assert_eq!(encode(&Value::Str(long.clone())).unwrap()[..2], [0xd9, 40]);
+    let list = Value::List(vec![Value::Nil; 16]);
+    assert_eq!(encode(&list).unwrap()[..3], [0xdc, 0, 16]);
+}
+
+#[test]
+fn reference_file() {
+    // `{"a":"x","n":7,"b":b"\xff"}` as NVFlare 2.8.3 writes it.
+    let file = hex("64 00 00 00 00 00 00 00 00 0d 83 a1 61 a1 78 a1 6e 07 a1 62 c4 01 ff");
+    let body = from_file(&file).unwrap();
+    let v = decode(body).unwrap();
+    assert_eq!(
+        v,
+        Value::Map(vec![
+            ("a".into(), "x".into()),
+            ("n".into(), 7.into()),
+            ("b".into(), vec![0xffu8].into()),
+        ])
+    );
+    assert_eq!(to_file(&encode(&v).unwrap()), file);
+    assert_eq!(
+        to_file(&encode(&Value::Str(String::new())).unwrap()),
+        hex("64 00 00 00 00 00 00 00 00 01 a0")
+    );
+}
+
+#[test]
+fn refusals() {
+    // A tuple as FOBS writes it.
+    let tuple = hex("83 ad 5f 5f 66 6f 62 73 5f 74 79 70 65 5f 5f a5 74 75 70 6c 65 ad 5f 5f 66 6f 62 73 5f 64 61 74 61 5f 5f 92 01 02 ab 5f 5f 66 6f 62 73 5f 64 63 5f 5f c0");
+    assert_eq!(
+        decode(&tuple),
+        Err(FobsError::Unsupported {
+            fobs_type: "tuple".into()
+        })
+    );
+    assert_eq!(decode(&hex("92 01")), Err(FobsError::Truncated));
+    assert_eq!(decode(&[]), Err(FobsError::Truncated));
+    assert_eq!(
+        decode(&hex("01 02")),
+        Err(FobsError::TrailingBytes { extra: 1 })
+    );
+    assert_eq!(
+        decode(&hex("d4 05 00")),
+        Err(FobsError::Extension { code: 5 })
+    );
+    assert_eq!(decode(&hex("c1")), Err(FobsError::Reserved));
+    assert_eq!(decode(&hex("a1 ff")), Err(FobsError::InvalidUtf8));
+    assert_eq!(decode(&[0x91; 100]), Err(FobsError::TooDeep));
+    assert_eq!(decode(&hex("dd ff ff ff ff")), Err(FobsError::Truncated));
+    assert_eq!(
+        from_file(&hex("82 a1 61 01")),
+        Err(FobsError::NoHeader { found: Some(0x82) })
+    );
+    assert_eq!(from_file(&[]), Err(FobsError::NoHeader { found: None }));
+    assert_eq!(from_file(&hex("64 00 00")), Err(FobsError::Truncated));
+    assert_eq!(
+        from_file(&hex("64 00 00 00 00 00 00 00 00 05 c0")),
+        Err(FobsError::Truncated)
+    );
+    assert_eq!(
+        from_file(&hex("64 00 00 00 00 00 00 00 00 01 c0 66 00")),
+        Err(FobsError::DatumSections)
+    );
+}
+
+#[test]
+fn bodies_for_raw_data() {
+    assert_eq!(body_for(&[]), [0xc0]);
+    assert_eq!(body_for(&[0x2a]), [0x2a]);
+    // Not one msgpack value: sent as bytes.
+    assert_eq!(body_for(b"hi"), [0xc4, 2, b'h', b'i']);
+    assert_eq!(body_for(&[0xc1]), [0xc4, 1, 0xc1]);
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Nil),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::Int),
+        ((i64::MAX as u64 + 1)..=u64::MAX).prop_map(Value::UInt),
+        any::<f64>()
+            .prop_filter("NaN is not equal to itself", |x| !x.is_nan())
+            .prop_map(Value::Float),
+        ".{0,40}".prop_map(Value::Str),
+        proptest::collection::vec(any::<u8>(), 0..300).prop_map(Value::Bin),
+    ];
+    leaf.prop_recursive(4, 64, 20, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..20).prop_map(Value::List),
+            proptest::collection::vec((".{0,8}".prop_map(Value::Str), inner), 0..20)
+                .prop_map(Value::Map),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn round_trip(v in value()) {
+        let body = encode(&v).unwrap();
+        prop_assert_eq!(decode(&body).unwrap(), v.clone());
+        prop_assert_eq!(body_for(&body), body.clone());
+        prop_assert_eq!(decode(from_file(&to_file(&body)).unwrap()).unwrap(), v);
+    }
+
+    #[test]
+    fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = decode(&bytes);
+        let _ = from_file(&bytes);
+        let body = body_for(&bytes);
+        prop_assert!(is_one_value(&body));
+    }
+}
