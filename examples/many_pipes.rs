@@ -34,15 +34,17 @@
 //! 4 receive and 4 send slots): an endpoint is sized by its capacities, and a server with
 //! thousands of pipes picks them to fit (see `PipeHandler`'s docs).
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::io::Write;
+use std::process::{ExitCode, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use peerpipe_core::wire::max_encoded_len;
 use peerpipe_tokio::{Config, Item, Message, PeerState, PipeHandler, Status};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, ChildStdout, Command};
 
 /// The pipes of this example: small messages, few slots.
 type Pipe = PipeHandler<256, 32, 4, 4, { max_encoded_len(256, 32) }>;
@@ -164,8 +166,8 @@ async fn passive(args: &Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let mut child = spawn_child(args, &addr.to_string())?;
-    let child_pid = child.id();
-    let mut from_child = BufReader::new(child.stdout.take().ok_or("no child stdout")?);
+    let child_pid = child.id().ok_or("the active side exited at once")?;
+    let mut from_child = BufReader::new(child.stdout.take().ok_or("no child stdout")?).lines();
     let mut to_child = child.stdin.take().ok_or("no child stdin")?;
     let rss0 = (rss(None)?, rss(Some(child_pid))?);
 
@@ -189,7 +191,7 @@ async fn passive(args: &Args) -> Result<(), String> {
         .await
         .map_err(|_| "setting up the pipes took too long")??;
     // The child says when its ends are up too.
-    let line = read_line(&mut from_child)?;
+    let line = read_line(&mut from_child).await?;
     if line != "up" {
         return Err(format!("child: {line}"));
     }
@@ -220,8 +222,11 @@ async fn passive(args: &Args) -> Result<(), String> {
             )
         }
         Some(secs) => {
-            writeln!(to_child, "load {secs}").map_err(|e| e.to_string())?;
-            let report = read_line(&mut from_child)?;
+            to_child
+                .write_all(format!("load {secs}\n").as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            let report = read_line(&mut from_child).await?;
             let requests: f64 = report
                 .strip_prefix("requests=")
                 .and_then(|n| n.parse().ok())
@@ -235,7 +240,7 @@ async fn passive(args: &Args) -> Result<(), String> {
         }
     };
     drop(to_child);
-    finish_child(&mut child)?;
+    finish_child(&mut child).await?;
     println!("{line}");
     Ok(())
 }
@@ -353,23 +358,23 @@ fn spawn_child(args: &Args, addr: &str) -> Result<Child, String> {
         .args(["--active", addr])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("spawning the active side: {e}"))
 }
 
-fn finish_child(child: &mut Child) -> Result<(), String> {
-    let status = child.wait().map_err(|e| e.to_string())?;
+async fn finish_child(child: &mut Child) -> Result<(), String> {
+    let status = child.wait().await.map_err(|e| e.to_string())?;
     if !status.success() {
         return Err(format!("the active side exited with {status}"));
     }
     Ok(())
 }
 
-fn read_line(from: &mut impl BufRead) -> Result<String, String> {
-    let mut line = String::new();
-    match from.read_line(&mut line) {
-        Ok(0) => Err("the active side exited early".into()),
-        Ok(_) => Ok(line.trim().to_owned()),
+async fn read_line(from: &mut Lines<BufReader<ChildStdout>>) -> Result<String, String> {
+    match from.next_line().await {
+        Ok(Some(line)) => Ok(line.trim().to_owned()),
+        Ok(None) => Err("the active side exited early".into()),
         Err(e) => Err(e.to_string()),
     }
 }

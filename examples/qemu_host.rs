@@ -1,7 +1,9 @@
 //! Drives the `firmware/qemu-echo` firmware in QEMU with peerpipe-std over TCP: requests and
 //! replies of several sizes, a burst of garbage bytes, END and ABORT both ways, GONE when QEMU
-//! is killed, and the restart of a second QEMU run. Prints wire and throughput numbers.
-//! `cargo xtask qemu` builds the firmware for each board and runs this; by hand:
+//! is killed, and the restart of a second QEMU run. A third QEMU run is driven by the async
+//! driver, peerpipe-tokio, straight over the TCP connection: echo from concurrent tasks, END
+//! from the firmware, GONE when QEMU is killed (one wire protocol for every driver). Prints
+//! wire and throughput numbers. `cargo xtask qemu` builds the firmware for each board and runs this; by hand:
 //!
 //! ```text
 //! (cd firmware/qemu-echo && cargo build --release --target thumbv6m-none-eabi)
@@ -148,6 +150,24 @@ fn spawn_qemu(board: Board, elf: &str, port: u16) -> Res<Qemu> {
         .map_err(|e| format!("cannot start {program}: {e}"))
 }
 
+/// QEMU's connection to `listener` (blocking, no delay), within `CONNECT_TIMEOUT`.
+fn accept_qemu(listener: &TcpListener) -> Res<TcpStream> {
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => return Err(format!("QEMU did not connect: {e}")),
+        }
+    };
+    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(stream)
+}
+
 /// The proxy between QEMU and the current handler, with byte counters.
 #[derive(Default)]
 struct Proxy {
@@ -182,19 +202,7 @@ impl Proxy {
 
     /// Waits for QEMU's connection on `listener` and starts forwarding from it.
     fn accept_qemu(self: &Arc<Self>, listener: &TcpListener) -> Res<()> {
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + CONNECT_TIMEOUT;
-        let stream = loop {
-            match listener.accept() {
-                Ok((s, _)) => break s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                    thread::sleep(Duration::from_millis(10))
-                }
-                Err(e) => return Err(format!("QEMU did not connect: {e}")),
-            }
-        };
-        stream.set_nonblocking(false).map_err(|e| e.to_string())?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let stream = accept_qemu(listener)?;
         *self.qemu.lock().unwrap() = Some(stream.try_clone().map_err(|e| e.to_string())?);
         self.forward(stream, false);
         Ok(())
@@ -300,6 +308,30 @@ fn stats(h: &PipeHandler) -> Res<FwStats> {
         stack_used: w[9],
         uptime_ms: w[10],
     })
+}
+
+/// Waits for a status matching `want` from the async handler, skipping other items.
+async fn async_status(
+    h: &peerpipe_tokio::PipeHandler,
+    what: &str,
+    want: impl Fn(&Status) -> bool,
+) -> Res<()> {
+    let mut seen = Vec::new();
+    let wait = async {
+        while let Some(item) = h.recv().await {
+            match item {
+                Item::Status(s) if want(&s) => return true,
+                other => seen.push(format!("{other:?}")),
+            }
+        }
+        false
+    };
+    match tokio::time::timeout(STATUS_TIMEOUT, wait).await {
+        Ok(true) => Ok(()),
+        _ => Err(format!(
+            "no {what} within {STATUS_TIMEOUT:?} (async; saw {seen:?})"
+        )),
+    }
 }
 
 /// Waits for a status matching `want`, skipping other items.
@@ -574,6 +606,77 @@ fn run(board: Board, elf: &str) -> Res<()> {
     );
     h3.stop(true);
     drop(qemu);
+
+    // ---- QEMU run 3: the same firmware driven by the async driver (peerpipe-tokio).
+    let qemu = spawn_qemu(board, elf, port)?;
+    let stream = accept_qemu(&listener)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(run_tokio(stream, qemu))
+}
+
+/// Echo of several sizes from concurrent tasks, END from the firmware, GONE when QEMU is
+/// killed: through peerpipe-tokio.
+async fn run_tokio(stream: TcpStream, qemu: Qemu) -> Res<()> {
+    use peerpipe_tokio::PipeHandler as AsyncHandler;
+
+    stream.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let stream = tokio::net::TcpStream::from_std(stream).map_err(|e| e.to_string())?;
+    let h: AsyncHandler = AsyncHandler::start(stream, config()).map_err(|e| e.to_string())?;
+    let tasks: Vec<_> = (0..8usize)
+        .map(|t| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                for len in [0usize, 1, 8, 64, 100, 128] {
+                    let data: Vec<u8> = (0..len).map(|i| (i + t) as u8).collect();
+                    let req = Message::request("echo", data.clone()).map_err(|e| e.to_string())?;
+                    let reply = h
+                        .request(req, Some(REQUEST_TIMEOUT))
+                        .await
+                        .map_err(|e| format!("async echo of {len} B: {e}"))?;
+                    if !reply.data().iter().rev().eq(data.iter()) {
+                        return Err(format!("async echo of {len} B came back wrong"));
+                    }
+                }
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    say!("peerpipe-tokio: 8 tasks x echo of 0/1/8/64/100/128 B: ok");
+    let ok = h
+        .request(
+            Message::request("end", Vec::new()).map_err(|e| e.to_string())?,
+            Some(REQUEST_TIMEOUT),
+        )
+        .await
+        .map_err(|e| format!("async end request: {e}"))?;
+    check(ok.data() == b"ok", "end acknowledged")?;
+    async_status(&h, "END from the firmware", |s| {
+        *s == Status::End(b"fw-end".to_vec())
+    })
+    .await?;
+    async_status(&h, "PeerRestarted after END", |s| {
+        *s == Status::PeerRestarted
+    })
+    .await?;
+    let req = Message::request("echo", b"new".to_vec()).map_err(|e| e.to_string())?;
+    h.request(req, Some(REQUEST_TIMEOUT))
+        .await
+        .map_err(|e| format!("async echo after END: {e}"))?;
+    say!("peerpipe-tokio: END firmware->host, then a new conversation: ok");
+    drop(qemu);
+    async_status(&h, "GONE after QEMU was killed", |s| {
+        matches!(s, Status::Gone { .. })
+    })
+    .await?;
+    say!("peerpipe-tokio: QEMU killed -> GONE: ok");
+    h.stop();
+    h.closed().await;
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //!   targets, clippy and rustfmt, `qemu-system-arm`, `qemu-system-riscv32`, a Python venv with
 //!   NVFlare), then runs every check CI runs, each timed, going on after a failure, and prints
 //!   a summary. FILTERs keep only the steps whose name
-//!   starts with one of them (`fmt`, `clippy`, `host`, `no_std`, `firmware`, `nvflare`, `doc`).
+//!   starts with one of them (`fmt`, `clippy`, `host`, `no_std`, `firmware`, `nvflare`, `many_pipes`, `doc`).
 //! - `cargo xtask qemu`: builds `firmware/qemu-echo` for each QEMU board (lm3s6965evb, micro:bit,
 //!   RISC-V virt) and drives it in QEMU over TCP with peerpipe-std (`examples/qemu_host.rs`).
 //! - `cargo xtask size`: builds the echo firmware with panic-halt for each firmware target and
@@ -48,6 +48,9 @@ const FIRMWARE_DIR: &str = "firmware/core-tests";
 /// The embedded driver crate.
 const EMBEDDED_PKG: &str = "peerpipe-embedded";
 
+/// The async driver: its `serial` feature is built and tested on its own.
+const TOKIO_PKG: &str = "peerpipe-tokio";
+
 /// The QEMU demo firmware (its own workspace) and the targets it is built for, each with the
 /// QEMU board it runs on (`cargo xtask qemu`); all are built by `cargo xtask test` and measured
 /// by `cargo xtask size`.
@@ -87,12 +90,14 @@ commands:
         install missing rustup targets/components and QEMU (as root), then run
         fmt, clippy, host tests, no_std builds of peerpipe-core and peerpipe-embedded
         (every feature set), the firmware builds, the QEMU firmware tests and the QEMU echo
-        run (as `qemu` below) and docs; print a timed summary; exit 1 on any failure.
+        run (as `qemu` below), the NVFlare interop tests (a venv with nvflare 2.8.3 is made
+        under target/), a many_pipes smoke run and docs; print a timed summary; exit 1 on
+        any failure.
         FILTERs keep only the steps whose name starts with one of them:
-        fmt, clippy, host, no_std, firmware, nvflare, doc.
+        fmt, clippy, host, no_std, firmware, nvflare, many_pipes, doc.
   qemu  build firmware/qemu-echo and drive it in QEMU over TCP with peerpipe-std, on each
         board (lm3s6965evb, microbit, virt): requests, garbage, END/ABORT both ways, GONE,
-        restart
+        restart; then with peerpipe-tokio: concurrent echo, END, GONE
   size  print target=<triple> flash=<bytes> ram=<bytes> stack=<bytes or ?> bin=minimal for
         the minimal echo firmware (firmware/qemu-echo/src/bin/minimal.rs: core + SerialDriver
         at default capacities, panic-halt), per target; stack measured in QEMU by
@@ -529,14 +534,26 @@ fn test_steps() -> Vec<Step> {
 
     steps.push(Step::new(
         "clippy (workspace, all targets)",
-        vec![cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ])],
+        vec![
+            cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+            cargo().args([
+                "clippy",
+                "--package",
+                TOKIO_PKG,
+                "--all-features",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        ],
     ));
 
     // The core as the MCU sees it, and the two packages outside the workspace.
@@ -633,6 +650,14 @@ fn test_steps() -> Vec<Step> {
             host_test,
             // The embedded-io adapter and its tests exist with the feature only.
             cargo().args(["test", "--package", EMBEDDED_PKG, "--all-features"]),
+            // So do the tokio driver's serial port and its test over pseudo-terminals.
+            cargo().args([
+                "test",
+                "--release",
+                "--package",
+                TOKIO_PKG,
+                "--all-features",
+            ]),
         ],
     ));
 
@@ -695,6 +720,23 @@ fn test_steps() -> Vec<Step> {
     }
 
     steps.push(nvflare_step(&root));
+
+    // The async driver at scale, as a smoke run (its numbers are printed, not judged here:
+    // the 10,000-pipe, 20-second measurement is `cargo run --release --example many_pipes --
+    // --pipes 10000`).
+    let many_pipes = |extra: &[&str]| {
+        cargo()
+            .args(["run", "--release", "--package", "peerpipe-examples"])
+            .args(["--example", "many_pipes", "--"])
+            .args(extra)
+    };
+    steps.push(Step::new(
+        "many_pipes smoke (tokio: 2000 idle pipes 5 s, 100 loaded pipes 3 s)",
+        vec![
+            many_pipes(&["--pipes", "2000", "--idle-secs", "5"]),
+            many_pipes(&["--pipes", "100", "--load", "3"]),
+        ],
+    ));
 
     steps.push(Step::new(
         "doc",
