@@ -49,7 +49,7 @@
 //! ```
 //!
 //! ## Features
-//! - `serial`: [`open_serial`], a serial port as a transport (through `tokio-serial`).
+//! - `serial`: `open_serial`, a serial port as a transport (through `tokio-serial`).
 
 #![warn(missing_docs)]
 
