@@ -166,12 +166,13 @@ fn child_stdout_garbage_is_survived() {
     parent.stop(true);
 }
 
-/// kill -9: the parent reports GONE within heartbeat_timeout plus a margin (at once, from
-/// the end of the worker's stdout), with the transport's cause; a request waiting for its
+/// kill -9: the parent reports GONE at once, from the end of the worker's stdout, with the
+/// transport's cause (the silence timeout is the long one of `config()`, so that a worker
+/// starved of CPU by a busy machine is not taken for silent first); a request waiting for its
 /// reply and later sends fail.
 #[test]
 fn child_killed_is_gone() {
-    let (parent, pid) = spawn_worker(gone_config());
+    let (parent, pid) = spawn_worker(config());
     let waiting = {
         let parent = parent.clone();
         std::thread::spawn(move || {
@@ -188,14 +189,14 @@ fn child_killed_is_gone() {
     assert_eq!(next_message(&parent, STEP).topic(), "hanging");
     let t0 = Instant::now();
     signal(pid, libc::SIGKILL);
-    match next_status(&parent, GONE_AFTER + MARGIN) {
+    match next_status(&parent, MARGIN) {
         Status::Gone {
             reason: GoneReason::TransportLost,
             cause: Some(cause),
         } => assert!(cause.contains("closed"), "cause: {cause}"),
         s => panic!("expected GONE, got {s:?}"),
     }
-    assert!(t0.elapsed() < GONE_AFTER + MARGIN);
+    assert!(t0.elapsed() < MARGIN);
     let (r, took) = waiting.join().unwrap();
     assert!(
         matches!(r, Err(Error::Failed(FailReason::PeerGone))),

@@ -21,6 +21,7 @@
 //! let listener = TcpListener::bind("127.0.0.1:7000").await?;
 //! tokio::spawn(async move {
 //!     while let Ok((stream, _)) = listener.accept().await {
+//!         stream.set_nodelay(true)?;
 //!         let pipe: PipeHandler = PipeHandler::start(stream, Config::default())?;
 //!         tokio::spawn(async move {
 //!             while let Some(item) = pipe.recv().await {
@@ -36,10 +37,12 @@
 //!             Ok::<(), peerpipe_tokio::Error>(())
 //!         });
 //!     }
-//!     Ok::<(), peerpipe_tokio::Error>(())
+//!     Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! });
 //!
-//! let client: PipeHandler = PipeHandler::start(TcpStream::connect("127.0.0.1:7000").await?, Config::default())?;
+//! let stream = TcpStream::connect("127.0.0.1:7000").await?;
+//! stream.set_nodelay(true)?;
+//! let client: PipeHandler = PipeHandler::start(stream, Config::default())?;
 //! let reply = client.request(Message::request("echo", b"hello".to_vec())?, None).await?;
 //! assert_eq!(reply.data(), b"hello");
 //! client.notify_end(Vec::new()).await?;

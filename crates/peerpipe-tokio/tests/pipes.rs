@@ -20,6 +20,14 @@ fn config() -> Config {
     }
 }
 
+/// For the tests in real time: a silence timeout no busy machine reaches by accident.
+fn real_time_config() -> Config {
+    Config {
+        heartbeat_timeout: Duration::from_secs(30).into(),
+        ..config()
+    }
+}
+
 fn msg(topic: &str, data: &[u8]) -> Message {
     Message::request(topic, data.to_vec()).unwrap()
 }
@@ -402,13 +410,16 @@ async fn tcp_and_unix_sockets() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (client, accepted) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
-    let a: PipeHandler = PipeHandler::start(client.unwrap(), config()).unwrap();
-    let b: PipeHandler = PipeHandler::start(accepted.unwrap().0, config()).unwrap();
+    let (client, accepted) = (client.unwrap(), accepted.unwrap().0);
+    client.set_nodelay(true).unwrap();
+    accepted.set_nodelay(true).unwrap();
+    let a: PipeHandler = PipeHandler::start(client, real_time_config()).unwrap();
+    let b: PipeHandler = PipeHandler::start(accepted, real_time_config()).unwrap();
     exchange(&a, b).await;
 
     let (x, y) = tokio::net::UnixStream::pair().unwrap();
-    let a: PipeHandler = PipeHandler::start(x, config()).unwrap();
-    let b: PipeHandler = PipeHandler::start(y, config()).unwrap();
+    let a: PipeHandler = PipeHandler::start(x, real_time_config()).unwrap();
+    let b: PipeHandler = PipeHandler::start(y, real_time_config()).unwrap();
     exchange(&a, b).await;
 }
 
@@ -432,7 +443,8 @@ async fn talks_to_the_threaded_driver() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let std_side = StdHandler::new(TcpTransport::connect(addr).unwrap(), config()).unwrap();
+    let std_side =
+        StdHandler::new(TcpTransport::connect(addr).unwrap(), real_time_config()).unwrap();
     std_side.start().unwrap();
     std_side.set_message_cb({
         let h = std_side.clone();
@@ -443,7 +455,8 @@ async fn talks_to_the_threaded_driver() {
         }
     });
     let (stream, _) = listener.accept().await.unwrap();
-    let tokio_side: PipeHandler = PipeHandler::start(stream, config()).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let tokio_side: PipeHandler = PipeHandler::start(stream, real_time_config()).unwrap();
 
     // tokio -> std
     for i in 0..100u32 {
