@@ -274,7 +274,8 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         self.inner.shared.lock().next_item(cx.waker())
     }
 
-    /// Gives `msg` to the endpoint once a send slot is free, and starts waiting for `wait`.
+    /// Gives `msg` to the endpoint once a send slot is free, and starts waiting for `wait`;
+    /// within `timeout` (default `default_request_timeout`), which it returns as a deadline.
     async fn submit(
         &self,
         msg: &Message,
@@ -287,12 +288,47 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
             st.deadline(timeout)?
         };
         let core = msg.to_core::<P, T>()?;
-        let queued = poll_fn(|cx| {
+        let queued = self.enqueue(wait, |st, now| {
+            let left = deadline.saturating_duration_since(TokioInstant::now());
+            st.ep.send(now, core.clone(), Some(left.into()))
+        });
+        match tokio::time::timeout_at(deadline, queued).await {
+            Ok(r) => r.map(|id| (id, deadline)),
+            Err(_) => Err(Error::Failed(peerpipe_core::FailReason::TimedOut)),
+        }
+    }
+
+    /// END or ABORT: queued once a send slot is free, then waits for its outcome.
+    async fn close_with(
+        &self,
+        give: impl FnMut(
+            &mut State<P, T, RX, TX, F>,
+            peerpipe_core::Instant,
+        ) -> Result<MsgId, peerpipe_core::Error>,
+    ) -> Result<(), Error> {
+        let id = self.enqueue(Wait::Outcome, give).await?;
+        Waiting::new(&self.inner.shared, id, Wait::Outcome)
+            .outcome()
+            .await
+            .map(drop)
+    }
+
+    /// Gives an item to the endpoint with `give`, waiting while every send slot is taken,
+    /// and registers the wait for its outcome or reply. Its caller puts a [`Waiting`] guard
+    /// on the id at once (no await in between), so a dropped future leaves nothing behind.
+    async fn enqueue(
+        &self,
+        wait: Wait,
+        mut give: impl FnMut(
+            &mut State<P, T, RX, TX, F>,
+            peerpipe_core::Instant,
+        ) -> Result<MsgId, peerpipe_core::Error>,
+    ) -> Result<MsgId, Error> {
+        poll_fn(|cx| {
             let mut st = self.inner.shared.lock();
             st.check_running()?;
             let now = st.now();
-            let left = deadline.saturating_duration_since(TokioInstant::now());
-            match st.ep.send(now, core.clone(), Some(left.into())) {
+            match give(&mut st, now) {
                 Err(peerpipe_core::Error::SendQueueFull) => {
                     st.wait_for_room(cx.waker());
                     Poll::Pending
@@ -304,43 +340,8 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
                     Poll::Ready(Ok(id))
                 }
             }
-        });
-        match tokio::time::timeout_at(deadline, queued).await {
-            Ok(r) => r.map(|id| (id, deadline)),
-            Err(_) => Err(Error::Failed(peerpipe_core::FailReason::TimedOut)),
-        }
-    }
-
-    /// END or ABORT: queued once a send slot is free, then waits for its outcome.
-    async fn close_with(
-        &self,
-        mut enqueue: impl FnMut(
-            &mut State<P, T, RX, TX, F>,
-            peerpipe_core::Instant,
-        ) -> Result<MsgId, peerpipe_core::Error>,
-    ) -> Result<(), Error> {
-        let id = poll_fn(|cx| {
-            let mut st = self.inner.shared.lock();
-            st.check_running()?;
-            let now = st.now();
-            match enqueue(&mut st, now) {
-                Err(peerpipe_core::Error::SendQueueFull) => {
-                    st.wait_for_room(cx.waker());
-                    Poll::Pending
-                }
-                Err(e) => Poll::Ready(Err(Error::from(e))),
-                Ok(id) => {
-                    st.wait_for(id, Wait::Outcome);
-                    st.wake_task();
-                    Poll::Ready(Ok(id))
-                }
-            }
         })
-        .await?;
-        Waiting::new(&self.inner.shared, id, Wait::Outcome)
-            .outcome()
-            .await
-            .map(drop)
+        .await
     }
 }
 
@@ -361,19 +362,20 @@ impl<'a, const P: usize, const T: usize, const RX: usize, const TX: usize, const
     }
 
     async fn outcome(&self) -> Result<MsgId, Error> {
-        poll_fn(
-            |cx| match self.shared.lock().take_outcome(self.id, cx.waker()) {
-                Some(r) => Poll::Ready(r),
-                None => Poll::Pending,
-            },
-        )
-        .await
+        self.value(State::take_outcome).await
     }
 
     async fn reply(&self) -> Result<Message, Error> {
+        self.value(State::take_reply).await
+    }
+
+    async fn value<V>(
+        &self,
+        take: fn(&mut State<P, T, RX, TX, F>, MsgId, &std::task::Waker) -> Option<V>,
+    ) -> V {
         poll_fn(
-            |cx| match self.shared.lock().take_reply(self.id, cx.waker()) {
-                Some(r) => Poll::Ready(r),
+            |cx| match take(&mut self.shared.lock(), self.id, cx.waker()) {
+                Some(v) => Poll::Ready(v),
                 None => Poll::Pending,
             },
         )
