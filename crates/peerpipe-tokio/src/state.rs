@@ -164,9 +164,10 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         }
     }
 
-    /// Refused at once when the handler was stopped or its transport is closed.
+    /// Refused at once when the handler was stopped. (After a broken transport the endpoint
+    /// itself refuses sends: the peer is gone.)
     pub(crate) fn check_running(&self) -> Result<(), Error> {
-        if self.stopping || self.finished {
+        if self.stopping {
             return Err(Error::Stopped);
         }
         Ok(())

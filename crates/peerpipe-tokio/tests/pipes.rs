@@ -205,6 +205,10 @@ async fn closed_transport_is_gone_with_its_cause() {
     }
     a.closed().await;
     assert!(a.recv().await.is_none());
+    assert!(matches!(
+        a.send_to_peer(msg("late", b""), None).await,
+        Err(Error::Closed(CloseReason::PeerGone))
+    ));
 }
 
 #[tokio::test(start_paused = true)]
