@@ -220,9 +220,11 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         }
         match self.inbox.pop_front() {
             Some(item) => {
-                // Room in the inbox: the endpoint may hand over more, and may announce room.
-                self.dispatch();
-                self.wake_task();
+                // Room in the inbox: the endpoint may hand over more, and once it has, it may
+                // have room to announce (a frame for the task to send).
+                if self.dispatch() {
+                    self.wake_task();
+                }
                 Poll::Ready(Some(item))
             }
             None if self.stopping || self.finished => Poll::Ready(None),
@@ -239,18 +241,21 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     }
 
     /// Moves the endpoint's outcomes to their waiters and its events into the inbox (as far
-    /// as it has room), routing replies to the requests that wait for them.
-    pub(crate) fn dispatch(&mut self) {
+    /// as it has room), routing replies to the requests that wait for them. Returns whether
+    /// it took anything from the endpoint.
+    pub(crate) fn dispatch(&mut self) -> bool {
         let mut settled = false;
         while let Some((id, outcome)) = self.ep.poll_outcome() {
             self.settle(id, outcome);
             settled = true;
         }
         let mut arrived = false;
+        let mut took = settled;
         while self.inbox.len() < RX.max(1) {
             let Some(event) = self.ep.poll_event() else {
                 break;
             };
+            took = true;
             let item = match event {
                 Event::SendOutcome { id, outcome } => {
                     self.settle(id, outcome);
@@ -295,6 +300,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         if arrived {
             wake_all(&mut self.readers);
         }
+        took
     }
 
     /// Settles a send: its waiter learns the outcome; a request that failed learns it too

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -69,10 +70,11 @@ where
 
     /// Reads what the transport has and feeds it to the endpoint.
     fn read(&mut self, cx: &mut Context<'_>, st: &mut State<P, T, RX, TX, F>) -> Input {
-        let mut buf = [0u8; READ_CHUNK];
+        // Uninitialised: no 8 KiB of zeroes written at every wake-up.
+        let mut buf = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
         let mut fed = false;
         for _ in 0..READS_PER_POLL {
-            let mut rb = ReadBuf::new(&mut buf);
+            let mut rb = ReadBuf::uninit(&mut buf);
             match self.io.as_mut().poll_read(cx, &mut rb) {
                 Poll::Pending => return if fed { Input::Fed } else { Input::Idle },
                 Poll::Ready(Err(e)) => return Input::Lost(e.to_string()),
@@ -92,9 +94,9 @@ where
     /// Encodes every frame that is due and writes as much as the transport takes.
     fn write(&mut self, cx: &mut Context<'_>, st: &mut State<P, T, RX, TX, F>) -> io::Result<()> {
         let mut frame = [0u8; F];
+        let now = st.now();
         loop {
             while self.out.len() - self.sent < WRITE_BATCH {
-                let now = st.now();
                 match st.ep.poll_transmit(now, &mut frame) {
                     Ok(Some(n)) => self.out.extend_from_slice(frame.get(..n).unwrap_or(&[])),
                     // A FRAME-sized buffer always suffices (checked by the endpoint's type).
