@@ -43,8 +43,52 @@ use crate::signal::Promise;
 use crate::transport::{Chunk, FdRead, FdWrite, Link, LinkIo, Transport};
 use crate::{CoreEndpoint, Error, Item, Message, Status, RX};
 
-type MessageCb = Box<dyn FnMut(Message) + Send>;
-type StatusCb = Box<dyn FnMut(Status) + Send>;
+/// An application callback taking items of type `T`.
+type CallbackFn<T> = Box<dyn FnMut(T) + Send>;
+
+/// An application callback for items of one kind (messages or statuses), and whether one
+/// is set (read on every dispatch without taking the lock).
+struct Callback<T> {
+    cb: Mutex<Option<CallbackFn<T>>>,
+    set: AtomicBool,
+}
+
+impl<T> Callback<T> {
+    const fn new() -> Self {
+        Callback {
+            cb: Mutex::new(None),
+            set: AtomicBool::new(false),
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        self.set.load(Ordering::SeqCst)
+    }
+
+    /// Sets or clears the callback; the old one is dropped outside the lock.
+    fn replace(&self, cb: Option<CallbackFn<T>>) {
+        let set = cb.is_some();
+        let old = self
+            .cb
+            .lock()
+            .map(|mut slot| std::mem::replace(&mut *slot, cb))
+            .ok()
+            .flatten();
+        self.set.store(set, Ordering::SeqCst);
+        drop(old);
+    }
+
+    /// Gives `value` to the callback if one is set; otherwise hands it back.
+    fn call(&self, value: T) -> Option<T> {
+        match self.cb.lock().ok().as_deref_mut().and_then(Option::as_mut) {
+            Some(cb) => {
+                cb(value);
+                None
+            }
+            None => Some(value),
+        }
+    }
+}
 pub(crate) type Done = Promise<Result<MsgId, Error>>;
 pub(crate) type ReplyTo = Promise<Result<Message, Error>>;
 
@@ -439,10 +483,8 @@ pub(crate) struct Shared {
     /// The I/O thread holds items because the application's queue is full.
     want_room: AtomicBool,
     peer_state: AtomicU8,
-    message_cb: Mutex<Option<MessageCb>>,
-    status_cb: Mutex<Option<StatusCb>>,
-    has_message_cb: AtomicBool,
-    has_status_cb: AtomicBool,
+    message_cb: Callback<Message>,
+    status_cb: Callback<Status>,
     /// The longest the I/O thread sleeps.
     wake_period: StdDuration,
 }
@@ -461,10 +503,8 @@ impl Shared {
             stopped: AtomicBool::new(false),
             want_room: AtomicBool::new(false),
             peer_state: AtomicU8::new(0),
-            message_cb: Mutex::new(None),
-            status_cb: Mutex::new(None),
-            has_message_cb: AtomicBool::new(false),
-            has_status_cb: AtomicBool::new(false),
+            message_cb: Callback::new(),
+            status_cb: Callback::new(),
             wake_period: period.max(StdDuration::from_millis(1)),
         }
     }
@@ -518,28 +558,12 @@ impl Shared {
         }
     }
 
-    pub(crate) fn set_message_cb(&self, cb: Option<MessageCb>) {
-        let set = cb.is_some();
-        let old = self
-            .message_cb
-            .lock()
-            .map(|mut slot| std::mem::replace(&mut *slot, cb))
-            .ok()
-            .flatten();
-        self.has_message_cb.store(set, Ordering::SeqCst);
-        drop(old);
+    pub(crate) fn set_message_cb(&self, cb: Option<CallbackFn<Message>>) {
+        self.message_cb.replace(cb);
     }
 
-    pub(crate) fn set_status_cb(&self, cb: Option<StatusCb>) {
-        let set = cb.is_some();
-        let old = self
-            .status_cb
-            .lock()
-            .map(|mut slot| std::mem::replace(&mut *slot, cb))
-            .ok()
-            .flatten();
-        self.has_status_cb.store(set, Ordering::SeqCst);
-        drop(old);
+    pub(crate) fn set_status_cb(&self, cb: Option<CallbackFn<Status>>) {
+        self.status_cb.replace(cb);
     }
 
     /// Drops the callbacks (at stop: a callback may hold a clone of its own handler).
@@ -555,32 +579,8 @@ impl Shared {
             return None;
         }
         match item {
-            Item::Message(m) => match self
-                .message_cb
-                .lock()
-                .ok()
-                .as_deref_mut()
-                .and_then(Option::as_mut)
-            {
-                Some(cb) => {
-                    cb(m);
-                    None
-                }
-                None => Some(Item::Message(m)),
-            },
-            Item::Status(s) => match self
-                .status_cb
-                .lock()
-                .ok()
-                .as_deref_mut()
-                .and_then(Option::as_mut)
-            {
-                Some(cb) => {
-                    cb(s);
-                    None
-                }
-                None => Some(Item::Status(s)),
-            },
+            Item::Message(m) => self.message_cb.call(m).map(Item::Message),
+            Item::Status(st) => self.status_cb.call(st).map(Item::Status),
         }
     }
 }
@@ -759,8 +759,7 @@ impl Io {
         if !self.pending.is_empty() {
             return false;
         }
-        let callbacks = self.shared.has_message_cb.load(Ordering::SeqCst)
-            && self.shared.has_status_cb.load(Ordering::SeqCst);
+        let callbacks = self.shared.message_cb.is_set() && self.shared.status_cb.is_set();
         let mut room = if callbacks {
             usize::MAX
         } else {

@@ -6,12 +6,12 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant as StdInstant};
 
 use crossbeam_channel::{Receiver, Sender};
-use peerpipe_core::{Config, MsgId, PeerState};
+use peerpipe_core::{Config, Instant, MsgId, PeerState};
 
 use crate::driver::{Io, SendReq, Shared};
 use crate::signal::{oneshot, Waited, Waiter};
 use crate::transport::Transport;
-use crate::{AbortSignal, Error, Item, Message, Status};
+use crate::{AbortSignal, CoreEndpoint, Error, Item, Message, Status};
 
 /// What `start` moves to the I/O thread.
 type Startup = (Box<dyn Transport>, Sender<Item>);
@@ -256,23 +256,25 @@ impl PipeHandler {
     /// Sends END with `data`, reliably and after everything sent before, and blocks until the
     /// peer accepted it or it failed. Later sends are refused.
     pub fn notify_end(&self, data: impl Into<Vec<u8>>) -> Result<(), Error> {
-        self.check_running()?;
         let data = data.into();
-        let (done, wait) = oneshot();
-        self.inner.shared.with(|st, now| {
-            let r = st.ep.notify_end(now, &data).map_err(Error::from);
-            st.register(r, Some(done), None);
-        });
-        wait_for(&wait, None).map(drop)
+        self.close_with(|ep, now| ep.notify_end(now, &data))
     }
 
     /// Sends ABORT with `data`, like [`notify_end`](Self::notify_end).
     pub fn notify_abort(&self, data: impl Into<Vec<u8>>) -> Result<(), Error> {
-        self.check_running()?;
         let data = data.into();
+        self.close_with(|ep, now| ep.notify_abort(now, &data))
+    }
+
+    /// END or ABORT through `enqueue`, then waits for its outcome.
+    fn close_with(
+        &self,
+        enqueue: impl FnOnce(&mut CoreEndpoint, Instant) -> Result<MsgId, peerpipe_core::Error>,
+    ) -> Result<(), Error> {
+        self.check_running()?;
         let (done, wait) = oneshot();
         self.inner.shared.with(|st, now| {
-            let r = st.ep.notify_abort(now, &data).map_err(Error::from);
+            let r = enqueue(&mut st.ep, now).map_err(Error::from);
             st.register(r, Some(done), None);
         });
         wait_for(&wait, None).map(drop)
