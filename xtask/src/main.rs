@@ -412,58 +412,11 @@ fn summarize(title: &str, outcomes: &[Outcome]) -> ExitCode {
 fn install_prerequisites() -> bool {
     let mut ok = true;
     if on_path("rustup") {
-        match Cmd::new("rustup")
-            .args(["target", "list", "--installed"])
-            .output()
-        {
-            Some(installed) => {
-                let missing: Vec<&str> = TARGETS
-                    .iter()
-                    .copied()
-                    .filter(|t| !installed.lines().any(|l| l.trim() == *t))
-                    .collect();
-                if missing.is_empty() {
-                    println!("rustup targets: all installed");
-                } else {
-                    ok &= Cmd::new("rustup")
-                        .args(["target", "add"])
-                        .args(&missing)
-                        .run();
-                }
-            }
-            None => {
-                eprintln!("xtask: `rustup target list --installed` failed");
-                ok = false;
-            }
-        }
-        match Cmd::new("rustup")
-            .args(["component", "list", "--installed"])
-            .output()
-        {
-            Some(installed) => {
-                let has = |c: &str| {
-                    installed
-                        .lines()
-                        .any(|l| l.trim() == c || l.starts_with(&format!("{c}-")))
-                };
-                let missing: Vec<&str> = ["clippy", "rustfmt"]
-                    .into_iter()
-                    .filter(|c| !has(c))
-                    .collect();
-                if missing.is_empty() {
-                    println!("rustup components: clippy, rustfmt installed");
-                } else {
-                    ok &= Cmd::new("rustup")
-                        .args(["component", "add"])
-                        .args(&missing)
-                        .run();
-                }
-            }
-            None => {
-                eprintln!("xtask: `rustup component list --installed` failed");
-                ok = false;
-            }
-        }
+        ok &= rustup_add("target", TARGETS, |line, t| line.trim() == t);
+        // Components are listed with their host triple (`clippy-x86_64-unknown-linux-gnu`).
+        ok &= rustup_add("component", &["clippy", "rustfmt"], |line, c| {
+            line.trim() == c || line.starts_with(&format!("{c}-"))
+        });
     } else {
         println!(
             "xtask: no rustup on PATH; assuming the targets, clippy and rustfmt are installed"
@@ -499,6 +452,28 @@ fn install_prerequisites() -> bool {
         ok = false;
     }
     ok
+}
+
+/// Adds the rustup `kind`s (`target` or `component`) of `wanted` that
+/// `rustup KIND list --installed` does not show (`listed(line, name)` matches a line).
+fn rustup_add(kind: &str, wanted: &[&str], listed: impl Fn(&str, &str) -> bool) -> bool {
+    let Some(installed) = Cmd::new("rustup")
+        .args([kind, "list", "--installed"])
+        .output()
+    else {
+        eprintln!("xtask: `rustup {kind} list --installed` failed");
+        return false;
+    };
+    let missing: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|w| !installed.lines().any(|l| listed(l, w)))
+        .collect();
+    if missing.is_empty() {
+        println!("rustup {kind}s: {} installed", wanted.join(", "));
+        return true;
+    }
+    Cmd::new("rustup").args([kind, "add"]).args(&missing).run()
 }
 
 fn test_steps() -> Vec<Step> {
