@@ -87,6 +87,20 @@ const MAX_SEND_TIMEOUT_MS: u64 = 2_000;
 
 type Ep<const RX: usize, const TX: usize> = Endpoint<P, T, RX, TX, F>;
 
+/// Handles `ep`'s deadline if it is due at `now`, and checks the next one is after `now`
+/// (before anything is transmitted: a due resend or heartbeat waits for poll_transmit
+/// without a timer at or before `now`).
+fn fire_due<const RX: usize, const TX: usize>(ep: &mut Ep<RX, TX>, side: usize, now: Instant) {
+    if ep.poll_timeout().is_some_and(|t| t <= now) {
+        ep.handle_timeout(now);
+        let next = ep.poll_timeout();
+        assert!(
+            next.is_none_or(|t| t > now),
+            "side {side}: {next:?} after {now:?}"
+        );
+    }
+}
+
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
@@ -441,16 +455,7 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             assert!(rounds < 10_000, "livelock at {now:?}");
             let mut moved = false;
             for s in 0..2 {
-                if self.eps[s].poll_timeout().is_some_and(|t| t <= now) {
-                    self.eps[s].handle_timeout(now);
-                    // Before anything is transmitted: a due resend or heartbeat waits for
-                    // poll_transmit without a timer at or before `now`.
-                    let next = self.eps[s].poll_timeout();
-                    assert!(
-                        next.is_none_or(|t| t > now),
-                        "side {s}: {next:?} after {now:?}"
-                    );
-                }
+                fire_due(&mut self.eps[s], s, now);
             }
             for s in 0..2 {
                 while let Some(n) = self.eps[s].poll_transmit(now, &mut self.buf).unwrap() {
@@ -1571,16 +1576,7 @@ impl<const RX: usize, const TX: usize> Duo<RX, TX> {
             assert!(rounds < 10_000, "livelock at {now:?}");
             let mut moved = false;
             for s in 0..2 {
-                if self.eps[s].poll_timeout().is_some_and(|t| t <= now) {
-                    self.eps[s].handle_timeout(now);
-                    // Before anything is transmitted: a due resend or heartbeat waits for
-                    // poll_transmit without a timer at or before `now`.
-                    let next = self.eps[s].poll_timeout();
-                    assert!(
-                        next.is_none_or(|t| t > now),
-                        "side {s}: {next:?} after {now:?}"
-                    );
-                }
+                fire_due(&mut self.eps[s], s, now);
                 while let Some(n) = self.eps[s].poll_transmit(now, &mut self.buf).unwrap() {
                     let bytes = self.buf[..n].to_vec();
                     if self.connected {
@@ -1947,10 +1943,7 @@ proptest! {
                 while ep.poll_event().is_some() {}
             }
             now = now + ms(*wait);
-            if ep.poll_timeout().is_some_and(|t| t <= now) {
-                ep.handle_timeout(now);
-                assert!(ep.poll_timeout().is_none_or(|t| t > now));
-            }
+            fire_due(&mut ep, 0, now);
             assert!(ep.received_len() <= 3);
         }
     }
