@@ -33,7 +33,6 @@ pub mod systick {
     use core::sync::atomic::{AtomicU32, Ordering};
 
     use cortex_m::peripheral::syst::SystClkSource;
-    use cortex_m::peripheral::SYST;
 
     /// The core clock QEMU gives the board's SysTick (CLKSOURCE = processor clock): 12 MHz on
     /// the lm3s6965evb, 16 MHz on the micro:bit.
@@ -44,8 +43,15 @@ pub mod systick {
 
     static TICKS: AtomicU32 = AtomicU32::new(0);
 
-    /// Starts SysTick interrupting every millisecond.
-    pub fn start(syst: &mut SYST) {
+    /// Takes the core peripherals and starts SysTick interrupting every millisecond. Called
+    /// once, at boot; a second call (the peripherals already taken) halts.
+    pub fn start() {
+        let Some(cortex_m::Peripherals { SYST: mut syst, .. }) = cortex_m::Peripherals::take()
+        else {
+            loop {
+                cortex_m::asm::wfi();
+            }
+        };
         syst.set_clock_source(SystClkSource::Core);
         syst.set_reload(CORE_HZ / 1_000 - 1);
         syst.clear_current();

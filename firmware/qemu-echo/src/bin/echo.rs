@@ -82,12 +82,7 @@ mod lm3s6965evb {
     #[entry]
     fn main() -> ! {
         stack::paint();
-        let Some(mut cp) = cortex_m::Peripherals::take() else {
-            loop {
-                cortex_m::asm::wfi();
-            }
-        };
-        qemu_echo::systick::start(&mut cp.SYST);
+        qemu_echo::systick::start();
 
         // SAFETY: UART0 is used by this loop (TX) and its interrupt handler (RX) only.
         let mut uart = unsafe { Pl011::new(UART0) };
@@ -155,12 +150,7 @@ mod microbit {
     #[entry]
     fn main() -> ! {
         stack::paint();
-        let Some(mut cp) = cortex_m::Peripherals::take() else {
-            loop {
-                cortex_m::asm::wfi();
-            }
-        };
-        qemu_echo::systick::start(&mut cp.SYST);
+        qemu_echo::systick::start();
         // SAFETY: the only user of UART0.
         let uart = unsafe { Nrf51Uart::new(UART0) };
         let mut millis = Millis::default();

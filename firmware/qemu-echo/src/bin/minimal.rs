@@ -69,12 +69,7 @@ mod arm {
     fn main() -> ! {
         #[cfg(feature = "stack-probe")]
         qemu_echo::stack::paint();
-        let Some(mut cp) = cortex_m::Peripherals::take() else {
-            loop {
-                cortex_m::asm::wfi();
-            }
-        };
-        qemu_echo::systick::start(&mut cp.SYST);
+        qemu_echo::systick::start();
 
         // SAFETY: the only user of UART0.
         let uart = unsafe { Uart::new(UART0) };
