@@ -43,7 +43,11 @@
 //!    ABORT, GONE, restart) equals `peer_state()`, so sends after END/ABORT/GONE are refused;
 //!    GONE at most once per peer session, `TransportLost` only if reported; after stop only
 //!    send outcomes, and stop discards (and counts) the received items;
-//! 10. `received_len() <= RX`; no panic on any script.
+//! 10. `received_len() <= RX`; no panic on any script;
+//! 11. no item waits for its resend timer while the peer has announced room for it: a
+//!     receiver that refused a DATA frame for a full queue sends an ACK asking for a retry at
+//!     the instant it has room again (while the peer is up), and a sender that receives one
+//!     transmits DATA at that instant.
 //!
 //! Over a link that loses nothing (`lossless_*`: delays, reorders, duplicates, split chunks,
 //! applications that stop polling for a while, crashes), every send of an endpoint that did not
@@ -148,6 +152,8 @@ enum Seen {
     },
     Ack {
         session: u32,
+        to_session: u32,
+        retry: bool,
     },
     Heartbeat {
         session: u32,
@@ -157,9 +163,9 @@ enum Seen {
 impl Seen {
     fn session(&self) -> u32 {
         match *self {
-            Seen::Data { session, .. } | Seen::Ack { session } | Seen::Heartbeat { session } => {
-                session
-            }
+            Seen::Data { session, .. }
+            | Seen::Ack { session, .. }
+            | Seen::Heartbeat { session } => session,
         }
     }
 }
@@ -178,8 +184,10 @@ fn seen(frame: &Frame<'_>) -> Seen {
             },
             payload: d.payload.to_vec(),
         },
-        Body::Ack(_) => Seen::Ack {
+        Body::Ack(a) => Seen::Ack {
             session: frame.session,
+            to_session: a.to_session,
+            retry: a.retry,
         },
         Body::Heartbeat { .. } => Seen::Heartbeat {
             session: frame.session,
@@ -279,6 +287,8 @@ struct Rec {
     timeout: Duration,
     outcome: Option<Outcome>,
     transmissions: u32,
+    /// The sender's count of retry ACKs when this was sent (see `World::retries`).
+    retries_before: u32,
     /// Peer incarnations that accepted it into their receive queue.
     accepted_by: Vec<usize>,
     /// Peer incarnations whose application got it.
@@ -393,6 +403,16 @@ struct World<const RX: usize, const TX: usize> {
     buf: Vec<u8>,
     /// Refused sends, for the statistics.
     refused: Vec<Error>,
+    /// An ACK asking for a retry reached side `s` while it had sends in flight: it owes a
+    /// DATA transmission before time moves on (nothing waits for a resend timer once the
+    /// peer announced room for it).
+    owed: [bool; 2],
+    /// Side `s` refused a DATA frame for a full receive queue and has not yet asked its peer
+    /// for a retry: once its queue has room again, that ACK must go out at once.
+    retry_owed: [bool; 2],
+    /// ACKs asking for a retry that side `s` took: each lets an item go once more than its
+    /// resend timer alone would.
+    retries: [u32; 2],
 }
 
 impl<const RX: usize, const TX: usize> World<RX, TX> {
@@ -424,6 +444,9 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             same_sessions,
             buf: vec![0; F],
             refused: Vec::new(),
+            owed: [false; 2],
+            retry_owed: [false; 2],
+            retries: [0; 2],
         };
         for (side, config) in cfg.into_iter().enumerate() {
             let session = w.session(side, 0);
@@ -485,6 +508,15 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
         }
         for s in 0..2 {
             let ep = &self.eps[s];
+            assert!(
+                !self.owed[s] || ep.peer_state() != PeerState::Up,
+                "side {s}: the peer asked for a retry at {now:?}, no DATA went out"
+            );
+            let open = !ep.is_stopped() && ep.peer_state() != PeerState::Gone;
+            assert!(
+                !(self.retry_owed[s] && open && ep.received_len() < RX),
+                "side {s}: refused a DATA frame, has room at {now:?}, asked for no retry"
+            );
             if let Some(t) = ep.poll_timeout() {
                 assert!(t > now, "side {s}: poll_timeout {t:?} not after {now:?}");
             }
@@ -561,6 +593,7 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             ..
         } = frame
         {
+            self.owed[s] = false;
             let cfg = self.cfg[s];
             let tag = *self
                 .by_seq
@@ -571,7 +604,9 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             assert!(floor <= seq, "floor {floor} above pending seq {seq}");
             assert!(rec.outcome.is_none(), "DATA {seq} sent after its outcome");
             rec.transmissions += 1;
-            let by_time = |r: Duration| (rec.timeout.as_micros() / r.as_micros()) as u32 + 1;
+            let retries = self.retries[s] - rec.retries_before;
+            let by_time =
+                |r: Duration| (rec.timeout.as_micros() / r.as_micros()) as u32 + 1 + retries;
             let bound = match (cfg.resend_interval, cfg.max_resends) {
                 (None, _) => 1,
                 (Some(r), Some(max)) => (max + 1).min(by_time(r)),
@@ -582,6 +617,9 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 "side {s}: seq {seq} transmitted {} times, bound {bound}",
                 rec.transmissions
             );
+        }
+        if matches!(frame, Seen::Ack { retry: true, .. }) {
+            self.retry_owed[s] = false;
         }
         let link = &mut self.links[s];
         if !link.cut {
@@ -611,10 +649,19 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
 
     /// Feeds bytes to side `to`, learning from its counters which item it accepted.
     fn feed(&mut self, to: usize, bytes: &[u8]) {
-        let before = self.eps[to].stats().accepted;
+        let before = *self.eps[to].stats();
+        let peer_before = self.eps[to].peer_session();
         self.eps[to].handle_bytes(self.now, bytes);
-        let accepted = self.eps[to].stats().accepted - before;
+        let accepted = self.eps[to].stats().accepted - before.accepted;
+        if self.eps[to].peer_session() != peer_before {
+            // Refusals of an old peer session are not retried by the new one.
+            self.retry_owed[to] = false;
+        }
+        if self.eps[to].stats().refused_full > before.refused_full {
+            self.retry_owed[to] = true;
+        }
         let frames = decode_all(&mut self.mirrors[to], bytes);
+        self.check_retry(to, &frames);
         let datas: Vec<&Seen> = frames
             .iter()
             .filter_map(|r| r.as_ref().ok())
@@ -648,6 +695,52 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 rec.accepted_by.push(k);
             }
             n => panic!("side {to} accepted {n} items from one chunk"),
+        }
+    }
+
+    /// Notes which retries side `to` owes after these frames reached it (see `owed`).
+    fn check_retry(&mut self, to: usize, frames: &[Result<Seen, WireError>]) {
+        let ep = &self.eps[to];
+        let own = self.incs[to].last().unwrap().session;
+        let cfg = self.cfg[to];
+        let k = self.cur(to);
+        for f in frames.iter().filter_map(|f| f.as_ref().ok()) {
+            let from_peer = ep.peer_session() == Some(f.session());
+            match *f {
+                Seen::Ack {
+                    session,
+                    to_session,
+                    retry: true,
+                } if from_peer && to_session == own && ep.peer_state() == PeerState::Up => {
+                    self.retries[to] += 1;
+                    // The lowest item still in flight (not accepted by the peer incarnation
+                    // that asks, not timed out) always may go: a retry if it has resends left,
+                    // or its first transmission.
+                    let peer_k = self.incs[1 - to].iter().position(|i| i.session == session);
+                    let lowest = self
+                        .recs
+                        .iter()
+                        .filter(|r| {
+                            r.from == to
+                                && r.inc == k
+                                && r.outcome.is_none()
+                                && r.sent_at + r.timeout > self.now
+                                && !peer_k.is_some_and(|p| r.accepted_by.contains(&p))
+                        })
+                        .min_by_key(|r| r.id);
+                    // (A send the application has not polled may be settled already: hence
+                    // also `pending_sends`.)
+                    self.owed[to] = cfg.resend_interval.is_some()
+                        && ep.pending_sends() > 0
+                        && lowest.is_some_and(|r| {
+                            r.transmissions == 0
+                                || cfg.max_resends.is_none_or(|m| r.transmissions <= m)
+                        });
+                }
+                // A later ACK or DATA may settle what was owed (acknowledged, or the peer's END).
+                Seen::Ack { .. } | Seen::Data { .. } if from_peer => self.owed[to] = false,
+                _ => {}
+            }
         }
     }
 
@@ -845,6 +938,7 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             timeout: timeout.unwrap_or(cfg.default_request_timeout),
             outcome: None,
             transmissions: 0,
+            retries_before: self.retries[side],
             accepted_by: Vec::new(),
             delivered_by: Vec::new(),
         });
@@ -989,6 +1083,8 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 let session = self.session(side, self.incs[side].len());
                 self.eps[side] = Ep::new(self.cfg[side], session, now).unwrap();
                 self.mirrors[side] = Decoder::new();
+                self.owed[side] = false;
+                self.retry_owed[side] = false;
                 self.incs[side].push(Inc {
                     session,
                     ..Inc::default()
@@ -1374,6 +1470,7 @@ enum JBody {
         next: u64,
         bitmap: u32,
         room: u8,
+        retry: bool,
     },
     Heartbeat {
         floor: u64,
@@ -1450,11 +1547,13 @@ fn build<'a>(f: &'a JFrame, peer: u32, own: u32, allow_peer: bool) -> Frame<'a> 
             next,
             bitmap,
             room,
+            retry,
         } => Body::Ack(wire::Ack {
             to_session: resolve(to, peer, own, true),
             next: *next,
             bitmap: *bitmap,
             room: *room,
+            retry: *retry,
         }),
         JBody::Heartbeat { floor, room } => Body::Heartbeat {
             floor: *floor,
@@ -1506,8 +1605,8 @@ fn jframe() -> BoxedStrategy<JFrame> {
     let body = prop_oneof![
         4 => (wide(), wide(), item, vec(any::<u8>(), 0..40))
             .prop_map(|(seq, floor, item, payload)| JBody::Data { seq, floor, item, payload }),
-        3 => (who(), wide(), any::<u32>(), any::<u8>())
-            .prop_map(|(to, next, bitmap, room)| JBody::Ack { to, next, bitmap, room }),
+        3 => (who(), wide(), any::<u32>(), any::<u8>(), any::<bool>())
+            .prop_map(|(to, next, bitmap, room, retry)| JBody::Ack { to, next, bitmap, room, retry }),
         2 => (wide(), any::<u8>()).prop_map(|(floor, room)| JBody::Heartbeat { floor, room }),
     ];
     (who(), body)

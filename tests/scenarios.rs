@@ -1489,6 +1489,40 @@ fn backpressure_from_a_slow_consumer() {
     }
 }
 
+/// A DATA frame refused for a full receive queue goes out again as soon as the receiver has
+/// room (its ACK asks for a retry), not when the sender's resend timer fires.
+#[test]
+fn a_refused_item_goes_again_as_soon_as_the_receiver_has_room() {
+    let config = Config {
+        resend_interval: Some(secs(2)),
+        default_request_timeout: secs(60),
+        ..fast()
+    };
+    let mut p = pair(config);
+    p.auto_poll.1 = false;
+    let mut queue: VecDeque<Message> = (0..9).map(req).collect();
+    p.run_until(at_ms(400), |p| {
+        top_up(p, Side::A, &mut queue);
+        false
+    });
+    // B holds 8 and refused the ninth, which A sent once, as its lowest pending item.
+    assert_eq!(p.b.received_len(), 8);
+    assert_eq!(delivered(&p.events_a), ids(0..8));
+    assert_eq!(p.b.stats().refused_full, 1);
+    assert_eq!(p.a.stats().resends, 0);
+
+    // At 400 ms B's application takes one item: B's ACK (at 400 ms) asks for a retry, A sends
+    // the ninth again on its arrival (401 ms), B accepts it (402 ms), and A learns it at
+    // 403 ms: 1.6 s before the resend timer would have fired.
+    assert!(matches!(p.b.poll_event(), Some(Event::Message(_))));
+    let done = p.run_until(at_ms(1_000), |p| delivered(&p.events_a).len() == 9);
+    assert!(done);
+    assert_eq!(p.now(), at_ms(403));
+    assert_eq!(delivered(&p.events_a), ids(0..9));
+    assert_eq!(p.a.stats().resends, 1);
+    assert_eq!(p.b.stats().refused_full, 1);
+}
+
 /// As above, but A's sends time out while B does not read: those are given up, everything
 /// acknowledged is still delivered, in order, and nothing is delivered twice.
 #[test]

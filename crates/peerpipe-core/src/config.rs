@@ -30,10 +30,12 @@ pub struct Config {
     /// Silence after which the peer counts as gone; [`Duration::ZERO`] turns the check off.
     /// Otherwise it must exceed `heartbeat_interval`.
     pub heartbeat_timeout: Duration,
-    /// Time between transmissions of an unacknowledged message; `None` sends once.
-    /// Must not be zero.
+    /// Time between transmissions of an unacknowledged message; `None` sends once. A message
+    /// the peer refused for a full queue goes again sooner: as soon as the peer says it has
+    /// room. Must not be zero.
     pub resend_interval: Option<Duration>,
-    /// How many times a message may be resent; `None` means until its timeout.
+    /// How many times a message may be resent (at its resend interval, or when the peer asks
+    /// for it after a refusal); `None` means until its timeout.
     pub max_resends: Option<u32>,
     /// A send's timeout when the caller gives none. Must not be zero.
     pub default_request_timeout: Duration,

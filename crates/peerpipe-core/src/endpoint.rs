@@ -56,6 +56,9 @@ struct Machine<const P: usize, const T: usize, const RX: usize, const TX: usize>
     ack_due: bool,
     /// The last ACK sent said the receive queue had no room: announce room when it frees.
     advertised_full: bool,
+    /// A DATA frame was refused for lack of room since the last ACK that asked the peer to
+    /// retry: the next ACK sent while there is room asks for it ([`wire::Ack::retry`]).
+    refused: bool,
     /// The room the peer's last ACK announced (see [`wire::Ack::room`]).
     peer_room: usize,
     heartbeat_due: bool,
@@ -117,6 +120,7 @@ impl<
             timers: TimerTable::default(),
             ack_due: false,
             advertised_full: false,
+            refused: false,
             peer_room: 0,
             heartbeat_due: true,
             sends: SendQueue::new(),
@@ -395,8 +399,10 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
                 self.ack_due = true;
                 self.advance_floor(data.floor);
                 let offer = self.recv.offer(data, !self.is_open());
-                if let Offer::Accepted(Some(close)) = offer {
-                    self.peer_closed(close);
+                match offer {
+                    Offer::Accepted(Some(close)) => self.peer_closed(close),
+                    Offer::Full => self.refused = true,
+                    _ => {}
                 }
                 let s = &mut self.stats;
                 let counter = match offer {
@@ -412,6 +418,9 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
             Body::Ack(ack) => {
                 if ack.to_session == self.session {
                     self.sends.ack(ack);
+                    if ack.retry {
+                        self.sends.retry(ack, &self.config);
+                    }
                     self.peer_room = usize::from(ack.room);
                 } else {
                     self.stats.stale = self.stats.stale.wrapping_add(1);
@@ -452,6 +461,8 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
         self.peer = Some(session);
         self.recv.new_session();
         self.peer_room = 0;
+        // What was refused belonged to the old session: nothing to ask the new one to retry.
+        self.refused = false;
         // A first contact is not a restart, unless the peer was already declared gone.
         let revived = current.is_some() || self.peer_state != PeerState::NotSeen;
         self.peer_state = PeerState::Up;
@@ -541,7 +552,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
     fn frame(&self, choice: Transmit) -> Option<Frame<'_>> {
         let floor = self.sends.floor(self.next_seq);
         let body = match choice {
-            Transmit::Ack(peer) => Body::Ack(self.recv.ack(peer)),
+            Transmit::Ack(peer) => Body::Ack(self.recv.ack(peer, self.retry_now())),
             Transmit::Data(index) => Body::Data(self.sends.data(index, floor)?),
             Transmit::Heartbeat => Body::Heartbeat {
                 floor,
@@ -554,13 +565,24 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
         })
     }
 
+    /// Whether the next ACK asks the peer to send again what it refused: something was
+    /// refused for lack of room, and the next in-order item would be accepted now.
+    fn retry_now(&self) -> bool {
+        self.refused && self.recv.has_room()
+    }
+
     fn commit(&mut self, choice: Transmit, now: Instant) {
         let s = &mut self.stats;
         s.frames_sent = s.frames_sent.wrapping_add(1);
         match choice {
             Transmit::Ack(_) => {
                 self.ack_due = false;
-                self.advertised_full = self.recv.room() == 0;
+                if self.refused && self.recv.has_room() {
+                    self.refused = false;
+                }
+                // Room is announced again once the application takes an item: after a full
+                // queue, and after a refusal that could not yet ask for a retry.
+                self.advertised_full = self.recv.room() == 0 || self.refused;
                 s.acks_sent = s.acks_sent.wrapping_add(1);
             }
             Transmit::Data(index) => {

@@ -204,8 +204,14 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
         }
     }
 
-    /// The acceptance state as an ACK addressed to `to_session`.
-    pub(crate) fn ack(&self, to_session: u32) -> Ack {
+    /// Whether the next in-order item would be accepted now.
+    pub(crate) fn has_room(&self) -> bool {
+        self.entries.len() < RX
+    }
+
+    /// The acceptance state as an ACK addressed to `to_session`; `retry` asks the sender to
+    /// send again what is not acknowledged (see [`Ack::retry`]).
+    pub(crate) fn ack(&self, to_session: u32, retry: bool) -> Ack {
         let mut bitmap = 0u32;
         for e in self.ooo() {
             if let Some(bit) = e.seq.checked_sub(self.next).and_then(|d| d.checked_sub(1)) {
@@ -219,6 +225,7 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
             next: self.next,
             bitmap,
             room: self.room(),
+            retry,
         }
     }
 
@@ -351,11 +358,11 @@ mod tests {
             assert_eq!(q.offer(&data(seq), false), Offer::Accepted(None));
         }
         assert_eq!(q.offer(&data(3), false), Offer::Duplicate);
-        let ack = q.ack(1);
+        let ack = q.ack(1, false);
         assert_eq!((ack.next, ack.bitmap), (0, 0b10111));
         assert!(q.pop().is_none());
         assert_eq!(q.offer(&data(0), false), Offer::Accepted(None));
-        assert_eq!(q.ack(1).next, 4);
+        assert_eq!(q.ack(1, false).next, 4);
         assert_eq!(popped_seqs(&mut q), [0, 1, 2, 3]);
         // 5 still waits for 4; the ring has wrapped meanwhile.
         for seq in [6, 4] {

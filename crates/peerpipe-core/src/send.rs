@@ -25,6 +25,9 @@ enum SlotState {
         sent: u32,
         /// Waiting to be transmitted (first time, or a resend that is due).
         due: bool,
+        /// Due again because the peer refused it for lack of room and has room now: it goes
+        /// within the peer's window, like a first transmission.
+        retry: bool,
         /// When to resend if no acknowledgement came; armed at each transmission.
         resend_at: Option<Instant>,
         /// When the send times out.
@@ -61,6 +64,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
         let state = SlotState::Pending {
             sent: 0,
             due: true,
+            retry: false,
             resend_at: None,
             deadline,
         };
@@ -86,26 +90,31 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     }
 
     /// The in-flight slot due for transmission with the lowest sequence number, if it may go
-    /// now. Resends and the lowest pending item always may; a first transmission beyond them
-    /// only while fewer than `peer_room + 1` transmitted items await their acknowledgement, so
-    /// that the peer's receive queue is not flooded with items it would have to refuse.
+    /// now. Timer resends and the lowest pending item always may; a first transmission, or a
+    /// retry of an item the peer refused, only while fewer than `peer_room + 1` transmitted
+    /// items await their acknowledgement, so that the peer's receive queue is not flooded
+    /// with items it would have to refuse.
     pub(crate) fn next_due(&self, next_seq: u64, peer_room: usize) -> Option<usize> {
         let mut floor = next_seq;
         let mut outstanding = 0usize;
-        let mut best: Option<(usize, u64, u32)> = None;
+        let mut best: Option<(usize, u64, bool)> = None;
         for (i, slot) in self.indexed() {
-            if let SlotState::Pending { sent, due, .. } = slot.state {
+            if let SlotState::Pending {
+                sent, due, retry, ..
+            } = slot.state
+            {
                 floor = floor.min(slot.seq);
-                if sent > 0 {
+                let resend = sent > 0 && !retry;
+                if resend {
                     outstanding += 1;
                 }
                 if due && best.is_none_or(|(_, seq, _)| slot.seq < seq) {
-                    best = Some((i, slot.seq, sent));
+                    best = Some((i, slot.seq, resend));
                 }
             }
         }
-        let (index, seq, sent) = best?;
-        (sent > 0 || seq == floor || outstanding <= peer_room).then_some(index)
+        let (index, seq, resend) = best?;
+        (resend || seq == floor || outstanding <= peer_room).then_some(index)
     }
 
     /// The DATA frame content of slot `index`.
@@ -139,11 +148,13 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             Some(SlotState::Pending {
                 sent,
                 due,
+                retry,
                 resend_at,
                 ..
             }) => {
                 *sent = sent.saturating_add(1);
                 *due = false;
+                *retry = false;
                 *resend_at = config.resend_interval.map(|i| now + i);
                 *sent > 1
             }
@@ -161,6 +172,33 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             }
         }
         n
+    }
+
+    /// The peer refused some of what it was sent for lack of room and has room now: every
+    /// transmitted item the ACK does not cover becomes due at once (within the peer's window),
+    /// instead of waiting for its resend timer, if it may still be resent at all. Such a
+    /// retry counts as a resend.
+    pub(crate) fn retry(&mut self, ack: &Ack, config: &Config) {
+        if config.resend_interval.is_none() {
+            return;
+        }
+        for slot in self.slots.iter_mut() {
+            if let SlotState::Pending {
+                sent,
+                due,
+                retry,
+                resend_at,
+                ..
+            } = &mut slot.state
+            {
+                let left = config.max_resends.is_none_or(|max| *sent <= max);
+                if *sent > 0 && !*due && left && !ack.covers(slot.seq) {
+                    *due = true;
+                    *retry = true;
+                    *resend_at = None;
+                }
+            }
+        }
     }
 
     /// Fails every send still in flight.
@@ -181,6 +219,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             let SlotState::Pending {
                 sent,
                 due,
+                retry,
                 resend_at,
                 deadline,
             } = &mut slot.state
@@ -194,6 +233,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
                     Some(FailReason::ResendsExhausted)
                 } else {
                     *due = true;
+                    *retry = false;
                     *resend_at = None;
                     None
                 }

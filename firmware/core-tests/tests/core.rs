@@ -93,6 +93,7 @@ fn sample_frames() -> [Frame<'static>; 8] {
                 next: 300,
                 bitmap: 0b1011,
                 room: 3,
+                retry: true,
             }),
         },
         Frame {
@@ -102,6 +103,7 @@ fn sample_frames() -> [Frame<'static>; 8] {
                 next: 0,
                 bitmap: u32::MAX,
                 room: 0,
+                retry: false,
             }),
         },
         data(

@@ -84,6 +84,7 @@ enum PeerBody {
         next: u8,
         bitmap: u32,
         room: u8,
+        retry: bool,
     },
     Request {
         seq: u8,
@@ -235,11 +236,13 @@ fn peer_frame(session: Session, body: &PeerBody, out: &mut [u8]) -> Option<usize
             next,
             bitmap,
             room,
+            retry,
         } => Body::Ack(Ack {
             to_session: if *to_us { US } else { PEER },
             next: u64::from(*next),
             bitmap: *bitmap,
             room: *room,
+            retry: *retry,
         }),
         PeerBody::Request {
             seq,
@@ -293,6 +296,7 @@ fn peer_frame(session: Session, body: &PeerBody, out: &mut [u8]) -> Option<usize
                     next: *next,
                     bitmap: u32::MAX,
                     room: 3,
+                    retry: true,
                 })
             }
         }

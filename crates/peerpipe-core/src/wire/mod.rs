@@ -15,7 +15,7 @@ pub use decoder::Decoder;
 use cobs::CobsWriter;
 
 /// The protocol version carried in the high nibble of every frame's first byte.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// Bytes of CRC at the end of every frame.
 pub const CRC_LEN: usize = 4;
@@ -31,6 +31,9 @@ const DATA_REQUEST: u8 = 0;
 const DATA_REPLY: u8 = 1;
 const DATA_END: u8 = 2;
 const DATA_ABORT: u8 = 3;
+
+/// The ACK flag bit of [`Ack::retry`]; the other bits are reserved (zero).
+const ACK_RETRY: u8 = 1;
 
 /// The longest LEB128 encoding of a `u64`.
 const MAX_VARINT: usize = 10;
@@ -165,6 +168,10 @@ pub struct Ack {
     /// free receive slots less the one kept for the next in-order item), at most 255. The
     /// sender keeps at most `room + 1` items unacknowledged on the wire.
     pub room: u8,
+    /// The receiver refused a DATA frame from the addressee for lack of room since its last
+    /// ACK, and has room again now: everything transmitted and not acknowledged is to be
+    /// sent again at once, without waiting for a resend timer.
+    pub retry: bool,
 }
 
 impl Ack {
@@ -309,12 +316,18 @@ impl<'a> Frame<'a> {
                 let next = r.varint()?;
                 let bitmap = u32::try_from(r.varint()?).map_err(|_| WireError::Malformed)?;
                 let room = r.u8()?;
+                let retry = match r.u8()? {
+                    0 => false,
+                    ACK_RETRY => true,
+                    _ => return Err(WireError::Malformed),
+                };
                 r.finish()?;
                 Body::Ack(Ack {
                     to_session,
                     next,
                     bitmap,
                     room,
+                    retry,
                 })
             }
             KIND_HEARTBEAT => {
@@ -398,6 +411,7 @@ pub fn encode(frame: &Frame<'_>, out: &mut [u8]) -> Result<usize, WireError> {
             put_varint(&mut w, a.next)?;
             put_varint(&mut w, u64::from(a.bitmap))?;
             w.push(a.room)?;
+            w.push(if a.retry { ACK_RETRY } else { 0 })?;
         }
         Body::Heartbeat { floor, room } => {
             put_varint(&mut w, floor)?;
@@ -441,6 +455,7 @@ mod tests {
                     next: 300,
                     bitmap: 0b101,
                     room: 3,
+                    retry: true,
                 }),
             },
             Frame {
@@ -497,9 +512,10 @@ mod tests {
                 next: 3,
                 bitmap: 0,
                 room: 0,
+                retry: false,
             }),
         });
-        assert_eq!(ack.len(), 18);
+        assert_eq!(ack.len(), 19);
         let hb = round_trip(Frame {
             session: 1,
             body: Body::Heartbeat { floor: 3, room: 1 },
@@ -531,36 +547,36 @@ mod tests {
             content
         };
         assert_eq!(
-            Frame::parse(&with_crc(std::vec![0x23, 1, 0, 0, 0, 0])),
-            Err(WireError::UnknownVersion(2))
+            Frame::parse(&with_crc(std::vec![0x13, 1, 0, 0, 0, 0])),
+            Err(WireError::UnknownVersion(1))
         );
         assert_eq!(
-            Frame::parse(&with_crc(std::vec![0x1F, 1, 0, 0, 0])),
+            Frame::parse(&with_crc(std::vec![0x2F, 1, 0, 0, 0])),
             Err(WireError::UnknownKind(15))
         );
         // Overlong varint, reserved flag bits, bad topic.
         assert_eq!(
-            Frame::parse(&with_crc(std::vec![0x13, 1, 0, 0, 0, 0x80, 0])),
+            Frame::parse(&with_crc(std::vec![0x23, 1, 0, 0, 0, 0x80, 0])),
             Err(WireError::Malformed)
         );
         assert_eq!(
-            Frame::parse(&with_crc(std::vec![0x11, 1, 0, 0, 0, 4, 0, 0])),
+            Frame::parse(&with_crc(std::vec![0x21, 1, 0, 0, 0, 4, 0, 0])),
             Err(WireError::Malformed)
         );
         assert_eq!(
-            Frame::parse(&with_crc(std::vec![0x11, 1, 0, 0, 0, 0, 0, 0, 1, b'-'])),
+            Frame::parse(&with_crc(std::vec![0x21, 1, 0, 0, 0, 0, 0, 0, 1, b'-'])),
             Err(WireError::Malformed)
         );
         assert_eq!(
-            Frame::parse(&with_crc(std::vec![0x11, 1, 0, 0, 0, 0, 0, 0, 0])),
+            Frame::parse(&with_crc(std::vec![0x21, 1, 0, 0, 0, 0, 0, 0, 0])),
             Err(WireError::Malformed)
         );
-        let mut reserved = std::vec![0x11, 1, 0, 0, 0, 0, 0, 0, 5];
+        let mut reserved = std::vec![0x21, 1, 0, 0, 0, 0, 0, 0, 5];
         reserved.extend_from_slice(b"_END_");
         assert_eq!(Frame::parse(&with_crc(reserved)), Err(WireError::Malformed));
         // Trailing bytes after a heartbeat.
         assert_eq!(
-            Frame::parse(&with_crc(std::vec![0x13, 1, 0, 0, 0, 0, 9, 9])),
+            Frame::parse(&with_crc(std::vec![0x23, 1, 0, 0, 0, 0, 9, 9])),
             Err(WireError::Malformed)
         );
     }
@@ -572,6 +588,7 @@ mod tests {
             next: 10,
             bitmap: 0b1001,
             room: 0,
+            retry: false,
         };
         assert!(a.covers(0) && a.covers(9) && a.covers(11) && a.covers(14));
         assert!(

@@ -232,6 +232,11 @@ impl Bridge {
                 if ack.to_session == self.session {
                     self.handler_room = usize::from(ack.room);
                     self.accepted(&ack);
+                    if ack.retry {
+                        // Not the files their sender withdrew meanwhile.
+                        self.check_withdrawn();
+                        self.resend(Duration::ZERO);
+                    }
                 }
             }
             OwnedBody::Heartbeat { floor, room } => {
@@ -372,6 +377,7 @@ impl Bridge {
                 next: self.ack_next,
                 bitmap,
                 room,
+                retry: false,
             }),
         });
     }
@@ -398,11 +404,19 @@ impl Bridge {
         }
         self.check_withdrawn();
         self.read_files()?;
+        self.resend(RESEND);
+        Ok(())
+    }
+
+    /// Sends again the frames offered to the handler at least `age` ago and not accepted:
+    /// at the resend interval, and at once when the handler asks for a retry (it refused
+    /// some for a full queue and has room again).
+    fn resend(&mut self, age: Duration) {
         let now = Instant::now();
         let stale: Vec<Vec<u8>> = self
             .in_flight
             .values_mut()
-            .filter(|f| now.duration_since(f.sent) >= RESEND)
+            .filter(|f| now.duration_since(f.sent) >= age)
             .map(|f| {
                 f.sent = now;
                 f.frame.clone()
@@ -411,7 +425,6 @@ impl Bridge {
         for frame in stale {
             let _ = self.to_handler.send(Ok(frame));
         }
-        Ok(())
     }
 
     /// Files offered to the handler but not accepted yet (its queue is full) that their
