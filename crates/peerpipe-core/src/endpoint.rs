@@ -150,20 +150,44 @@ impl<
     }
 
     /// Ends the conversation: END with `data` goes to the peer, reliably and after every
-    /// message sent before it. Later sends are refused. Returns the END's id.
+    /// message sent before it. Later sends are refused. Returns the END's id. The END's
+    /// timeout is `default_request_timeout`; [`notify_end_within`](Self::notify_end_within)
+    /// takes one.
     pub fn notify_end(&mut self, now: Instant, data: &[u8]) -> Result<MsgId, Error> {
+        self.notify_end_within(now, data, None)
+    }
+
+    /// [`notify_end`](Self::notify_end) with a timeout for the END (`None`:
+    /// `default_request_timeout`), as in [`send`](Self::send).
+    pub fn notify_end_within(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        timeout: Option<crate::Duration>,
+    ) -> Result<MsgId, Error> {
         let id = self
             .machine
-            .enqueue(now, Outgoing::End(bounded(data)?), None)?;
+            .enqueue(now, Outgoing::End(bounded(data)?), timeout)?;
         self.machine.local_close = Some(CloseReason::LocalEnd);
         Ok(id)
     }
 
     /// Aborts the conversation: like [`notify_end`](Self::notify_end), with ABORT.
     pub fn notify_abort(&mut self, now: Instant, data: &[u8]) -> Result<MsgId, Error> {
+        self.notify_abort_within(now, data, None)
+    }
+
+    /// [`notify_abort`](Self::notify_abort) with a timeout for the ABORT, as in
+    /// [`notify_end_within`](Self::notify_end_within).
+    pub fn notify_abort_within(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        timeout: Option<crate::Duration>,
+    ) -> Result<MsgId, Error> {
         let id = self
             .machine
-            .enqueue(now, Outgoing::Abort(bounded(data)?), None)?;
+            .enqueue(now, Outgoing::Abort(bounded(data)?), timeout)?;
         self.machine.local_close = Some(CloseReason::LocalAbort);
         Ok(id)
     }

@@ -99,6 +99,11 @@ pub enum FailReason {
     PeerEnded,
     /// The peer sent ABORT.
     PeerAborted,
+    /// The timeout passed while the send waited for a free send slot: it never reached
+    /// the endpoint, so nothing of it was transmitted. The core never reports this (it
+    /// refuses a send at once with [`Error::SendQueueFull`]); drivers that queue sends
+    /// before the endpoint do.
+    NoSlot,
 }
 
 impl core::fmt::Display for FailReason {
@@ -110,6 +115,7 @@ impl core::fmt::Display for FailReason {
             FailReason::PeerGone => "peer gone",
             FailReason::PeerEnded => "peer ended",
             FailReason::PeerAborted => "peer aborted",
+            FailReason::NoSlot => "timed out waiting for a send slot (nothing was sent)",
         })
     }
 }

@@ -1,13 +1,14 @@
 //! The driver's error type.
 
-use peerpipe_core::{CloseReason, ConfigError, FailReason};
+use peerpipe_core::{CloseReason, ConfigError, FailReason, MsgId};
 
 /// Why a call failed.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// The message was refused before sending: invalid or reserved topic, data too large,
-    /// zero timeout, or a payload that could not be (de)serialized.
+    /// zero timeout, or a payload that could not be (de)serialized. Only ever about the
+    /// call's arguments: a busy handler is never `Invalid`.
     Invalid(peerpipe_core::Error),
     /// The configuration is invalid.
     Config(ConfigError),
@@ -19,12 +20,34 @@ pub enum Error {
     Stopped,
     /// The conversation is over (END, ABORT or GONE, on either side).
     Closed(CloseReason),
-    /// The peer never confirmed the message; the reason says why.
+    /// The peer never confirmed the message; the reason says why. For a call that waited
+    /// for a send slot until its timeout, the reason is [`FailReason::NoSlot`] (nothing was
+    /// sent); [`FailReason::TimedOut`] means it was sent but not acknowledged in time.
     Failed(FailReason),
     /// The caller's abort signal fired first (the message may still be delivered).
     Aborted,
-    /// No reply came within the timeout (the request itself was delivered).
-    NoReply,
+    /// The request was delivered (the peer's endpoint acknowledged it) but no reply came
+    /// within the timeout. `request` is the request's id, as the peer saw it. A request
+    /// that was not acknowledged in time fails with [`Error::Failed`] instead.
+    NoReply {
+        /// The id of the request that went unanswered.
+        request: MsgId,
+    },
+    /// A send that does not wait was refused: as many sends as the handler holds already
+    /// wait for a send slot (the peer is slow or not reading). Nothing was sent; send again
+    /// later, or use a call that waits its turn.
+    QueueFull,
+}
+
+impl Error {
+    /// Whether the call ran out of time: not acknowledged in time, no send slot in time,
+    /// or no reply in time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            Error::Failed(FailReason::TimedOut | FailReason::NoSlot) | Error::NoReply { .. }
+        )
+    }
 }
 
 impl core::fmt::Display for Error {
@@ -38,7 +61,10 @@ impl core::fmt::Display for Error {
             Error::Closed(r) => write!(f, "conversation closed: {r}"),
             Error::Failed(r) => write!(f, "not delivered: {r}"),
             Error::Aborted => f.write_str("aborted by the caller's signal"),
-            Error::NoReply => f.write_str("no reply within the timeout"),
+            Error::NoReply { request } => {
+                write!(f, "request {} was delivered but not answered in time", request.0)
+            }
+            Error::QueueFull => f.write_str("send queue full: too many sends wait for a slot"),
         }
     }
 }

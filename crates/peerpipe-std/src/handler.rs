@@ -244,7 +244,7 @@ impl PipeHandler {
         match wait.wait(Some(deadline), abort_signal) {
             Waited::Value(r) => r,
             Waited::Dropped => Err(Error::Stopped),
-            Waited::TimedOut => Err(Error::NoReply),
+            Waited::TimedOut => Err(Error::NoReply { request: MsgId(0) }),
             Waited::Aborted => Err(Error::Aborted),
         }
     }

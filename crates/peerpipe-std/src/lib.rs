@@ -53,6 +53,7 @@ pub mod fobs;
 mod handler;
 mod message;
 mod signal;
+mod stats;
 pub mod transport;
 
 pub use error::Error;
@@ -64,6 +65,7 @@ pub use peerpipe_core::{
     CloseReason, Config, ConfigError, FailReason, GoneReason, MessageKind, MsgId, PeerState,
 };
 pub use signal::AbortSignal;
+pub use stats::HandlerStats;
 #[cfg(feature = "serial")]
 pub use transport::SerialTransport;
 pub use transport::{

@@ -170,7 +170,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         let guard = Waiting::new(&self.inner.shared, id, Wait::Reply);
         match tokio::time::timeout_at(deadline, guard.reply()).await {
             Ok(r) => r,
-            Err(_) => Err(Error::NoReply),
+            Err(_) => Err(Error::NoReply { request: id }),
         }
     }
 

@@ -1,0 +1,21 @@
+//! What a handler reports about itself.
+
+/// A handler's counters and queue depths, for monitoring and logs (`stats()` on
+/// `peerpipe_std::PipeHandler` and on the tokio handler).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HandlerStats {
+    /// The endpoint's counters: frames, resends, duplicates suppressed, CRC and framing
+    /// errors, refusals.
+    pub core: peerpipe_core::Stats,
+    /// Sends waiting for a send slot: blocked calls and queued sends that do not wait.
+    pub waiting_sends: usize,
+    /// Received items waiting for the application (in its queue, or held back while the
+    /// queue is full).
+    pub queued_items: usize,
+    /// Replies that arrived after their `request()` had given up: dropped and counted here,
+    /// never queued.
+    pub late_replies: u64,
+    /// Encoded bytes the transport has not taken yet.
+    pub unsent_bytes: usize,
+}
