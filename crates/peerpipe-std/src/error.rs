@@ -62,7 +62,11 @@ impl core::fmt::Display for Error {
             Error::Failed(r) => write!(f, "not delivered: {r}"),
             Error::Aborted => f.write_str("aborted by the caller's signal"),
             Error::NoReply { request } => {
-                write!(f, "request {} was delivered but not answered in time", request.0)
+                write!(
+                    f,
+                    "request {} was delivered but not answered in time",
+                    request.0
+                )
             }
             Error::QueueFull => f.write_str("send queue full: too many sends wait for a slot"),
         }

@@ -6,12 +6,12 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant as StdInstant};
 
 use crossbeam_channel::{Receiver, Sender};
-use peerpipe_core::{Config, Instant, MsgId, PeerState};
+use peerpipe_core::{Config, FailReason, MsgId, PeerState};
 
-use crate::driver::{Io, SendReq, Shared};
+use crate::driver::{Done, GaveUp, Io, Outgoing, ReplyTo, SendReq, Shared};
 use crate::signal::{oneshot, Waited, Waiter};
 use crate::transport::Transport;
-use crate::{AbortSignal, CoreEndpoint, Error, Item, Message, Status};
+use crate::{AbortSignal, Error, HandlerStats, Item, Message, Status};
 
 /// What `start` moves to the I/O thread.
 type Startup = (Box<dyn Transport>, Sender<Item>);
@@ -186,11 +186,21 @@ impl PipeHandler {
     }
 
     /// Sends `msg` and blocks until the peer's endpoint accepted it (returns its id) or it
-    /// failed: timed out (`timeout`, default `default_request_timeout`), resends exhausted,
-    /// the peer gone, ended or aborted, the handler stopped, or `abort_signal` fired.
+    /// failed. `timeout` (default `default_request_timeout`) bounds the whole call,
+    /// including the wait for a send slot when [`TX`](crate::TX) sends are in flight:
     ///
-    /// The calling thread encodes and writes the message itself; it then waits for the
-    /// acknowledgement, which the I/O thread hands over.
+    /// - [`Error::Failed`]`(`[`FailReason::NoSlot`](crate::FailReason::NoSlot)`)`: no slot
+    ///   came free in time; nothing was sent.
+    /// - [`Error::Failed`]`(`[`FailReason::TimedOut`](crate::FailReason::TimedOut)`)`: sent,
+    ///   but not acknowledged in time (it may still have arrived).
+    /// - [`Error::Failed`] with another reason: resends exhausted, the peer gone, ended or
+    ///   aborted; [`Error::Closed`]: the conversation was over before the send;
+    ///   [`Error::Stopped`]: the handler stopped; [`Error::Aborted`]: `abort_signal` fired
+    ///   (a send still waiting for a slot is withdrawn; one in flight may still arrive).
+    ///
+    /// Waiting sends get slots first come, first served. The calling thread encodes and
+    /// writes the message itself; it then waits for the acknowledgement, which the I/O
+    /// thread hands over.
     pub fn send_to_peer(
         &self,
         msg: Message,
@@ -199,31 +209,39 @@ impl PipeHandler {
     ) -> Result<MsgId, Error> {
         let deadline = self.deadline(timeout)?;
         let (done, wait) = oneshot();
-        self.submit(SendReq {
-            msg,
-            deadline,
-            done: Some(done),
-            reply: None,
-        });
-        wait_for(&wait, abort_signal)
+        let ticket = self.submit(Outgoing::Message(msg), deadline, Some(done), None)?;
+        self.wait_outcome(&wait, ticket, deadline, abort_signal)
     }
 
-    /// Sends `msg` without waiting for its outcome (it is still acknowledged and resent).
-    /// Useful from callbacks, which run on the I/O thread and must not block: a reply sent
-    /// from the message callback leaves in the same write as the request's acknowledgement.
+    /// Sends `msg` without waiting for its outcome (it is still acknowledged and resent,
+    /// within `default_request_timeout`). Useful from callbacks, which run on the I/O thread
+    /// and must not block: a reply sent from the message callback leaves in the same write
+    /// as the request's acknowledgement.
+    ///
+    /// When every send slot is taken the message waits its turn, after the sends already
+    /// waiting; at most [`MAX_WAITING`](crate::MAX_WAITING) such sends wait, and one more is
+    /// refused with [`Error::QueueFull`] (nothing sent): memory stays bounded when the peer
+    /// is slow or does not read.
     pub fn send_to_peer_async(&self, msg: Message) -> Result<(), Error> {
         let deadline = self.deadline(None)?;
-        self.submit(SendReq {
-            msg,
-            deadline,
-            done: None,
-            reply: None,
-        });
-        Ok(())
+        self.submit(Outgoing::Message(msg), deadline, None, None)
+            .map(drop)
     }
 
-    /// Sends a request and blocks until its reply arrives (matched by `req_id`), within
-    /// `timeout` overall (default `default_request_timeout`).
+    /// Sends a request and blocks until its reply arrives (matched by `req_id`; the reply's
+    /// [`req_id`](Message::req_id) is the request's id), within `timeout` overall (default
+    /// `default_request_timeout`), the wait for a send slot included. Fails with:
+    ///
+    /// - [`Error::NoReply`]: the peer acknowledged the request but no reply came in time
+    ///   (the error names the request's id);
+    /// - [`Error::Failed`]`(`[`FailReason::TimedOut`](crate::FailReason::TimedOut)`)`: the
+    ///   request was sent but not acknowledged in time; `NoSlot`: it never got a send slot;
+    ///   other reasons as for [`send_to_peer`](Self::send_to_peer), and `PeerEnded`,
+    ///   `PeerAborted`, `PeerGone` when the conversation ended before the reply came;
+    /// - [`Error::Aborted`] when `abort_signal` fired.
+    ///
+    /// A reply that arrives after its request gave up is dropped and counted
+    /// ([`HandlerStats::late_replies`]): it never occupies the application's queue.
     pub fn request(
         &self,
         msg: Message,
@@ -235,49 +253,103 @@ impl PipeHandler {
         }
         let deadline = self.deadline(timeout)?;
         let (reply, wait) = oneshot();
-        self.submit(SendReq {
-            msg,
-            deadline,
-            done: None,
-            reply: Some(reply),
-        });
-        match wait.wait(Some(deadline), abort_signal) {
-            Waited::Value(r) => r,
-            Waited::Dropped => Err(Error::Stopped),
-            Waited::TimedOut => Err(Error::NoReply { request: MsgId(0) }),
-            Waited::Aborted => Err(Error::Aborted),
+        let ticket = self.submit(Outgoing::Message(msg), deadline, None, Some(reply))?;
+        let aborted = match wait.wait(Some(deadline), abort_signal) {
+            Waited::Value(r) => return r,
+            Waited::Dropped => return Err(Error::Stopped),
+            Waited::TimedOut => false,
+            Waited::Aborted => true,
+        };
+        let gave_up = self.inner.shared.lock().give_up(ticket);
+        match gave_up {
+            // The outcome or the reply is on its way: take it.
+            GaveUp::Pending => match wait.wait(None, None) {
+                Waited::Value(r) => r,
+                _ => Err(Error::Stopped),
+            },
+            _ if aborted => Err(Error::Aborted),
+            GaveUp::NoSlot => Err(Error::Failed(FailReason::NoSlot)),
+            GaveUp::NotAcknowledged => Err(Error::Failed(FailReason::TimedOut)),
+            GaveUp::NoReply(request) => Err(Error::NoReply { request }),
         }
     }
 
-    fn submit(&self, req: SendReq) {
-        self.inner.shared.with(|st, now| st.submit(req, now));
+    /// Gives a send to the handler; returns the ticket that names it.
+    fn submit(
+        &self,
+        what: Outgoing,
+        deadline: StdInstant,
+        done: Option<Done>,
+        reply: Option<ReplyTo>,
+    ) -> Result<u64, Error> {
+        self.inner.shared.with(|st, now| {
+            let ticket = st.sends.ticket();
+            let req = SendReq {
+                what,
+                deadline,
+                ticket,
+                done,
+                reply,
+            };
+            st.submit(req, now).map(|()| ticket)
+        })
+    }
+
+    /// Waits for a send's outcome until its deadline (or the abort signal); then withdraws
+    /// it if it still waits for a slot, or waits for the outcome the endpoint reports at
+    /// the same deadline.
+    fn wait_outcome(
+        &self,
+        wait: &Waiter<Result<MsgId, Error>>,
+        ticket: u64,
+        deadline: StdInstant,
+        abort_signal: Option<&AbortSignal>,
+    ) -> Result<MsgId, Error> {
+        let aborted = match wait.wait(Some(deadline), abort_signal) {
+            Waited::Value(r) => return r,
+            Waited::Dropped => return Err(Error::Stopped),
+            Waited::TimedOut => false,
+            Waited::Aborted => true,
+        };
+        let gave_up = self.inner.shared.lock().give_up(ticket);
+        match (gave_up, aborted) {
+            (_, true) => Err(Error::Aborted),
+            (GaveUp::NoSlot, false) => Err(Error::Failed(FailReason::NoSlot)),
+            (_, false) => match wait.wait(None, None) {
+                Waited::Value(r) => r,
+                _ => Err(Error::Stopped),
+            },
+        }
     }
 
     /// Sends END with `data`, reliably and after everything sent before, and blocks until the
-    /// peer accepted it or it failed. Later sends are refused.
+    /// peer accepted it or it failed, within `default_request_timeout` overall. When every
+    /// send slot is taken, END waits its turn behind the sends already waiting (a busy
+    /// handler is not an error; if no slot comes free in time it fails with
+    /// [`Error::Failed`]`(`[`FailReason::NoSlot`](crate::FailReason::NoSlot)`)`). Later
+    /// sends are refused with [`Error::Closed`].
     pub fn notify_end(&self, data: impl Into<Vec<u8>>) -> Result<(), Error> {
-        let data = data.into();
-        self.close_with(|ep, now| ep.notify_end(now, &data))
+        self.close_with(Outgoing::End(data.into()))
     }
 
     /// Sends ABORT with `data`, like [`notify_end`](Self::notify_end).
     pub fn notify_abort(&self, data: impl Into<Vec<u8>>) -> Result<(), Error> {
-        let data = data.into();
-        self.close_with(|ep, now| ep.notify_abort(now, &data))
+        self.close_with(Outgoing::Abort(data.into()))
     }
 
-    /// END or ABORT through `enqueue`, then waits for its outcome.
-    fn close_with(
-        &self,
-        enqueue: impl FnOnce(&mut CoreEndpoint, Instant) -> Result<MsgId, peerpipe_core::Error>,
-    ) -> Result<(), Error> {
-        self.check_running()?;
+    /// END or ABORT: waits its turn for a slot, then for its outcome.
+    fn close_with(&self, what: Outgoing) -> Result<(), Error> {
+        let deadline = self.deadline(None)?;
         let (done, wait) = oneshot();
-        self.inner.shared.with(|st, now| {
-            let r = enqueue(&mut st.ep, now).map_err(Error::from);
-            st.register(r, Some(done), None);
-        });
-        wait_for(&wait, None).map(drop)
+        let ticket = self.submit(what, deadline, Some(done), None)?;
+        self.wait_outcome(&wait, ticket, deadline, None).map(drop)
+    }
+
+    /// The handler's counters (the endpoint's: resends, duplicates suppressed, CRC and
+    /// framing errors, refusals) and queue depths: sends waiting for a slot, items waiting
+    /// for the application, late replies dropped, bytes the transport has not taken.
+    pub fn stats(&self) -> HandlerStats {
+        self.inner.shared.stats(self.inner.queue_rx.len())
     }
 
     /// Stops sending heartbeats and checking the peer's silence.
@@ -352,17 +424,5 @@ impl PipeHandler {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
-    }
-}
-
-/// Waits for a send's outcome, or the abort signal.
-fn wait_for(
-    wait: &Waiter<Result<MsgId, Error>>,
-    abort_signal: Option<&AbortSignal>,
-) -> Result<MsgId, Error> {
-    match wait.wait(None, abort_signal) {
-        Waited::Value(r) => r,
-        Waited::Dropped | Waited::TimedOut => Err(Error::Stopped),
-        Waited::Aborted => Err(Error::Aborted),
     }
 }

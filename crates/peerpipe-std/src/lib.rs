@@ -81,6 +81,9 @@ pub const MAX_TOPIC: usize = 64;
 pub const RX: usize = 32;
 /// Sends in flight at once.
 pub const TX: usize = 32;
+/// Sends that do not wait ([`PipeHandler::send_to_peer_async`]) queued for a send slot at
+/// most; one more is refused with [`Error::QueueFull`].
+pub const MAX_WAITING: usize = 256;
 
 const FRAME: usize = peerpipe_core::wire::max_encoded_len(MAX_PAYLOAD, MAX_TOPIC);
 

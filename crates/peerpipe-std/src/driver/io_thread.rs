@@ -1,0 +1,449 @@
+//! The I/O thread: reads the link, feeds the endpoint, hands out outcomes, replies and
+//! items, writes what is due and sleeps until the next deadline.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{fence, Ordering};
+use std::sync::MutexGuard;
+use std::time::Instant as StdInstant;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use peerpipe_core::Instant;
+
+use super::{Act, Out, Shared, State, WakeVia, ACK_HOLD, CHUNKS_AT_ONCE, POLL, READ_BUF};
+use crate::transport::{Chunk, FdRead, Link, LinkIo, Transport};
+use crate::{Error, Item, RX};
+
+/// What the I/O thread waits on.
+enum Wait {
+    /// Nothing but wake-ups (the transport failed to open).
+    Token(Receiver<()>),
+    /// The link's channel: chunks, and empty chunks that only wake.
+    Channel(Receiver<Chunk>),
+    /// The link's descriptors, while it is up, and the wake-up socket pair.
+    Fd {
+        reader: Option<Box<dyn FdRead>>,
+        writer_fd: RawFd,
+        wake: UnixStream,
+        buf: Vec<u8>,
+        len: usize,
+    },
+}
+
+/// The I/O thread.
+pub(crate) struct Io {
+    shared: std::sync::Arc<Shared>,
+    queue_tx: Sender<Item>,
+    wait: Wait,
+    closer: Option<Box<dyn FnOnce() + Send>>,
+    /// Chunks received from a channel link, not yet fed to the endpoint.
+    chunks: Vec<Vec<u8>>,
+    /// The link broke (after the input above).
+    lost: Option<io::Error>,
+    /// Items for the application's queue that did not fit.
+    pending: VecDeque<Item>,
+    /// A reply went to a thread waiting in `request` this round.
+    served_reply: bool,
+}
+
+impl Io {
+    pub(crate) fn new(shared: std::sync::Arc<Shared>, queue_tx: Sender<Item>) -> Self {
+        Io {
+            shared,
+            queue_tx,
+            wait: Wait::Token(crossbeam_channel::never()),
+            closer: None,
+            chunks: Vec::new(),
+            lost: None,
+            pending: VecDeque::new(),
+            served_reply: false,
+        }
+    }
+
+    /// Opens the transport, then works until stopped.
+    pub(crate) fn run(mut self, transport: Box<dyn Transport>) {
+        let opened = transport.open().and_then(|link| self.attach(link));
+        if opened.is_err() {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            let _ = self.shared.waker.0.set(WakeVia::Token(tx));
+            self.wait = Wait::Token(rx);
+        }
+        {
+            let mut st = self.shared.lock();
+            st.opening = false;
+            match opened {
+                Ok(out) => st.link = out,
+                Err(e) => st.lose_link(&e),
+            }
+        }
+        let mut acts = Vec::new();
+        let shared = self.shared.clone();
+        loop {
+            let mut st = shared.lock();
+            st.io_busy = true;
+            if let Some(close) = st.stop {
+                self.stop(st, close);
+                return;
+            }
+            let now = st.now();
+            self.feed(&mut st, now);
+            if st.ep.poll_timeout().is_some_and(|t| t <= now) {
+                st.ep.handle_timeout(now);
+            }
+            st.dispatch_needed = false;
+            st.settle(&mut acts);
+            st.feed_backlog(now);
+            let mut more = self.collect(&mut st, &mut acts);
+            // Before the items go out: whoever reads END, ABORT or GONE sees the state too.
+            self.shared.set_peer_state(st.ep.peer_state());
+            drop(st);
+            more |= self.deliver(&mut acts);
+
+            let mut st = shared.lock();
+            let now = st.now();
+            if std::mem::take(&mut self.served_reply) {
+                // The requester that just got its reply will likely send again at once: its
+                // write will carry the reply's ACK too (one wake-up of the peer, not two).
+                st.hold_until.get_or_insert(StdInstant::now() + ACK_HOLD);
+            }
+            if st.hold_until.is_none_or(|h| h <= StdInstant::now()) {
+                st.transmit(now);
+            }
+            self.shared.set_peer_state(st.ep.peer_state());
+            if matches!(st.link, Out::Lost) {
+                if let Wait::Fd { reader, .. } = &mut self.wait {
+                    *reader = None;
+                }
+            }
+            if more || st.dispatch_needed || st.stop.is_some() {
+                continue;
+            }
+            let cap = StdInstant::now() + self.shared.wake_period;
+            let mut until = st
+                .ep
+                .poll_timeout()
+                .map_or(cap, |t| st.std_instant(t).min(cap));
+            if let Some(h) = st.hold_until {
+                until = until.min(h);
+            }
+            let polls_out = !st.out.is_empty();
+            st.io_until = Some(until);
+            st.io_polls_out = polls_out;
+            st.io_busy = false;
+            drop(st);
+            self.sleep(until, polls_out);
+        }
+    }
+
+    /// Takes the link apart: the output for the state, the input for this thread.
+    fn attach(&mut self, link: Link) -> io::Result<Out> {
+        self.closer = link.closer;
+        match link.io {
+            LinkIo::Channel {
+                incoming,
+                wake,
+                writer,
+            } => {
+                let _ = self.shared.waker.0.set(WakeVia::Chunk(wake));
+                self.wait = Wait::Channel(incoming);
+                Ok(Out::Blocking(writer))
+            }
+            LinkIo::Fd { reader, writer } => {
+                let (wake, waker) = UnixStream::pair()?;
+                wake.set_nonblocking(true)?;
+                waker.set_nonblocking(true)?;
+                let _ = self.shared.waker.0.set(WakeVia::Pipe(waker));
+                self.wait = Wait::Fd {
+                    reader: Some(reader),
+                    writer_fd: writer.as_raw_fd(),
+                    wake,
+                    buf: vec![0; READ_BUF],
+                    len: 0,
+                };
+                Ok(Out::Fd(writer))
+            }
+        }
+    }
+
+    /// Feeds what arrived to the endpoint, then a broken link.
+    fn feed(&mut self, st: &mut State, now: Instant) {
+        for chunk in self.chunks.drain(..) {
+            st.ep.handle_bytes(now, &chunk);
+        }
+        if let Wait::Fd { buf, len, .. } = &mut self.wait {
+            if *len > 0 {
+                st.ep.handle_bytes(now, buf.get(..*len).unwrap_or(&[]));
+                *len = 0;
+            }
+        }
+        if let Some(e) = self.lost.take() {
+            st.lose_link(&e);
+        }
+    }
+
+    /// Takes events from the endpoint: outcomes and replies for their waiters, items for the
+    /// application, as many as its queue has room for (unless callbacks take them). Returns
+    /// whether more events may be waiting.
+    fn collect(&mut self, st: &mut State, acts: &mut Vec<Act>) -> bool {
+        if !self.pending.is_empty() {
+            return false;
+        }
+        let callbacks = self.shared.message_cb.is_set() && self.shared.status_cb.is_set();
+        let mut room = if callbacks {
+            usize::MAX
+        } else {
+            RX.saturating_sub(self.queue_tx.len())
+        };
+        if room == 0 {
+            self.shared.want_room.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            room = RX.saturating_sub(self.queue_tx.len());
+            if room == 0 {
+                return false;
+            }
+        }
+        while room > 0 {
+            let Some(event) = st.ep.poll_event() else {
+                return false;
+            };
+            if st.act(&event, acts) {
+                room -= 1;
+            }
+        }
+        true
+    }
+
+    /// Tells the waiters and hands items to the callbacks or the application's queue, in
+    /// order. Returns whether the queue has room again for items that did not fit.
+    fn deliver(&mut self, acts: &mut Vec<Act>) -> bool {
+        let mut queue = std::mem::take(&mut self.pending);
+        for act in acts.drain(..) {
+            let item = match act {
+                Act::Done(d, r) => {
+                    let _ = d.send(r);
+                    continue;
+                }
+                Act::Reply(w, r) => match w.send(r) {
+                    Ok(()) => {
+                        self.served_reply = true;
+                        continue;
+                    }
+                    // The requester gave up just now: a late reply, dropped and counted.
+                    Err(Ok(_)) => {
+                        self.shared.late_replies.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    Err(Err(_)) => continue,
+                },
+                Act::Item(item) => item,
+            };
+            if !queue.is_empty() {
+                queue.push_back(item);
+                continue;
+            }
+            if let Some(item) = self.shared.callback(item) {
+                match self.queue_tx.try_send(item) {
+                    Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                    Err(TrySendError::Full(item)) => queue.push_back(item),
+                }
+            }
+        }
+        // Items held back from an earlier round: try them again, in order.
+        while let Some(item) = queue.pop_front() {
+            if let Some(item) = self.shared.callback(item) {
+                match self.queue_tx.try_send(item) {
+                    Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                    Err(TrySendError::Full(item)) => {
+                        queue.push_front(item);
+                        break;
+                    }
+                }
+            }
+        }
+        self.pending = queue;
+        self.shared
+            .held_items
+            .store(self.pending.len(), Ordering::Relaxed);
+        if self.pending.is_empty() {
+            return false;
+        }
+        self.shared.want_room.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        self.queue_tx.len() < RX
+    }
+
+    /// Sleeps until `until`, input, room to write (if `polls_out`) or a wake-up.
+    fn sleep(&mut self, until: StdInstant, polls_out: bool) {
+        match &mut self.wait {
+            Wait::Token(rx) => {
+                let _ = rx.recv_deadline(until);
+            }
+            Wait::Channel(rx) => {
+                // Poll first, yielding the CPU between polls (see `POLL`), then block.
+                let poll_until = (StdInstant::now() + POLL).min(until);
+                let mut next = rx.try_recv();
+                while matches!(next, Err(TryRecvError::Empty)) && StdInstant::now() < poll_until {
+                    std::thread::yield_now();
+                    next = rx.try_recv();
+                }
+                if matches!(next, Err(TryRecvError::Empty)) {
+                    next = rx.recv_deadline(until).map_err(|e| match e {
+                        RecvTimeoutError::Timeout => TryRecvError::Empty,
+                        RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+                    });
+                }
+                loop {
+                    match next {
+                        Ok(Ok(bytes)) if bytes.is_empty() => {}
+                        Ok(Ok(bytes)) => self.chunks.push(bytes),
+                        Ok(Err(e)) => {
+                            self.lost = Some(e);
+                            return;
+                        }
+                        Err(TryRecvError::Disconnected) => {
+                            self.lost = Some(io::Error::new(
+                                io::ErrorKind::BrokenPipe,
+                                "transport closed",
+                            ));
+                            return;
+                        }
+                        Err(TryRecvError::Empty) => return,
+                    }
+                    if self.chunks.len() >= CHUNKS_AT_ONCE {
+                        return;
+                    }
+                    next = rx.try_recv();
+                }
+            }
+            Wait::Fd {
+                reader,
+                writer_fd,
+                wake,
+                buf,
+                len,
+            } => {
+                let mut fds = [
+                    libc::pollfd {
+                        fd: wake.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                    libc::pollfd {
+                        fd: reader.as_ref().map_or(-1, |r| r.as_raw_fd()),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                    libc::pollfd {
+                        // Only while the link is up: a lost link drops its pending bytes.
+                        fd: if polls_out { *writer_fd } else { -1 },
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    },
+                ];
+                // Poll without sleeping for a moment first: the answer to what this thread
+                // just sent usually comes within it, and is then taken without the cost of
+                // a sleep and a wake-up (high on virtual machines).
+                let poll_until = (StdInstant::now() + POLL).min(until);
+                let mut ready = poll(&mut fds, StdInstant::now());
+                while ready == 0 && StdInstant::now() < poll_until {
+                    std::thread::yield_now();
+                    ready = poll(&mut fds, StdInstant::now());
+                }
+                if ready == 0 {
+                    ready = poll(&mut fds, until);
+                }
+                if ready <= 0 {
+                    return;
+                }
+                if fds[0].revents != 0 {
+                    let mut sink = [0u8; 64];
+                    while matches!((&*wake).read(&mut sink), Ok(n) if n > 0) {}
+                }
+                let Some(reader) = reader.as_mut().filter(|_| fds[1].revents != 0) else {
+                    return;
+                };
+                loop {
+                    let free = buf.get_mut(*len..).unwrap_or(&mut []);
+                    let free_len = free.len();
+                    if free_len == 0 {
+                        return;
+                    }
+                    match reader.read(free) {
+                        Ok(0) => {
+                            self.lost = Some(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "transport closed by the peer",
+                            ));
+                            return;
+                        }
+                        Ok(n) => {
+                            *len += n;
+                            // A short read took everything there was: the next poll says
+                            // when more comes (saves a read that would only say EAGAIN).
+                            if n < free_len {
+                                return;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                        Err(e) => {
+                            self.lost = Some(e);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops: fails every waiter, closes the link, releases the callbacks.
+    fn stop(mut self, mut st: MutexGuard<'_, State>, close: bool) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        st.ep.stop();
+        let mut acts = Vec::new();
+        st.settle(&mut acts);
+        st.sends.fail_all(&mut acts, || Error::Stopped);
+        let link = std::mem::replace(&mut st.link, Out::Lost);
+        st.out = Vec::new();
+        drop(st);
+        for act in acts {
+            match act {
+                Act::Done(d, r) => drop(d.send(r)),
+                Act::Reply(w, r) => drop(w.send(r)),
+                Act::Item(_) => {}
+            }
+        }
+        // Both directions closed before the closer runs (a child sees EOF on its stdin).
+        drop(link);
+        self.wait = Wait::Token(crossbeam_channel::never());
+        if close {
+            if let Some(closer) = self.closer.take() {
+                closer();
+            }
+        }
+        self.pending.clear();
+        self.shared.clear_callbacks();
+    }
+}
+
+/// poll(2) until `until`, with a precise timeout where the platform has ppoll(2).
+fn poll(fds: &mut [libc::pollfd; 3], until: StdInstant) -> i32 {
+    let left = until.saturating_duration_since(StdInstant::now());
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let ts = libc::timespec {
+            tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: left.subsec_nanos().into(),
+        };
+        // SAFETY: `fds` is a valid array of 3 pollfd; `ts` outlives the call; no signal mask.
+        unsafe { libc::ppoll(fds.as_mut_ptr(), 3, &ts, std::ptr::null()) }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: `fds` is a valid array of 3 pollfd.
+        unsafe { libc::poll(fds.as_mut_ptr(), 3, ms) }
+    }
+}

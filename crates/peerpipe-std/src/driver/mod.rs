@@ -1,0 +1,410 @@
+//! The engine of a handler: the endpoint and everything around it behind one lock.
+//!
+//! Two kinds of threads work it, so that a message crosses as few threads as possible:
+//!
+//! - **The application's threads send themselves**: under the lock they give the message to
+//!   the endpoint, encode the frames that are due and write them to the link (sockets and
+//!   pipes are non-blocking: what does not fit is left for the I/O thread). No hand-off to
+//!   another thread on the way out.
+//! - **The I/O thread** waits for input (polling a socket or pipe itself, or receiving from a
+//!   channel), the endpoint's next deadline, or a wake-up; it feeds the endpoint, settles
+//!   senders, hands replies to the requesters waiting for them and runs the callbacks (with
+//!   the lock released: a callback may send), then writes what became due: the ACK of a
+//!   request leaves in the same write as a reply sent from the message callback.
+//!
+//! The I/O thread sleeps until the endpoint's next deadline, but at most `wake_period` (the
+//! shortest of the resend interval, the heartbeat interval and the default timeout): a send
+//! then needs no wake-up for its own resend deadline, which is always later. A sending thread
+//! wakes the I/O thread only when it made a deadline earlier than the one slept toward, left
+//! bytes a non-blocking write could not take, or lost the link.
+//!
+//! Wake-ups are what a round trip costs on a small virtual machine (an inter-processor
+//! interrupt each, tens of microseconds when the other CPU is idle), so the design avoids
+//! them: the I/O thread polls its link for [`POLL`] before it sleeps, blocked callers poll
+//! their result (see `signal.rs`), replies and outcomes are handed over after the lock is
+//! released, and the ACK of a reply is held back for the requester's next send to carry
+//! ([`ACK_HOLD`]). None of this changes the wire protocol or the endpoint: it decides which
+//! thread writes what the endpoint has due and, for a held ACK, up to 200 µs later.
+
+mod callback;
+mod io_thread;
+mod sends;
+
+use std::io::{self, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use crossbeam_channel::Sender;
+use peerpipe_core::{Config, Instant, MsgId, PeerState};
+
+use crate::transport::{Chunk, FdWrite};
+use crate::{CoreEndpoint, Error, HandlerStats, Item, Message, Status};
+use callback::{Callback, CallbackFn};
+pub(crate) use io_thread::Io;
+use sends::Sends;
+pub(crate) use sends::{Done, GaveUp, Outgoing, ReplyTo, SendReq};
+
+/// How long the I/O thread holds back the ACK of a reply it handed to a waiting requester,
+/// for the requester's next send to carry it. The peer learns that its reply was delivered
+/// at most this much later; a requester that sends again within it saves the peer a wake-up
+/// and a separate write per round trip.
+const ACK_HOLD: StdDuration = StdDuration::from_micros(200);
+/// How long the I/O thread polls its link (without sleeping, yielding its CPU to any other
+/// runnable thread between polls) before it sleeps. A sleeping thread costs a wake-up (an
+/// inter-processor interrupt, expensive on a virtual machine) when bytes come; the answer to
+/// what it just sent usually comes sooner than this.
+const POLL: StdDuration = StdDuration::from_micros(20);
+/// Bytes the I/O thread reads from a descriptor at once.
+const READ_BUF: usize = 64 * 1024;
+/// Chunks taken from a channel link before they are fed to the endpoint.
+const CHUNKS_AT_ONCE: usize = 64;
+/// Encoded bytes a non-blocking descriptor has not taken, above which no more frames are
+/// taken from the endpoint: they stay due there (a resend of a frame that waits here adds
+/// nothing), so with a peer that does not read, the buffer holds less than this plus one
+/// frame.
+const OUT_LIMIT: usize = 64 * 1024;
+
+/// Something the I/O thread tells a waiting thread once it released the lock (a woken
+/// thread that wants the lock at once must not find it taken), or an item for the
+/// application, in the order the endpoint reported them.
+pub(crate) enum Act {
+    Done(Done, Result<MsgId, Error>),
+    Reply(ReplyTo, Result<Message, Error>),
+    Item(Item),
+}
+
+/// Where outgoing bytes go.
+enum Out {
+    /// The transport is not open yet: frames stay due in the endpoint.
+    Opening,
+    /// A writer that may block (an in-memory channel, a reader-thread stream).
+    Blocking(Box<dyn Write + Send>),
+    /// A non-blocking descriptor; what it does not take waits in `State::out`.
+    Fd(Box<dyn FdWrite>),
+    /// The link broke or the handler stopped: frames are dropped.
+    Lost,
+}
+
+/// Everything the lock protects.
+pub(crate) struct State {
+    pub(crate) ep: Box<CoreEndpoint>,
+    origin: StdInstant,
+    last: Instant,
+    link: Out,
+    /// Encoded bytes not yet taken by a non-blocking descriptor.
+    out: Vec<u8>,
+    frame: Box<[u8]>,
+    pub(crate) sends: Sends,
+    gone_cause: Option<String>,
+    /// Events were made outside the I/O thread (a write failed): it must take them.
+    dispatch_needed: bool,
+    /// The I/O thread is awake and will look at everything before it sleeps again.
+    io_busy: bool,
+    /// When the sleeping I/O thread wakes by itself.
+    io_until: Option<StdInstant>,
+    /// Whether the sleeping I/O thread waits for room in the descriptor.
+    io_polls_out: bool,
+    /// The I/O thread holds back its frames until then (see [`ACK_HOLD`]); any other
+    /// thread's transmission sends them.
+    hold_until: Option<StdInstant>,
+    /// `stop` was asked for, with this `close_pipe`.
+    stop: Option<bool>,
+    /// The I/O thread is opening the transport (it may block there: accept, connect).
+    pub(crate) opening: bool,
+}
+
+impl State {
+    pub(crate) fn new(ep: Box<CoreEndpoint>) -> Self {
+        State {
+            ep,
+            origin: StdInstant::now(),
+            last: Instant::ZERO,
+            link: Out::Opening,
+            out: Vec::new(),
+            frame: vec![0; CoreEndpoint::MAX_FRAME_LEN].into_boxed_slice(),
+            sends: Sends::default(),
+            gone_cause: None,
+            dispatch_needed: false,
+            io_busy: true,
+            io_until: None,
+            io_polls_out: false,
+            hold_until: None,
+            stop: None,
+            opening: false,
+        }
+    }
+
+    /// Puts a new endpoint in place at `start`: its clock starts now.
+    pub(crate) fn restart(&mut self, config: Config, session: u32) -> Result<(), Error> {
+        let mut ep = crate::new_endpoint(config, session).map_err(Error::Config)?;
+        if self.ep.is_paused() {
+            ep.pause(Instant::ZERO);
+        }
+        self.ep = ep;
+        self.origin = StdInstant::now();
+        self.last = Instant::ZERO;
+        self.opening = true;
+        Ok(())
+    }
+
+    /// The endpoint's clock: never backwards, whichever thread holds the lock.
+    pub(crate) fn now(&mut self) -> Instant {
+        let t = Instant::from_micros(
+            u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX),
+        );
+        self.last = self.last.max(t);
+        self.last
+    }
+
+    fn std_instant(&self, t: Instant) -> StdInstant {
+        self.origin + StdDuration::from_micros(t.as_micros())
+    }
+
+    fn lose_link(&mut self, e: &io::Error) {
+        if matches!(self.link, Out::Lost) {
+            return;
+        }
+        log::warn!("peerpipe: transport lost: {e}");
+        self.link = Out::Lost;
+        self.out = Vec::new();
+        self.gone_cause.get_or_insert_with(|| e.to_string());
+        self.ep.transport_lost();
+        self.dispatch_needed = true;
+    }
+
+    /// Encodes every frame that is due and writes them, in one write when the link takes it.
+    pub(crate) fn transmit(&mut self, now: Instant) {
+        self.hold_until = None;
+        match self.link {
+            Out::Opening => return,
+            Out::Lost => {
+                while let Ok(Some(_)) = self.ep.poll_transmit(now, &mut self.frame) {}
+                return;
+            }
+            Out::Blocking(_) | Out::Fd(_) => {}
+        }
+        while self.out.len() < OUT_LIMIT {
+            let Ok(Some(n)) = self.ep.poll_transmit(now, &mut self.frame) else {
+                break;
+            };
+            self.out
+                .extend_from_slice(self.frame.get(..n).unwrap_or(&[]));
+        }
+        if self.out.is_empty() {
+            return;
+        }
+        let r = match &mut self.link {
+            Out::Blocking(w) => {
+                let r = w.write_all(&self.out).and_then(|()| w.flush());
+                self.out.clear();
+                r
+            }
+            Out::Fd(w) => write_some(w, &mut self.out),
+            Out::Opening | Out::Lost => Ok(()),
+        };
+        if let Err(e) = r {
+            self.lose_link(&e);
+        }
+    }
+
+    /// Whether a thread other than the I/O thread must wake it after what it just did; if
+    /// so, the I/O thread counts as awake from now on.
+    pub(crate) fn needs_wake(&mut self) -> bool {
+        if self.io_busy {
+            return false;
+        }
+        let earlier = self.ep.poll_timeout().is_some_and(|t| {
+            let t = self.std_instant(t);
+            self.io_until.is_none_or(|u| t < u)
+        });
+        let wake = earlier
+            || self.dispatch_needed
+            || self.stop.is_some()
+            || (matches!(self.link, Out::Fd(_)) && !self.out.is_empty() && !self.io_polls_out);
+        if wake {
+            self.io_busy = true;
+        }
+        wake
+    }
+
+    pub(crate) fn request_stop(&mut self, close: bool) {
+        self.stop.get_or_insert(close);
+    }
+}
+
+/// Writes what a non-blocking descriptor takes now; keeps the rest.
+fn write_some(w: &mut Box<dyn FdWrite>, out: &mut Vec<u8>) -> io::Result<()> {
+    let mut done = 0;
+    while done < out.len() {
+        match w.write(out.get(done..).unwrap_or(&[])) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    if done == out.len() {
+        out.clear();
+    } else {
+        out.drain(..done);
+    }
+    Ok(())
+}
+
+/// How to wake the I/O thread, once it waits on its link.
+enum WakeVia {
+    /// A byte into the socket pair it polls with the link's descriptors.
+    Pipe(UnixStream),
+    /// An empty chunk into the channel it receives the link's chunks from.
+    Chunk(Sender<Chunk>),
+    /// A token into a channel of its own (no link).
+    Token(Sender<()>),
+}
+
+/// Wakes the I/O thread. Until it waits on a link it needs no wake-up: it looks at the
+/// state once the link is open, before it first sleeps.
+pub(crate) struct Waker(OnceLock<WakeVia>);
+
+impl Waker {
+    pub(crate) fn wake(&self) {
+        match self.0.get() {
+            // Non-blocking: a full pipe or channel already holds a wake-up.
+            Some(WakeVia::Pipe(p)) => drop((&*p).write(&[1])),
+            Some(WakeVia::Chunk(tx)) => drop(tx.try_send(Ok(Vec::new()))),
+            Some(WakeVia::Token(tx)) => drop(tx.try_send(())),
+            None => {}
+        }
+    }
+}
+
+/// State shared between the handles and the I/O thread.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    pub(crate) waker: Waker,
+    pub(crate) stopped: AtomicBool,
+    /// The I/O thread holds items because the application's queue is full.
+    want_room: AtomicBool,
+    peer_state: AtomicU8,
+    message_cb: Callback<Message>,
+    status_cb: Callback<Status>,
+    /// The longest the I/O thread sleeps.
+    wake_period: StdDuration,
+    /// Items the I/O thread holds back because the application's queue is full.
+    held_items: AtomicUsize,
+    /// Late replies found once the lock was released (their requester gave up just then).
+    late_replies: AtomicU64,
+}
+
+impl Shared {
+    /// Shared state around `ep`.
+    pub(crate) fn new(ep: Box<CoreEndpoint>, config: &Config) -> Self {
+        let mut period =
+            StdDuration::from(config.heartbeat_interval).min(config.default_request_timeout.into());
+        if let Some(r) = config.resend_interval {
+            period = period.min(r.into());
+        }
+        Shared {
+            state: Mutex::new(State::new(ep)),
+            waker: Waker(OnceLock::new()),
+            stopped: AtomicBool::new(false),
+            want_room: AtomicBool::new(false),
+            peer_state: AtomicU8::new(0),
+            message_cb: Callback::new(),
+            status_cb: Callback::new(),
+            wake_period: period.max(StdDuration::from_millis(1)),
+            held_items: AtomicUsize::new(0),
+            late_replies: AtomicU64::new(0),
+        }
+    }
+
+    /// The handler's counters and queue depths; `queued` is the length of the
+    /// application's queue.
+    pub(crate) fn stats(&self, queued: usize) -> HandlerStats {
+        let st = self.lock();
+        let mut stats = HandlerStats::default();
+        stats.core = *st.ep.stats();
+        stats.waiting_sends = st.sends.waiting();
+        stats.queued_items = queued + self.held_items.load(Ordering::Relaxed);
+        stats.late_replies = st.sends.late_replies + self.late_replies.load(Ordering::Relaxed);
+        stats.unsent_bytes = st.out.len();
+        stats
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the state from an application thread, writes what became due, and wakes
+    /// the I/O thread if it must act sooner than it planned.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State, Instant) -> R) -> R {
+        let mut st = self.lock();
+        let now = st.now();
+        let r = f(&mut st, now);
+        st.transmit(now);
+        let wake = st.needs_wake();
+        drop(st);
+        if wake {
+            self.waker.wake();
+        }
+        r
+    }
+
+    /// The application took an item from its queue: the I/O thread may go on if it waited
+    /// for room.
+    pub(crate) fn took_item(&self) {
+        fence(Ordering::SeqCst);
+        if self.want_room.swap(false, Ordering::SeqCst) {
+            self.waker.wake();
+        }
+    }
+
+    pub(crate) fn set_peer_state(&self, state: PeerState) {
+        let v = match state {
+            PeerState::NotSeen => 0,
+            PeerState::Up => 1,
+            PeerState::Gone => 2,
+            PeerState::Ended => 3,
+            _ => 4,
+        };
+        self.peer_state.store(v, Ordering::Relaxed);
+    }
+
+    pub(crate) fn peer_state(&self) -> PeerState {
+        match self.peer_state.load(Ordering::Relaxed) {
+            0 => PeerState::NotSeen,
+            1 => PeerState::Up,
+            2 => PeerState::Gone,
+            3 => PeerState::Ended,
+            _ => PeerState::Aborted,
+        }
+    }
+
+    pub(crate) fn set_message_cb(&self, cb: Option<CallbackFn<Message>>) {
+        self.message_cb.replace(cb);
+    }
+
+    pub(crate) fn set_status_cb(&self, cb: Option<CallbackFn<Status>>) {
+        self.status_cb.replace(cb);
+    }
+
+    /// Drops the callbacks (at stop: a callback may hold a clone of its own handler).
+    pub(crate) fn clear_callbacks(&self) {
+        self.set_message_cb(None);
+        self.set_status_cb(None);
+    }
+
+    /// Gives the item to its callback, if one is set; otherwise hands it back for the queue.
+    /// Once stopped (e.g. by an earlier callback), the item is dropped.
+    fn callback(&self, item: Item) -> Option<Item> {
+        if self.stopped.load(Ordering::SeqCst) {
+            return None;
+        }
+        match item {
+            Item::Message(m) => self.message_cb.call(m).map(Item::Message),
+            Item::Status(st) => self.status_cb.call(st).map(Item::Status),
+        }
+    }
+}

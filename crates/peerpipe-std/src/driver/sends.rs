@@ -1,0 +1,322 @@
+//! Sends on their way: those waiting for a slot in the endpoint (first come, first served),
+//! the threads waiting for an outcome or a reply, and the requests that gave up.
+//!
+//! A call's timeout bounds the whole call: a send that waits for a slot carries its deadline,
+//! gets only the time that is left when a slot comes free, and a caller whose deadline
+//! passes withdraws its send ([`State::give_up`]) and learns what it missed: no slot
+//! ([`FailReason::NoSlot`]), no acknowledgement ([`FailReason::TimedOut`]) or no reply
+//! ([`Error::NoReply`]).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Instant as StdInstant;
+
+use peerpipe_core::{Duration, Event, FailReason, GoneReason, Instant, MsgId, Outcome};
+
+use super::{Act, State};
+use crate::signal::Promise;
+use crate::{Error, Item, Message, Status, MAX_WAITING};
+
+pub(crate) type Done = Promise<Result<MsgId, Error>>;
+pub(crate) type ReplyTo = Promise<Result<Message, Error>>;
+
+/// Ids of requests that gave up waiting for their reply, remembered so that their late
+/// replies are dropped (and counted) instead of being queued for the application.
+const ABANDONED: usize = 1024;
+
+/// What a send carries.
+pub(crate) enum Outgoing {
+    Message(Message),
+    End(Vec<u8>),
+    Abort(Vec<u8>),
+}
+
+/// A send on its way to the endpoint.
+pub(crate) struct SendReq {
+    pub(crate) what: Outgoing,
+    pub(crate) deadline: StdInstant,
+    /// Names the send for [`State::give_up`].
+    pub(crate) ticket: u64,
+    /// Told the outcome of the send.
+    pub(crate) done: Option<Done>,
+    /// Told the reply (or why the request failed).
+    pub(crate) reply: Option<ReplyTo>,
+}
+
+impl SendReq {
+    /// Nobody waits for this send's outcome.
+    fn is_detached(&self) -> bool {
+        self.done.is_none() && self.reply.is_none()
+    }
+
+    fn fail(self, e: Error) {
+        match (self.done, self.reply) {
+            (Some(d), _) => drop(d.send(Err(e))),
+            (None, Some(r)) => drop(r.send(Err(e))),
+            (None, None) => {}
+        }
+    }
+}
+
+/// A thread in `request` waiting for its reply.
+struct ReplyWaiter {
+    promise: ReplyTo,
+    ticket: u64,
+    /// The peer acknowledged the request.
+    delivered: bool,
+}
+
+/// What a caller whose deadline passed missed.
+pub(crate) enum GaveUp {
+    /// The send was still waiting for a slot: it is withdrawn, nothing was sent.
+    NoSlot,
+    /// The request was sent but not acknowledged.
+    NotAcknowledged,
+    /// The request was acknowledged, but its reply did not come.
+    NoReply(MsgId),
+    /// The send is in the endpoint (its outcome comes at its deadline), or its result is
+    /// already on its way to the caller.
+    Pending,
+}
+
+/// The bookkeeping of sends, inside the handler's lock.
+#[derive(Default)]
+pub(crate) struct Sends {
+    /// Sends waiting for a free slot, oldest first.
+    backlog: VecDeque<SendReq>,
+    /// How many of them nobody waits for (`send_to_peer_async`): at most [`MAX_WAITING`].
+    detached: usize,
+    waiters: HashMap<MsgId, Done>,
+    replies: HashMap<MsgId, ReplyWaiter>,
+    /// Requests that gave up, oldest first (at most [`ABANDONED`]).
+    abandoned: VecDeque<MsgId>,
+    abandoned_set: HashSet<MsgId>,
+    next_ticket: u64,
+    pub(crate) late_replies: u64,
+}
+
+impl Sends {
+    pub(crate) fn ticket(&mut self) -> u64 {
+        self.next_ticket += 1;
+        self.next_ticket
+    }
+
+    pub(crate) fn waiting(&self) -> usize {
+        self.backlog.len()
+    }
+
+    fn abandon(&mut self, id: MsgId) {
+        if self.abandoned.len() >= ABANDONED {
+            if let Some(old) = self.abandoned.pop_front() {
+                self.abandoned_set.remove(&old);
+            }
+        }
+        self.abandoned.push_back(id);
+        self.abandoned_set.insert(id);
+    }
+
+    /// Whether `req_id` names a request that gave up (forgetting it: one reply each).
+    fn is_late(&mut self, req_id: MsgId) -> bool {
+        if self.abandoned_set.remove(&req_id) {
+            self.abandoned.retain(|&id| id != req_id);
+            self.late_replies += 1;
+            return true;
+        }
+        false
+    }
+
+    /// Every waiting send and reply fails with `e` (the handler stopped).
+    pub(crate) fn fail_all(&mut self, acts: &mut Vec<Act>, e: impl Fn() -> Error) {
+        for req in std::mem::take(&mut self.backlog) {
+            req.fail(e());
+        }
+        self.detached = 0;
+        for (_, w) in self.replies.drain() {
+            acts.push(Act::Reply(w.promise, Err(e())));
+        }
+    }
+}
+
+impl State {
+    /// Gives a send to the endpoint, after those already waiting for a slot. A send nobody
+    /// waits for is refused with [`Error::QueueFull`] when [`MAX_WAITING`] such sends wait.
+    pub(crate) fn submit(&mut self, req: SendReq, now: Instant) -> Result<(), Error> {
+        if !self.sends.backlog.is_empty() {
+            return self.enqueue(req);
+        }
+        match self.try_send(req, now) {
+            Some(req) => self.enqueue(req),
+            None => Ok(()),
+        }
+    }
+
+    fn enqueue(&mut self, req: SendReq) -> Result<(), Error> {
+        if req.is_detached() {
+            if self.sends.detached >= MAX_WAITING {
+                return Err(Error::QueueFull);
+            }
+            self.sends.detached += 1;
+        }
+        self.sends.backlog.push_back(req);
+        Ok(())
+    }
+
+    /// Gives a send to the endpoint with the time it has left; hands it back when every
+    /// slot is taken.
+    fn try_send(&mut self, req: SendReq, now: Instant) -> Option<SendReq> {
+        let left = Duration::from(req.deadline.saturating_duration_since(StdInstant::now()));
+        if left.is_zero() {
+            req.fail(Error::Failed(FailReason::NoSlot));
+            return None;
+        }
+        let r = match &req.what {
+            Outgoing::Message(msg) => match msg.to_core() {
+                Ok(core) => self.ep.send(now, core, Some(left)),
+                Err(e) => {
+                    req.fail(e);
+                    return None;
+                }
+            },
+            Outgoing::End(data) => self.ep.notify_end_within(now, data, Some(left)),
+            Outgoing::Abort(data) => self.ep.notify_abort_within(now, data, Some(left)),
+        };
+        if matches!(r, Err(peerpipe_core::Error::SendQueueFull)) {
+            return Some(req);
+        }
+        match r {
+            Ok(id) => {
+                if let Some(d) = req.done {
+                    self.sends.waiters.insert(id, d);
+                }
+                if let Some(promise) = req.reply {
+                    let waiter = ReplyWaiter {
+                        promise,
+                        ticket: req.ticket,
+                        delivered: false,
+                    };
+                    self.sends.replies.insert(id, waiter);
+                }
+            }
+            Err(e) => req.fail(e.into()),
+        }
+        None
+    }
+
+    /// Moves waiting sends into the endpoint while it has free slots, in order.
+    pub(crate) fn feed_backlog(&mut self, now: Instant) {
+        while let Some(req) = self.sends.backlog.pop_front() {
+            let detached = req.is_detached();
+            match self.try_send(req, now) {
+                Some(req) => {
+                    self.sends.backlog.push_front(req);
+                    return;
+                }
+                None if detached => self.sends.detached -= 1,
+                None => {}
+            }
+        }
+    }
+
+    /// The caller of the send `ticket` stops waiting (its deadline passed or its abort
+    /// signal fired): what did it miss?
+    pub(crate) fn give_up(&mut self, ticket: u64) -> GaveUp {
+        let sends = &mut self.sends;
+        if let Some(i) = sends.backlog.iter().position(|r| r.ticket == ticket) {
+            drop(sends.backlog.remove(i));
+            return GaveUp::NoSlot;
+        }
+        let Some((&id, w)) = sends.replies.iter().find(|(_, w)| w.ticket == ticket) else {
+            return GaveUp::Pending;
+        };
+        let delivered = w.delivered;
+        sends.replies.remove(&id);
+        sends.abandon(id);
+        if delivered {
+            GaveUp::NoReply(id)
+        } else {
+            GaveUp::NotAcknowledged
+        }
+    }
+
+    /// Settles a send: its waiter learns the outcome; a request that failed learns it too
+    /// (a delivered request waits on for its reply).
+    fn outcome(&mut self, id: MsgId, outcome: Outcome, acts: &mut Vec<Act>) {
+        let result = match outcome {
+            Outcome::Delivered => Ok(id),
+            Outcome::Failed(r) => Err(Error::from(r)),
+        };
+        let sends = &mut self.sends;
+        if let Some(d) = sends.waiters.remove(&id) {
+            acts.push(Act::Done(d, result));
+        } else if let Err(e) = result {
+            if let Some(w) = sends.replies.remove(&id) {
+                acts.push(Act::Reply(w.promise, Err(e)));
+            }
+        } else if let Some(w) = sends.replies.get_mut(&id) {
+            w.delivered = true;
+        }
+    }
+
+    pub(crate) fn settle(&mut self, acts: &mut Vec<Act>) {
+        while let Some((id, outcome)) = self.ep.poll_outcome() {
+            self.outcome(id, outcome, acts);
+        }
+    }
+
+    /// The peer will send nothing more (its replies came before its END, ABORT or GONE):
+    /// requests still waiting for a reply fail now rather than at their timeout.
+    fn fail_replies(&mut self, reason: FailReason, acts: &mut Vec<Act>) {
+        for (_, w) in self.sends.replies.drain() {
+            acts.push(Act::Reply(w.promise, Err(Error::Failed(reason))));
+        }
+    }
+
+    /// Turns one endpoint event into what to do about it: a reply someone waits for goes to
+    /// them, a late reply is dropped, items go to the application. Returns whether it is an
+    /// item.
+    pub(crate) fn act(
+        &mut self,
+        event: &Event<{ crate::MAX_PAYLOAD }, { crate::MAX_TOPIC }>,
+        acts: &mut Vec<Act>,
+    ) -> bool {
+        let item = match event {
+            &Event::SendOutcome { id, outcome } => {
+                self.outcome(id, outcome, acts);
+                return false;
+            }
+            Event::Message(m) => {
+                let m = Message::from_core(m);
+                if let Some(req_id) = m.req_id() {
+                    if let Some(w) = self.sends.replies.remove(&req_id) {
+                        acts.push(Act::Reply(w.promise, Ok(m)));
+                        return false;
+                    }
+                    if self.sends.is_late(req_id) {
+                        return false;
+                    }
+                }
+                Item::Message(m)
+            }
+            Event::End(data) => {
+                self.fail_replies(FailReason::PeerEnded, acts);
+                Item::Status(Status::End(data.to_vec()))
+            }
+            Event::Abort(data) => {
+                self.fail_replies(FailReason::PeerAborted, acts);
+                Item::Status(Status::Abort(data.to_vec()))
+            }
+            &Event::Gone(reason) => {
+                self.fail_replies(FailReason::PeerGone, acts);
+                let cause = if reason == GoneReason::TransportLost {
+                    self.gone_cause.clone()
+                } else {
+                    None
+                };
+                Item::Status(Status::Gone { reason, cause })
+            }
+            Event::PeerRestarted => Item::Status(Status::PeerRestarted),
+            _ => return false,
+        };
+        acts.push(Act::Item(item));
+        true
+    }
+}
