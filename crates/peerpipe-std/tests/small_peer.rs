@@ -41,11 +41,9 @@ fn small_echo_peer(mut stream: TcpStream, stop: Arc<AtomicBool>) -> u64 {
         }
         ep.handle_timeout(now());
         // One event per tick: the application is slower than the link.
-        if let Some(event) = ep.poll_event() {
-            if let Event::Message(m) = event {
-                if m.kind() == MessageKind::Request {
-                    replies.push(m.reply_with(m.payload()).expect("reply"));
-                }
+        if let Some(Event::Message(m)) = ep.poll_event() {
+            if m.kind() == MessageKind::Request {
+                replies.push(m.reply_with(m.payload()).expect("reply"));
             }
         }
         while let Some(reply) = replies.first().cloned() {
