@@ -41,9 +41,17 @@
 //! # Ok::<(), peerpipe_std::Error>(())
 //! ```
 //!
-//! Capacities: messages carry up to [`MAX_PAYLOAD`] bytes with topics up to [`MAX_TOPIC`];
-//! up to [`TX`] sends are in flight at once (more callers wait their turn) and up to [`RX`]
-//! received items wait for the application.
+//! Capacities and bounds: messages carry up to [`MAX_PAYLOAD`] bytes with topics up to
+//! [`MAX_TOPIC`]; up to [`TX`] sends are in flight at once (more callers wait their turn,
+//! first come, first served, within their own timeout; at most [`MAX_WAITING`] sends that do
+//! not wait queue up, then [`Error::QueueFull`]); up to [`RX`] received items wait for the
+//! application; less than 64 KiB plus one frame of encoded bytes wait for a slow transport.
+//! [`PipeHandler::stats`] shows the counters and how full each of these is.
+//!
+//! Errors say what happened: [`Error::Failed`] with [`FailReason::NoSlot`] (the timeout
+//! passed while waiting for a send slot: nothing was sent), [`FailReason::TimedOut`] (sent,
+//! not acknowledged in time), [`Error::NoReply`] (the request was acknowledged, its reply did
+//! not come in time; a reply that comes later is dropped and counted, never queued).
 
 #![warn(missing_docs)]
 
