@@ -28,6 +28,8 @@ pub enum Error {
     Serialize,
     /// A payload could not be deserialized with postcard into the requested type.
     Deserialize,
+    /// A reply was given where a request is needed (a driver's `request` call).
+    NotARequest,
 }
 
 impl core::fmt::Display for Error {
@@ -44,6 +46,7 @@ impl core::fmt::Display for Error {
             Error::BufferTooSmall => f.write_str("buffer too small for the frame"),
             Error::Serialize => f.write_str("payload serialization failed"),
             Error::Deserialize => f.write_str("payload deserialization failed"),
+            Error::NotARequest => f.write_str("a reply was given where a request is needed"),
         }
     }
 }

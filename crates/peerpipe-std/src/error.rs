@@ -37,6 +37,10 @@ pub enum Error {
     /// wait for a send slot (the peer is slow or not reading). Nothing was sent; send again
     /// later, or use a call that waits its turn.
     QueueFull,
+    /// A call that waits for its result was made from a callback: the callback runs on the
+    /// thread that would have to hand over that result, so it would never return. From a
+    /// callback, send with [`send_to_peer_async`](crate::PipeHandler::send_to_peer_async).
+    InCallback,
 }
 
 impl Error {
@@ -69,6 +73,9 @@ impl core::fmt::Display for Error {
                 )
             }
             Error::QueueFull => f.write_str("send queue full: too many sends wait for a slot"),
+            Error::InCallback => {
+                f.write_str("a blocking call from a callback would wait for itself")
+            }
         }
     }
 }

@@ -74,6 +74,11 @@ impl Drop for Inner {
 }
 
 impl Inner {
+    /// Whether the caller runs on the I/O thread (in a callback).
+    fn in_callback(&self) -> bool {
+        self.io_thread.get() == Some(&std::thread::current().id())
+    }
+
     /// Stops the I/O thread and waits for it, unless it never started (then there is nothing
     /// to wait for), this is the I/O thread itself, in a callback (then it stops when the
     /// callback returns; waiting for it would deadlock), or it is still opening the transport
@@ -95,8 +100,7 @@ impl Inner {
             st.opening
         };
         self.shared.waker.wake();
-        let on_io_thread = self.io_thread.get() == Some(&std::thread::current().id());
-        if on_io_thread || opening {
+        if self.in_callback() || opening {
             return;
         }
         if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
@@ -165,6 +169,14 @@ impl PipeHandler {
         self.inner.shutdown(close_pipe);
     }
 
+    /// Refuses a call that waits for its result from a callback (it would wait for itself).
+    fn not_in_callback(&self) -> Result<(), Error> {
+        if self.inner.in_callback() {
+            return Err(Error::InCallback);
+        }
+        Ok(())
+    }
+
     fn check_running(&self) -> Result<(), Error> {
         if self.inner.shared.stopped.load(Ordering::SeqCst) {
             return Err(Error::Stopped);
@@ -198,6 +210,9 @@ impl PipeHandler {
     ///   [`Error::Stopped`]: the handler stopped; [`Error::Aborted`]: `abort_signal` fired
     ///   (a send still waiting for a slot is withdrawn; one in flight may still arrive).
     ///
+    /// From a callback it fails with [`Error::InCallback`]: use
+    /// [`send_to_peer_async`](Self::send_to_peer_async) there.
+    ///
     /// Waiting sends get slots first come, first served. The calling thread encodes and
     /// writes the message itself; it then waits for the acknowledgement, which the I/O
     /// thread hands over.
@@ -208,6 +223,7 @@ impl PipeHandler {
         abort_signal: Option<&AbortSignal>,
     ) -> Result<MsgId, Error> {
         let deadline = self.deadline(timeout)?;
+        self.not_in_callback()?;
         let (done, wait) = oneshot();
         let ticket = self.submit(Outgoing::Message(msg), deadline, Some(done), None)?;
         self.wait_outcome(&wait, ticket, deadline, abort_signal)
@@ -238,7 +254,9 @@ impl PipeHandler {
     ///   request was sent but not acknowledged in time; `NoSlot`: it never got a send slot;
     ///   other reasons as for [`send_to_peer`](Self::send_to_peer), and `PeerEnded`,
     ///   `PeerAborted`, `PeerGone` when the conversation ended before the reply came;
-    /// - [`Error::Aborted`] when `abort_signal` fired.
+    /// - [`Error::Aborted`] when `abort_signal` fired;
+    /// - [`Error::Invalid`]`(`[`NotARequest`](peerpipe_core::Error::NotARequest)`)` when `msg`
+    ///   is a reply; [`Error::InCallback`] from a callback.
     ///
     /// A reply that arrives after its request gave up is dropped and counted
     /// ([`HandlerStats::late_replies`]): it never occupies the application's queue.
@@ -249,9 +267,10 @@ impl PipeHandler {
         abort_signal: Option<&AbortSignal>,
     ) -> Result<Message, Error> {
         if !msg.is_request() {
-            return Err(Error::Invalid(peerpipe_core::Error::InvalidTopic));
+            return Err(Error::Invalid(peerpipe_core::Error::NotARequest));
         }
         let deadline = self.deadline(timeout)?;
+        self.not_in_callback()?;
         let (reply, wait) = oneshot();
         let ticket = self.submit(Outgoing::Message(msg), deadline, None, Some(reply))?;
         let aborted = match wait.wait(Some(deadline), abort_signal) {
@@ -328,6 +347,9 @@ impl PipeHandler {
     /// handler is not an error; if no slot comes free in time it fails with
     /// [`Error::Failed`]`(`[`FailReason::NoSlot`](crate::FailReason::NoSlot)`)`). Later
     /// sends are refused with [`Error::Closed`].
+    ///
+    /// Called from a callback, it queues the END and returns at once: the callback's thread
+    /// is the one that would report the outcome.
     pub fn notify_end(&self, data: impl Into<Vec<u8>>) -> Result<(), Error> {
         self.close_with(Outgoing::End(data.into()))
     }
@@ -337,9 +359,13 @@ impl PipeHandler {
         self.close_with(Outgoing::Abort(data.into()))
     }
 
-    /// END or ABORT: waits its turn for a slot, then for its outcome.
+    /// END or ABORT: waits its turn for a slot, then for its outcome (from a callback, it
+    /// is queued without waiting).
     fn close_with(&self, what: Outgoing) -> Result<(), Error> {
         let deadline = self.deadline(None)?;
+        if self.inner.in_callback() {
+            return self.submit(what, deadline, None, None).map(drop);
+        }
         let (done, wait) = oneshot();
         let ticket = self.submit(what, deadline, Some(done), None)?;
         self.wait_outcome(&wait, ticket, deadline, None).map(drop)

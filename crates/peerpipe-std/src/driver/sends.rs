@@ -65,6 +65,16 @@ struct ReplyWaiter {
     delivered: bool,
 }
 
+/// What became of a send given to the endpoint.
+enum Attempt {
+    /// The endpoint took it, or it failed and its waiter was told.
+    Taken,
+    /// Every slot is taken: it waits.
+    Full(SendReq),
+    /// Refused at once, and nobody waits for it: the caller of `submit` is told.
+    Refused(Error),
+}
+
 /// What a caller whose deadline passed missed.
 pub(crate) enum GaveUp {
     /// The send was still waiting for a slot: it is withdrawn, nothing was sent.
@@ -138,14 +148,17 @@ impl Sends {
 
 impl State {
     /// Gives a send to the endpoint, after those already waiting for a slot. A send nobody
-    /// waits for is refused with [`Error::QueueFull`] when [`MAX_WAITING`] such sends wait.
+    /// waits for is refused with [`Error::QueueFull`] when [`MAX_WAITING`] such sends wait,
+    /// and with the endpoint's error when it refuses it at once (the conversation is closed,
+    /// the message invalid).
     pub(crate) fn submit(&mut self, req: SendReq, now: Instant) -> Result<(), Error> {
         if !self.sends.backlog.is_empty() {
             return self.enqueue(req);
         }
         match self.try_send(req, now) {
-            Some(req) => self.enqueue(req),
-            None => Ok(()),
+            Attempt::Taken => Ok(()),
+            Attempt::Full(req) => self.enqueue(req),
+            Attempt::Refused(e) => Err(e),
         }
     }
 
@@ -160,58 +173,61 @@ impl State {
         Ok(())
     }
 
-    /// Gives a send to the endpoint with the time it has left; hands it back when every
-    /// slot is taken.
-    fn try_send(&mut self, req: SendReq, now: Instant) -> Option<SendReq> {
+    /// Gives a send to the endpoint with the time it has left.
+    fn try_send(&mut self, req: SendReq, now: Instant) -> Attempt {
         let left = Duration::from(req.deadline.saturating_duration_since(StdInstant::now()));
-        if left.is_zero() {
-            req.fail(Error::Failed(FailReason::NoSlot));
-            return None;
-        }
-        let r = match &req.what {
-            Outgoing::Message(msg) => match msg.to_core() {
-                Ok(core) => self.ep.send(now, core, Some(left)),
-                Err(e) => {
-                    req.fail(e);
-                    return None;
-                }
-            },
-            Outgoing::End(data) => self.ep.notify_end_within(now, data, Some(left)),
-            Outgoing::Abort(data) => self.ep.notify_abort_within(now, data, Some(left)),
-        };
-        if matches!(r, Err(peerpipe_core::Error::SendQueueFull)) {
-            return Some(req);
-        }
-        match r {
-            Ok(id) => {
-                if let Some(d) = req.done {
-                    self.sends.waiters.insert(id, d);
-                }
-                if let Some(promise) = req.reply {
-                    let waiter = ReplyWaiter {
-                        promise,
-                        ticket: req.ticket,
-                        delivered: false,
-                    };
-                    self.sends.replies.insert(id, waiter);
-                }
+        let r = if left.is_zero() {
+            Err(Error::Failed(FailReason::NoSlot))
+        } else {
+            match &req.what {
+                Outgoing::Message(msg) => msg
+                    .to_core()
+                    .and_then(|core| Ok(self.ep.send(now, core, Some(left))?)),
+                Outgoing::End(data) => self
+                    .ep
+                    .notify_end_within(now, data, Some(left))
+                    .map_err(Error::from),
+                Outgoing::Abort(data) => self
+                    .ep
+                    .notify_abort_within(now, data, Some(left))
+                    .map_err(Error::from),
             }
-            Err(e) => req.fail(e.into()),
+        };
+        let id = match r {
+            Ok(id) => id,
+            Err(Error::Invalid(peerpipe_core::Error::SendQueueFull)) => return Attempt::Full(req),
+            Err(e) if req.is_detached() => return Attempt::Refused(e),
+            Err(e) => {
+                req.fail(e);
+                return Attempt::Taken;
+            }
+        };
+        if let Some(d) = req.done {
+            self.sends.waiters.insert(id, d);
         }
-        None
+        if let Some(promise) = req.reply {
+            let waiter = ReplyWaiter {
+                promise,
+                ticket: req.ticket,
+                delivered: false,
+            };
+            self.sends.replies.insert(id, waiter);
+        }
+        Attempt::Taken
     }
 
-    /// Moves waiting sends into the endpoint while it has free slots, in order.
+    /// Moves waiting sends into the endpoint while it has free slots, in order. A send
+    /// nobody waits for that the endpoint refuses (the conversation closed meanwhile) is
+    /// dropped.
     pub(crate) fn feed_backlog(&mut self, now: Instant) {
         while let Some(req) = self.sends.backlog.pop_front() {
             let detached = req.is_detached();
-            match self.try_send(req, now) {
-                Some(req) => {
-                    self.sends.backlog.push_front(req);
-                    return;
-                }
-                None if detached => self.sends.detached -= 1,
-                None => {}
+            if let Attempt::Full(req) = self.try_send(req, now) {
+                self.sends.backlog.push_front(req);
+                return;
+            }
+            if detached {
+                self.sends.detached -= 1;
             }
         }
     }
