@@ -89,6 +89,7 @@
         clippy::indexing_slicing
     )
 )]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod config;
