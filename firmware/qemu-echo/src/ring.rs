@@ -1,30 +1,29 @@
 //! A single-producer single-consumer byte ring for an RX interrupt handler (producer) and the
 //! main loop (consumer). Only atomic loads and stores: works on Cortex-M0 too.
+//!
+//! Every slot is an atomic byte, so neither side ever holds a reference to memory the other
+//! may be writing: no `unsafe`, and sound by construction (an earlier version took a `&mut`
+//! to the whole buffer from the interrupt handler while the main loop read it).
 
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// Capacity in bytes (one slot stays free).
 pub const RING: usize = 256;
 
 /// The ring; a `static`.
 pub struct Ring {
-    buf: UnsafeCell<[u8; RING]>,
+    buf: [AtomicU8; RING],
     head: AtomicUsize,
     tail: AtomicUsize,
     /// Bytes dropped because the ring was full.
     overflows: AtomicUsize,
 }
 
-// SAFETY: one producer (`push`, the interrupt handler) and one consumer (`pop`, the main
-// loop); each slot is written before `head` publishes it and read before `tail` frees it.
-unsafe impl Sync for Ring {}
-
 impl Ring {
     /// An empty ring.
     pub const fn new() -> Self {
         Ring {
-            buf: UnsafeCell::new([0; RING]),
+            buf: [const { AtomicU8::new(0) }; RING],
             head: AtomicUsize::new(0),
             tail: AtomicUsize::new(0),
             overflows: AtomicUsize::new(0),
@@ -41,11 +40,9 @@ impl Ring {
                 .store(lost.wrapping_add(1), Ordering::Relaxed);
             return false;
         }
-        // SAFETY: slot `head` is not visible to the consumer until `head` moves.
-        unsafe {
-            if let Some(slot) = (*self.buf.get()).get_mut(head) {
-                *slot = byte;
-            }
+        // Slot `head` is not read by the consumer until the Release store of `head`.
+        if let Some(slot) = self.buf.get(head) {
+            slot.store(byte, Ordering::Relaxed);
         }
         self.head.store(next, Ordering::Release);
         true
@@ -57,9 +54,9 @@ impl Ring {
         if tail == self.head.load(Ordering::Acquire) {
             return None;
         }
-        // SAFETY: slot `tail` was published by the producer and is not reused until `tail`
-        // moves.
-        let byte = unsafe { (*self.buf.get()).get(tail).copied() };
+        // Slot `tail` was published by the producer's Release store of `head` (Acquired
+        // above) and is not reused until `tail` moves.
+        let byte = self.buf.get(tail).map(|b| b.load(Ordering::Relaxed));
         self.tail.store((tail + 1) % RING, Ordering::Release);
         byte
     }
