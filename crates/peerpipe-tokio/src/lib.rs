@@ -45,7 +45,7 @@
 //! let client: PipeHandler = PipeHandler::start(stream, Config::default())?;
 //! let reply = client.request(Message::request("echo", b"hello".to_vec())?, None).await?;
 //! assert_eq!(reply.data(), b"hello");
-//! client.notify_end(Vec::new()).await?;
+//! client.notify_end(Vec::new(), None).await?;
 //! client.stop();
 //! # Ok(())
 //! # }
@@ -56,11 +56,13 @@
 
 #![warn(missing_docs)]
 
+mod guards;
 mod handler;
 #[cfg(feature = "serial")]
 mod serial;
 mod state;
 mod task;
+mod waiters;
 
 pub use handler::{Events, PipeHandler};
 pub use peerpipe_core;
@@ -68,7 +70,9 @@ pub use peerpipe_core::{
     CloseReason, Config, ConfigError, Duration, FailReason, GoneReason, MessageKind, MsgId,
     PeerState, Stats,
 };
-pub use peerpipe_std::{Error, Item, Message, Status};
+pub use peerpipe_std::{Error, HandlerStats, Item, Message, Status};
+pub use task::UNSENT_LIMIT;
+pub use waiters::ABANDONED_REQUESTS;
 #[cfg(feature = "serial")]
 pub use serial::open_serial;
 
