@@ -97,10 +97,10 @@ pub use peerpipe_core::{
     PeerState, Stats,
 };
 pub use peerpipe_std::{Error, HandlerStats, Item, Message, Status};
-pub use task::UNSENT_LIMIT;
-pub use waiters::ABANDONED_REQUESTS;
 #[cfg(feature = "serial")]
 pub use serial::open_serial;
+pub use task::UNSENT_LIMIT;
+pub use waiters::ABANDONED_REQUESTS;
 
 /// The default largest payload: as in `peerpipe_std`, so that the two interoperate fully.
 pub const DEFAULT_PAYLOAD: usize = peerpipe_std::MAX_PAYLOAD;

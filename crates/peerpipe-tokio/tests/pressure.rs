@@ -109,7 +109,10 @@ async fn a_send_waiting_for_a_slot_fails_with_no_slot_in_its_timeout() {
     let (r, took) = waiter.await.unwrap();
     assert!(matches!(r, Err(Error::Failed(FailReason::NoSlot))), "{r:?}");
     assert!(r.unwrap_err().is_timeout());
-    assert!(took >= budget && took < budget + Duration::from_millis(5), "{took:?}");
+    assert!(
+        took >= budget && took < budget + Duration::from_millis(5),
+        "{took:?}"
+    );
     assert_eq!(a.stats().waiting_sends, 0, "the waiter left the queue");
 
     let start = Instant::now();
@@ -140,7 +143,10 @@ async fn end_is_served_in_order_behind_40_busy_senders() {
             tokio::spawn(async move {
                 let mut done = 0u32;
                 loop {
-                    match a.request(msg("busy", &t.to_le_bytes()), Some(Duration::from_secs(60))).await {
+                    match a
+                        .request(msg("busy", &t.to_le_bytes()), Some(Duration::from_secs(60)))
+                        .await
+                    {
                         Ok(reply) => {
                             assert_eq!(reply.data(), t.to_le_bytes());
                             done += 1;
@@ -214,8 +220,15 @@ async fn late_replies_never_wedge_requests() {
         assert_eq!(reply.data(), [i]);
     }
     let stats = a.stats();
-    assert_eq!((stats.late_replies, stats.queued_items), (32, 0), "{stats:?}");
-    assert!(a.try_recv().is_none(), "a late reply reached the application's queue");
+    assert_eq!(
+        (stats.late_replies, stats.queued_items),
+        (32, 0),
+        "{stats:?}"
+    );
+    assert!(
+        a.try_recv().is_none(),
+        "a late reply reached the application's queue"
+    );
 }
 
 /// (d) A request to a peer that reads and never acknowledges fails with `Failed(TimedOut)`
@@ -231,7 +244,10 @@ async fn no_reply_only_for_a_delivered_request() {
     let a: PipeHandler = PipeHandler::start(a, config()).unwrap();
     let start = Instant::now();
     let r = a.request(msg("q", b"lost"), Some(budget)).await;
-    assert!(matches!(r, Err(Error::Failed(FailReason::TimedOut))), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::Failed(FailReason::TimedOut))),
+        "{r:?}"
+    );
     assert!(start.elapsed() < budget + Duration::from_millis(5));
 
     let (a, b) = pair();
@@ -254,7 +270,10 @@ async fn no_reply_only_for_a_delivered_request() {
         Err(Error::NoReply { request }) => assert_eq!(request, delivered_as),
         other => panic!("{other:?}"),
     }
-    assert!(took >= budget && took < budget + Duration::from_millis(5), "{took:?}");
+    assert!(
+        took >= budget && took < budget + Duration::from_millis(5),
+        "{took:?}"
+    );
 
     let reply = a.request(msg("answer", b"q"), Some(budget)).await.unwrap();
     assert_eq!(reply.req_id(), Some(seen.recv().await.unwrap()));
@@ -362,7 +381,11 @@ async fn a_frozen_peer_costs_bounded_memory() {
         s.await.unwrap().unwrap();
     }
     reader.await.unwrap();
-    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 /// (e) A peer that reads, but only 512 bytes per millisecond, slower than the resend of
