@@ -34,7 +34,9 @@ type CoreResult = Result<MsgId, peerpipe_core::Error>;
 ///
 /// **Cancel-safe:** dropping any of its futures (a `select!` branch that lost, a timeout)
 /// never corrupts the link. A message handed to the endpoint is still sent, acknowledged
-/// and resent; only its outcome is no longer reported.
+/// and resent; only its outcome is no longer reported. A dropped call waiting for a send
+/// slot leaves the queue; a dropped request's reply, should it come, is dropped and counted
+/// ([`HandlerStats::late_replies`]), never queued.
 ///
 /// **Capacities** are const generics, as in the core: `PAYLOAD` and `TOPIC` bound a message;
 /// `RX` and `TX` are the receive and send slots; `FRAME` must be
