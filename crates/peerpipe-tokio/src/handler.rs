@@ -8,13 +8,19 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
-use peerpipe_core::{Config, MsgId, PeerState, Stats};
-use peerpipe_std::{Error, Item, Message};
+use peerpipe_core::{
+    Config, Duration as CoreDuration, FailReason, Instant as CoreInstant, MsgId, PeerState,
+};
+use peerpipe_std::{Error, HandlerStats, Item, Message};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant as TokioInstant;
 
+use crate::guards::{Ticket, Waiting};
 use crate::state::{Shared, State, Wait};
 use crate::task::PipeTask;
+
+/// What giving an item to the endpoint returns: its id, or why not.
+type CoreResult = Result<MsgId, peerpipe_core::Error>;
 
 /// Monitors a pipe to the peer: the async counterpart of NVFlare's `PipeHandler` (and of
 /// `peerpipe_std::PipeHandler`).
@@ -28,7 +34,9 @@ use crate::task::PipeTask;
 ///
 /// **Cancel-safe:** dropping any of its futures (a `select!` branch that lost, a timeout)
 /// never corrupts the link. A message handed to the endpoint is still sent, acknowledged
-/// and resent; only its outcome is no longer reported.
+/// and resent; only its outcome is no longer reported. A dropped call waiting for a send
+/// slot leaves the queue; a dropped request's reply, should it come, is dropped and counted
+/// ([`HandlerStats::late_replies`]), never queued.
 ///
 /// **Capacities** are const generics, as in the core: `PAYLOAD` and `TOPIC` bound a message;
 /// `RX` and `TX` are the receive and send slots; `FRAME` must be
@@ -62,7 +70,7 @@ use crate::task::PipeTask;
 ///
 /// let reply = client.request(Message::request("ping", b"hi".to_vec())?, None).await?;
 /// assert_eq!(reply.data(), b"pong");
-/// client.notify_end(b"bye".to_vec()).await?;
+/// client.notify_end(b"bye".to_vec(), None).await?;
 /// client.stop();
 /// # Ok(())
 /// # }
@@ -130,63 +138,154 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         })
     }
 
-    /// Sends `msg` and resolves when the peer's endpoint accepted it (to its id) or it failed:
-    /// timed out (`timeout`, default `default_request_timeout`, resends included), resends
-    /// exhausted, the peer gone, ended or aborted, or the handler stopped. While every send
-    /// slot is taken it waits for one (within the same timeout).
+    /// Sends `msg` and resolves to its id when the peer's endpoint accepted (acknowledged)
+    /// it. `timeout` (default `default_request_timeout`) bounds the whole call: waiting for
+    /// a send slot, then sending and resending until acknowledged.
+    ///
+    /// While every send slot is taken the call waits its turn: callers waiting for a slot
+    /// (sends, requests, END and ABORT alike) are served first come, first served.
+    ///
+    /// # Errors
+    /// - [`Error::Failed`]`(`[`FailReason::NoSlot`]`)`: the timeout passed while it waited
+    ///   for a send slot; nothing was sent.
+    /// - [`Error::Failed`]`(`[`FailReason::TimedOut`]`)`: sent, but not acknowledged in
+    ///   time (the peer may or may not have it); other [`FailReason`]s: resends exhausted,
+    ///   the peer gone, ended or aborted before acknowledging it.
+    /// - [`Error::Closed`]: the conversation is over (END or ABORT sent or received, peer
+    ///   gone), before or while it waited for a slot.
+    /// - [`Error::Stopped`]: the handler was stopped.
+    /// - [`Error::Invalid`]: the message or the timeout (zero) is invalid; never because
+    ///   the handler is busy.
     pub async fn send_to_peer(
         &self,
         msg: Message,
         timeout: Option<Duration>,
     ) -> Result<MsgId, Error> {
-        let (id, deadline) = self.submit(&msg, timeout, Wait::Outcome).await?;
+        let deadline = self.deadline(timeout)?;
+        let core = msg.to_core::<P, T>()?;
+        let id = self
+            .enqueue(deadline, Wait::Outcome, |st, now, left| {
+                st.ep.send(now, core.clone(), Some(left))
+            })
+            .await?;
         let guard = Waiting::new(&self.inner.shared, id, Wait::Outcome);
         match tokio::time::timeout_at(deadline, guard.outcome()).await {
             Ok(r) => r,
-            Err(_) => Err(Error::Failed(peerpipe_core::FailReason::TimedOut)),
+            Err(_) => Err(Error::Failed(FailReason::TimedOut)),
         }
     }
 
-    /// Sends `msg` without waiting for its outcome (it is still acknowledged and resent);
-    /// returns its id, or an error at once when it cannot be queued (every send slot taken:
-    /// `Invalid(SendQueueFull)`, stopped, closed, invalid).
+    /// Sends `msg` without waiting for a slot or for its outcome (it is still acknowledged
+    /// and resent, for `default_request_timeout`); returns its id, or refuses at once.
+    ///
+    /// It never queues: at most `TX` sends are held (the send slots), so a peer that does
+    /// not read bounds what this call can pile up.
+    ///
+    /// # Errors
+    /// - [`Error::QueueFull`]: every send slot is taken, or other calls already wait for
+    ///   one (it does not overtake them). Nothing was sent; try again later, or use
+    ///   [`send_to_peer`](Self::send_to_peer), which waits its turn.
+    /// - [`Error::Closed`], [`Error::Stopped`], [`Error::Invalid`]: as for
+    ///   [`send_to_peer`](Self::send_to_peer).
     pub fn send_no_wait(&self, msg: &Message) -> Result<MsgId, Error> {
         let mut st = self.inner.shared.lock();
         st.check_running()?;
+        let core = msg.to_core::<P, T>()?;
+        if !st.room.is_empty() {
+            return Err(Error::QueueFull);
+        }
         let now = st.now();
-        let id = st.ep.send(now, msg.to_core()?, None)?;
-        st.wake_task();
-        Ok(id)
+        match st.ep.send(now, core, None) {
+            Err(peerpipe_core::Error::SendQueueFull) => Err(Error::QueueFull),
+            Err(e) => Err(Error::from(e)),
+            Ok(id) => {
+                st.wake_task();
+                Ok(id)
+            }
+        }
     }
 
-    /// Sends a request and resolves with its reply (matched by `req_id`), within `timeout`
-    /// overall (default `default_request_timeout`): [`Error::NoReply`] when the request was
-    /// delivered but no reply came in time.
+    /// Sends a request and resolves with its reply, within `timeout` overall (default
+    /// `default_request_timeout`): waiting for a send slot, delivery and the reply.
+    ///
+    /// The request's id is the reply's [`req_id`](Message::req_id) on success, and is in
+    /// [`Error::NoReply`] when no reply came; log it to match the peer's logs.
+    ///
+    /// A reply that arrives after this call gave up (it timed out, failed, or its future
+    /// was dropped) is dropped and counted in [`HandlerStats::late_replies`]: it never
+    /// takes a place in the application's queue. The last
+    /// [`ABANDONED_REQUESTS`](crate::ABANDONED_REQUESTS) requests that gave up are
+    /// remembered for this.
+    ///
+    /// # Errors
+    /// - [`Error::NoReply`]`{ request }`: the request was delivered (the peer's endpoint
+    ///   acknowledged it) but no reply came in time.
+    /// - [`Error::Failed`]`(`[`FailReason::TimedOut`]`)`: the request was sent but not
+    ///   acknowledged in time: the peer may never have received it.
+    /// - [`Error::Failed`]`(`[`FailReason::NoSlot`]`)`: the timeout passed while it waited
+    ///   for a send slot; nothing was sent.
+    /// - [`Error::Failed`] with another reason: not delivered (resends exhausted, peer
+    ///   gone), or delivered and then the peer ended, aborted or went away before replying.
+    /// - [`Error::Closed`], [`Error::Stopped`]: as for [`send_to_peer`](Self::send_to_peer).
+    /// - [`Error::Invalid`]: `msg` is not a request, or is invalid, or the timeout is zero.
     pub async fn request(&self, msg: Message, timeout: Option<Duration>) -> Result<Message, Error> {
         if !msg.is_request() {
             return Err(Error::Invalid(peerpipe_core::Error::InvalidTopic));
         }
-        let (id, deadline) = self.submit(&msg, timeout, Wait::Reply).await?;
-        let guard = Waiting::new(&self.inner.shared, id, Wait::Reply);
-        match tokio::time::timeout_at(deadline, guard.reply()).await {
+        let deadline = self.deadline(timeout)?;
+        let core = msg.to_core::<P, T>()?;
+        let id = self
+            .enqueue(deadline, Wait::Reply, |st, now, left| {
+                st.ep.send(now, core.clone(), Some(left))
+            })
+            .await?;
+        let mut guard = Waiting::new(&self.inner.shared, id, Wait::Reply);
+        let r = match tokio::time::timeout_at(deadline, guard.reply()).await {
             Ok(r) => r,
-            Err(_) => Err(Error::NoReply { request: id }),
-        }
+            Err(_) if self.inner.shared.lock().delivered(id) => Err(Error::NoReply { request: id }),
+            Err(_) => Err(Error::Failed(FailReason::TimedOut)),
+        };
+        guard.answered = r.is_ok();
+        r
     }
 
     /// Sends END with `data`, reliably and after everything sent before, and resolves when
-    /// the peer accepted it or it failed. Later sends are refused.
-    pub async fn notify_end(&self, data: impl Into<Vec<u8>>) -> Result<(), Error> {
+    /// the peer's endpoint accepted it. Later sends are refused with
+    /// [`Error::Closed`]. `timeout` (`None`: `default_request_timeout`) bounds the whole
+    /// call: like any send, END waits its turn for a send slot (first come, first served)
+    /// and is then resent until acknowledged.
+    ///
+    /// # Errors
+    /// As for [`send_to_peer`](Self::send_to_peer): [`Error::Failed`]`(`[`FailReason::NoSlot`]`)`
+    /// when no slot came free in time (END was not sent, and the conversation stays open),
+    /// [`Error::Failed`]`(`[`FailReason::TimedOut`]`)` when END was sent but not
+    /// acknowledged in time, [`Error::Closed`] when the conversation was already over,
+    /// [`Error::Stopped`], and [`Error::Invalid`] only for `data` too large or a zero
+    /// timeout. A busy send queue is never `Invalid`.
+    pub async fn notify_end(
+        &self,
+        data: impl Into<Vec<u8>>,
+        timeout: Option<Duration>,
+    ) -> Result<(), Error> {
         let data = data.into();
-        self.close_with(|st, now| st.ep.notify_end(now, &data))
-            .await
+        self.close_with(&data, timeout, |st, now, left| {
+            st.ep.notify_end_within(now, &data, Some(left))
+        })
+        .await
     }
 
-    /// Sends ABORT with `data`, like [`notify_end`](Self::notify_end).
-    pub async fn notify_abort(&self, data: impl Into<Vec<u8>>) -> Result<(), Error> {
+    /// Sends ABORT with `data`, like [`notify_end`](Self::notify_end) (same timeout and
+    /// errors).
+    pub async fn notify_abort(
+        &self,
+        data: impl Into<Vec<u8>>,
+        timeout: Option<Duration>,
+    ) -> Result<(), Error> {
         let data = data.into();
-        self.close_with(|st, now| st.ep.notify_abort(now, &data))
-            .await
+        self.close_with(&data, timeout, |st, now, left| {
+            st.ep.notify_abort_within(now, &data, Some(left))
+        })
+        .await
     }
 
     /// Stops sending heartbeats and checking the peer's silence. Messages still flow.
@@ -265,129 +364,94 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         &self.inner.config
     }
 
-    /// The endpoint's counters (frames, resends, wire errors, ...).
-    pub fn stats(&self) -> Stats {
-        *self.inner.shared.lock().ep.stats()
+    /// What the handler did and holds: the endpoint's counters (frames, resends,
+    /// duplicates, wire errors, refusals), the calls waiting for a send slot
+    /// (`waiting_sends`), the items waiting for the application (`queued_items`: in its
+    /// queue, and held back in the endpoint while that is full), the replies dropped
+    /// because their request had given up (`late_replies`), and the encoded bytes the
+    /// transport has not taken yet (`unsent_bytes`, never more than
+    /// [`UNSENT_LIMIT`](crate::UNSENT_LIMIT) plus one frame).
+    pub fn stats(&self) -> HandlerStats {
+        self.inner.shared.lock().stats()
     }
 
     fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Item>> {
         self.inner.shared.lock().next_item(cx.waker())
     }
 
-    /// Gives `msg` to the endpoint once a send slot is free, and starts waiting for `wait`;
-    /// within `timeout` (default `default_request_timeout`), which it returns as a deadline.
-    async fn submit(
+    /// The deadline of a call with this `timeout` (`None`: `default_request_timeout`).
+    fn deadline(&self, timeout: Option<Duration>) -> Result<TokioInstant, Error> {
+        let st = self.inner.shared.lock();
+        st.check_running()?;
+        st.deadline(timeout)
+    }
+
+    /// END or ABORT: waits its turn for a send slot, then for its outcome, by `timeout`.
+    async fn close_with(
         &self,
-        msg: &Message,
+        data: &[u8],
         timeout: Option<Duration>,
-        wait: Wait,
-    ) -> Result<(MsgId, TokioInstant), Error> {
-        let deadline = {
-            let st = self.inner.shared.lock();
-            st.check_running()?;
-            st.deadline(timeout)?
-        };
-        let core = msg.to_core::<P, T>()?;
-        let queued = self.enqueue(wait, |st, now| {
-            let left = deadline.saturating_duration_since(TokioInstant::now());
-            st.ep.send(now, core.clone(), Some(left.into()))
-        });
-        match tokio::time::timeout_at(deadline, queued).await {
-            Ok(r) => r.map(|id| (id, deadline)),
-            Err(_) => Err(Error::Failed(peerpipe_core::FailReason::TimedOut)),
+        give: impl FnMut(&mut State<P, T, RX, TX, F>, CoreInstant, CoreDuration) -> CoreResult,
+    ) -> Result<(), Error> {
+        let deadline = self.deadline(timeout)?;
+        if data.len() > P {
+            // Refused before it queues: a bad argument is not reported after a wait.
+            return Err(Error::Invalid(peerpipe_core::Error::PayloadTooLarge));
+        }
+        let id = self.enqueue(deadline, Wait::Outcome, give).await?;
+        let guard = Waiting::new(&self.inner.shared, id, Wait::Outcome);
+        match tokio::time::timeout_at(deadline, guard.outcome()).await {
+            Ok(r) => r.map(drop),
+            Err(_) => Err(Error::Failed(FailReason::TimedOut)),
         }
     }
 
-    /// END or ABORT: queued once a send slot is free, then waits for its outcome.
-    async fn close_with(
-        &self,
-        give: impl FnMut(
-            &mut State<P, T, RX, TX, F>,
-            peerpipe_core::Instant,
-        ) -> Result<MsgId, peerpipe_core::Error>,
-    ) -> Result<(), Error> {
-        let id = self.enqueue(Wait::Outcome, give).await?;
-        Waiting::new(&self.inner.shared, id, Wait::Outcome)
-            .outcome()
-            .await
-            .map(drop)
-    }
-
-    /// Gives an item to the endpoint with `give`, waiting while every send slot is taken,
-    /// and registers the wait for its outcome or reply. Its caller puts a [`Waiting`] guard
-    /// on the id at once (no await in between), so a dropped future leaves nothing behind.
+    /// Gives an item to the endpoint with `give` (with the time left until `deadline`) once
+    /// it is this caller's turn and a send slot is free, and registers the wait for its
+    /// outcome or reply. Its caller puts a [`Waiting`] guard on the id at once (no await in
+    /// between), so a dropped future leaves nothing behind. Callers are served first come,
+    /// first served; [`Error::Failed`]`(`[`FailReason::NoSlot`]`)` when `deadline` passes
+    /// first.
     async fn enqueue(
         &self,
+        deadline: TokioInstant,
         wait: Wait,
-        mut give: impl FnMut(
-            &mut State<P, T, RX, TX, F>,
-            peerpipe_core::Instant,
-        ) -> Result<MsgId, peerpipe_core::Error>,
+        mut give: impl FnMut(&mut State<P, T, RX, TX, F>, CoreInstant, CoreDuration) -> CoreResult,
     ) -> Result<MsgId, Error> {
-        poll_fn(|cx| {
+        let mut ticket = Ticket::new(&self.inner.shared);
+        let queued = poll_fn(|cx| {
             let mut st = self.inner.shared.lock();
             st.check_running()?;
-            let now = st.now();
-            match give(&mut st, now) {
-                Err(peerpipe_core::Error::SendQueueFull) => {
-                    st.wait_for_room(cx.waker());
-                    Poll::Pending
-                }
-                Err(e) => Poll::Ready(Err(Error::from(e))),
-                Ok(id) => {
-                    st.wait_for(id, wait);
-                    st.wake_task();
-                    Poll::Ready(Ok(id))
-                }
+            if !st.room.is_turn(ticket.number) {
+                st.room.wait(&mut ticket.number, cx.waker());
+                return Poll::Pending;
             }
-        })
-        .await
-    }
-}
-
-/// A registered wait for an outcome or a reply; dropping it (a cancelled future) forgets
-/// the registration, so nothing piles up.
-struct Waiting<'a, const P: usize, const T: usize, const RX: usize, const TX: usize, const F: usize>
-{
-    shared: &'a Shared<P, T, RX, TX, F>,
-    id: MsgId,
-    wait: Wait,
-}
-
-impl<'a, const P: usize, const T: usize, const RX: usize, const TX: usize, const F: usize>
-    Waiting<'a, P, T, RX, TX, F>
-{
-    fn new(shared: &'a Shared<P, T, RX, TX, F>, id: MsgId, wait: Wait) -> Self {
-        Waiting { shared, id, wait }
-    }
-
-    async fn outcome(&self) -> Result<MsgId, Error> {
-        self.value(State::take_outcome).await
-    }
-
-    async fn reply(&self) -> Result<Message, Error> {
-        self.value(State::take_reply).await
-    }
-
-    async fn value<V>(
-        &self,
-        take: fn(&mut State<P, T, RX, TX, F>, MsgId, &std::task::Waker) -> Option<V>,
-    ) -> V {
-        poll_fn(
-            |cx| match take(&mut self.shared.lock(), self.id, cx.waker()) {
-                Some(v) => Poll::Ready(v),
-                None => Poll::Pending,
-            },
-        )
-        .await
-    }
-}
-
-impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: usize> Drop
-    for Waiting<'_, P, T, RX, TX, F>
-{
-    fn drop(&mut self) {
-        self.shared.lock().forget(self.id, self.wait);
+            let now = st.now();
+            let left = CoreDuration::from(deadline.saturating_duration_since(TokioInstant::now()));
+            let r = if left.is_zero() {
+                Err(Error::Failed(FailReason::NoSlot))
+            } else {
+                match give(&mut st, now, left) {
+                    Err(peerpipe_core::Error::SendQueueFull) => {
+                        st.room.wait(&mut ticket.number, cx.waker());
+                        return Poll::Pending;
+                    }
+                    r => r.map_err(Error::from),
+                }
+            };
+            if let Some(t) = ticket.number.take() {
+                st.room.leave(t);
+            }
+            if let Ok(id) = r {
+                st.wait_for(id, wait);
+                st.wake_task();
+            }
+            Poll::Ready(r)
+        });
+        match tokio::time::timeout_at(deadline, queued).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Failed(FailReason::NoSlot)),
+        }
     }
 }
 

@@ -45,22 +45,50 @@
 //! let client: PipeHandler = PipeHandler::start(stream, Config::default())?;
 //! let reply = client.request(Message::request("echo", b"hello".to_vec())?, None).await?;
 //! assert_eq!(reply.data(), b"hello");
-//! client.notify_end(Vec::new()).await?;
+//! client.notify_end(Vec::new(), None).await?;
 //! client.stop();
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## Under pressure
+//! - **A timeout bounds the whole call.** `send_to_peer`, `request`, `notify_end` and
+//!   `notify_abort` take one (`None`: `default_request_timeout`) that covers waiting for a
+//!   send slot, sending and resending, and, for `request`, the reply. When every send slot is
+//!   taken they wait their turn, first come, first served (END and ABORT too): a freed slot
+//!   goes to the caller that has waited longest.
+//! - **Errors say what ran out.** [`Error::Failed`]`(`[`FailReason::NoSlot`]`)`: no slot
+//!   came free in time, nothing was sent. [`Error::Failed`]`(`[`FailReason::TimedOut`]`)`:
+//!   sent but not acknowledged in time. [`Error::NoReply`]`{ request }`: the request was
+//!   acknowledged (delivered) but not answered in time. [`Error::QueueFull`]: the
+//!   non-waiting [`send_no_wait`](PipeHandler::send_no_wait) found every slot taken. A busy
+//!   handler is never [`Error::Invalid`]. [`Error::is_timeout`] covers the first three.
+//! - **A request's id**: the reply's [`req_id`](Message::req_id), or the `request` of
+//!   [`Error::NoReply`].
+//! - **Late replies** (to a request that gave up: timed out, failed, or its future was
+//!   dropped) are dropped and counted in [`HandlerStats::late_replies`]; they never take a
+//!   place in the application's queue. The last [`ABANDONED_REQUESTS`] abandoned requests
+//!   are remembered for this.
+//! - **Bounded memory.** At most `TX` sends are held (the send slots); callers waiting for
+//!   one are futures the application holds. The output buffer holds at most
+//!   [`UNSENT_LIMIT`] plus one frame, however long the peer does not read: frames that come
+//!   due meanwhile stay due in the endpoint. At most `RX` received items wait in the
+//!   handler's queue (and `RX` more in the endpoint; beyond, the peer's resends cover them).
+//! - [`PipeHandler::stats`] shows it all: the endpoint's counters, the calls waiting for a
+//!   slot, the items waiting for the application, late replies, unsent bytes.
 //!
 //! ## Features
 //! - `serial`: `open_serial`, a serial port as a transport (through `tokio-serial`).
 
 #![warn(missing_docs)]
 
+mod guards;
 mod handler;
 #[cfg(feature = "serial")]
 mod serial;
 mod state;
 mod task;
+mod waiters;
 
 pub use handler::{Events, PipeHandler};
 pub use peerpipe_core;
@@ -68,9 +96,11 @@ pub use peerpipe_core::{
     CloseReason, Config, ConfigError, Duration, FailReason, GoneReason, MessageKind, MsgId,
     PeerState, Stats,
 };
-pub use peerpipe_std::{Error, Item, Message, Status};
+pub use peerpipe_std::{Error, HandlerStats, Item, Message, Status};
 #[cfg(feature = "serial")]
 pub use serial::open_serial;
+pub use task::UNSENT_LIMIT;
+pub use waiters::ABANDONED_REQUESTS;
 
 /// The default largest payload: as in `peerpipe_std`, so that the two interoperate fully.
 pub const DEFAULT_PAYLOAD: usize = peerpipe_std::MAX_PAYLOAD;

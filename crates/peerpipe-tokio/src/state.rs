@@ -1,60 +1,15 @@
 //! What the pipe task and the handles share: the endpoint, its clock, the waiting callers and
 //! the queue of items for the application, behind one lock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 
 use peerpipe_core::{Config, Endpoint, Event, FailReason, GoneReason, Instant, MsgId, Outcome};
-use peerpipe_std::{Error, Item, Message, Status};
+use peerpipe_std::{Error, HandlerStats, Item, Message, Status};
 use tokio::time::Instant as TokioInstant;
 
-/// A caller waiting for one value: the value once it is known, and who to wake.
-struct Slot<V> {
-    value: Option<V>,
-    waker: Option<Waker>,
-}
-
-impl<V> Slot<V> {
-    const EMPTY: Self = Slot {
-        value: None,
-        waker: None,
-    };
-
-    fn wake(&mut self) {
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
-    }
-}
-
-/// Callers waiting on message ids.
-type Waiters<V> = HashMap<MsgId, Slot<V>>;
-
-/// Puts `value` into the waiter for `id`, if someone waits; returns whether someone did.
-fn fulfil<V>(waiters: &mut Waiters<V>, id: MsgId, value: V) -> bool {
-    match waiters.get_mut(&id) {
-        Some(slot) => {
-            slot.value = Some(value);
-            slot.wake();
-            true
-        }
-        None => false,
-    }
-}
-
-/// Adds `waker` to `list` unless it would wake the same task as one already there.
-fn enlist(list: &mut Vec<Waker>, waker: &Waker) {
-    if !list.iter().any(|w| w.will_wake(waker)) {
-        list.push(waker.clone());
-    }
-}
-
-fn wake_all(list: &mut Vec<Waker>) {
-    for w in list.drain(..) {
-        w.wake();
-    }
-}
+use crate::waiters::{enlist, set_waker, wake_all, Abandoned, RoomQueue, Waiters};
 
 /// Which waiters an id belongs to.
 #[derive(Clone, Copy)]
@@ -85,8 +40,14 @@ pub(crate) struct State<
     readers: Vec<Waker>,
     outcomes: Waiters<Result<MsgId, Error>>,
     replies: Waiters<Result<Message, Error>>,
-    /// Senders waiting for a free send slot.
-    room: Vec<Waker>,
+    /// Callers waiting for a free send slot, first come, first served.
+    pub(crate) room: RoomQueue,
+    /// Requests whose caller gave up: their late replies are dropped and counted.
+    abandoned: Abandoned,
+    /// Replies dropped because their request had given up.
+    late_replies: u64,
+    /// Encoded bytes the pipe task holds that the transport has not taken yet.
+    pub(crate) unsent: usize,
     /// The pipe task, to be woken when there may be frames to send or a stop to act on.
     task: Option<Waker>,
     /// Why the transport broke, for [`Status::Gone`].
@@ -111,9 +72,12 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
             last: Instant::ZERO,
             inbox: VecDeque::new(),
             readers: Vec::new(),
-            outcomes: HashMap::new(),
-            replies: HashMap::new(),
-            room: Vec::new(),
+            outcomes: Waiters::new(),
+            replies: Waiters::new(),
+            room: RoomQueue::new(),
+            abandoned: Abandoned::new(),
+            late_replies: 0,
+            unsent: 0,
             task: None,
             gone_cause: None,
             stopping: false,
@@ -152,9 +116,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
 
     /// Registers the pipe task's waker.
     pub(crate) fn set_task(&mut self, waker: &Waker) {
-        if !self.task.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            self.task = Some(waker.clone());
-        }
+        set_waker(&mut self.task, waker);
     }
 
     /// Wakes the pipe task: the endpoint may have frames to send, or a stop to act on.
@@ -176,16 +138,30 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     /// Starts waiting for `id`.
     pub(crate) fn wait_for(&mut self, id: MsgId, wait: Wait) {
         match wait {
-            Wait::Outcome => drop(self.outcomes.insert(id, Slot::EMPTY)),
-            Wait::Reply => drop(self.replies.insert(id, Slot::EMPTY)),
+            Wait::Outcome => self.outcomes.register(id),
+            Wait::Reply => self.replies.register(id),
         }
     }
 
-    /// Stops waiting for `id` (the caller's future was dropped, or has its value).
-    pub(crate) fn forget(&mut self, id: MsgId, wait: Wait) {
+    /// Stops waiting for `id`: the caller has its value, or gave up (`answered` false for a
+    /// request that got no reply: timed out, failed, or its future was dropped). A request
+    /// that gave up is remembered, so that its reply, should it still come, is dropped and
+    /// counted rather than queued for the application; one whose reply came but was never
+    /// taken counts as a late reply.
+    pub(crate) fn forget(&mut self, id: MsgId, wait: Wait, answered: bool) {
         match wait {
-            Wait::Outcome => drop(self.outcomes.remove(&id)),
-            Wait::Reply => drop(self.replies.remove(&id)),
+            Wait::Outcome => drop(self.outcomes.remove(id)),
+            Wait::Reply => {
+                let slot = self.replies.remove(id);
+                if answered {
+                    return;
+                }
+                if let Some(Some(Ok(_))) = slot.map(|s| s.value) {
+                    self.late_replies = self.late_replies.wrapping_add(1);
+                } else {
+                    self.abandoned.insert(id);
+                }
+            }
         }
     }
 
@@ -195,7 +171,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         id: MsgId,
         waker: &Waker,
     ) -> Option<Result<MsgId, Error>> {
-        take(&mut self.outcomes, id, waker)
+        self.outcomes.take(id, waker)
     }
 
     /// The reply to request `id` (or why there is none) if known, else registers `waker`.
@@ -204,12 +180,23 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         id: MsgId,
         waker: &Waker,
     ) -> Option<Result<Message, Error>> {
-        take(&mut self.replies, id, waker)
+        self.replies.take(id, waker)
     }
 
-    /// Registers a sender waiting for a free send slot.
-    pub(crate) fn wait_for_room(&mut self, waker: &Waker) {
-        enlist(&mut self.room, waker);
+    /// Whether request `id` was acknowledged by the peer's endpoint.
+    pub(crate) fn delivered(&mut self, id: MsgId) -> bool {
+        self.replies.get_mut(id).is_some_and(|s| s.delivered)
+    }
+
+    /// The handler's statistics.
+    pub(crate) fn stats(&self) -> HandlerStats {
+        let mut s = HandlerStats::default();
+        s.core = *self.ep.stats();
+        s.waiting_sends = self.room.len();
+        s.queued_items = self.inbox.len() + self.ep.received_len();
+        s.late_replies = self.late_replies;
+        s.unsent_bytes = self.unsent;
+        s
     }
 
     /// The next item for the application; `Ready(None)` when none will ever come; else
@@ -265,8 +252,15 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
                 Event::Message(m) => {
                     let m = Message::from_core(&m);
                     match m.req_id() {
-                        Some(r) if self.replies.contains_key(&r) => {
-                            fulfil(&mut self.replies, r, Ok(m));
+                        Some(r) if self.replies.contains(r) => {
+                            self.replies.fulfil(r, Ok(m));
+                            continue;
+                        }
+                        // Its request gave up: dropped, never queued (an application that
+                        // only makes requests would never take it, and a full queue would
+                        // hold back the replies that live requests wait for).
+                        Some(r) if self.abandoned.contains(r) => {
+                            self.late_replies = self.late_replies.wrapping_add(1);
                             continue;
                         }
                         _ => Item::Message(m),
@@ -295,7 +289,8 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
             arrived = true;
         }
         if settled {
-            wake_all(&mut self.room);
+            // A slot came free: the caller first in line takes it.
+            self.room.wake_front();
         }
         if arrived {
             wake_all(&mut self.readers);
@@ -303,16 +298,20 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         took
     }
 
-    /// Settles a send: its waiter learns the outcome; a request that failed learns it too
-    /// (a delivered request waits on for its reply).
+    /// Settles a send: its waiter learns the outcome; a request that failed learns it too,
+    /// and a delivered request is marked so (it waits on for its reply).
     fn settle(&mut self, id: MsgId, outcome: Outcome) {
         match outcome {
             Outcome::Delivered => {
-                fulfil(&mut self.outcomes, id, Ok(id));
+                if !self.outcomes.fulfil(id, Ok(id)) {
+                    if let Some(slot) = self.replies.get_mut(id) {
+                        slot.delivered = true;
+                    }
+                }
             }
             Outcome::Failed(r) => {
-                if !fulfil(&mut self.outcomes, id, Err(Error::from(r))) {
-                    fulfil(&mut self.replies, id, Err(Error::from(r)));
+                if !self.outcomes.fulfil(id, Err(Error::from(r))) {
+                    self.replies.fulfil(id, Err(Error::from(r)));
                 }
             }
         }
@@ -320,12 +319,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
 
     /// The peer will send nothing more: requests still waiting for a reply fail now.
     fn fail_replies(&mut self, reason: FailReason) {
-        for slot in self.replies.values_mut() {
-            if slot.value.is_none() {
-                slot.value = Some(Err(Error::Failed(reason)));
-                slot.wake();
-            }
-        }
+        self.replies.fail_all(|| Err(Error::Failed(reason)));
     }
 
     /// The transport broke: the peer is gone, with the error as the cause.
@@ -347,11 +341,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         self.inbox.clear();
         self.dispatch();
         self.inbox.clear();
-        for slot in self.replies.values_mut() {
-            if slot.value.is_none() {
-                slot.value = Some(Err(Error::Stopped));
-            }
-        }
+        self.replies.fail_all(|| Err(Error::Stopped));
         self.wake_everyone();
     }
 
@@ -363,28 +353,12 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     }
 
     fn wake_everyone(&mut self) {
-        self.outcomes.values_mut().for_each(Slot::wake);
-        self.replies.values_mut().for_each(Slot::wake);
+        self.outcomes.wake_all();
+        self.replies.wake_all();
         wake_all(&mut self.readers);
-        wake_all(&mut self.room);
+        self.room.wake_all();
         wake_all(&mut self.closed);
         self.wake_task();
-    }
-}
-
-fn take<V>(waiters: &mut Waiters<V>, id: MsgId, waker: &Waker) -> Option<V> {
-    let slot = waiters.get_mut(&id)?;
-    match slot.value.take() {
-        Some(v) => {
-            waiters.remove(&id);
-            Some(v)
-        }
-        None => {
-            if !slot.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                slot.waker = Some(waker.clone());
-            }
-            None
-        }
     }
 }
 

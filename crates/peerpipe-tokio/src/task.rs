@@ -20,8 +20,17 @@ const READ_CHUNK: usize = 8 * 1024;
 /// Reads per wake-up before the task yields to others (it is woken again at once).
 const READS_PER_POLL: usize = 16;
 
-/// Encoded bytes gathered into one write at most.
-const WRITE_BATCH: usize = 64 * 1024;
+/// The bound of a pipe's output buffer: encoded bytes gathered for the transport.
+///
+/// The pipe task takes frames from the endpoint only once the transport has taken all it
+/// gathered before, and then only until this many bytes are gathered (the last frame may go
+/// over, by less than one frame). So a peer that is alive but does not read (stopped, or a
+/// stalled socket) costs at most `UNSENT_LIMIT` plus one frame here, whatever the resend
+/// interval: frames that come due meanwhile (resends, heartbeats, ACKs) stay due inside
+/// the endpoint, and a resend of a frame still waiting in the buffer adds nothing.
+/// [`HandlerStats::unsent_bytes`](crate::HandlerStats::unsent_bytes) shows the bytes
+/// waiting.
+pub const UNSENT_LIMIT: usize = 64 * 1024;
 
 /// Rounds of read, timers, dispatch and write per wake-up before the task yields.
 const ROUNDS_PER_POLL: usize = 8;
@@ -91,22 +100,34 @@ where
         Input::Fed
     }
 
-    /// Encodes every frame that is due and writes as much as the transport takes.
+    /// Writes what the transport takes; once it took everything, encodes the frames that
+    /// are due (up to [`UNSENT_LIMIT`]) and writes them. Records the bytes still waiting.
     fn write(&mut self, cx: &mut Context<'_>, st: &mut State<P, T, RX, TX, F>) -> io::Result<()> {
-        let mut frame = [0u8; F];
+        let r = self.write_out(cx, st);
+        st.unsent = self.out.len() - self.sent;
+        r
+    }
+
+    fn write_out(
+        &mut self,
+        cx: &mut Context<'_>,
+        st: &mut State<P, T, RX, TX, F>,
+    ) -> io::Result<()> {
         let now = st.now();
         loop {
-            while self.out.len() - self.sent < WRITE_BATCH {
-                match st.ep.poll_transmit(now, &mut frame) {
-                    Ok(Some(n)) => self.out.extend_from_slice(frame.get(..n).unwrap_or(&[])),
-                    // A FRAME-sized buffer always suffices (checked by the endpoint's type).
-                    Ok(None) | Err(_) => break,
-                }
-            }
             if self.sent == self.out.len() {
+                // Everything was taken: gather the frames due now, and only now (while the
+                // transport holds bytes back, due frames wait in the endpoint).
                 self.out.clear();
                 self.sent = 0;
-                return Ok(());
+                self.gather(now, st);
+                if self.out.is_empty() {
+                    // Nothing to send: an idle pipe keeps no large buffer.
+                    if self.out.capacity() > UNSENT_LIMIT {
+                        self.out = Vec::new();
+                    }
+                    return Ok(());
+                }
             }
             let pending = self.out.get(self.sent..).unwrap_or(&[]);
             match self.io.as_mut().poll_write(cx, pending) {
@@ -116,12 +137,6 @@ where
                 Poll::Ready(Ok(n)) => {
                     self.sent += n;
                     if self.sent == self.out.len() {
-                        // Nothing left: an idle pipe keeps no large buffer.
-                        self.out.clear();
-                        self.sent = 0;
-                        if self.out.capacity() > WRITE_BATCH {
-                            self.out = Vec::new();
-                        }
                         // A flush is a no-op for sockets; for buffered streams it pushes the
                         // bytes out. Pending is fine: it is polled again next round.
                         if let Poll::Ready(Err(e)) = self.io.as_mut().poll_flush(cx) {
@@ -129,6 +144,18 @@ where
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Encodes the frames that are due into the empty buffer, up to [`UNSENT_LIMIT`].
+    fn gather(&mut self, now: peerpipe_core::Instant, st: &mut State<P, T, RX, TX, F>) {
+        let mut frame = [0u8; F];
+        while self.out.len() < UNSENT_LIMIT {
+            match st.ep.poll_transmit(now, &mut frame) {
+                Ok(Some(n)) => self.out.extend_from_slice(frame.get(..n).unwrap_or(&[])),
+                // A FRAME-sized buffer always suffices (checked by the endpoint's type).
+                Ok(None) | Err(_) => break,
             }
         }
     }

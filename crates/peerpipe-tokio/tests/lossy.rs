@@ -96,9 +96,9 @@ async fn every_request_gets_its_reply_over_a_lossy_link() {
         for c in clients {
             c.await.unwrap();
         }
-        let stats = a.stats();
+        let stats = a.stats().core;
         assert!(stats.resends > 0, "seed {seed}: no resends: {stats:?}");
-        let errors = [a.stats(), b.stats()]
+        let errors = [a.stats().core, b.stats().core]
             .iter()
             .map(|s| s.crc_errors + s.cobs_errors + s.malformed)
             .sum::<u64>();

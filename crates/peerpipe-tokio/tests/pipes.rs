@@ -78,7 +78,7 @@ async fn requests_get_their_replies_both_ways() {
         assert_eq!(reply.topic(), "work");
     }
     assert_eq!(a.peer_state(), PeerState::Up);
-    a.notify_end(b"done".to_vec()).await.unwrap();
+    a.notify_end(b"done".to_vec(), None).await.unwrap();
     assert_eq!(server_b.await.unwrap(), Some(Status::End(b"done".to_vec())));
 
     // After our END, sends are refused with the reason.
@@ -214,7 +214,7 @@ async fn closed_transport_is_gone_with_its_cause() {
 #[tokio::test(start_paused = true)]
 async fn end_and_abort_reach_the_peer_with_their_data() {
     let (a, b) = pair();
-    b.notify_abort(b"why".to_vec()).await.unwrap();
+    b.notify_abort(b"why".to_vec(), None).await.unwrap();
     assert_eq!(next_status(&a).await, Status::Abort(b"why".to_vec()));
     assert!(matches!(
         a.request(msg("q", b""), None).await,
@@ -222,7 +222,7 @@ async fn end_and_abort_reach_the_peer_with_their_data() {
     ));
 
     let (a, b) = pair();
-    a.notify_end(Vec::new()).await.unwrap();
+    a.notify_end(Vec::new(), None).await.unwrap();
     assert_eq!(next_status(&b).await, Status::End(Vec::new()));
 }
 
@@ -242,7 +242,7 @@ async fn end_fails_waiting_requests_at_once() {
         Item::Message(m) => assert_eq!(m.topic(), "never"),
         other => panic!("{other:?}"),
     }
-    b.notify_end(Vec::new()).await.unwrap();
+    b.notify_end(Vec::new(), None).await.unwrap();
     assert!(matches!(
         req.await.unwrap(),
         Err(Error::Failed(FailReason::PeerEnded))
@@ -316,7 +316,7 @@ async fn stop_fails_pending_calls_and_ends_the_stream() {
         Err(Error::Stopped)
     ));
     assert!(matches!(
-        a.notify_end(Vec::new()).await,
+        a.notify_end(Vec::new(), None).await,
         Err(Error::Stopped)
     ));
     assert!(matches!(
@@ -435,7 +435,7 @@ async fn exchange(a: &PipeHandler, b: PipeHandler) {
         assert_eq!(reply.data().len(), size);
         assert!(reply.data().iter().rev().eq(data.iter()));
     }
-    a.notify_end(b"end".to_vec()).await.unwrap();
+    a.notify_end(b"end".to_vec(), None).await.unwrap();
     assert_eq!(server.await.unwrap(), Some(Status::End(b"end".to_vec())));
 }
 

@@ -105,6 +105,6 @@ async fn requests_and_end_over_serial_ports() {
             .unwrap();
         assert_eq!(reply.data(), data);
     }
-    a.notify_end(b"bye".to_vec()).await.unwrap();
+    a.notify_end(b"bye".to_vec(), None).await.unwrap();
     assert_eq!(server.await.unwrap(), Status::End(b"bye".to_vec()));
 }
