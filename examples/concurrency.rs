@@ -8,8 +8,12 @@
 //! Prints one line per driver on stdout (diagnostics go to stderr):
 //!
 //! ```text
-//! driver=std requesters=64 requests=32000 req_per_s=.. slowest_ms=.. p99_ms=.. p50_ms=..
+//! driver=std requesters=64 requests=32000 req_per_s=.. slowest_ms=.. p99_ms=.. p50_ms=.. resends=.. refused_full=.. late_replies=..
 //! ```
+//!
+//! (`resends` and `refused_full` count both ends; with the ACK's retry flag a refused frame
+//! goes again as soon as the peer has room, so resends here cost microseconds, not the 2 s
+//! resend interval.)
 //!
 //! - `std`: two `peerpipe-std` handlers over TCP on localhost. `N` threads each make `M`
 //!   echo requests with [`PipeHandler::request`] (one at a time per thread); the echo
@@ -17,7 +21,10 @@
 //! - `tokio`: two `peerpipe-tokio` handlers over TCP on localhost, on a multi-thread
 //!   runtime. `N` tasks each make `M` echo requests with `request(..).await`; the echo peer
 //!   is one task reading the handler's queue and replying with `send_no_wait` (falling back
-//!   to `send_to_peer(..).await` when every send slot is taken).
+//!   to `send_to_peer(..).await` when every send slot is taken), with the crate's default
+//!   capacities (8 receive and 8 send slots).
+//! - `tokio-32-slots`: the same with peerpipe-std's capacities (32 + 32 slots): the like-with-
+//!   like comparison with `std`.
 //! - `bare`: no peerpipe, the same load over one TCP connection: length-prefixed frames with
 //!   a request id, a writer shared behind a mutex, a reader thread handing each reply to its
 //!   requester, and an echo thread on the other end. What a minimal multiplexer costs here.
@@ -35,7 +42,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use peerpipe_std::{Config, Message, PipeHandler, TcpTransport};
+use peerpipe_std::{Config, HandlerStats, Message, PipeHandler, TcpTransport};
 
 const USAGE: &str = "\
 Usage: concurrency [OPTIONS]
@@ -131,6 +138,17 @@ fn print(driver: &str, args: Args, mut r: Report) {
     );
 }
 
+/// The counters that explain a slow run: resends (both ends), frames refused for a full
+/// queue, late replies.
+fn counters(client: &HandlerStats, server: &HandlerStats) -> String {
+    format!(
+        " resends={} refused_full={} late_replies={}",
+        client.core.resends + server.core.resends,
+        client.core.refused_full + server.core.refused_full,
+        client.late_replies,
+    )
+}
+
 // --- peerpipe-std --------------------------------------------------------------------------
 
 fn run_std(args: Args) -> Result<Report, String> {
@@ -184,27 +202,40 @@ fn run_std(args: Args) -> Result<Report, String> {
         latencies.extend(t.join().map_err(|_| "a requester panicked")??);
     }
     let elapsed = t0.elapsed();
+    let extra = counters(&client.stats(), &server.stats());
     client.stop(true);
     server.stop(true);
     Ok(Report {
         elapsed,
         latencies,
-        extra: String::new(),
+        extra,
     })
 }
 
 // --- peerpipe-tokio ------------------------------------------------------------------------
 
+/// peerpipe-tokio with its default capacities (8 receive and 8 send slots).
 fn run_tokio(args: Args) -> Result<Report, String> {
+    run_tokio_with::<{ peerpipe_tokio::DEFAULT_SLOTS }>(args)
+}
+
+/// peerpipe-tokio with peerpipe-std's capacities (32 + 32 slots): like with like.
+fn run_tokio_std_slots(args: Args) -> Result<Report, String> {
+    const { assert!(peerpipe_std::RX == peerpipe_std::TX) };
+    run_tokio_with::<{ peerpipe_std::RX }>(args)
+}
+
+fn run_tokio_with<const SLOTS: usize>(args: Args) -> Result<Report, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(err)?;
-    rt.block_on(tokio_load(args))
+    rt.block_on(tokio_load::<SLOTS>(args))
 }
 
-async fn tokio_load(args: Args) -> Result<Report, String> {
-    use peerpipe_tokio::{Error, Item, PipeHandler};
+async fn tokio_load<const SLOTS: usize>(args: Args) -> Result<Report, String> {
+    use peerpipe_tokio::{Error, Item, DEFAULT_PAYLOAD as P, DEFAULT_TOPIC as T};
+    type PipeHandler<const S: usize> = peerpipe_tokio::PipeHandler<P, T, S, S>;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -214,8 +245,8 @@ async fn tokio_load(args: Args) -> Result<Report, String> {
     let (c, s) = (c.map_err(err)?, s.map_err(err)?.0);
     c.set_nodelay(true).map_err(err)?;
     s.set_nodelay(true).map_err(err)?;
-    let client: PipeHandler = PipeHandler::start(c, config()).map_err(err)?;
-    let server: PipeHandler = PipeHandler::start(s, config()).map_err(err)?;
+    let client = PipeHandler::<SLOTS>::start(c, config()).map_err(err)?;
+    let server = PipeHandler::<SLOTS>::start(s, config()).map_err(err)?;
 
     let echo = tokio::spawn({
         let server = server.clone();
@@ -267,13 +298,7 @@ async fn tokio_load(args: Args) -> Result<Report, String> {
         latencies.extend(t.await.map_err(err)??);
     }
     let elapsed = t0.elapsed();
-    let (cs, ss) = (client.stats(), server.stats());
-    let extra = format!(
-        " resends={} refused_full={} late_replies={}",
-        cs.core.resends + ss.core.resends,
-        cs.core.refused_full + ss.core.refused_full,
-        cs.late_replies,
-    );
+    let extra = counters(&client.stats(), &server.stats());
     client.stop();
     server.stop();
     echo.abort();
@@ -398,7 +423,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runs: [(&str, Run); 3] = [("bare", run_bare), ("std", run_std), ("tokio", run_tokio)];
+    let runs: [(&str, Run); 4] = [
+        ("bare", run_bare),
+        ("std", run_std),
+        ("tokio", run_tokio),
+        ("tokio-32-slots", run_tokio_std_slots),
+    ];
     let mut failed = false;
     for (driver, run) in runs {
         match run(args) {
