@@ -33,9 +33,11 @@ pub enum Error {
         /// The id of the request that went unanswered.
         request: MsgId,
     },
-    /// A send that does not wait was refused: as many sends as the handler holds already
-    /// wait for a send slot (the peer is slow or not reading). Nothing was sent; send again
-    /// later, or use a call that waits its turn.
+    /// A send that does not wait was refused for lack of room: in peerpipe-std,
+    /// [`MAX_WAITING`](crate::MAX_WAITING) such sends already wait for a send slot; in
+    /// peerpipe-tokio (`send_no_wait`, which never queues), no slot is free or other callers
+    /// wait for one. The peer is slow or not reading. Nothing was sent; send again later, or
+    /// use a call that waits its turn.
     QueueFull,
     /// A call that waits for its result was made from a callback: the callback runs on the
     /// thread that would have to hand over that result, so it would never return. From a
