@@ -66,7 +66,7 @@ pub mod transport;
 
 pub use error::Error;
 pub use handler::PipeHandler;
-pub use message::{Item, Message, Status};
+pub use message::{IoCause, Item, Message, Status};
 /// The sans-IO core, for its `Duration`, `Error` and wire types.
 pub use peerpipe_core;
 pub use peerpipe_core::{

@@ -157,10 +157,48 @@ pub enum Status {
         /// Silence or transport.
         reason: GoneReason,
         /// The transport error, when there was one.
-        cause: Option<String>,
+        cause: Option<IoCause>,
     },
     /// The peer restarted (a new session); the conversation goes on with it.
     PeerRestarted,
+}
+
+/// The I/O error that broke a transport: its kind, to match on, and its text, to show.
+///
+/// ```
+/// use std::io;
+/// use peerpipe_std::IoCause;
+///
+/// let cause = IoCause::from(&io::Error::from(io::ErrorKind::ConnectionRefused));
+/// assert_eq!(cause.kind(), io::ErrorKind::ConnectionRefused);
+/// assert!(cause.to_string().to_lowercase().contains("refused"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoCause {
+    kind: std::io::ErrorKind,
+    text: String,
+}
+
+impl IoCause {
+    /// The kind of the I/O error (`ConnectionRefused`, `BrokenPipe`, `UnexpectedEof`, ...).
+    pub fn kind(&self) -> std::io::ErrorKind {
+        self.kind
+    }
+}
+
+impl From<&std::io::Error> for IoCause {
+    fn from(e: &std::io::Error) -> Self {
+        IoCause {
+            kind: e.kind(),
+            text: e.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for IoCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 /// What [`PipeHandler::get_next`](crate::PipeHandler::get_next) returns: a message, or a

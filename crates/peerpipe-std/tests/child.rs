@@ -194,7 +194,10 @@ fn child_killed_is_gone() {
             reason: GoneReason::TransportLost,
             cause: Some(cause),
         } => assert!(
-            cause.contains("closed") || cause.contains("Broken pipe"),
+            matches!(
+                cause.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::BrokenPipe
+            ),
             "cause: {cause}"
         ),
         s => panic!("expected GONE, got {s:?}"),

@@ -115,7 +115,7 @@ fn passive_close_removes_the_pipe_and_active_reports_gone() {
     match a.recv_timeout(STEP) {
         Some(Item::Status(Status::Gone { reason, cause })) => {
             assert_eq!(reason, GoneReason::TransportLost);
-            assert!(cause.unwrap_or_default().contains("is gone"));
+            assert!(cause.is_some_and(|c| c.to_string().contains("is gone")));
         }
         other => panic!("expected GONE, got {other:?}"),
     }

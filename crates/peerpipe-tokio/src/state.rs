@@ -51,7 +51,7 @@ pub(crate) struct State<
     /// The pipe task, to be woken when there may be frames to send or a stop to act on.
     task: Option<Waker>,
     /// Why the transport broke, for [`Status::Gone`].
-    gone_cause: Option<String>,
+    gone_cause: Option<peerpipe_std::IoCause>,
     /// [`stop`](crate::PipeHandler::stop) was called.
     pub(crate) stopping: bool,
     /// The pipe task ended: the transport is closed.
@@ -323,9 +323,9 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     }
 
     /// The transport broke: the peer is gone, with the error as the cause.
-    pub(crate) fn lose_transport(&mut self, cause: String) {
+    pub(crate) fn lose_transport(&mut self, cause: &std::io::Error) {
         log::warn!("peerpipe-tokio: transport lost: {cause}");
-        self.gone_cause.get_or_insert(cause);
+        self.gone_cause.get_or_insert_with(|| cause.into());
         self.ep.transport_lost();
         self.dispatch();
     }

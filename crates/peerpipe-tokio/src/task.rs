@@ -59,7 +59,7 @@ enum Input {
     /// Bytes were fed to the endpoint; maybe more are waiting.
     Fed,
     /// The transport ended or failed.
-    Lost(String),
+    Lost(std::io::Error),
 }
 
 impl<S, const P: usize, const T: usize, const RX: usize, const TX: usize, const F: usize>
@@ -86,9 +86,12 @@ where
             let mut rb = ReadBuf::uninit(&mut buf);
             match self.io.as_mut().poll_read(cx, &mut rb) {
                 Poll::Pending => return if fed { Input::Fed } else { Input::Idle },
-                Poll::Ready(Err(e)) => return Input::Lost(e.to_string()),
+                Poll::Ready(Err(e)) => return Input::Lost(e),
                 Poll::Ready(Ok(())) if rb.filled().is_empty() => {
-                    return Input::Lost("the peer closed the connection".into())
+                    return Input::Lost(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the peer closed the connection",
+                    ))
                 }
                 Poll::Ready(Ok(())) => {
                     let now = st.now();
@@ -186,7 +189,7 @@ where
                 Input::Idle => false,
                 Input::Fed => true,
                 Input::Lost(cause) => {
-                    st.lose_transport(cause);
+                    st.lose_transport(&cause);
                     st.finish();
                     return Poll::Ready(());
                 }
@@ -197,7 +200,7 @@ where
             }
             st.dispatch();
             if let Err(e) = this.write(cx, &mut st) {
-                st.lose_transport(e.to_string());
+                st.lose_transport(&e);
                 st.finish();
                 return Poll::Ready(());
             }

@@ -200,7 +200,7 @@ async fn closed_transport_is_gone_with_its_cause() {
         Status::Gone {
             reason: GoneReason::TransportLost,
             cause: Some(cause),
-        } => assert!(!cause.is_empty()),
+        } => assert_eq!(cause.kind(), std::io::ErrorKind::UnexpectedEof, "{cause}"),
         other => panic!("{other:?}"),
     }
     a.closed().await;

@@ -97,7 +97,7 @@ pub(crate) struct State {
     out: Vec<u8>,
     frame: Box<[u8]>,
     pub(crate) sends: Sends,
-    gone_cause: Option<String>,
+    gone_cause: Option<crate::IoCause>,
     /// Events were made outside the I/O thread (a write failed): it must take them.
     dispatch_needed: bool,
     /// The I/O thread is awake and will look at everything before it sleeps again.
@@ -169,7 +169,7 @@ impl State {
         log::warn!("peerpipe: transport lost: {e}");
         self.link = Out::Lost;
         self.out = Vec::new();
-        self.gone_cause.get_or_insert_with(|| e.to_string());
+        self.gone_cause.get_or_insert_with(|| e.into());
         self.ep.transport_lost();
         self.dispatch_needed = true;
     }
