@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use peerpipe_std::fobs::{self, Value};
-use peerpipe_std::transport::{FilePipeTransport, Rejected};
+use peerpipe_nvflare::fobs::{self, Value};
+use peerpipe_nvflare::{FilePipeTransport, Rejected};
 use peerpipe_std::{Config, Item, Message, Mode, PipeHandler, Status};
 
 /// The options both examples take.

@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use peerpipe_examples::nvflare::{client, echo, Settings};
-use peerpipe_std::fobs::Value;
+use peerpipe_nvflare::fobs::Value;
 use peerpipe_std::{Config, GoneReason, Item, Message, Mode, PipeHandler, Status};
 
 const PYTHON_ENV: &str = "PEERPIPE_NVFLARE_PYTHON";

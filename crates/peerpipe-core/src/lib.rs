@@ -11,6 +11,10 @@
 //! hands out frames to transmit, events, and the instant at which it next needs the time.
 //! Drivers (threads, tokio, a microcontroller's UART) own the I/O and the clock.
 //!
+//! Pick this crate to write a driver for a new platform or transport; an application uses a
+//! driver instead: `peerpipe-std` (threads), `peerpipe-tokio` (async), `peerpipe-embedded`
+//! (firmware on a UART).
+//!
 //! ## What "delivered" means
 //! [`Outcome::Delivered`] means the peer's endpoint accepted the message into its receive
 //! queue: it will be handed to the peer's application exactly once, in the order sent, unless

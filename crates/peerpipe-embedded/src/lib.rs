@@ -1,7 +1,8 @@
 //! # peerpipe-embedded
 //!
 //! Runs the [`peerpipe_core`] endpoint over any UART-style byte port on a microcontroller:
-//! no_std, no allocation, no busy-waiting. Bytes move through
+//! no_std, no allocation, no busy-waiting. Pick it for firmware; its peer on the host is
+//! `peerpipe-std` or `peerpipe-tokio` (same wire protocol). Bytes move through
 //! [`embedded_hal_nb::serial::Read<u8>`] and [`embedded_hal_nb::serial::Write<u8>`]
 //! (non-blocking, `nb`), or, with the `embedded-io` feature, through an embedded-io port
 //! wrapped in `IoSerial`. Time comes from the application: an [`Instant`] passed to

@@ -1,11 +1,13 @@
 //! # peerpipe-std
 //!
 //! NVFlare's `PipeHandler` for threaded Rust applications, over real transports: an
-//! in-memory pair, TCP, Unix domain sockets, serial ports, a child process's
-//! stdin/stdout, and NVFlare's own FilePipe ([`FilePipeTransport`], with the [`fobs`]
-//! payload codec), which makes a handler a drop-in peer of a Python NVFlare process. Each handler keeps the sans-IO [`peerpipe_core`] endpoint behind a lock,
-//! with one I/O thread that waits until the endpoint's next deadline or until bytes arrive;
-//! no polling interval.
+//! in-memory pair, TCP, Unix domain sockets, serial ports and a child process's
+//! stdin/stdout. Pick it for programs built on threads; `peerpipe-tokio` is the same API for
+//! async programs, `peerpipe-nvflare` adds NVFlare's own FilePipe as a transport (a handler
+//! becomes a drop-in peer of a Python NVFlare process), and any other byte stream plugs in
+//! through [`Transport`] and [`Link`]. Each handler keeps the sans-IO [`peerpipe_core`]
+//! endpoint behind a lock, with one I/O thread that waits until the endpoint's next deadline
+//! or until bytes arrive; no polling interval.
 //!
 //! Latency: a message crosses as few threads as possible. The calling thread encodes and
 //! writes its own message (no hand-off to the I/O thread); the I/O thread reads sockets and
@@ -56,35 +58,27 @@
 #![warn(missing_docs)]
 
 mod driver;
-mod error;
-pub mod fobs;
 mod handler;
-mod message;
 mod signal;
-mod stats;
 pub mod transport;
 
-pub use error::Error;
 pub use handler::PipeHandler;
-pub use message::{IoCause, Item, Message, Status};
 /// The sans-IO core, for its `Duration`, `Error` and wire types.
 pub use peerpipe_core;
 pub use peerpipe_core::{
     CloseReason, Config, ConfigError, FailReason, GoneReason, MessageKind, MsgId, PeerState,
 };
+pub use peerpipe_host::{
+    new_session_id, Error, HandlerStats, IoCause, Item, Message, Status, MAX_PAYLOAD, MAX_TOPIC,
+};
 pub use signal::AbortSignal;
-pub use stats::HandlerStats;
 #[cfg(feature = "serial")]
 pub use transport::SerialTransport;
 pub use transport::{
-    memory_pair, ChildExit, ChildTransport, FilePipeTransport, Mode, StdioTransport, TcpTransport,
+    memory_pair, ChildExit, ChildTransport, Link, LinkEnds, Mode, StdioTransport, TcpTransport,
     Transport, UnixTransport,
 };
 
-/// The largest message data, in bytes.
-pub const MAX_PAYLOAD: usize = 8 * 1024;
-/// The longest topic, in bytes.
-pub const MAX_TOPIC: usize = 64;
 /// Received items the handler holds for the application.
 pub const RX: usize = 32;
 /// Sends in flight at once.
@@ -93,7 +87,8 @@ pub const TX: usize = 32;
 /// most; one more is refused with [`Error::QueueFull`].
 pub const MAX_WAITING: usize = 256;
 
-const FRAME: usize = peerpipe_core::wire::max_encoded_len(MAX_PAYLOAD, MAX_TOPIC);
+/// The longest encoded frame of these capacities (a decoder buffer of this size holds any).
+pub const FRAME: usize = peerpipe_core::wire::max_encoded_len(MAX_PAYLOAD, MAX_TOPIC);
 
 pub(crate) type CoreEndpoint = peerpipe_core::Endpoint<MAX_PAYLOAD, MAX_TOPIC, RX, TX, FRAME>;
 
@@ -115,30 +110,4 @@ pub(crate) fn new_endpoint(config: Config, session: u32) -> Result<Box<CoreEndpo
         .unwrap_or_else(|| {
             CoreEndpoint::new(config, session, peerpipe_core::Instant::ZERO).map(Box::new)
         })
-}
-
-/// A session id for a new endpoint, from the operating system's random source (so that a
-/// restarted process, or a second handler, is told apart from the one before). Every
-/// handler takes one at creation; drivers of the core (such as peerpipe-tokio) use it too.
-///
-/// Should the random source fail (it does not on the supported systems), the id falls back
-/// to one derived from the time and the process id, which still differs between runs.
-pub fn new_session_id() -> u32 {
-    getrandom::u32().unwrap_or_else(|_| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        nanos ^ std::process::id().rotate_left(16)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn session_ids_differ() {
-        let ids: std::collections::HashSet<u32> =
-            (0..1000).map(|_| super::new_session_id()).collect();
-        // 1,000 draws from 2^32: a collision is a one-in-8,600 event, two are not credible.
-        assert!(ids.len() >= 999, "only {} distinct ids", ids.len());
-    }
 }

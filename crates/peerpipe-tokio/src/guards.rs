@@ -6,7 +6,7 @@ use std::future::poll_fn;
 use std::task::{Poll, Waker};
 
 use peerpipe_core::MsgId;
-use peerpipe_std::{Error, Message};
+use peerpipe_host::{Error, Message};
 
 use crate::state::{Shared, State, Wait};
 

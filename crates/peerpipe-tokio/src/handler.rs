@@ -11,7 +11,7 @@ use futures_core::Stream;
 use peerpipe_core::{
     Config, Duration as CoreDuration, FailReason, Instant as CoreInstant, MsgId, PeerState,
 };
-use peerpipe_std::{Error, HandlerStats, Item, Message};
+use peerpipe_host::{Error, HandlerStats, Item, Message};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant as TokioInstant;
 
@@ -126,7 +126,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let session = peerpipe_std::new_session_id();
+        let session = peerpipe_host::new_session_id();
         let shared = Arc::new(Shared::new(State::new(config, session)?));
         tokio::spawn(PipeTask::new(Arc::clone(&shared), io));
         Ok(PipeHandler {

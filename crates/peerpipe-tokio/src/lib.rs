@@ -4,6 +4,8 @@
 //! `AsyncRead + AsyncWrite` (TCP, Unix sockets, `tokio::io::duplex`, a serial port through
 //! `tokio-serial` behind the `serial` feature). The same wire protocol as every other peerpipe
 //! driver: a tokio peer talks to a threaded `peerpipe-std` peer or to firmware on a UART.
+//! Pick it for async programs; it does not depend on the threaded driver (the owned types
+//! both share live in `peerpipe-host`, re-exported here).
 //!
 //! One task per pipe drives the sans-IO core (`peerpipe-core`): it sleeps until the
 //! endpoint's next deadline (`poll_timeout`), input from the transport, or a call on a handle;
@@ -96,16 +98,16 @@ pub use peerpipe_core::{
     CloseReason, Config, ConfigError, Duration, FailReason, GoneReason, MessageKind, MsgId,
     PeerState, Stats,
 };
-pub use peerpipe_std::{Error, HandlerStats, Item, Message, Status};
+pub use peerpipe_host::{Error, HandlerStats, Item, Message, Status};
 #[cfg(feature = "serial")]
 pub use serial::open_serial;
 pub use task::UNSENT_LIMIT;
 pub use waiters::ABANDONED_REQUESTS;
 
 /// The default largest payload: as in `peerpipe_std`, so that the two interoperate fully.
-pub const DEFAULT_PAYLOAD: usize = peerpipe_std::MAX_PAYLOAD;
+pub const DEFAULT_PAYLOAD: usize = peerpipe_host::MAX_PAYLOAD;
 /// The default longest topic: as in `peerpipe_std`.
-pub const DEFAULT_TOPIC: usize = peerpipe_std::MAX_TOPIC;
+pub const DEFAULT_TOPIC: usize = peerpipe_host::MAX_TOPIC;
 /// The default number of receive and of send slots.
 pub const DEFAULT_SLOTS: usize = 8;
 /// The frame buffer of the default capacities.

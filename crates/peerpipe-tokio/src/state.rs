@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 
 use peerpipe_core::{Config, Endpoint, Event, FailReason, GoneReason, Instant, MsgId, Outcome};
-use peerpipe_std::{Error, HandlerStats, Item, Message, Status};
+use peerpipe_host::{Error, HandlerStats, Item, Message, Status};
 use tokio::time::Instant as TokioInstant;
 
 use crate::waiters::{enlist, set_waker, wake_all, Abandoned, RoomQueue, Waiters};
@@ -51,7 +51,7 @@ pub(crate) struct State<
     /// The pipe task, to be woken when there may be frames to send or a stop to act on.
     task: Option<Waker>,
     /// Why the transport broke, for [`Status::Gone`].
-    gone_cause: Option<peerpipe_std::IoCause>,
+    gone_cause: Option<peerpipe_host::IoCause>,
     /// [`stop`](crate::PipeHandler::stop) was called.
     pub(crate) stopping: bool,
     /// The pipe task ended: the transport is closed.

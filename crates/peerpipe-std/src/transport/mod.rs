@@ -4,23 +4,21 @@
 //! sockets and a child's pipes are non-blocking descriptors that the I/O thread polls, reads
 //! and writes itself; the in-memory pair is a channel each way; other byte streams (a serial
 //! port, this process's stdin/stdout, anything given to [`Link::from_stream`]) get a reader
-//! thread that forwards what it reads into a channel; NVFlare's FilePipe
-//! ([`FilePipeTransport`]) is a channel to a bridge thread that turns frames into files.
-//! When the stream ends or fails (or the FilePipe's directory disappears), the handler
+//! thread that forwards what it reads into a channel; a transport that is not a byte stream
+//! is bridged through [`Link::channel`] (NVFlare's FilePipe, in `peerpipe-nvflare`, is a
+//! bridge thread that turns frames into files). When the stream ends or fails, the handler
 //! reports the peer gone with the error as its cause: never a panic, never a hang.
 //!
 //! Reconnects: none. A broken TCP or Unix connection, a closed pipe or a dead child is the end
 //! of that handler's conversation (GONE). To talk again, start a new handler on a new
 //! transport; the peer sees a new session and reports a restart if it was still running.
 
-mod file_pipe;
 mod memory;
 mod process;
 #[cfg(feature = "serial")]
 mod serial;
 mod socket;
 
-pub use file_pipe::{FilePipeTransport, Rejected, Rejections};
 pub use memory::{memory_pair, MemoryTransport};
 pub use process::{ChildExit, ChildTransport, StdioTransport};
 #[cfg(feature = "serial")]
@@ -64,7 +62,17 @@ pub struct Link {
 
 /// What a channel link carries: bytes, or why there will be no more. An empty chunk only
 /// wakes the receiving I/O thread.
-pub(crate) type Chunk = io::Result<Vec<u8>>;
+pub type Chunk = io::Result<Vec<u8>>;
+
+/// The far end of a [`Link::channel`], for the code that bridges it to a real transport.
+pub struct LinkEnds {
+    /// Bytes for the handler, as they arrive (any split); an `Err` says the transport
+    /// broke, with its cause (the handler reports GONE); an empty chunk is ignored.
+    pub to_handler: Sender<Chunk>,
+    /// Bytes the handler writes, one chunk per write; an `Err` says the handler closed its
+    /// end (it stopped).
+    pub from_handler: Receiver<Chunk>,
+}
 
 /// The two ways a link carries bytes.
 pub(crate) enum LinkIo {
@@ -173,6 +181,52 @@ impl Link {
             },
             closer: None,
         })
+    }
+
+    /// A link whose far end the caller drives, through the returned [`LinkEnds`]: the way
+    /// to bridge a handler to a transport that is not a byte stream (NVFlare's FilePipe in
+    /// `peerpipe-nvflare` is one). Nothing is buffered beyond the channels' contents; the
+    /// bridge decides how much it takes.
+    ///
+    /// ```
+    /// use peerpipe_std::{Config, Link, PipeHandler, Transport};
+    ///
+    /// struct Loopback;
+    /// impl Transport for Loopback {
+    ///     fn open(self: Box<Self>) -> std::io::Result<Link> {
+    ///         let (link, ends) = Link::channel();
+    ///         // Everything the handler writes comes back to it.
+    ///         std::thread::spawn(move || {
+    ///             for chunk in ends.from_handler.iter() {
+    ///                 if ends.to_handler.send(chunk).is_err() {
+    ///                     return;
+    ///                 }
+    ///             }
+    ///         });
+    ///         Ok(link)
+    ///     }
+    /// }
+    /// let h = PipeHandler::new(Loopback, Config::default())?;
+    /// h.start()?;
+    /// h.stop(true);
+    /// # Ok::<(), peerpipe_std::Error>(())
+    /// ```
+    pub fn channel() -> (Link, LinkEnds) {
+        let (to_handler, incoming) = crossbeam_channel::unbounded();
+        let (from_handler_tx, from_handler) = crossbeam_channel::unbounded();
+        let link = Link {
+            io: LinkIo::Channel {
+                incoming,
+                wake: to_handler.clone(),
+                writer: Box::new(ChannelWriter(from_handler_tx)),
+            },
+            closer: None,
+        };
+        let ends = LinkEnds {
+            to_handler,
+            from_handler,
+        };
+        (link, ends)
     }
 
     /// Adds an action run when the handler stops with `close_pipe` (e.g. a socket shutdown).

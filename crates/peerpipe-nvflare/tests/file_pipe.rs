@@ -2,6 +2,7 @@
 //! playing NVFlare's side by hand (writing and removing files as its FilePipe does). The
 //! tests against the real NVFlare are in `examples/tests/nvflare.rs`.
 
+#[path = "../../peerpipe-std/tests/common/mod.rs"]
 mod common;
 
 use std::fs;
@@ -9,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
-use peerpipe_std::fobs::{self, Value};
-use peerpipe_std::transport::FilePipeTransport;
+use peerpipe_nvflare::fobs::{self, Value};
+use peerpipe_nvflare::FilePipeTransport;
 use peerpipe_std::{Error, FailReason, GoneReason, Item, Message, Mode, PipeHandler, Status};
 
 fn pipe(root: &Path, mode: Mode) -> FilePipeTransport {

@@ -1,7 +1,7 @@
 //! What a handler reports about itself.
 
 /// A handler's counters and queue depths, for monitoring and logs (`stats()` on
-/// `peerpipe_std::PipeHandler` and on the tokio handler).
+/// `peerpipe_std::PipeHandler` and on `peerpipe_tokio::PipeHandler`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HandlerStats {

@@ -8,14 +8,14 @@ use crate::{Error, MAX_PAYLOAD, MAX_TOPIC};
 /// A request or reply: a validated topic and up to [`MAX_PAYLOAD`] bytes of data.
 ///
 /// ```
-/// use peerpipe_std::{Message, MsgId};
+/// use peerpipe_host::{Message, MsgId};
 ///
 /// let req = Message::request("train", b"round 1".to_vec())?;
 /// assert_eq!(req.topic(), "train");
 /// let rep = Message::reply("train", b"done".to_vec(), MsgId(3))?;
 /// assert_eq!(rep.req_id(), Some(MsgId(3)));
 /// assert!(Message::request("bad topic", vec![]).is_err());
-/// # Ok::<(), peerpipe_std::Error>(())
+/// # Ok::<(), peerpipe_host::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -167,7 +167,7 @@ pub enum Status {
 ///
 /// ```
 /// use std::io;
-/// use peerpipe_std::IoCause;
+/// use peerpipe_host::IoCause;
 ///
 /// let cause = IoCause::from(&io::Error::from(io::ErrorKind::ConnectionRefused));
 /// assert_eq!(cause.kind(), io::ErrorKind::ConnectionRefused);
@@ -201,7 +201,7 @@ impl std::fmt::Display for IoCause {
     }
 }
 
-/// What [`PipeHandler::get_next`](crate::PipeHandler::get_next) returns: a message, or a
+/// What a handler's `get_next` / `recv` returns: a message, or a
 /// status change when no status callback is set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {

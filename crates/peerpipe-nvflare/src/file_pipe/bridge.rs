@@ -17,8 +17,8 @@ use peerpipe_core::{validate_topic, RESERVED_TOPICS};
 use super::names::{self, Name};
 use super::Rejections;
 use crate::fobs;
-use crate::transport::{Chunk, Mode};
-use crate::{FRAME, MAX_PAYLOAD, MAX_TOPIC};
+use peerpipe_std::transport::Chunk;
+use peerpipe_std::{Mode, FRAME, MAX_PAYLOAD, MAX_TOPIC};
 
 /// Items the handler may have unacknowledged on disk (the room announced in ACKs is one
 /// less), and files read but not yet accepted by the handler.
@@ -136,7 +136,7 @@ impl Bridge {
             to_handler: s.to_handler,
             from_handler: s.from_handler,
             decoder: Box::new(Decoder::new()),
-            session: crate::new_session_id(),
+            session: peerpipe_std::new_session_id(),
             handler_session: None,
             ack_next: 0,
             confirmed: BTreeSet::new(),

@@ -2,12 +2,12 @@
 //!
 //! A FilePipe message's data is what Python's `fobs.dumpf` wrote: a 10-byte header (marker
 //! `0x64`, `0x00`, the body length as a big-endian u64) and the body, plain msgpack. Through
-//! [`FilePipeTransport`](crate::transport::FilePipeTransport) a [`Message`](crate::Message)'s
+//! [`FilePipeTransport`](crate::FilePipeTransport) a `Message`'s
 //! data *is* that msgpack body: the transport adds and strips the header. This module turns
 //! bodies into [`Value`]s and back:
 //!
 //! ```
-//! use peerpipe_std::fobs::{self, Value};
+//! use peerpipe_nvflare::fobs::{self, Value};
 //!
 //! let v = Value::Map(vec![("a".into(), "x".into()), ("n".into(), 7.into())]);
 //! let body = fobs::encode(&v)?;

@@ -12,9 +12,9 @@ pub enum Error {
     Invalid(peerpipe_core::Error),
     /// The configuration is invalid.
     Config(ConfigError),
-    /// [`start`](crate::PipeHandler::start) was not called yet.
+    /// The handler's `start` was not called yet.
     NotStarted,
-    /// [`start`](crate::PipeHandler::start) was called already.
+    /// The handler's `start` was called already.
     AlreadyStarted,
     /// The handler was stopped.
     Stopped,
@@ -34,14 +34,14 @@ pub enum Error {
         request: MsgId,
     },
     /// A send that does not wait was refused for lack of room: in peerpipe-std,
-    /// [`MAX_WAITING`](crate::MAX_WAITING) such sends already wait for a send slot; in
+    /// `MAX_WAITING` (256) such sends already wait for a send slot; in
     /// peerpipe-tokio (`send_no_wait`, which never queues), no slot is free or other callers
     /// wait for one. The peer is slow or not reading. Nothing was sent; send again later, or
     /// use a call that waits its turn.
     QueueFull,
     /// A call that waits for its result was made from a callback: the callback runs on the
     /// thread that would have to hand over that result, so it would never return. From a
-    /// callback, send with [`send_to_peer_async`](crate::PipeHandler::send_to_peer_async).
+    /// callback, send with `send_to_peer_async`.
     InCallback,
 }
 

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{ChannelWriter, Link, LinkIo, Mode, Transport};
+use peerpipe_std::{Link, Mode, Transport};
 
 /// Tries to remove the pipe directory on close while the peer may still write into it.
 const REMOVE_ATTEMPTS: usize = 20;
@@ -45,8 +45,8 @@ const RECENT_REJECTIONS: usize = 64;
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use peerpipe_std::transport::FilePipeTransport;
-/// use peerpipe_std::{fobs, Config, Message, Mode, PipeHandler};
+/// use peerpipe_nvflare::{fobs, FilePipeTransport};
+/// use peerpipe_std::{Config, Message, Mode, PipeHandler};
 ///
 /// // The external script's end (NVFlare's FlareAgent is ACTIVE, the FL client PASSIVE).
 /// let pipe = FilePipeTransport::new("/tmp/pipe_root", "task", Mode::Active)
@@ -125,29 +125,20 @@ impl Transport for FilePipeTransport {
         for sub in ["x", "y", "t"] {
             std::fs::create_dir_all(dir.join(sub))?;
         }
-        let (to_handler, incoming) = crossbeam_channel::unbounded();
-        let (from_handler_tx, from_handler) = crossbeam_channel::unbounded();
+        let (link, ends) = Link::channel();
         let bridge = bridge::Bridge::new(bridge::Setup {
             dir: dir.clone(),
             mode: self.mode,
             file_check_interval: self.file_check_interval,
             heartbeat_interval: self.heartbeat_interval,
             rejections: self.rejections.clone(),
-            to_handler: to_handler.clone(),
-            from_handler,
+            to_handler: ends.to_handler,
+            from_handler: ends.from_handler,
         });
         let thread: JoinHandle<()> = std::thread::Builder::new()
             .name("peerpipe-file-pipe".into())
             .spawn(move || bridge.run())?;
         let mode = self.mode;
-        let link = Link {
-            io: LinkIo::Channel {
-                incoming,
-                wake: to_handler,
-                writer: Box::new(ChannelWriter(from_handler_tx)),
-            },
-            closer: None,
-        };
         Ok(link.with_closer(move || close(thread, &dir, mode)))
     }
 }

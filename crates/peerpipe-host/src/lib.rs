@@ -1,0 +1,59 @@
+//! # peerpipe-host
+//!
+//! The owned types peerpipe's host drivers share: [`Message`] (a topic and bytes on the
+//! heap), [`Item`] and [`Status`] (what the application receives), [`Error`] (why a call
+//! failed), [`HandlerStats`] and [`IoCause`]. `peerpipe-std` (threads) and `peerpipe-tokio`
+//! (async) both re-export them, so a program uses them through its driver and never needs
+//! this crate by name; a program that talks through both drivers gets the same types from
+//! each.
+//!
+//! ```
+//! use peerpipe_host::{Message, MsgId};
+//!
+//! let req = Message::request("train", b"round 1".to_vec())?;
+//! let reply = Message::reply("train", b"done".to_vec(), MsgId(3))?;
+//! assert!(req.is_request() && reply.req_id() == Some(MsgId(3)));
+//! # Ok::<(), peerpipe_host::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod error;
+mod message;
+mod stats;
+
+pub use error::Error;
+pub use message::{IoCause, Item, Message, Status};
+pub use peerpipe_core::MsgId;
+pub use stats::HandlerStats;
+
+/// The largest message data, in bytes.
+pub const MAX_PAYLOAD: usize = 8 * 1024;
+/// The longest topic, in bytes.
+pub const MAX_TOPIC: usize = 64;
+
+/// A session id for a new endpoint, from the operating system's random source (so that a
+/// restarted process, or a second handler, is told apart from the one before). Every
+/// handler takes one at creation; other drivers of the core use it too.
+///
+/// Should the random source fail (it does not on the supported systems), the id falls back
+/// to one derived from the time and the process id, which still differs between runs.
+pub fn new_session_id() -> u32 {
+    getrandom::u32().unwrap_or_else(|_| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        nanos ^ std::process::id().rotate_left(16)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn session_ids_differ() {
+        let ids: std::collections::HashSet<u32> =
+            (0..1000).map(|_| super::new_session_id()).collect();
+        // 1,000 draws from 2^32: a collision is a one-in-8,600 event, two are not credible.
+        assert!(ids.len() >= 999, "only {} distinct ids", ids.len());
+    }
+}
