@@ -74,9 +74,11 @@ pub use peerpipe_host::{
 pub use signal::AbortSignal;
 #[cfg(feature = "serial")]
 pub use transport::SerialTransport;
+#[cfg(unix)]
+pub use transport::UnixTransport;
 pub use transport::{
     memory_pair, ChildExit, ChildTransport, Link, LinkEnds, Mode, StdioTransport, TcpTransport,
-    Transport, UnixTransport,
+    Transport,
 };
 
 /// Received items the handler holds for the application.

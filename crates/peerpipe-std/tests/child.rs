@@ -11,13 +11,16 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::Instant;
 
 use common::*;
 use peerpipe_std::{
-    ChildTransport, CloseReason, Error, FailReason, GoneReason, Item, Message, PipeHandler, Status,
-    StdioTransport,
+    ChildTransport, GoneReason, Item, Message, PipeHandler, Status, StdioTransport,
 };
+#[cfg(unix)]
+use peerpipe_std::{CloseReason, Error, FailReason};
 
 const WORKER_ENV: &str = "PEERPIPE_WORKER";
 
@@ -76,12 +79,15 @@ fn worker_entry() {
     h.stop(true);
     // The parent may have closed its end already: send libtest's closing summary nowhere
     // rather than fail on a broken pipe.
-    let null = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/null")
-        .unwrap();
-    // SAFETY: dup2 onto this process's stdout; both descriptors are open.
-    unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 1) };
+    #[cfg(unix)]
+    {
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        // SAFETY: dup2 onto this process's stdout; both descriptors are open.
+        unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 1) };
+    }
 }
 
 /// A started parent handler on a fresh worker, and the worker's pid.
@@ -95,6 +101,7 @@ fn spawn_worker(config: peerpipe_std::Config) -> (PipeHandler, i32) {
     (h, i32::try_from(pid).unwrap())
 }
 
+#[cfg(unix)]
 fn signal(pid: i32, sig: libc::c_int) {
     // SAFETY: kill(2) with a pid this test spawned.
     assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
@@ -170,6 +177,7 @@ fn child_stdout_garbage_is_survived() {
 /// when the parent happens to write first), with the transport's cause (the silence timeout is the long one of `config()`, so that a worker
 /// starved of CPU by a busy machine is not taken for silent first); a request waiting for its
 /// reply and later sends fail.
+#[cfg(unix)]
 #[test]
 fn child_killed_is_gone() {
     let (parent, pid) = spawn_worker(config());
@@ -221,6 +229,7 @@ fn child_killed_is_gone() {
 
 /// A frozen worker (SIGSTOP) keeps its pipes open: GONE comes from silence, after
 /// heartbeat_timeout and within it plus a margin.
+#[cfg(unix)]
 #[test]
 fn child_frozen_is_gone_by_silence() {
     let (parent, pid) = spawn_worker(gone_config());

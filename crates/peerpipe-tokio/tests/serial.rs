@@ -1,7 +1,7 @@
 //! A serial port as the transport (feature `serial`): two async handlers, each on the slave
 //! side of its own pseudo-terminal, the two masters bridged by copying threads, as over a
 //! null-modem cable.
-#![cfg(feature = "serial")]
+#![cfg(all(feature = "serial", unix))]
 
 use std::fs::File;
 use std::io;
@@ -26,8 +26,9 @@ fn open_pty() -> Pty {
             &mut master,
             &mut slave,
             std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
+            // `*mut` where Linux takes `*const` and macOS `*mut`: null either way.
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
         )
     };
     assert_eq!(rc, 0, "openpty: {}", io::Error::last_os_error());

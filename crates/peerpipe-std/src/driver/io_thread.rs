@@ -2,9 +2,7 @@
 //! items, writes what is due and sleeps until the next deadline.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::io;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::MutexGuard;
 use std::time::Instant as StdInstant;
@@ -12,8 +10,10 @@ use std::time::Instant as StdInstant;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 use peerpipe_core::Instant;
 
-use super::{Act, Out, Shared, State, WakeVia, ACK_HOLD, CHUNKS_AT_ONCE, POLL, READ_BUF};
-use crate::transport::{Chunk, FdRead, Link, LinkIo, Transport};
+#[cfg(unix)]
+use super::fd_wait::FdWait;
+use super::{Act, Out, Shared, State, WakeVia, ACK_HOLD, CHUNKS_AT_ONCE, POLL};
+use crate::transport::{Chunk, Link, LinkIo, Transport};
 use crate::{Error, Item, RX};
 
 /// What the I/O thread waits on.
@@ -22,14 +22,9 @@ enum Wait {
     Token(Receiver<()>),
     /// The link's channel: chunks, and empty chunks that only wake.
     Channel(Receiver<Chunk>),
-    /// The link's descriptors, while it is up, and the wake-up socket pair.
-    Fd {
-        reader: Option<Box<dyn FdRead>>,
-        writer_fd: RawFd,
-        wake: UnixStream,
-        buf: Vec<u8>,
-        len: usize,
-    },
+    /// The link's descriptors and a wake-up socket pair.
+    #[cfg(unix)]
+    Fd(FdWait),
 }
 
 /// The I/O thread.
@@ -112,9 +107,10 @@ impl Io {
                 st.transmit(now);
             }
             self.shared.set_peer_state(st.ep.peer_state());
+            #[cfg(unix)]
             if matches!(st.link, Out::Lost) {
-                if let Wait::Fd { reader, .. } = &mut self.wait {
-                    *reader = None;
+                if let Wait::Fd(fd) = &mut self.wait {
+                    fd.drop_reader();
                 }
             }
             if more || st.dispatch_needed || st.stop.is_some() {
@@ -150,18 +146,11 @@ impl Io {
                 self.wait = Wait::Channel(incoming);
                 Ok(Out::Blocking(writer))
             }
+            #[cfg(unix)]
             LinkIo::Fd { reader, writer } => {
-                let (wake, waker) = UnixStream::pair()?;
-                wake.set_nonblocking(true)?;
-                waker.set_nonblocking(true)?;
-                let _ = self.shared.waker.0.set(WakeVia::Pipe(waker));
-                self.wait = Wait::Fd {
-                    reader: Some(reader),
-                    writer_fd: writer.as_raw_fd(),
-                    wake,
-                    buf: vec![0; READ_BUF],
-                    len: 0,
-                };
+                let (wait, waker) = FdWait::new(reader, &*writer)?;
+                let _ = self.shared.waker.0.set(waker);
+                self.wait = Wait::Fd(wait);
                 Ok(Out::Fd(writer))
             }
         }
@@ -172,10 +161,11 @@ impl Io {
         for chunk in self.chunks.drain(..) {
             st.ep.handle_bytes(now, &chunk);
         }
-        if let Wait::Fd { buf, len, .. } = &mut self.wait {
-            if *len > 0 {
-                st.ep.handle_bytes(now, buf.get(..*len).unwrap_or(&[]));
-                *len = 0;
+        #[cfg(unix)]
+        if let Wait::Fd(fd) = &mut self.wait {
+            let input = fd.take_input();
+            if !input.is_empty() {
+                st.ep.handle_bytes(now, input);
             }
         }
         if let Some(e) = self.lost.take() {
@@ -275,6 +265,7 @@ impl Io {
     }
 
     /// Sleeps until `until`, input, room to write (if `polls_out`) or a wake-up.
+    #[cfg_attr(not(unix), allow(unused_variables))] // `polls_out` is for descriptors
     fn sleep(&mut self, until: StdInstant, polls_out: bool) {
         match &mut self.wait {
             Wait::Token(rx) => {
@@ -317,82 +308,10 @@ impl Io {
                     next = rx.try_recv();
                 }
             }
-            Wait::Fd {
-                reader,
-                writer_fd,
-                wake,
-                buf,
-                len,
-            } => {
-                let mut fds = [
-                    libc::pollfd {
-                        fd: wake.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    },
-                    libc::pollfd {
-                        fd: reader.as_ref().map_or(-1, |r| r.as_raw_fd()),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    },
-                    libc::pollfd {
-                        // Only while the link is up: a lost link drops its pending bytes.
-                        fd: if polls_out { *writer_fd } else { -1 },
-                        events: libc::POLLOUT,
-                        revents: 0,
-                    },
-                ];
-                // Poll without sleeping for a moment first: the answer to what this thread
-                // just sent usually comes within it, and is then taken without the cost of
-                // a sleep and a wake-up (high on virtual machines).
-                let poll_until = (StdInstant::now() + POLL).min(until);
-                let mut ready = poll(&mut fds, StdInstant::now());
-                while ready == 0 && StdInstant::now() < poll_until {
-                    std::thread::yield_now();
-                    ready = poll(&mut fds, StdInstant::now());
-                }
-                if ready == 0 {
-                    ready = poll(&mut fds, until);
-                }
-                if ready <= 0 {
-                    return;
-                }
-                if fds[0].revents != 0 {
-                    let mut sink = [0u8; 64];
-                    while matches!((&*wake).read(&mut sink), Ok(n) if n > 0) {}
-                }
-                let Some(reader) = reader.as_mut().filter(|_| fds[1].revents != 0) else {
-                    return;
-                };
-                loop {
-                    let free = buf.get_mut(*len..).unwrap_or(&mut []);
-                    let free_len = free.len();
-                    if free_len == 0 {
-                        return;
-                    }
-                    match reader.read(free) {
-                        Ok(0) => {
-                            self.lost = Some(io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "transport closed by the peer",
-                            ));
-                            return;
-                        }
-                        Ok(n) => {
-                            *len += n;
-                            // A short read took everything there was: the next poll says
-                            // when more comes (saves a read that would only say EAGAIN).
-                            if n < free_len {
-                                return;
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                        Err(e) => {
-                            self.lost = Some(e);
-                            return;
-                        }
-                    }
+            #[cfg(unix)]
+            Wait::Fd(fd) => {
+                if let Err(e) = fd.sleep(until, polls_out) {
+                    self.lost = Some(e);
                 }
             }
         }
@@ -425,25 +344,5 @@ impl Io {
         }
         self.pending.clear();
         self.shared.clear_callbacks();
-    }
-}
-
-/// poll(2) until `until`, with a precise timeout where the platform has ppoll(2).
-fn poll(fds: &mut [libc::pollfd; 3], until: StdInstant) -> i32 {
-    let left = until.saturating_duration_since(StdInstant::now());
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        let ts = libc::timespec {
-            tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_nsec: left.subsec_nanos().into(),
-        };
-        // SAFETY: `fds` is a valid array of 3 pollfd; `ts` outlives the call; no signal mask.
-        unsafe { libc::ppoll(fds.as_mut_ptr(), 3, &ts, std::ptr::null()) }
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-        // SAFETY: `fds` is a valid array of 3 pollfd.
-        unsafe { libc::poll(fds.as_mut_ptr(), 3, ms) }
     }
 }

@@ -27,10 +27,13 @@
 //! thread writes what the endpoint has due and, for a held ACK, up to 200 µs later.
 
 mod callback;
+#[cfg(unix)]
+mod fd_wait;
 mod io_thread;
 mod sends;
 
 use std::io::{self, Write};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
@@ -39,7 +42,9 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use crossbeam_channel::Sender;
 use peerpipe_core::{Config, Instant, MsgId, PeerState};
 
-use crate::transport::{Chunk, FdWrite};
+use crate::transport::Chunk;
+#[cfg(unix)]
+use crate::transport::FdWrite;
 use crate::{CoreEndpoint, Error, HandlerStats, Item, Message, Status};
 use callback::{Callback, CallbackFn};
 pub(crate) use io_thread::Io;
@@ -56,8 +61,6 @@ const ACK_HOLD: StdDuration = StdDuration::from_micros(200);
 /// inter-processor interrupt, expensive on a virtual machine) when bytes come; the answer to
 /// what it just sent usually comes sooner than this.
 const POLL: StdDuration = StdDuration::from_micros(20);
-/// Bytes the I/O thread reads from a descriptor at once.
-const READ_BUF: usize = 64 * 1024;
 /// Chunks taken from a channel link before they are fed to the endpoint.
 const CHUNKS_AT_ONCE: usize = 64;
 /// Encoded bytes a non-blocking descriptor has not taken, above which no more frames are
@@ -82,6 +85,7 @@ enum Out {
     /// A writer that may block (an in-memory channel, a reader-thread stream).
     Blocking(Box<dyn Write + Send>),
     /// A non-blocking descriptor; what it does not take waits in `State::out`.
+    #[cfg(unix)]
     Fd(Box<dyn FdWrite>),
     /// The link broke or the handler stopped: frames are dropped.
     Lost,
@@ -183,7 +187,9 @@ impl State {
                 while let Ok(Some(_)) = self.ep.poll_transmit(now, &mut self.frame) {}
                 return;
             }
-            Out::Blocking(_) | Out::Fd(_) => {}
+            #[cfg(unix)]
+            Out::Fd(_) => {}
+            Out::Blocking(_) => {}
         }
         while self.out.len() < OUT_LIMIT {
             let Ok(Some(n)) = self.ep.poll_transmit(now, &mut self.frame) else {
@@ -201,6 +207,7 @@ impl State {
                 self.out.clear();
                 r
             }
+            #[cfg(unix)]
             Out::Fd(w) => write_some(w, &mut self.out),
             Out::Opening | Out::Lost => Ok(()),
         };
@@ -222,7 +229,7 @@ impl State {
         let wake = earlier
             || self.dispatch_needed
             || self.stop.is_some()
-            || (matches!(self.link, Out::Fd(_)) && !self.out.is_empty() && !self.io_polls_out);
+            || (self.link.is_fd() && !self.out.is_empty() && !self.io_polls_out);
         if wake {
             self.io_busy = true;
         }
@@ -234,7 +241,19 @@ impl State {
     }
 }
 
+impl Out {
+    /// Whether this is a non-blocking descriptor, which may leave bytes in `State::out`.
+    fn is_fd(&self) -> bool {
+        #[cfg(unix)]
+        if let Out::Fd(_) = self {
+            return true;
+        }
+        false
+    }
+}
+
 /// Writes what a non-blocking descriptor takes now; keeps the rest.
+#[cfg(unix)]
 fn write_some(w: &mut Box<dyn FdWrite>, out: &mut Vec<u8>) -> io::Result<()> {
     let mut done = 0;
     while done < out.len() {
@@ -257,6 +276,7 @@ fn write_some(w: &mut Box<dyn FdWrite>, out: &mut Vec<u8>) -> io::Result<()> {
 /// How to wake the I/O thread, once it waits on its link.
 enum WakeVia {
     /// A byte into the socket pair it polls with the link's descriptors.
+    #[cfg(unix)]
     Pipe(UnixStream),
     /// An empty chunk into the channel it receives the link's chunks from.
     Chunk(Sender<Chunk>),
@@ -272,6 +292,7 @@ impl Waker {
     pub(crate) fn wake(&self) {
         match self.0.get() {
             // Non-blocking: a full pipe or channel already holds a wake-up.
+            #[cfg(unix)]
             Some(WakeVia::Pipe(p)) => drop((&*p).write(&[1])),
             Some(WakeVia::Chunk(tx)) => drop(tx.try_send(Ok(Vec::new()))),
             Some(WakeVia::Token(tx)) => drop(tx.try_send(())),

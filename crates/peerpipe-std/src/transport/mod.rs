@@ -13,6 +13,8 @@
 //! of that handler's conversation (GONE). To talk again, start a new handler on a new
 //! transport; the peer sees a new session and reports a restart if it was still running.
 
+#[cfg(unix)]
+mod fd;
 mod memory;
 mod process;
 #[cfg(feature = "serial")]
@@ -23,10 +25,11 @@ pub use memory::{memory_pair, MemoryTransport};
 pub use process::{ChildExit, ChildTransport, StdioTransport};
 #[cfg(feature = "serial")]
 pub use serial::SerialTransport;
-pub use socket::{TcpTransport, UnixTransport};
+pub use socket::TcpTransport;
+#[cfg(unix)]
+pub use socket::UnixTransport;
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -87,35 +90,26 @@ pub(crate) enum LinkIo {
     },
     /// Non-blocking file descriptors (sockets, a child's pipes) that the I/O thread polls,
     /// reads and writes itself, and that any thread may write without blocking: no reader
-    /// thread, no hand-off between threads on the way in or out.
+    /// thread, no hand-off between threads on the way in or out. Unix only; elsewhere these
+    /// transports are streams with a reader thread.
+    #[cfg(unix)]
     Fd {
-        reader: Box<dyn FdRead>,
-        writer: Box<dyn FdWrite>,
+        reader: Box<dyn fd::FdRead>,
+        writer: Box<dyn fd::FdWrite>,
     },
 }
 
-/// A readable non-blocking file descriptor.
-pub(crate) trait FdRead: Read + AsRawFd + Send {}
-impl<T: Read + AsRawFd + Send> FdRead for T {}
+#[cfg(unix)]
+pub(crate) use fd::{duplex, FdRead, FdWrite};
 
-/// A writable non-blocking file descriptor.
-pub(crate) trait FdWrite: Write + AsRawFd + Send {}
-impl<T: Write + AsRawFd + Send> FdWrite for T {}
-
-/// Sets `O_NONBLOCK` on a descriptor this crate owns alone (a socket, a child's pipe end).
-pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl(2) on a descriptor owned by the caller; no memory is passed.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if flags & libc::O_NONBLOCK == 0 {
-        // SAFETY: as above.
-        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
+/// A link over a socket's or a child's two ends: a stream with a reader thread and blocking
+/// writes (on Unix, non-blocking descriptors the I/O thread polls itself: `fd::duplex`).
+#[cfg(not(unix))]
+pub(crate) fn duplex<R: Read + Send + 'static, W: Write + Send + 'static>(
+    reader: R,
+    writer: W,
+) -> io::Result<Link> {
+    Link::from_stream(reader, writer)
 }
 
 impl Link {
@@ -160,23 +154,6 @@ impl Link {
             io: LinkIo::Channel {
                 incoming: rx,
                 wake: tx_wake,
-                writer: Box::new(writer),
-            },
-            closer: None,
-        })
-    }
-
-    /// A link over non-blocking descriptors that the handler's I/O thread polls itself.
-    /// Both are switched to non-blocking mode: they must belong to this link alone.
-    pub(crate) fn from_fds<R: FdRead + 'static, W: FdWrite + 'static>(
-        reader: R,
-        writer: W,
-    ) -> io::Result<Link> {
-        set_nonblocking(reader.as_raw_fd())?;
-        set_nonblocking(writer.as_raw_fd())?;
-        Ok(Link {
-            io: LinkIo::Fd {
-                reader: Box::new(reader),
                 writer: Box::new(writer),
             },
             closer: None,

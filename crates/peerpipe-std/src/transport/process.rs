@@ -78,7 +78,7 @@ impl Transport for ChildTransport {
             .ok_or_else(|| io::Error::other("child has no stdout"))?;
         let exit = self.exit;
         // The handler drops both pipe ends before it runs the closer: the worker sees EOF.
-        Ok(Link::from_fds(stdout, stdin)?.with_closer(move || {
+        Ok(super::duplex(stdout, stdin)?.with_closer(move || {
             let deadline = Instant::now() + Duration::from_secs(1);
             while Instant::now() < deadline {
                 if let Ok(Some(status)) = child.try_wait() {

@@ -3,7 +3,9 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+#[cfg(unix)]
 use std::os::unix::net::{UnixListener, UnixStream};
+#[cfg(unix)]
 use std::path::{Path, PathBuf};
 
 use super::{Link, Transport};
@@ -49,21 +51,25 @@ impl Transport for TcpTransport {
         stream.set_nodelay(true)?;
         let closer = stream.try_clone()?;
         Ok(
-            Link::from_fds(stream.try_clone()?, stream)?.with_closer(move || {
+            super::duplex(stream.try_clone()?, stream)?.with_closer(move || {
                 let _ = closer.shutdown(Shutdown::Both);
             }),
         )
     }
 }
 
+#[cfg(unix)]
 enum UnixEnd {
     Listen(UnixListener, PathBuf),
     Connect(PathBuf),
 }
 
 /// A Unix domain socket connection, PASSIVE (listening at a path) or ACTIVE (connecting).
+/// Unix only.
+#[cfg(unix)]
 pub struct UnixTransport(UnixEnd);
 
+#[cfg(unix)]
 impl UnixTransport {
     /// The PASSIVE end: binds `path` now (removing a stale socket file) and accepts one
     /// connection on start. The file is removed when the connection is accepted.
@@ -82,6 +88,7 @@ impl UnixTransport {
     }
 }
 
+#[cfg(unix)]
 impl Transport for UnixTransport {
     fn open(self: Box<Self>) -> io::Result<Link> {
         let stream = match self.0 {
@@ -94,7 +101,7 @@ impl Transport for UnixTransport {
         };
         let closer = stream.try_clone()?;
         Ok(
-            Link::from_fds(stream.try_clone()?, stream)?.with_closer(move || {
+            super::duplex(stream.try_clone()?, stream)?.with_closer(move || {
                 let _ = closer.shutdown(Shutdown::Both);
             }),
         )

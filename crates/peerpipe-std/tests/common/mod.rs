@@ -312,3 +312,28 @@ impl Transport for Wire {
         )
     }
 }
+
+/// `closer` stops with `close_pipe`; `other` sees GONE from the transport, with its cause,
+/// and refuses further sends.
+pub fn close_and_expect_gone(closer: &PipeHandler, other: &PipeHandler) {
+    closer.stop(true);
+    match next_status(other, STEP) {
+        Status::Gone {
+            reason: peerpipe_std::GoneReason::TransportLost,
+            cause: Some(cause),
+        } => assert!(!cause.to_string().is_empty()),
+        s => panic!("expected GONE with a transport cause, got {s:?}"),
+    }
+    assert_eq!(other.peer_state(), peerpipe_std::PeerState::Gone);
+    let err = other
+        .send_to_peer(Message::request("late", vec![1]).unwrap(), Some(STEP), None)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            peerpipe_std::Error::Closed(peerpipe_std::CloseReason::PeerGone)
+        ),
+        "{err}"
+    );
+    other.stop(true);
+}

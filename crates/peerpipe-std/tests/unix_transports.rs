@@ -1,0 +1,122 @@
+//! Unix-only transports end to end: Unix domain sockets, and a serial port over a pair of
+//! pseudo-terminals.
+#![cfg(unix)]
+
+mod common;
+
+use std::fs::File;
+use std::io;
+use std::os::fd::FromRawFd;
+use std::time::Instant;
+
+use common::*;
+use peerpipe_std::{SerialTransport, Status, UnixTransport};
+
+#[test]
+fn unix_socket_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("peerpipe.sock");
+    let server = UnixTransport::listen(&path).unwrap();
+    let client = UnixTransport::connect(&path);
+    let (a, b) = start_pair(server, client, config());
+    exercise(&a, &b);
+    // The listening end removes its socket file once connected.
+    assert!(!path.exists());
+    close_and_expect_gone(&a, &b);
+}
+
+/// A pseudo-terminal pair in raw mode: the master's fd and the slave's path (the slave fd is
+/// kept open until dropped, so that the master does not read EIO before the port opens).
+struct Pty {
+    master: File,
+    slave: File,
+    path: String,
+}
+
+fn open_pty() -> Pty {
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: out-pointers to two ints; name, termios and winsize may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            // `*mut` where Linux takes `*const` and macOS `*mut`: null either way.
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", io::Error::last_os_error());
+    for fd in [master, slave] {
+        // SAFETY: fd is an open terminal; `t` is a plain C struct filled by tcgetattr.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            assert_eq!(libc::tcgetattr(fd, &mut t), 0);
+            libc::cfmakeraw(&mut t);
+            assert_eq!(libc::tcsetattr(fd, libc::TCSANOW, &t), 0);
+        }
+    }
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: the buffer and its length match.
+    let rc = unsafe { libc::ttyname_r(slave, name.as_mut_ptr(), name.len()) };
+    assert_eq!(rc, 0, "ttyname_r");
+    // SAFETY: ttyname_r wrote a NUL-terminated string.
+    let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    // SAFETY: openpty gave us these fds; each File takes sole ownership of one.
+    let (master, slave) = unsafe { (File::from_raw_fd(master), File::from_raw_fd(slave)) };
+    Pty {
+        master,
+        slave,
+        path,
+    }
+}
+
+/// Copies bytes from one pty master to another until a read fails (EIO once every slave fd
+/// is closed); says so on the returned channel.
+fn bridge(mut from: File, mut to: File) -> crossbeam_channel::Receiver<()> {
+    let (done, ended) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let _ = io::copy(&mut from, &mut to);
+        let _ = done.send(());
+    });
+    ended
+}
+
+/// Two real `SerialTransport`s, each on the slave side of its own pseudo-terminal; the two
+/// masters are bridged by copying threads, so the handlers talk through two tty line
+/// disciplines exactly as over a null-modem cable. (A pty master has no path that the
+/// `serialport` crate could open, hence two pairs and a bridge rather than one pair.)
+#[test]
+fn serial_over_pseudo_terminals_end_to_end() {
+    let p1 = open_pty();
+    let p2 = open_pty();
+    let ended_12 = bridge(
+        p1.master.try_clone().unwrap(),
+        p2.master.try_clone().unwrap(),
+    );
+    let ended_21 = bridge(p2.master, p1.master);
+    let (a, b) = start_pair(
+        SerialTransport::new(p1.path.clone(), 115_200),
+        SerialTransport::new(p2.path.clone(), 115_200),
+        config(),
+    );
+    exercise(&a, &b);
+    a.notify_end(b"bye".to_vec()).unwrap();
+    assert_eq!(next_status(&b, STEP), Status::End(b"bye".to_vec()));
+
+    // Stopping releases the ports: once our own slave fds are closed too, nothing holds the
+    // slaves open and the masters read EIO, which ends the bridges.
+    a.stop(true);
+    b.stop(true);
+    drop((p1.slave, p2.slave));
+    let t0 = Instant::now();
+    for ended in [ended_12, ended_21] {
+        let left = STEP.saturating_sub(t0.elapsed());
+        assert!(
+            ended.recv_timeout(left).is_ok(),
+            "a stopped handler still holds its serial port open"
+        );
+    }
+}
