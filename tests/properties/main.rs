@@ -7,9 +7,10 @@
 //! - commands: send a request, reply to a received request, END, ABORT, pause, resume, stop,
 //!   restart (a crash, or a graceful stop first), `transport_lost`, the application polling
 //!   its events or not;
-//! - a hand-rolled link per direction: a FIFO of encoded frames with a latency, which the
-//!   script can hold, cut, deliver early (whole or split in two chunks), drop, duplicate,
-//!   corrupt, reorder, or precede with garbage bytes;
+//! - the simulator's link (`peerpipe_sim::Link`) per direction, with a delay and none of its
+//!   random faults: the script sets the delay, and holds, cuts, delivers early (whole or split
+//!   in two chunks), drops, duplicates, corrupts or reorders the frames in flight, or precedes
+//!   them with garbage bytes;
 //! - time: advancing visits every deadline and arrival in order, like `peerpipe_sim::Pair`;
 //!   the driver drains transmissions and events until both run dry, as the endpoint's docs ask.
 //!
@@ -56,8 +57,8 @@
 //! Model assumptions (limits of the protocol, not checked): at most 4 restarts per side (the
 //! receiver remembers 4 replaced sessions), and an incarnation never receives a frame of a
 //! peer session older than one it has met unless it met that one too (session ids are random,
-//! so they carry no order: such a frame would be taken for yet another restart). The link
-//! loses such a frame.
+//! so they carry no order: such a frame would be taken for yet another restart). The model
+//! loses such a frame when it arrives.
 //!
 //! # Junk (`junk_*`, `garbage_*`, `no_item_*` properties)
 //! Arbitrary bytes and arbitrary frames (any session, acks for unsent seqs, seq and floor near
@@ -75,10 +76,12 @@
 //! - `model`: the reference model's records and the world that drives it; `model_observe`:
 //!   its checks on every frame and event; `model_script`: the commands and link events of a
 //!   script; `model_props`: the strategies and the `model_*` and `lossless_*` properties;
+//! - `link`: checks that the simulator's link does what the script's link events assume;
 //! - `duo`: two endpoints back to back; `junk`: the junk strategies and properties.
 
 mod duo;
 mod junk;
+mod link;
 mod model;
 mod model_observe;
 mod model_props;

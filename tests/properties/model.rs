@@ -1,10 +1,12 @@
 //! The reference model: what it records per incarnation and per send, the world that drives
 //! both endpoints and the link with virtual time, and the checks after a quiet period.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use peerpipe_core::wire::Decoder;
 use peerpipe_core::{CloseReason, Config, Duration, Error, Instant, Outcome, PeerState};
+
+use peerpipe_sim::{Link, LinkConfig};
 
 use crate::support::{fire_due, Ep, F, MAX_SEND_TIMEOUT_MS};
 use crate::tap::ItemRec;
@@ -73,14 +75,15 @@ pub(crate) struct Rec {
     pub(crate) delivered_by: Vec<usize>,
 }
 
-/// One direction of the hand-rolled link: frames in order, each with its arrival instant and
-/// the session that sent it.
-#[derive(Debug, Default)]
-pub(crate) struct Dir {
-    pub(crate) queue: VecDeque<(Instant, Vec<u8>, u32)>,
-    pub(crate) latency: Duration,
-    pub(crate) hold: bool,
-    pub(crate) cut: bool,
+/// How the simulator's link of each direction behaves: a fixed `delay` and none of its random
+/// faults. The script decides every fault itself, frame by frame, through the link's scripted
+/// controls (see `Op`), so that proptest can shrink a failing script to the faults it needs.
+pub(crate) fn scripted(delay: Duration) -> LinkConfig {
+    LinkConfig {
+        min_delay: delay,
+        max_delay: delay,
+        ..LinkConfig::PERFECT
+    }
 }
 
 pub(crate) struct World<const RX: usize, const TX: usize> {
@@ -94,7 +97,9 @@ pub(crate) struct World<const RX: usize, const TX: usize> {
     /// (sender side, session, seq) -> tag.
     pub(crate) by_seq: HashMap<(usize, u32, u64), usize>,
     /// `links[s]` carries what side `s` sends.
-    pub(crate) links: [Dir; 2],
+    pub(crate) links: [Link; 2],
+    /// `held[s]`: the script holds what is in flight on `links[s]`; nothing arrives by itself.
+    pub(crate) held: [bool; 2],
     /// `mirrors[s]`: a copy of side `s`'s stream decoder state.
     pub(crate) mirrors: [Decoder<F>; 2],
     pub(crate) same_sessions: bool,
@@ -137,7 +142,12 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             incs: [Vec::new(), Vec::new()],
             recs: Vec::new(),
             by_seq: HashMap::new(),
-            links: Default::default(),
+            // No random fault: the seeds are never used.
+            links: [
+                Link::new(scripted(Duration::ZERO), 0),
+                Link::new(scripted(Duration::ZERO), 1),
+            ],
+            held: [false; 2],
             mirrors: [Decoder::new(), Decoder::new()],
             same_sessions,
             buf: vec![0; F],
@@ -186,11 +196,12 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 }
             }
             for s in 0..2 {
-                while !self.links[s].hold && self.links[s].queue.front().is_some_and(|f| f.0 <= now)
-                {
-                    let (_, bytes, session) = self.links[s].queue.pop_front().unwrap();
-                    self.arrive(1 - s, session, &[&bytes]);
-                    moved = true;
+                if !self.held[s] {
+                    // Not re-chunked: one frame (or one damaged copy) per chunk.
+                    for bytes in self.links[s].deliver(now) {
+                        self.arrive(1 - s, &[&bytes]);
+                        moved = true;
+                    }
                 }
             }
             for s in 0..2 {
@@ -232,9 +243,9 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
 
     pub(crate) fn next_instant(&self) -> Option<Instant> {
         let mut all = vec![self.eps[0].poll_timeout(), self.eps[1].poll_timeout()];
-        for d in &self.links {
-            if !d.hold {
-                all.push(d.queue.front().map(|f| f.0));
+        for (link, held) in self.links.iter().zip(self.held) {
+            if !held {
+                all.push(link.next_arrival());
             }
         }
         all.into_iter().flatten().min()
@@ -272,10 +283,10 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
 
     /// Heals the link, lets both applications poll, resumes paused endpoints.
     pub(crate) fn heal(&mut self) {
-        for d in &mut self.links {
-            d.hold = false;
-            d.cut = false;
+        for link in &mut self.links {
+            link.set_cut(false);
         }
+        self.held = [false; 2];
         self.polls = [true; 2];
         for s in 0..2 {
             if self.eps[s].is_paused() {

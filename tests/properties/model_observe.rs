@@ -60,26 +60,30 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
         if matches!(frame, Seen::Ack { retry: true, .. }) {
             self.retry_owed[s] = false;
         }
-        let link = &mut self.links[s];
-        if !link.cut {
-            link.queue
-                .push_back((self.now + link.latency, bytes, session));
-        }
+        self.links[s].send(self.now, &bytes);
     }
 
-    /// A frame of the peer's `session` arrives at side `to`, in chunks.
+    /// A frame arrives at side `to`, in chunks.
     ///
     /// Session ids are random, so they carry no order: an endpoint that has seen a newer
     /// session of its peer takes a frame of an older one it never saw for yet another restart
     /// (and then ignores the newer, live session as replaced). Real links do not hold frames
-    /// across two restarts; the model's link loses such a frame instead of delivering it.
-    pub(crate) fn arrive(&mut self, to: usize, session: u32, chunks: &[&[u8]]) {
-        let met = &mut self.incs[to].last_mut().unwrap().met;
-        if !met.contains(&session) {
-            if met.iter().any(|&m| m > session) {
-                return;
+    /// across two restarts; the model loses such a frame here instead of delivering it. The
+    /// session is the one the frame carries; a frame damaged beyond decoding carries none and
+    /// is fed as it is (the endpoint must discard it).
+    pub(crate) fn arrive(&mut self, to: usize, chunks: &[&[u8]]) {
+        let frames = decode_all(&mut Decoder::<F>::new(), &chunks.concat());
+        if let Some(session) = frames
+            .iter()
+            .find_map(|f| f.as_ref().ok().map(Seen::session))
+        {
+            let met = &mut self.incs[to].last_mut().unwrap().met;
+            if !met.contains(&session) {
+                if met.iter().any(|&m| m > session) {
+                    return;
+                }
+                met.push(session);
             }
-            met.push(session);
         }
         for chunk in chunks {
             self.feed(to, chunk);

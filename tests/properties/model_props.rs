@@ -77,7 +77,7 @@ pub(crate) fn run_model<const RX: usize, const TX: usize>(
         let n = |f: &dyn Fn(&Rec) -> bool| w.recs.iter().filter(|r| f(r)).count();
         eprintln!(
             "chaos {} ops {} sends {} delivered {} failed {} accepted {} got {} restarts {}/{} now {:?} \
-             stats a {:?} refused {:?}",
+             stats a {:?} refused {:?} link a->b {:?}",
             chaos,
             ops.len(),
             w.recs.len(),
@@ -90,6 +90,7 @@ pub(crate) fn run_model<const RX: usize, const TX: usize>(
             w.now,
             w.eps[0].stats(),
             w.refused,
+            w.links[0].stats(),
         );
     }
 }

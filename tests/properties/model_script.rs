@@ -5,7 +5,7 @@ use peerpipe_core::wire::Decoder;
 use peerpipe_core::{CloseReason, Duration, Error, Message, MessageKind, MsgId, PeerState};
 use proptest::sample::Index;
 
-use crate::model::{Inc, Rec, World};
+use crate::model::{scripted, Inc, Rec, World};
 use crate::support::{ms, Ep, MAX_RESTARTS, P, T, TOPICS};
 use crate::tap::{tag_of, tagged, ItemRec};
 
@@ -221,71 +221,60 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 self.send(side, cmd, None);
             }
             Op::Advance(d) => self.advance(ms(d)),
-            Op::Hold { dir, on } => self.links[dir].hold = on,
-            Op::Latency { dir, ms: l } => self.links[dir].latency = ms(l),
+            Op::Hold { dir, on } => self.held[dir] = on,
+            Op::Latency { dir, ms: l } => self.links[dir].set_config(scripted(ms(l))),
             Op::Deliver { dir, n, split } => {
                 for _ in 0..n {
-                    let Some((_, bytes, session)) = self.links[dir].queue.pop_front() else {
+                    let Some(bytes) = self.links[dir].take_next() else {
                         break;
                     };
                     match split {
                         Some(at) => {
                             let (head, tail) = bytes.split_at(at.index(bytes.len()));
-                            self.arrive(1 - dir, session, &[head, tail]);
+                            self.arrive(1 - dir, &[head, tail]);
                         }
-                        None => self.arrive(1 - dir, session, &[&bytes]),
+                        None => self.arrive(1 - dir, &[&bytes]),
                     }
                 }
             }
             Op::Drop { dir, at } => {
-                let q = &mut self.links[dir].queue;
-                if !q.is_empty() {
-                    q.remove(at.index(q.len()));
+                let n = self.links[dir].in_flight_len();
+                if n > 0 {
+                    self.links[dir].drop_at(at.index(n));
                 }
             }
             Op::Duplicate { dir, at } => {
-                let q = &mut self.links[dir].queue;
-                if !q.is_empty() {
-                    let i = at.index(q.len());
-                    let copy = q[i].clone();
-                    q.insert(i + 1, copy);
+                let n = self.links[dir].in_flight_len();
+                if n > 0 {
+                    self.links[dir].duplicate_at(at.index(n));
                 }
             }
             Op::Corrupt { dir, at, pos, how } => {
-                let q = &mut self.links[dir].queue;
-                if !q.is_empty() {
-                    let i = at.index(q.len());
-                    let bytes = &mut q[i].1;
-                    let p = pos.index(bytes.len());
-                    match how % 4 {
-                        0 => bytes[p] ^= 1 << (how % 8),
-                        1 => bytes[p] ^= 0b1010_0000,
-                        2 => bytes.insert(p, how),
-                        _ => {
-                            bytes.remove(p);
+                let n = self.links[dir].in_flight_len();
+                if n > 0 {
+                    self.links[dir].corrupt_at(at.index(n), |bytes| {
+                        let p = pos.index(bytes.len());
+                        match how % 4 {
+                            0 => bytes[p] ^= 1 << (how % 8),
+                            1 => bytes[p] ^= 0b1010_0000,
+                            2 => bytes.insert(p, how),
+                            _ => {
+                                bytes.remove(p);
+                            }
                         }
-                    }
+                    });
                 }
             }
             Op::Reorder { dir, at, with } => {
-                let q = &mut self.links[dir].queue;
-                if !q.is_empty() {
-                    let (i, j) = (at.index(q.len()), with.index(q.len()));
+                let n = self.links[dir].in_flight_len();
+                if n > 0 {
                     // Arrival instants stay with the positions; contents swap.
-                    let (bytes, session) = (q[i].1.clone(), q[i].2);
-                    q[i].1 = q[j].1.clone();
-                    q[i].2 = q[j].2;
-                    q[j].1 = bytes;
-                    q[j].2 = session;
+                    self.links[dir].swap(at.index(n), with.index(n));
                 }
             }
             Op::Garbage { dir, ref bytes } => self.feed(1 - dir, bytes),
-            Op::Cut { dir, on } => {
-                self.links[dir].cut = on;
-                if on {
-                    self.links[dir].queue.clear();
-                }
-            }
+            // Cutting also loses what is in flight.
+            Op::Cut { dir, on } => self.links[dir].set_cut(on),
             Op::Pause(s) => self.eps[s].pause(now),
             Op::Resume(s) => self.eps[s].resume(now),
             Op::Stop(s) => {
