@@ -77,6 +77,14 @@ pub struct LinkStats {
 
 /// A one-way link: frames go in with [`send`](Link::send), bytes come out of
 /// [`deliver`](Link::deliver) when their time has come.
+///
+/// Besides the random faults of its [`LinkConfig`], a test can act on the frames in flight
+/// itself, one at a time: [`take_next`](Link::take_next), [`drop_at`](Link::drop_at),
+/// [`duplicate_at`](Link::duplicate_at), [`corrupt_at`](Link::corrupt_at) and
+/// [`swap`](Link::swap) address a frame by its index in arrival order (`0` arrives first, up
+/// to [`in_flight_len`](Link::in_flight_len)), and count in [`LinkStats`] like the random
+/// faults. A script-driven test (a property test) then decides every fault and keeps the
+/// link's random faults at zero.
 #[derive(Debug, Clone)]
 pub struct Link {
     config: LinkConfig,
@@ -196,6 +204,64 @@ impl Link {
     /// When the next bytes arrive.
     pub fn next_arrival(&self) -> Option<Instant> {
         self.in_flight.front().map(|(t, _, _)| *t)
+    }
+
+    /// How many frames (copies included) are in flight.
+    pub fn in_flight_len(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Takes the next frame in flight now, ahead of its arrival time, whole (not re-chunked).
+    pub fn take_next(&mut self) -> Option<Vec<u8>> {
+        let (_, _, bytes) = self.in_flight.pop_front()?;
+        self.stats.bytes_delivered += bytes.len() as u64;
+        Some(bytes)
+    }
+
+    /// Loses the frame at `index` (in arrival order); false if there is none.
+    pub fn drop_at(&mut self, index: usize) -> bool {
+        let dropped = self.in_flight.remove(index).is_some();
+        if dropped {
+            self.stats.dropped += 1;
+        }
+        dropped
+    }
+
+    /// Duplicates the frame at `index` (in arrival order): the copy arrives right after it, at
+    /// the same instant. False if there is none.
+    pub fn duplicate_at(&mut self, index: usize) -> bool {
+        let Some((at, _, bytes)) = self.in_flight.get(index).cloned() else {
+            return false;
+        };
+        self.order += 1;
+        self.in_flight.insert(index + 1, (at, self.order, bytes));
+        self.stats.duplicated += 1;
+        true
+    }
+
+    /// Lets `damage` change the bytes of the frame at `index` (in arrival order); false if
+    /// there is none.
+    pub fn corrupt_at(&mut self, index: usize, damage: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let Some((_, _, bytes)) = self.in_flight.get_mut(index) else {
+            return false;
+        };
+        damage(bytes);
+        self.stats.corrupted += 1;
+        true
+    }
+
+    /// Swaps the frames at `i` and `j` (in arrival order) while their arrival instants stay in
+    /// place: each arrives when the other would have. False if either is missing.
+    pub fn swap(&mut self, i: usize, j: usize) -> bool {
+        if i.max(j) >= self.in_flight.len() {
+            return false;
+        }
+        if i != j {
+            let bytes = std::mem::take(&mut self.in_flight[i].2);
+            self.in_flight[i].2 = std::mem::replace(&mut self.in_flight[j].2, bytes);
+            self.stats.reordered += 1;
+        }
+        true
     }
 
     /// Takes every byte due at `now`, as the chunks the receiver reads.
