@@ -273,7 +273,7 @@ impl PipeHandler {
         self.not_in_callback()?;
         let (reply, wait) = oneshot();
         let ticket = self.submit(Outgoing::Message(msg), deadline, None, Some(reply))?;
-        let aborted = match wait.wait(Some(deadline), abort_signal) {
+        let aborted = match wait.wait(Some(deadline), abort_signal, self.spins()) {
             Waited::Value(r) => return r,
             Waited::Dropped => return Err(Error::Stopped),
             Waited::TimedOut => false,
@@ -282,7 +282,7 @@ impl PipeHandler {
         let gave_up = self.inner.shared.lock().give_up(ticket);
         match gave_up {
             // The outcome or the reply is on its way: take it.
-            GaveUp::Pending => match wait.wait(None, None) {
+            GaveUp::Pending => match wait.wait(None, None, self.spins()) {
                 Waited::Value(r) => r,
                 _ => Err(Error::Stopped),
             },
@@ -324,7 +324,7 @@ impl PipeHandler {
         deadline: StdInstant,
         abort_signal: Option<&AbortSignal>,
     ) -> Result<MsgId, Error> {
-        let aborted = match wait.wait(Some(deadline), abort_signal) {
+        let aborted = match wait.wait(Some(deadline), abort_signal, self.spins()) {
             Waited::Value(r) => return r,
             Waited::Dropped => return Err(Error::Stopped),
             Waited::TimedOut => false,
@@ -334,7 +334,7 @@ impl PipeHandler {
         match (gave_up, aborted) {
             (_, true) => Err(Error::Aborted),
             (GaveUp::NoSlot, false) => Err(Error::Failed(FailReason::NoSlot)),
-            (_, false) => match wait.wait(None, None) {
+            (_, false) => match wait.wait(None, None, self.spins()) {
                 Waited::Value(r) => r,
                 _ => Err(Error::Stopped),
             },
@@ -369,6 +369,20 @@ impl PipeHandler {
         let (done, wait) = oneshot();
         let ticket = self.submit(what, deadline, Some(done), None)?;
         self.wait_outcome(&wait, ticket, deadline, None).map(drop)
+    }
+
+    /// Whether waiting threads poll briefly before they sleep (on by default): the I/O
+    /// thread for up to 20 µs (and until a deadline closer than a millisecond), a caller
+    /// blocked in [`send_to_peer`](Self::send_to_peer) or [`request`](Self::request) for
+    /// up to 100 µs, yielding its CPU between polls. A sleeping thread costs a wake-up when
+    /// its answer comes, which on a virtual machine costs more than that; off, no thread
+    /// polls, and the handler uses no CPU beyond its work (round trips take longer).
+    pub fn set_spin(&self, on: bool) {
+        self.inner.shared.spin.store(on, Ordering::Relaxed);
+    }
+
+    fn spins(&self) -> bool {
+        self.inner.shared.spin.load(Ordering::Relaxed)
     }
 
     /// The handler's counters (the endpoint's: resends, duplicates suppressed, CRC and

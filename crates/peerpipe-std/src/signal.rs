@@ -144,9 +144,15 @@ pub(crate) enum Waited<T> {
 
 impl<T> Waiter<T> {
     /// Waits for the value until `deadline` (if any) or until `abort` fires (if given).
-    pub(crate) fn wait(&self, deadline: Option<Instant>, abort: Option<&AbortSignal>) -> Waited<T> {
+    /// Polls for up to [`POLL_FOR`] first when `spin` is on.
+    pub(crate) fn wait(
+        &self,
+        deadline: Option<Instant>,
+        abort: Option<&AbortSignal>,
+        spin: bool,
+    ) -> Waited<T> {
         let slot = &self.0;
-        let until = Instant::now() + POLL_FOR;
+        let until = Instant::now() + if spin { POLL_FOR } else { Duration::ZERO };
         loop {
             for _ in 0..2 {
                 if slot.ready.load(Ordering::Acquire) {

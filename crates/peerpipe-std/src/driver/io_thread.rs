@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::MutexGuard;
-use std::time::Instant as StdInstant;
+use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 use peerpipe_core::Instant;
@@ -124,12 +124,10 @@ impl Io {
             if let Some(h) = st.hold_until {
                 until = until.min(h);
             }
-            let polls_out = !st.out.is_empty();
             st.io_until = Some(until);
-            st.io_polls_out = polls_out;
             st.io_busy = false;
             drop(st);
-            self.sleep(until, polls_out);
+            self.sleep(until);
         }
     }
 
@@ -264,16 +262,20 @@ impl Io {
         self.queue_tx.len() < RX
     }
 
-    /// Sleeps until `until`, input, room to write (if `polls_out`) or a wake-up.
-    #[cfg_attr(not(unix), allow(unused_variables))] // `polls_out` is for descriptors
-    fn sleep(&mut self, until: StdInstant, polls_out: bool) {
+    /// Sleeps until `until`, input, room to write or a wake-up.
+    fn sleep(&mut self, until: StdInstant) {
+        let spin = if self.shared.spin.load(Ordering::Relaxed) {
+            POLL
+        } else {
+            StdDuration::ZERO
+        };
         match &mut self.wait {
             Wait::Token(rx) => {
                 let _ = rx.recv_deadline(until);
             }
             Wait::Channel(rx) => {
                 // Poll first, yielding the CPU between polls (see `POLL`), then block.
-                let poll_until = (StdInstant::now() + POLL).min(until);
+                let poll_until = (StdInstant::now() + spin).min(until);
                 let mut next = rx.try_recv();
                 while matches!(next, Err(TryRecvError::Empty)) && StdInstant::now() < poll_until {
                     std::thread::yield_now();
@@ -310,7 +312,7 @@ impl Io {
             }
             #[cfg(unix)]
             Wait::Fd(fd) => {
-                if let Err(e) = fd.sleep(until, polls_out) {
+                if let Err(e) = fd.sleep(until, spin) {
                     self.lost = Some(e);
                 }
             }

@@ -33,8 +33,6 @@ mod io_thread;
 mod sends;
 
 use std::io::{self, Write};
-#[cfg(unix)]
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
@@ -108,8 +106,6 @@ pub(crate) struct State {
     io_busy: bool,
     /// When the sleeping I/O thread wakes by itself.
     io_until: Option<StdInstant>,
-    /// Whether the sleeping I/O thread waits for room in the descriptor.
-    io_polls_out: bool,
     /// The I/O thread holds back its frames until then (see [`ACK_HOLD`]); any other
     /// thread's transmission sends them.
     hold_until: Option<StdInstant>,
@@ -133,7 +129,6 @@ impl State {
             dispatch_needed: false,
             io_busy: true,
             io_until: None,
-            io_polls_out: false,
             hold_until: None,
             stop: None,
             opening: false,
@@ -226,10 +221,7 @@ impl State {
             let t = self.std_instant(t);
             self.io_until.is_none_or(|u| t < u)
         });
-        let wake = earlier
-            || self.dispatch_needed
-            || self.stop.is_some()
-            || (self.link.is_fd() && !self.out.is_empty() && !self.io_polls_out);
+        let wake = earlier || self.dispatch_needed || self.stop.is_some();
         if wake {
             self.io_busy = true;
         }
@@ -238,17 +230,6 @@ impl State {
 
     pub(crate) fn request_stop(&mut self, close: bool) {
         self.stop.get_or_insert(close);
-    }
-}
-
-impl Out {
-    /// Whether this is a non-blocking descriptor, which may leave bytes in `State::out`.
-    fn is_fd(&self) -> bool {
-        #[cfg(unix)]
-        if let Out::Fd(_) = self {
-            return true;
-        }
-        false
     }
 }
 
@@ -277,7 +258,7 @@ fn write_some(w: &mut Box<dyn FdWrite>, out: &mut Vec<u8>) -> io::Result<()> {
 enum WakeVia {
     /// A byte into the socket pair it polls with the link's descriptors.
     #[cfg(unix)]
-    Pipe(UnixStream),
+    Mio(mio::Waker),
     /// An empty chunk into the channel it receives the link's chunks from.
     Chunk(Sender<Chunk>),
     /// A token into a channel of its own (no link).
@@ -293,7 +274,7 @@ impl Waker {
         match self.0.get() {
             // Non-blocking: a full pipe or channel already holds a wake-up.
             #[cfg(unix)]
-            Some(WakeVia::Pipe(p)) => drop((&*p).write(&[1])),
+            Some(WakeVia::Mio(w)) => drop(w.wake()),
             Some(WakeVia::Chunk(tx)) => drop(tx.try_send(Ok(Vec::new()))),
             Some(WakeVia::Token(tx)) => drop(tx.try_send(())),
             None => {}
@@ -315,6 +296,8 @@ pub(crate) struct Shared {
     wake_period: StdDuration,
     /// Items the I/O thread holds back because the application's queue is full.
     held_items: AtomicUsize,
+    /// Waiting threads poll briefly before they sleep (`PipeHandler::set_spin`).
+    pub(crate) spin: AtomicBool,
     /// Late replies found once the lock was released (their requester gave up just then).
     late_replies: AtomicU64,
 }
@@ -337,6 +320,7 @@ impl Shared {
             status_cb: Callback::new(),
             wake_period: period.max(StdDuration::from_millis(1)),
             held_items: AtomicUsize::new(0),
+            spin: AtomicBool::new(true),
             late_replies: AtomicU64::new(0),
         }
     }
