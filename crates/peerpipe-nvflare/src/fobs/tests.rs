@@ -82,7 +82,11 @@ fn refusals() {
     assert_eq!(decode(&hex("c1")), Err(FobsError::Reserved));
     assert_eq!(decode(&hex("a1 ff")), Err(FobsError::InvalidUtf8));
     assert_eq!(decode(&[0x91; 100]), Err(FobsError::TooDeep));
-    assert_eq!(decode(&hex("dd ff ff ff ff")), Err(FobsError::Truncated));
+    // Declared lengths of 2^32 - 1 in 5 bytes: refused without allocating for them.
+    for declared in ["dd", "df", "c6", "db", "c9"] {
+        let input = hex(&format!("{declared} ff ff ff ff"));
+        assert_eq!(decode(&input), Err(FobsError::Truncated), "{declared}");
+    }
     assert_eq!(
         from_file(&hex("82 a1 61 01")),
         Err(FobsError::NoHeader { found: Some(0x82) })
