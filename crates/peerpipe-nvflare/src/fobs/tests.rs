@@ -82,7 +82,11 @@ fn refusals() {
     assert_eq!(decode(&hex("c1")), Err(FobsError::Reserved));
     assert_eq!(decode(&hex("a1 ff")), Err(FobsError::InvalidUtf8));
     assert_eq!(decode(&[0x91; 100]), Err(FobsError::TooDeep));
-    assert_eq!(decode(&hex("dd ff ff ff ff")), Err(FobsError::Truncated));
+    // Declared lengths of 2^32 - 1 in 5 bytes: refused without allocating for them.
+    for declared in ["dd", "df", "c6", "db", "c9"] {
+        let input = hex(&format!("{declared} ff ff ff ff"));
+        assert_eq!(decode(&input), Err(FobsError::Truncated), "{declared}");
+    }
     assert_eq!(
         from_file(&hex("82 a1 61 01")),
         Err(FobsError::NoHeader { found: Some(0x82) })
@@ -144,5 +148,34 @@ proptest! {
         let _ = from_file(&bytes);
         let body = body_for(&bytes);
         prop_assert!(is_one_value(&body));
+    }
+}
+
+/// Encode+decode timings behind the choice of codec (see the module's "Why hand-written"):
+/// `cargo test -p peerpipe-nvflare --lib fobs::tests::timings -- --ignored --nocapture`
+/// (add `--release` for optimised figures). Prints the best of 5 runs of each case.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn timings() {
+    use std::time::{Duration, Instant};
+    let big = Value::Bin(vec![0x5a; 10 << 20]);
+    let map = Value::Map(
+        (0..10_000)
+            .map(|i| (Value::Str(format!("k{i}")), Value::Int(i)))
+            .collect(),
+    );
+    for (name, v) in [("10 MiB bin", &big), ("map of 10,000 entries", &map)] {
+        let mut best = (Duration::MAX, Duration::MAX);
+        for _ in 0..5 {
+            let t = Instant::now();
+            let body = encode(v).unwrap();
+            let enc = t.elapsed();
+            let t = Instant::now();
+            let back = decode(&body).unwrap();
+            let dec = t.elapsed();
+            assert_eq!(&back, v);
+            best = (best.0.min(enc), best.1.min(dec));
+        }
+        println!("{name}: encode {:?}, decode {:?}", best.0, best.1);
     }
 }
