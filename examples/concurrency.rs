@@ -42,6 +42,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
+use peerpipe_examples::cli;
 use peerpipe_std::{Config, HandlerStats, Message, PipeHandler, TcpTransport};
 
 const USAGE: &str = "\
@@ -69,29 +70,27 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-fn parse_args() -> Result<Args, String> {
+/// Parses the command line; `Ok(None)` means help was asked for.
+fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
+    use cli::{value, Long, Short};
     let mut args = Args {
         requesters: 64,
         requests: 500,
         payload: 64,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "-h" || flag == "--help" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
-        let n: usize = value.parse().map_err(|_| format!("{flag}: not a number"))?;
-        match flag.as_str() {
-            "--requesters" => args.requesters = n.max(1),
-            "--requests" => args.requests = n.max(1),
-            "--payload" if n <= peerpipe_std::MAX_PAYLOAD => args.payload = n,
-            "--payload" => return Err(format!("--payload: at most {}", peerpipe_std::MAX_PAYLOAD)),
-            other => return Err(format!("unknown option {other}\n{USAGE}")),
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("requesters") => args.requesters = value::<usize>(parser, "--requesters")?.max(1),
+            Long("requests") => args.requests = value::<usize>(parser, "--requests")?.max(1),
+            Long("payload") => match value(parser, "--payload")? {
+                n if n <= peerpipe_std::MAX_PAYLOAD => args.payload = n,
+                _ => return Err(format!("--payload: at most {}", peerpipe_std::MAX_PAYLOAD).into()),
+            },
+            _ => return Err(arg.unexpected()),
         }
     }
-    Ok(args)
+    Ok(Some(args))
 }
 
 fn config() -> Config {
@@ -416,13 +415,7 @@ fn run_bare(args: Args) -> Result<Report, String> {
 type Run = fn(Args) -> Result<Report, String>;
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = cli::parse_or_exit("concurrency", USAGE, parse_args);
     let runs: [(&str, Run); 4] = [
         ("bare", run_bare),
         ("std", run_std),

@@ -1,3 +1,4 @@
 //! Runnable examples: `cargo run --release --example NAME`.
 
+pub mod cli;
 pub mod nvflare;

@@ -41,6 +41,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use peerpipe_core::wire::max_encoded_len;
+use peerpipe_examples::cli;
 use peerpipe_tokio::{Config, Item, Message, PeerState, PipeHandler, Status};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::{TcpListener, TcpStream};
@@ -73,7 +74,9 @@ struct Args {
     active: Option<String>,
 }
 
-fn parse_args() -> Result<Args, String> {
+/// Parses the command line; `Ok(None)` means help was asked for.
+fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
+    use cli::{value, Long, Short};
     let mut args = Args {
         pipes: 0,
         idle_secs: 20,
@@ -81,17 +84,15 @@ fn parse_args() -> Result<Args, String> {
         payload: 64,
         active: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
-        match a.as_str() {
-            "--pipes" => args.pipes = number(&value("--pipes")?)?,
-            "--idle-secs" => args.idle_secs = number(&value("--idle-secs")?)?,
-            "--load" => args.load_secs = Some(number(&value("--load")?)?),
-            "--payload" => args.payload = number(&value("--payload")?)?,
-            "--active" => args.active = Some(value("--active")?),
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("pipes") => args.pipes = value(parser, "--pipes")?,
+            Long("idle-secs") => args.idle_secs = value(parser, "--idle-secs")?,
+            Long("load") => args.load_secs = Some(value(parser, "--load")?),
+            Long("payload") => args.payload = value(parser, "--payload")?,
+            Long("active") => args.active = Some(value(parser, "--active")?),
+            Short('h') | Long("help") => return Ok(None),
+            _ => return Err(arg.unexpected()),
         }
     }
     if args.pipes == 0 {
@@ -105,9 +106,10 @@ fn parse_args() -> Result<Args, String> {
         return Err(format!(
             "--pipes {} needs {fds_needed} file descriptors per process; at most {MAX_FDS} here",
             args.pipes
-        ));
+        )
+        .into());
     }
-    Ok(args)
+    Ok(Some(args))
 }
 
 fn number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
@@ -115,16 +117,7 @@ fn number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("many_pipes: {e}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = cli::parse_or_exit("many_pipes", USAGE, parse_args);
     if let Err(e) = raise_fd_limit(args.pipes as u64 + 64) {
         eprintln!("many_pipes: {e}");
         return ExitCode::FAILURE;

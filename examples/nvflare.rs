@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::cli;
 use peerpipe_nvflare::fobs::{self, Value};
 use peerpipe_nvflare::{FilePipeTransport, Rejected};
 use peerpipe_std::{Config, Item, Message, Mode, PipeHandler, Status};
@@ -29,35 +30,37 @@ pub struct Settings {
 pub const USAGE: &str = "--mode active|passive --root DIR --name NAME [--count N]";
 
 impl Settings {
-    /// Parses `--mode active|passive --root DIR --name NAME [--count N]`; NVFlare's default
-    /// handler parameters, and a 10 ms file check.
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Settings, String> {
+    /// Parses `--mode active|passive --root DIR --name NAME [--count N]` (`Ok(None)`: help was
+    /// asked for); NVFlare's default handler parameters, and a 10 ms file check.
+    pub fn parse(parser: &mut cli::Parser) -> Result<Option<Settings>, cli::Error> {
+        use cli::{value, Long, Short, ValueExt};
         let (mut mode, mut root, mut name, mut count) = (None, None, None, 10);
-        let mut args = args.into_iter();
-        while let Some(flag) = args.next() {
-            let mut value = || args.next().ok_or(format!("{flag} needs a value"));
-            match flag.as_str() {
-                "--mode" => {
-                    mode = Some(match value()?.as_str() {
+        while let Some(arg) = parser.next()? {
+            match arg {
+                Long("mode") => {
+                    mode = Some(match parser.value()?.string()?.as_str() {
                         "active" => Mode::Active,
                         "passive" => Mode::Passive,
-                        other => return Err(format!("--mode {other}: not active or passive")),
+                        other => {
+                            return Err(format!("--mode {other}: not active or passive").into())
+                        }
                     })
                 }
-                "--root" => root = Some(PathBuf::from(value()?)),
-                "--name" => name = Some(value()?),
-                "--count" => count = value()?.parse().map_err(|e| format!("--count: {e}"))?,
-                other => return Err(format!("unknown argument {other}")),
+                Long("root") => root = Some(PathBuf::from(parser.value()?)),
+                Long("name") => name = Some(parser.value()?.string()?),
+                Long("count") => count = value(parser, "--count")?,
+                Short('h') | Long("help") => return Ok(None),
+                _ => return Err(arg.unexpected()),
             }
         }
-        Ok(Settings {
+        Ok(Some(Settings {
             mode: mode.ok_or("--mode is required")?,
             root: root.ok_or("--root is required")?,
             name: name.ok_or("--name is required")?,
             count,
             config: Config::default(),
             file_check_interval: Duration::from_millis(10),
-        })
+        }))
     }
 
     /// Our end of the pipe, with these settings.

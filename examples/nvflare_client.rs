@@ -18,16 +18,12 @@
 
 use std::process::ExitCode;
 
+use peerpipe_examples::cli;
 use peerpipe_examples::nvflare::{client, Settings, USAGE};
 
 fn main() -> ExitCode {
-    let settings = match Settings::from_args(std::env::args().skip(1)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("nvflare_client: {e}\nusage: nvflare_client {USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let usage = format!("usage: nvflare_client {USAGE}");
+    let settings = cli::parse_or_exit("nvflare_client", &usage, Settings::parse);
     match client(&settings, &mut |_| {}) {
         Ok(report) => {
             let mut rtts = report.rtts;

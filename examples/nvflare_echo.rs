@@ -12,16 +12,12 @@
 
 use std::process::ExitCode;
 
+use peerpipe_examples::cli;
 use peerpipe_examples::nvflare::{echo, Settings, USAGE};
 
 fn main() -> ExitCode {
-    let settings = match Settings::from_args(std::env::args().skip(1)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("nvflare_echo: {e}\nusage: nvflare_echo {USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let usage = format!("usage: nvflare_echo {USAGE}");
+    let settings = cli::parse_or_exit("nvflare_echo", &usage, Settings::parse);
     match echo(&settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

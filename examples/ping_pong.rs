@@ -18,6 +18,7 @@
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+use peerpipe_examples::cli;
 use peerpipe_std::{
     ChildTransport, Config, GoneReason, Item, Message, PipeHandler, Status, StdioTransport,
 };
@@ -45,30 +46,34 @@ fn config() -> Config {
     }
 }
 
-fn main() -> ExitCode {
-    let mut count = 1000usize;
-    let mut worker = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--worker" => worker = true,
-            "--count" => match args.next().and_then(|v| v.parse().ok()) {
-                Some(n) if n > 0 => count = n,
-                _ => {
-                    eprintln!("ping_pong: --count needs a positive number\n\n{USAGE}");
-                    return ExitCode::from(2);
-                }
+struct Args {
+    count: usize,
+    worker: bool,
+}
+
+/// Parses the command line; `Ok(None)` means help was asked for.
+fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
+    use cli::{value, Long, Short};
+    let mut args = Args {
+        count: 1000,
+        worker: false,
+    };
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("worker") => args.worker = true,
+            Long("count") => match value(parser, "--count")? {
+                0 => return Err("--count needs a positive number".into()),
+                n => args.count = n,
             },
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!("ping_pong: unknown argument {other}\n\n{USAGE}");
-                return ExitCode::from(2);
-            }
+            Short('h') | Long("help") => return Ok(None),
+            _ => return Err(arg.unexpected()),
         }
     }
+    Ok(Some(args))
+}
+
+fn main() -> ExitCode {
+    let Args { count, worker } = cli::parse_or_exit("ping_pong", USAGE, parse_args);
     let result = if worker {
         run_worker()
     } else {

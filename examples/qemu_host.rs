@@ -24,7 +24,6 @@
 //! ABORT close a conversation for good), and keep the handler's connection while QEMU is
 //! killed and started again.
 
-use std::env;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -33,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use peerpipe_examples::cli;
 use peerpipe_std::{Config, Item, Message, PipeHandler, Status, TcpTransport};
 
 type Res<T> = Result<T, String>;
@@ -680,20 +680,37 @@ async fn run_tokio(stream: TcpStream, qemu: Qemu) -> Res<()> {
     Ok(())
 }
 
-fn main() -> ExitCode {
-    let mut args: Vec<String> = env::args().skip(1).collect();
-    let stack = args.first().is_some_and(|a| a == "--stack");
-    if stack {
-        args.remove(0);
+const USAGE: &str = "usage: qemu_host [--stack] FIRMWARE_ELF [lm3s6965evb|microbit|virt]";
+
+struct Args {
+    /// Measure the stack of a `stack-probe` build instead of running the checks.
+    stack: bool,
+    elf: String,
+    board: Board,
+}
+
+/// Parses the command line; `Ok(None)` means help was asked for.
+fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
+    use cli::{Long, Short, Value, ValueExt};
+    let (mut stack, mut elf, mut board) = (false, None, None);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("stack") => stack = true,
+            Short('h') | Long("help") => return Ok(None),
+            Value(v) if elf.is_none() => elf = Some(v.string()?),
+            Value(v) if board.is_none() => board = Some(v.string()?),
+            _ => return Err(arg.unexpected()),
+        }
     }
-    let (Some(elf), None) = (args.first(), args.get(2)) else {
-        eprintln!("usage: qemu_host [--stack] FIRMWARE_ELF [lm3s6965evb|microbit|virt]");
-        return ExitCode::from(2);
-    };
-    let Some(board) = Board::find(args.get(1).map(String::as_str), elf) else {
-        eprintln!("qemu-host: unknown board (give lm3s6965evb, microbit or virt)");
-        return ExitCode::from(2);
-    };
+    let elf = elf.ok_or("no FIRMWARE_ELF given")?;
+    let board = Board::find(board.as_deref(), &elf)
+        .ok_or("unknown board (give lm3s6965evb, microbit or virt)")?;
+    Ok(Some(Args { stack, elf, board }))
+}
+
+fn main() -> ExitCode {
+    let Args { stack, elf, board } = cli::parse_or_exit("qemu-host", USAGE, parse_args);
+    let elf = &elf;
     let start = *START.get_or_init(Instant::now);
     say!(
         "board {} ({}), firmware {elf}",

@@ -33,6 +33,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use peerpipe_examples::cli;
 use peerpipe_std::{
     memory_pair, Config, Message, PipeHandler, Status, TcpTransport, UnixTransport,
 };
@@ -81,7 +82,9 @@ struct Args {
     warmup: usize,
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+/// Parses the command line; `Ok(None)` means help was asked for.
+fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
+    use cli::{value, Long, Short, ValueExt};
     let mut a = Args {
         kind: Kind::Memory,
         count: 2000,
@@ -89,40 +92,31 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         threads: 16,
         warmup: 200,
     };
-    while let Some(flag) = args.next() {
-        if flag == "-h" || flag == "--help" {
-            return Ok(None);
-        }
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || {
-            value
-                .parse::<usize>()
-                .map_err(|_| format!("{flag}: not a number: {value}"))
-        };
-        match flag.as_str() {
-            "--transport" => {
-                a.kind = match value.as_str() {
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("transport") => {
+                a.kind = match parser.value()?.string()?.as_str() {
                     "memory" => Kind::Memory,
                     "tcp" => Kind::Tcp,
                     "unix" => Kind::Unix,
-                    _ => return Err(format!("--transport: memory, tcp or unix, not {value}")),
+                    other => {
+                        return Err(format!("--transport: memory, tcp or unix, not {other}").into())
+                    }
                 }
             }
-            "--count" => a.count = number()?,
-            "--payload" => a.payload = number()?,
-            "--threads" => a.threads = number()?,
-            "--warmup" => a.warmup = number()?,
-            _ => return Err(format!("unknown option {flag}")),
+            Long("count") => a.count = value(parser, "--count")?,
+            Long("payload") => a.payload = value(parser, "--payload")?,
+            Long("threads") => a.threads = value(parser, "--threads")?,
+            Long("warmup") => a.warmup = value(parser, "--warmup")?,
+            _ => return Err(arg.unexpected()),
         }
     }
     if a.count == 0 || a.threads == 0 {
         return Err("--count and --threads must be at least 1".into());
     }
     if a.payload > peerpipe_std::MAX_PAYLOAD {
-        return Err(format!(
-            "--payload: at most {} bytes",
-            peerpipe_std::MAX_PAYLOAD
-        ));
+        return Err(format!("--payload: at most {} bytes", peerpipe_std::MAX_PAYLOAD).into());
     }
     Ok(Some(a))
 }
@@ -491,17 +485,7 @@ fn run(args: &Args) -> Result<Results, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("rtt: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = cli::parse_or_exit("rtt", USAGE, parse_args);
     let started = Instant::now();
     let res = match run(&args) {
         Ok(r) => r,

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::time::Instant as WallClock;
 
 use peerpipe_core::{Config, Duration, Error, Event, Instant, Message, MsgId, Outcome, Stats};
+use peerpipe_examples::cli;
 use peerpipe_sim::{LinkConfig, Pair, Side, SimEndpoint};
 
 const USAGE: &str = "\
@@ -54,7 +55,8 @@ struct Args {
 }
 
 /// Parses the command line; `Ok(None)` means help was asked for.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
+    use cli::{value, Long, Short};
     let mut parsed = Args {
         loss: 0.2,
         dup: 0.05,
@@ -62,38 +64,26 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         messages: 10_000,
         seed: 1,
     };
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            return Ok(None);
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
-            None => (arg, None),
-        };
-        let value = match inline.or_else(|| args.next()) {
-            Some(v) => v,
-            None => return Err(format!("{flag} needs a value")),
-        };
-        let probability = |v: &str| match v.parse::<f64>() {
-            Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-            _ => Err(format!(
-                "{flag}: expected a probability in 0..=1, got {v:?}"
-            )),
-        };
-        let number = |v: &str| {
-            v.parse::<u64>()
-                .map_err(|_| format!("{flag}: expected a non-negative integer, got {v:?}"))
-        };
-        match flag.as_str() {
-            "--loss" => parsed.loss = probability(&value)?,
-            "--dup" => parsed.dup = probability(&value)?,
-            "--corrupt" => parsed.corrupt = probability(&value)?,
-            "--messages" => parsed.messages = number(&value)?,
-            "--seed" => parsed.seed = number(&value)?,
-            _ => return Err(format!("unknown option {flag:?}")),
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("loss") => parsed.loss = probability(parser, "--loss")?,
+            Long("dup") => parsed.dup = probability(parser, "--dup")?,
+            Long("corrupt") => parsed.corrupt = probability(parser, "--corrupt")?,
+            Long("messages") => parsed.messages = value(parser, "--messages")?,
+            Long("seed") => parsed.seed = value(parser, "--seed")?,
+            _ => return Err(arg.unexpected()),
         }
     }
     Ok(Some(parsed))
+}
+
+/// The value of the probability option `flag`.
+fn probability(parser: &mut cli::Parser, flag: &str) -> Result<f64, cli::Error> {
+    match cli::value(parser, flag)? {
+        p if (0.0..=1.0).contains(&p) => Ok(p),
+        p => Err(format!("{flag}: expected a probability in 0..=1, got {p}").into()),
+    }
 }
 
 fn secs(d: Duration) -> String {
@@ -345,17 +335,7 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("simulate: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = cli::parse_or_exit("simulate", USAGE, parse_args);
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,0 +1,41 @@
+//! The examples' command lines, read with lexopt: each example matches its own options and
+//! [`parse_or_exit`] handles help and errors the same way for all of them.
+
+use std::fmt::Display;
+use std::str::FromStr;
+
+pub use lexopt::prelude::*;
+pub use lexopt::{Error, Parser};
+
+/// Parses this process's arguments with `parse`: `Ok(None)` (help was asked for) prints
+/// `usage` on stdout and exits 0; an error prints `program: error`, a blank line and `usage`
+/// on stderr and exits 2.
+pub fn parse_or_exit<T>(
+    program: &str,
+    usage: &str,
+    parse: impl FnOnce(&mut Parser) -> Result<Option<T>, Error>,
+) -> T {
+    match parse(&mut Parser::from_env()) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{usage}");
+            std::process::exit(0)
+        }
+        Err(e) => {
+            eprintln!("{program}: {e}\n\n{usage}");
+            std::process::exit(2)
+        }
+    }
+}
+
+/// The value of `option` (the option `parser` has just returned), parsed as a `T`; an error
+/// names the option and the value.
+pub fn value<T: FromStr>(parser: &mut Parser, option: &str) -> Result<T, Error>
+where
+    T::Err: Display,
+{
+    let raw = parser.value()?;
+    let text = raw.string()?;
+    text.parse()
+        .map_err(|e| format!("{option}: {e}: {text:?}").into())
+}
