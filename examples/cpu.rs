@@ -20,6 +20,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use peerpipe_examples::cli;
 use peerpipe_std::{Config, Message, PipeHandler, TcpTransport};
 
 const USAGE: &str = "usage: cpu [--secs S]   (seconds per case, default 5)";
@@ -87,33 +88,24 @@ fn case(load: bool, spin: bool, secs: u64) -> Result<f64, String> {
     Ok(pct)
 }
 
-fn parse_args() -> Result<u64, String> {
+fn parse_args(parser: &mut cli::Parser) -> Result<Option<u64>, cli::Error> {
+    use cli::{value, Long, Short};
     let mut secs = 5;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--secs" => {
-                secs = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&s| s > 0)
-                    .ok_or("--secs takes a positive number of seconds")?;
-            }
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("secs") => match value(parser, "--secs")? {
+                0 => return Err("--secs: at least 1".into()),
+                s => secs = s,
+            },
+            _ => return Err(arg.unexpected()),
         }
     }
-    Ok(secs)
+    Ok(Some(secs))
 }
 
 fn main() -> ExitCode {
-    let secs = match parse_args() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    let secs = cli::parse_or_exit("cpu", USAGE, parse_args);
     for (load, name) in [(false, "idle"), (true, "100_per_s")] {
         for spin in [true, false] {
             match case(load, spin, secs) {
