@@ -10,6 +10,9 @@ const TARGETS: &[&str] = &[
     "thumbv7m-none-eabi",
     "thumbv7em-none-eabihf",
     "riscv32imac-unknown-none-elf",
+    // `cargo check` of the host crates for the other desktop systems (no linker needed).
+    "x86_64-pc-windows-gnu",
+    "x86_64-apple-darwin",
 ];
 
 /// QEMU programs the firmware runs in, each with the Debian package that provides it.

@@ -104,6 +104,9 @@ pub fn test(sh: &Shell, setup: bool, filters: &[String]) -> ExitCode {
     summarize("xtask test", &outcomes)
 }
 
+/// Desktop systems other than the one CI runs on, for which the host crates must build.
+const HOST_CHECK_TARGETS: [&str; 2] = ["x86_64-pc-windows-gnu", "x86_64-apple-darwin"];
+
 fn test_steps(sh: &Shell) -> Vec<Step<'_>> {
     let root = root();
     let mut steps = Vec::new();
@@ -135,6 +138,19 @@ fn test_steps(sh: &Shell) -> Vec<Step<'_>> {
             .into(),
         ],
     ));
+
+    // The host crates on the other desktop systems: type-checked, tests included (linking
+    // would need their toolchains).
+    for target in HOST_CHECK_TARGETS {
+        steps.push(Step::new(
+            format!("check host crates {target}"),
+            vec![cmd!(
+                sh,
+                "cargo check --package peerpipe-host --package peerpipe-std --package {TOKIO_PKG} --package peerpipe-nvflare --all-targets --all-features --target {target}"
+            )
+            .into()],
+        ));
+    }
 
     // The core as the MCU sees it, and the two packages outside the workspace.
     let features = crate_features(&root.join(CORE_DIR).join("Cargo.toml"));
