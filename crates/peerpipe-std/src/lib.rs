@@ -17,9 +17,10 @@
 //! threads (the I/O thread, a caller blocked in [`PipeHandler::send_to_peer`] or
 //! [`PipeHandler::request`]) poll for up to 20 µs and 100 µs respectively, yielding their
 //! CPU between polls, before they sleep: a wake-up from sleep costs more than that on a
-//! virtual machine. Round trips through two handlers take a few microseconds in memory and
-//! little more than a bare socket ping-pong over TCP or Unix sockets (`cargo run --release
-//! --example rtt`).
+//! virtual machine ([`PipeHandler::set_spin`] turns this off). The I/O thread waits with
+//! mio (epoll, kqueue) on Unix; elsewhere sockets and pipes get a reader thread. Round trips
+//! through two handlers take a few microseconds (`cargo run --release --example rtt`); an
+//! idle handler uses no CPU that `top` can see (`cargo run --release --example cpu`).
 //!
 //! ```no_run
 //! use std::process::Command;
