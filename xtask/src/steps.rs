@@ -323,6 +323,20 @@ fn test_steps(sh: &Shell) -> Vec<Step<'_>> {
         vec![Job::from(cmd!(sh, "cargo doc --workspace --no-deps"))
             .env("RUSTDOCFLAGS", "-D warnings")],
     ));
+
+    // What crates.io would receive, every publishable crate in dependency order, each
+    // package built from its own tarball. None is published yet: cargo resolves the
+    // workspace's own crates from the packages it just made, so no `--no-verify` is needed.
+    // `--allow-dirty`: this checks the packages, not whether the work tree is committed.
+    let package_dir = root.join("target").join("package-check");
+    steps.push(Step::new(
+        "publish dry-run (every publishable crate, verified)",
+        vec![cmd!(
+            sh,
+            "cargo publish --dry-run --workspace --allow-dirty --exclude peerpipe-examples --exclude peerpipe-tests --exclude xtask --target-dir {package_dir}"
+        )
+        .into()],
+    ));
     steps
 }
 
