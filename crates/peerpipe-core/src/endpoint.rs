@@ -1,6 +1,7 @@
 //! The endpoint state machine: commands in, frames and events out, time always a parameter.
 
 use crate::config::{Config, ConfigError};
+use crate::const_msg::ConstMsg;
 use crate::error::{CloseReason, Error, FailReason, GoneReason};
 use crate::event::{Event, PeerState};
 use crate::message::{bounded, Message, MsgId};
@@ -21,7 +22,16 @@ const RETIRED_SESSIONS: usize = 4;
 /// `PAYLOAD` bytes per message (128), `TOPIC` bytes per topic (32, at most 255), `RX` items in
 /// the receive queue (4), `TX` sends in flight or waiting for their outcome to be polled (4),
 /// and `FRAME`, the decoder's buffer, which must be at least
-/// [`wire::max_encoded_len(PAYLOAD, TOPIC)`](wire::max_encoded_len) (checked at compile time).
+/// [`wire::max_encoded_len(PAYLOAD, TOPIC)`](wire::max_encoded_len). A mistake fails the
+/// build, with a message that names the numbers and the fix:
+///
+/// ```compile_fail
+/// use peerpipe_core::{Config, Endpoint, Instant};
+///
+/// // error: evaluation panicked: peerpipe: Endpoint FRAME is 100 bytes, but a frame of
+/// // PAYLOAD = 128 and TOPIC = 32 needs 203: set FRAME to wire::max_encoded_len(PAYLOAD, TOPIC)
+/// let ep = Endpoint::<128, 32, 4, 4, 100>::new(Config::default(), 1, Instant::ZERO);
+/// ```
 ///
 /// The driver's loop: feed input ([`handle_bytes`](Self::handle_bytes) or
 /// [`handle_frame`](Self::handle_frame)); call [`handle_timeout`](Self::handle_timeout) when
@@ -83,16 +93,41 @@ impl<
         const FRAME: usize,
     > Endpoint<PAYLOAD, TOPIC, RX, TX, FRAME>
 {
+    /// Checked at compile time by [`new`](Self::new): a mistake fails the build with the
+    /// numbers involved and the fix.
     const CAPACITIES_OK: () = {
-        assert!(
-            FRAME >= wire::max_encoded_len(PAYLOAD, TOPIC),
-            "FRAME < wire::max_encoded_len(PAYLOAD, TOPIC)"
-        );
-        assert!(
-            TOPIC >= 1 && TOPIC <= wire::MAX_TOPIC_LEN,
-            "TOPIC must be 1..=255"
-        );
-        assert!(RX >= 1 && TX >= 1, "RX and TX must be at least 1");
+        let need = wire::max_encoded_len(PAYLOAD, TOPIC);
+        if FRAME < need {
+            let msg = ConstMsg::<200>::new()
+                .text("peerpipe: Endpoint FRAME is ")
+                .num(FRAME)
+                .text(" bytes, but a frame of PAYLOAD = ")
+                .num(PAYLOAD)
+                .text(" and TOPIC = ")
+                .num(TOPIC)
+                .text(" needs ")
+                .num(need)
+                .text(": set FRAME to wire::max_encoded_len(PAYLOAD, TOPIC)");
+            panic!("{}", msg.as_str());
+        }
+        if TOPIC < 1 || TOPIC > wire::MAX_TOPIC_LEN {
+            let msg = ConstMsg::<120>::new()
+                .text("peerpipe: Endpoint TOPIC is ")
+                .num(TOPIC)
+                .text(", but topics are 1 to ")
+                .num(wire::MAX_TOPIC_LEN)
+                .text(" bytes long");
+            panic!("{}", msg.as_str());
+        }
+        if RX < 1 || TX < 1 {
+            let msg = ConstMsg::<120>::new()
+                .text("peerpipe: Endpoint RX is ")
+                .num(RX)
+                .text(" and TX is ")
+                .num(TX)
+                .text(": each needs at least 1 slot");
+            panic!("{}", msg.as_str());
+        }
     };
 
     /// The buffer size [`poll_transmit`](Self::poll_transmit) needs at most: `FRAME`.

@@ -97,6 +97,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod const_msg;
 mod endpoint;
 mod error;
 mod event;
