@@ -88,29 +88,29 @@ fn every_message_error() {
     let long = "t".repeat(33);
     assert_eq!(
         Message::<128, 32>::request(&long, b"").unwrap_err(),
-        Error::TopicTooLong
+        Error::TopicTooLong { len: 33, max: 32 }
     );
     assert!(Message::<128, 32>::request(&long[..32], b"").is_ok());
     assert_eq!(
         Message::<128, 32>::request("t", &[0; 129]).unwrap_err(),
-        Error::PayloadTooLarge
+        Error::PayloadTooLarge { len: 129, max: 128 }
     );
     assert!(Message::<128, 32>::request("t", &[0; 128]).is_ok());
     let ok = Message::<128, 32>::request("t", b"").unwrap();
     assert_eq!(
         ok.reply_with(&[1; 129]).unwrap_err(),
-        Error::PayloadTooLarge
+        Error::PayloadTooLarge { len: 129, max: 128 }
     );
 
     // END and ABORT data too large: refused, and the conversation stays open.
     let mut a = endpoint(fast(), 1, Instant::ZERO);
     assert_eq!(
         a.notify_end(Instant::ZERO, &[0; 129]),
-        Err(Error::PayloadTooLarge)
+        Err(Error::PayloadTooLarge { len: 129, max: 128 })
     );
     assert_eq!(
         a.notify_abort(Instant::ZERO, &[0; 129]),
-        Err(Error::PayloadTooLarge)
+        Err(Error::PayloadTooLarge { len: 129, max: 128 })
     );
     assert_eq!(a.send(Instant::ZERO, ok, None), Ok(MsgId(0)));
 }

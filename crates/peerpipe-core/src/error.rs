@@ -11,9 +11,19 @@ pub enum Error {
     /// `_PEER_GONE_`, `_STREAM_PROGRESS_`).
     ReservedTopic,
     /// The topic is longer than the endpoint's topic capacity.
-    TopicTooLong,
+    TopicTooLong {
+        /// The topic's length, in bytes.
+        len: usize,
+        /// The longest topic allowed, in bytes.
+        max: usize,
+    },
     /// The payload is larger than the endpoint's payload capacity.
-    PayloadTooLarge,
+    PayloadTooLarge {
+        /// The payload's length, in bytes.
+        len: usize,
+        /// The largest payload allowed, in bytes.
+        max: usize,
+    },
     /// Every send slot holds a message still in flight or an outcome not yet polled.
     SendQueueFull,
     /// A timeout of zero was given.
@@ -37,8 +47,12 @@ impl core::fmt::Display for Error {
         match self {
             Error::InvalidTopic => f.write_str("topic must be non-empty and only [A-Za-z0-9_]"),
             Error::ReservedTopic => f.write_str("topic is reserved for the protocol"),
-            Error::TopicTooLong => f.write_str("topic is longer than the topic capacity"),
-            Error::PayloadTooLarge => f.write_str("payload is larger than the payload capacity"),
+            Error::TopicTooLong { len, max } => {
+                write!(f, "topic of {len} bytes is longer than the {max} allowed")
+            }
+            Error::PayloadTooLarge { len, max } => {
+                write!(f, "payload of {len} bytes is larger than the {max} allowed")
+            }
             Error::SendQueueFull => f.write_str("all send slots are in use"),
             Error::ZeroTimeout => f.write_str("timeout must be greater than zero"),
             Error::Stopped => f.write_str("endpoint was stopped"),

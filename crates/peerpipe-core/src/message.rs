@@ -72,14 +72,20 @@ pub fn validate_topic(topic: &str, max: usize) -> Result<(), Error> {
         return Err(Error::ReservedTopic);
     }
     if topic.len() > max {
-        return Err(Error::TopicTooLong);
+        return Err(Error::TopicTooLong {
+            len: topic.len(),
+            max,
+        });
     }
     Ok(())
 }
 
 /// Copies `bytes` into a bounded vector, or says that they do not fit.
 pub(crate) fn bounded<const N: usize>(bytes: &[u8]) -> Result<Vec<u8, N>, Error> {
-    Vec::from_slice(bytes).map_err(|_| Error::PayloadTooLarge)
+    Vec::from_slice(bytes).map_err(|_| Error::PayloadTooLarge {
+        len: bytes.len(),
+        max: N,
+    })
 }
 
 impl<const PAYLOAD: usize, const TOPIC: usize> Message<PAYLOAD, TOPIC> {
@@ -120,7 +126,11 @@ impl<const PAYLOAD: usize, const TOPIC: usize> Message<PAYLOAD, TOPIC> {
     fn set_payload_serde<V: Serialize>(&mut self, value: &V) -> Result<(), Error> {
         let mut buf = [0u8; PAYLOAD];
         let used = postcard::to_slice(value, &mut buf).map_err(|e| match e {
-            postcard::Error::SerializeBufferFull => Error::PayloadTooLarge,
+            postcard::Error::SerializeBufferFull => Error::PayloadTooLarge {
+                len: postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+                    .unwrap_or(0),
+                max: PAYLOAD,
+            },
             _ => Error::Serialize,
         })?;
         self.payload = bounded(used)?;
@@ -130,7 +140,10 @@ impl<const PAYLOAD: usize, const TOPIC: usize> Message<PAYLOAD, TOPIC> {
     fn new(kind: MessageKind, topic: &str, payload: &[u8]) -> Result<Self, Error> {
         validate_topic(topic, TOPIC)?;
         let mut t = String::new();
-        t.push_str(topic).map_err(|_| Error::TopicTooLong)?;
+        t.push_str(topic).map_err(|_| Error::TopicTooLong {
+            len: topic.len(),
+            max: TOPIC,
+        })?;
         Ok(Message {
             kind,
             id: MsgId(0),
@@ -221,7 +234,7 @@ mod tests {
         }
         assert_eq!(
             Msg::request("abcdefghi", b"").unwrap_err(),
-            Error::TopicTooLong
+            Error::TopicTooLong { len: 9, max: 8 }
         );
         assert!(Msg::request("ab_C9", b"").is_ok());
         assert!(Msg::request("_x_", b"").is_ok());
@@ -231,7 +244,7 @@ mod tests {
     fn payload_capacity() {
         assert_eq!(
             Msg::request("t", &[0; 17]).unwrap_err(),
-            Error::PayloadTooLarge
+            Error::PayloadTooLarge { len: 17, max: 16 }
         );
         assert_eq!(Msg::request("t", &[7; 16]).unwrap().payload(), &[7; 16]);
     }
@@ -251,7 +264,7 @@ mod tests {
         );
         assert_eq!(
             Msg::request_serde("p", &[1u64 << 60; 4]).unwrap_err(),
-            Error::PayloadTooLarge
+            Error::PayloadTooLarge { len: 36, max: 16 }
         );
         let r = Msg::reply_serde("p", &7u8, MsgId(3)).unwrap();
         assert_eq!(r.req_id(), Some(MsgId(3)));

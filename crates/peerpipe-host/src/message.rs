@@ -67,7 +67,10 @@ impl Message {
     fn new(kind: MessageKind, topic: String, data: Vec<u8>) -> Result<Self, Error> {
         validate_topic(&topic, MAX_TOPIC).map_err(Error::Invalid)?;
         if data.len() > MAX_PAYLOAD {
-            return Err(Error::Invalid(CoreError::PayloadTooLarge));
+            return Err(Error::Invalid(CoreError::PayloadTooLarge {
+                len: data.len(),
+                max: MAX_PAYLOAD,
+            }));
         }
         Ok(Message {
             kind,

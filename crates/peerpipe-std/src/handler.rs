@@ -363,6 +363,15 @@ impl PipeHandler {
     /// is queued without waiting).
     fn close_with(&self, what: Outgoing) -> Result<(), Error> {
         let deadline = self.deadline(None)?;
+        if let Outgoing::End(data) | Outgoing::Abort(data) = &what {
+            if data.len() > crate::MAX_PAYLOAD {
+                // Refused before it queues: a bad argument is not reported after a wait.
+                return Err(Error::Invalid(peerpipe_core::Error::PayloadTooLarge {
+                    len: data.len(),
+                    max: crate::MAX_PAYLOAD,
+                }));
+            }
+        }
         if self.inner.in_callback() {
             return self.submit(what, deadline, None, None).map(drop);
         }

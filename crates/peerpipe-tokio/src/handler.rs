@@ -396,7 +396,10 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         let deadline = self.deadline(timeout)?;
         if data.len() > P {
             // Refused before it queues: a bad argument is not reported after a wait.
-            return Err(Error::Invalid(peerpipe_core::Error::PayloadTooLarge));
+            return Err(Error::Invalid(peerpipe_core::Error::PayloadTooLarge {
+                len: data.len(),
+                max: P,
+            }));
         }
         let id = self.enqueue(deadline, Wait::Outcome, give).await?;
         let guard = Waiting::new(&self.inner.shared, id, Wait::Outcome);

@@ -365,7 +365,7 @@ async fn bad_input_from_the_caller_gets_a_clear_error() {
     assert!(matches!(
         small.send_to_peer(msg("x", &[0; 17]), None).await,
         Err(Error::Invalid(
-            peerpipe_tokio::peerpipe_core::Error::PayloadTooLarge
+            peerpipe_tokio::peerpipe_core::Error::PayloadTooLarge { len: 17, max: 16 }
         ))
     ));
     assert!(matches!(
