@@ -2,8 +2,10 @@
 
 use peerpipe_core::{CloseReason, ConfigError, FailReason, MsgId};
 
+use crate::IoCause;
+
 /// Why a call failed.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
     /// The message was refused before sending: invalid or reserved topic, data too large,
@@ -43,9 +45,30 @@ pub enum Error {
     /// thread that would have to hand over that result, so it would never return. From a
     /// callback, send with `send_to_peer_async`.
     InCallback,
+    /// A message's data could not be deserialized into the requested type (`decode`); the
+    /// postcard error says why, and is the error's `source`.
+    Decode(postcard::Error),
+    /// The transport broke, or could not be opened (a connection refused, a child that
+    /// would not start): the peer counts as gone, and the I/O error says why. A call that
+    /// fails for that reason says so, as the GONE status does.
+    TransportLost(IoCause),
+    /// A value could not be serialized into a message's data (`request_serde`,
+    /// `reply_serde`); the postcard error says why, and is the error's `source`.
+    Encode(postcard::Error),
 }
 
 impl Error {
+    /// Whether the call failed because the peer is gone: silent, or its transport lost
+    /// ([`Error::TransportLost`]).
+    pub fn is_peer_gone(&self) -> bool {
+        matches!(
+            self,
+            Error::Closed(CloseReason::PeerGone)
+                | Error::Failed(FailReason::PeerGone)
+                | Error::TransportLost(_)
+        )
+    }
+
     /// Whether the call ran out of time: not acknowledged in time, no send slot in time,
     /// or no reply in time.
     pub fn is_timeout(&self) -> bool {
@@ -75,6 +98,9 @@ impl core::fmt::Display for Error {
                 )
             }
             Error::QueueFull => f.write_str("send queue full: too many sends wait for a slot"),
+            Error::Decode(e) => write!(f, "cannot decode the message's data: {e}"),
+            Error::TransportLost(cause) => write!(f, "transport lost: {cause}"),
+            Error::Encode(e) => write!(f, "cannot encode the value as message data: {e}"),
             Error::InCallback => {
                 f.write_str("a blocking call from a callback would wait for itself")
             }
@@ -82,7 +108,16 @@ impl core::fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Decode(e) | Error::Encode(e) => Some(e),
+            Error::Invalid(e) => Some(e),
+            Error::Config(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<peerpipe_core::Error> for Error {
     fn from(e: peerpipe_core::Error) -> Self {

@@ -61,7 +61,7 @@ impl Message {
 
     /// Deserializes the data with postcard.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        postcard::from_bytes(&self.data).map_err(|_| Error::Invalid(CoreError::Deserialize))
+        postcard::from_bytes(&self.data).map_err(Error::Decode)
     }
 
     fn new(kind: MessageKind, topic: String, data: Vec<u8>) -> Result<Self, Error> {
@@ -144,7 +144,7 @@ impl Message {
 }
 
 fn to_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
-    postcard::to_allocvec(value).map_err(|_| Error::Invalid(CoreError::Serialize))
+    postcard::to_allocvec(value).map_err(Error::Encode)
 }
 
 /// A change of the peer's status, as the original's status callback and queue see it.
@@ -212,4 +212,21 @@ pub enum Item {
     Message(Message),
     /// A change of the peer's status.
     Status(Status),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_decode_error_keeps_postcard_s_error_as_its_source() {
+        let m = Message::request_serde("p", &7u8).unwrap();
+        let err = m.decode::<(u64, u64)>().unwrap_err();
+        assert!(matches!(err, Error::Decode(_)), "{err:?}");
+        let source = err.source().expect("a source").to_string();
+        assert!(err.to_string().ends_with(&source), "{err} / {source}");
+        assert_eq!(m.decode::<u8>().unwrap(), 7);
+    }
 }

@@ -134,7 +134,13 @@ impl PipeHandler {
     /// Starts the I/O thread: it opens the transport (connecting, accepting or spawning), then
     /// reads, writes, resends and sends heartbeats. A transport that fails to open is
     /// reported as GONE with its cause.
+    ///
+    /// Fails with [`Error::AlreadyStarted`] the second time, and with [`Error::Stopped`] after
+    /// [`stop`](Self::stop) (a stopped handler does not start again: make a new one).
     pub fn start(&self) -> Result<(), Error> {
+        if self.inner.shared.stopped.load(Ordering::SeqCst) {
+            return Err(Error::Stopped);
+        }
         let mut startup = self.inner.startup.lock().map_err(|_| Error::Stopped)?;
         let Some((transport, queue_tx)) = startup.take() else {
             return Err(Error::AlreadyStarted);

@@ -72,6 +72,14 @@ fn invalid_config_is_refused() {
 /// NotStarted before start, AlreadyStarted on a second start, Stopped after stop; nothing
 /// to receive once stopped. None of it takes long, dropping an unstarted handler included.
 #[test]
+fn start_after_stop_says_stopped() {
+    let (a, _b) = memory_pair();
+    let a = PipeHandler::new(a, config()).unwrap();
+    a.stop(true);
+    assert!(matches!(a.start(), Err(Error::Stopped)));
+}
+
+#[test]
 fn calls_out_of_order_are_refused() {
     let t0 = Instant::now();
     let (a, b) = memory_pair();
@@ -120,7 +128,8 @@ fn calls_out_of_order_are_refused() {
         Err(Error::Stopped)
     ));
     assert!(matches!(a.notify_end(b"x".to_vec()), Err(Error::Stopped)));
-    assert!(matches!(a.start(), Err(Error::AlreadyStarted)));
+    // Started and stopped: start again says stopped, not "already started".
+    assert!(matches!(a.start(), Err(Error::Stopped)));
     assert!(a.get_next().is_none());
     assert!(a.recv().is_none());
     assert!(a.recv_timeout(Duration::from_millis(50)).is_none());

@@ -10,7 +10,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant as StdInstant;
 
-use peerpipe_core::{Duration, Event, FailReason, GoneReason, Instant, MsgId, Outcome};
+use peerpipe_core::{
+    CloseReason, Duration, Event, FailReason, GoneReason, Instant, MsgId, Outcome,
+};
 
 use super::{Act, State};
 use crate::signal::Promise;
@@ -193,7 +195,7 @@ impl State {
                     .map_err(Error::from),
             }
         };
-        let id = match r {
+        let id = match r.map_err(|e| self.with_cause(e)) {
             Ok(id) => id,
             Err(Error::Invalid(peerpipe_core::Error::SendQueueFull)) => return Attempt::Full(req),
             Err(e) if req.is_detached() => return Attempt::Refused(e),
@@ -258,7 +260,7 @@ impl State {
     fn outcome(&mut self, id: MsgId, outcome: Outcome, acts: &mut Vec<Act>) {
         let result = match outcome {
             Outcome::Delivered => Ok(id),
-            Outcome::Failed(r) => Err(Error::from(r)),
+            Outcome::Failed(r) => Err(self.with_cause(Error::from(r))),
         };
         let sends = &mut self.sends;
         if let Some(d) = sends.waiters.remove(&id) {
@@ -281,8 +283,21 @@ impl State {
     /// The peer will send nothing more (its replies came before its END, ABORT or GONE):
     /// requests still waiting for a reply fail now rather than at their timeout.
     fn fail_replies(&mut self, reason: FailReason, acts: &mut Vec<Act>) {
+        let e = self.with_cause(Error::Failed(reason));
         for (_, w) in self.sends.replies.drain() {
-            acts.push(Act::Reply(w.promise, Err(Error::Failed(reason))));
+            acts.push(Act::Reply(w.promise, Err(e.clone())));
+        }
+    }
+
+    /// A call that fails because the peer is gone after the transport broke (or never
+    /// opened) fails with that I/O error ([`Error::TransportLost`]), not only a later status.
+    fn with_cause(&self, e: Error) -> Error {
+        match (e, &self.gone_cause) {
+            (
+                Error::Failed(FailReason::PeerGone) | Error::Closed(CloseReason::PeerGone),
+                Some(cause),
+            ) => Error::TransportLost(cause.clone()),
+            (e, _) => e,
         }
     }
 

@@ -329,10 +329,7 @@ pub fn close_and_expect_gone(closer: &PipeHandler, other: &PipeHandler) {
         .send_to_peer(Message::request("late", vec![1]).unwrap(), Some(STEP), None)
         .unwrap_err();
     assert!(
-        matches!(
-            err,
-            peerpipe_std::Error::Closed(peerpipe_std::CloseReason::PeerGone)
-        ),
+        matches!(err, peerpipe_std::Error::TransportLost(_)),
         "{err}"
     );
     other.stop(true);
