@@ -4,8 +4,8 @@
 //! no_std, no allocation, no busy-waiting. Pick it for firmware; its peer on the host is
 //! `peerpipe-std` or `peerpipe-tokio` (same wire protocol). Bytes move through
 //! [`embedded_hal_nb::serial::Read<u8>`] and [`embedded_hal_nb::serial::Write<u8>`]
-//! (non-blocking, `nb`), or, with the `embedded-io` feature, through an embedded-io port
-//! wrapped in `IoSerial`. Time comes from the application: an [`Instant`]
+//! (non-blocking, `nb`), or, with the `embedded-io` / `embedded-io-07` features, through an
+//! embedded-io port wrapped in `IoSerial`. Time comes from the application: an [`Instant`]
 //! passed to [`SerialDriver::poll`], or any [`Clock`] (a trait, also implemented by closures);
 //! [`WrappingMillis`] turns the usual wrapping `u32` millisecond tick counter into one.
 //!
@@ -76,9 +76,21 @@
 //! ```
 //!
 //! ## Features
-//! - `embedded-io`: `IoSerial`, an adapter from embedded-io 0.6 `Read + ReadReady` /
-//!   `Write + WriteReady` ports to the embedded-hal-nb traits.
+//! - `embedded-io`: `io06::IoSerial` (also `IoSerial` at the root), an adapter from
+//!   embedded-io **0.6** `Read + ReadReady` / `Write + WriteReady` ports to the
+//!   embedded-hal-nb traits.
+//! - `embedded-io-07`: `io07::IoSerial`, the same adapter for embedded-io **0.7** (the
+//!   version embedded-io-async 0.7 builds on).
 //! - `defmt`: logs serial errors with defmt and derives `defmt::Format` on the core's types.
+//!
+//! Both embedded-io versions are offered because both are in use: a HAL release implements
+//! the version it was built against, and a firmware cannot pick its HAL's version. Each adapter is
+//! generic over its version's traits and its own type (a type cannot implement the
+//! embedded-hal-nb traits for both versions' ports: the blanket impls would overlap), so
+//! each lives in a module named after its version, `io06` and `io07`, which also re-exports
+//! that version of the crate as `embedded_io`. The feature `embedded-io` keeps its first
+//! meaning (0.6), so that enabling it never changes which traits a port must implement;
+//! enable either feature, or both.
 
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(
@@ -98,11 +110,29 @@ mod split;
 pub use clock::WrappingMillis;
 pub use split::{Split, SplitError, TxOnly};
 
+/// embedded-io 0.6 ports as embedded-hal-nb serial ports (feature `embedded-io`):
+/// [`IoSerial`].
+///
+/// `embedded_io` here is the embedded-io crate of that version, to name its traits.
 #[cfg(feature = "embedded-io")]
-mod io;
+pub mod io06 {
+    pub use embedded_io;
+    include!("io.rs");
+}
 
+/// embedded-io 0.7 ports as embedded-hal-nb serial ports (feature `embedded-io-07`; the
+/// version embedded-io-async 0.7 builds on): [`IoSerial`].
+///
+/// `embedded_io` here is the embedded-io crate of that version, to name its traits.
+#[cfg(feature = "embedded-io-07")]
+pub mod io07 {
+    pub use embedded_io_07 as embedded_io;
+    include!("io.rs");
+}
+
+// The embedded-io 0.6 adapter under its first name (also `io06::IoSerial`).
 #[cfg(feature = "embedded-io")]
-pub use io::{IoError, IoSerial};
+pub use io06::{IoError, IoSerial};
 
 pub use embedded_hal_nb;
 pub use peerpipe_core;

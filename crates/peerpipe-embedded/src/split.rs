@@ -12,7 +12,7 @@ use embedded_hal_nb::serial::{Error, ErrorKind, ErrorType, Read, Write};
 /// driver from the halves directly.
 ///
 /// With embedded-io halves, wrap each in `IoSerial` first: `Split::new(IoSerial(rx),
-/// IoSerial(tx))` (the feature `embedded-io`).
+/// IoSerial(tx))` (the features `embedded-io` and `embedded-io-07`).
 ///
 /// [`SerialDriver::new_split`]: crate::SerialDriver::new_split
 #[derive(Debug, Clone, Default)]
