@@ -26,8 +26,8 @@
 //!   alone in a [`TxOnly`] (its reads always say "nothing yet"). In an RTOS task, sleep until
 //!   `min(deadline, next RX/TX notification)`.
 //!
-//! The adapters are plain wrappers, generic and inlined: a driver over a single port type
-//! costs exactly what it did before they existed.
+//! The adapters are plain wrappers, generic and inlined; a driver over a single port type
+//! does not go through them and pays nothing for them.
 //!
 //! ## A bare main loop
 //!
@@ -47,7 +47,8 @@
 //! ) -> Result<Infallible, ConfigError> {
 //!     let mut millis = WrappingMillis::new();
 //!     let mut now = || millis.instant(ticks());
-//!     let mut pipe: SerialDriver<S> = SerialDriver::new(uart, Config::default(), session, now())?;
+//!     let mut pipe: SerialDriver<S> =
+//!         SerialDriver::new(uart, Config::default(), session, now())?;
 //!     loop {
 //!         let _next_deadline = pipe.poll(now());
 //!         while let Some(event) = pipe.endpoint_mut().poll_event() {
@@ -84,13 +85,13 @@
 //! - `defmt`: logs serial errors with defmt and derives `defmt::Format` on the core's types.
 //!
 //! Both embedded-io versions are offered because both are in use: a HAL release implements
-//! the version it was built against, and a firmware cannot pick its HAL's version. Each adapter is
-//! generic over its version's traits and its own type (a type cannot implement the
-//! embedded-hal-nb traits for both versions' ports: the blanket impls would overlap), so
-//! each lives in a module named after its version, `io06` and `io07`, which also re-exports
-//! that version of the crate as `embedded_io`. The feature `embedded-io` keeps its first
-//! meaning (0.6), so that enabling it never changes which traits a port must implement;
-//! enable either feature, or both.
+//! the version it was built against, and a firmware cannot pick its HAL's version. Each
+//! adapter is generic over its version's traits and is its own type (one type cannot
+//! implement the embedded-hal-nb traits for both versions' ports: the blanket impls would
+//! overlap), so each lives in a module named after its version, `io06` and `io07`, which
+//! also re-exports that version of the crate as `embedded_io`. The feature `embedded-io`
+//! keeps its first meaning (0.6), so that enabling it never changes which traits a port must
+//! implement; enable either feature, or both.
 
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(
