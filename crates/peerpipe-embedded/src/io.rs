@@ -1,12 +1,18 @@
-//! embedded-io 0.6 ports as embedded-hal-nb serial ports.
+// The body of the modules `io06` and `io07` (see lib.rs): each brings its version of the crate
+// into scope as `embedded_io`, then includes this file. (`cargo fmt` does not see included
+// files: `rustfmt --edition 2021 crates/peerpipe-embedded/src/io.rs`.)
 
 use embedded_hal_nb::serial::{self, ErrorKind, ErrorType};
-use embedded_io::{Read, ReadReady, Write, WriteReady};
+
+use self::embedded_io::{Read, ReadReady, Write, WriteReady};
 
 /// Wraps an embedded-io port (`Read + ReadReady`, `Write + WriteReady`) so that it implements
 /// [`embedded_hal_nb::serial::Read<u8>`] and [`Write<u8>`](embedded_hal_nb::serial::Write):
 /// a byte is read or written only when `read_ready`/`write_ready` say it will not block.
-#[derive(Debug)]
+///
+/// One type with both halves, or each half alone: `IoSerial<Rx>` reads, `IoSerial<Tx>`
+/// writes, and [`Split::new(IoSerial(rx), IoSerial(tx))`](crate::Split) is a port.
+#[derive(Debug, Clone, Default)]
 pub struct IoSerial<T>(pub T);
 
 impl<T> IoSerial<T> {
@@ -25,13 +31,13 @@ impl<T> IoSerial<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IoError<E>(pub E);
 
-impl<E: embedded_io::Error> serial::Error for IoError<E> {
+impl<E: self::embedded_io::Error> serial::Error for IoError<E> {
     fn kind(&self) -> ErrorKind {
         ErrorKind::Other
     }
 }
 
-impl<T: embedded_io::ErrorType> ErrorType for IoSerial<T> {
+impl<T: self::embedded_io::ErrorType> ErrorType for IoSerial<T> {
     type Error = IoError<T::Error>;
 }
 
@@ -80,9 +86,11 @@ mod tests {
 
     use embedded_hal_nb::serial::{Read as _, Write as _};
 
+    use super::embedded_io;
     use super::*;
+    use crate::{Config, Instant, SerialDriver, Split};
 
-    /// An embedded-io port with a receive queue and a transmitter that takes `room` bytes.
+    /// An embedded-io port (or, with `room` 0 and no bytes, either half of one) with a receive queue and a transmitter that takes `room` bytes.
     struct Port {
         rx: VecDeque<u8>,
         tx: Vec<u8>,
@@ -147,7 +155,6 @@ mod tests {
 
     #[test]
     fn a_driver_runs_over_an_embedded_io_port() {
-        use crate::{Config, Instant, SerialDriver};
         let port = IoSerial::new(Port {
             rx: VecDeque::new(),
             tx: Vec::new(),
@@ -160,5 +167,35 @@ mod tests {
             !driver.serial().0.tx.is_empty(),
             "the first heartbeat went out"
         );
+    }
+
+    #[test]
+    fn a_driver_runs_over_split_embedded_io_halves() {
+        // What the peer says first (its heartbeat), waiting in the receive half.
+        let mut peer: crate::Endpoint =
+            crate::Endpoint::new(Config::default(), 2, Instant::ZERO).unwrap();
+        let mut frame = [0u8; 256];
+        let len = peer
+            .poll_transmit(Instant::ZERO, &mut frame)
+            .unwrap()
+            .unwrap();
+        let rx = IoSerial(Port {
+            rx: frame[..len].iter().copied().collect(),
+            tx: Vec::new(),
+            room: 0,
+        });
+        let tx = IoSerial(Port {
+            rx: VecDeque::new(),
+            tx: Vec::new(),
+            room: 1000,
+        });
+        let mut driver: SerialDriver<Split<_, _>> =
+            SerialDriver::new_split(rx, tx, Config::default(), 1, Instant::ZERO).unwrap();
+        driver.poll(Instant::ZERO);
+        assert_eq!(driver.stats().rx_bytes as usize, len);
+        assert_eq!(driver.endpoint().stats().frames_received, 1);
+        let (_, Split { rx, tx }) = driver.into_parts();
+        assert!(rx.0.rx.is_empty() && rx.0.tx.is_empty());
+        assert!(!tx.0.tx.is_empty(), "the first heartbeat went out");
     }
 }

@@ -4,9 +4,10 @@
 //! no_std, no allocation, no busy-waiting. Pick it for firmware; its peer on the host is
 //! `peerpipe-std` or `peerpipe-tokio` (same wire protocol). Bytes move through
 //! [`embedded_hal_nb::serial::Read<u8>`] and [`embedded_hal_nb::serial::Write<u8>`]
-//! (non-blocking, `nb`), or, with the `embedded-io` feature, through an embedded-io port
-//! wrapped in `IoSerial`. Time comes from the application: an [`Instant`] passed to
-//! [`SerialDriver::poll`], or any [`Clock`] (a trait, also implemented by closures).
+//! (non-blocking, `nb`), or, with the `embedded-io` / `embedded-io-07` features, through an
+//! embedded-io port wrapped in `IoSerial`. Time comes from the application: an [`Instant`]
+//! passed to [`SerialDriver::poll`], or any [`Clock`] (a trait, also implemented by closures);
+//! [`WrappingMillis`] turns the usual wrapping `u32` millisecond tick counter into one.
 //!
 //! [`SerialDriver::poll`] reads every byte the port has ready, feeds them to the endpoint, acts
 //! on due deadlines, writes as much of the pending frames as the port takes without blocking
@@ -15,50 +16,82 @@
 //! has room again while [`SerialDriver::tx_blocked`] (TX interrupt), and after the
 //! application sent something or took events.
 //!
-//! Bytes received in an interrupt handler (for example into a `heapless::spsc` queue) can be
-//! handed over with [`SerialDriver::feed`] instead of being read by `poll`; in an RTOS task,
-//! sleep until `min(deadline, next RX/TX notification)`.
+//! ## Ports
+//!
+//! - One type that is both `Read<u8>` and `Write<u8>`: [`SerialDriver::new`].
+//! - A HAL's split halves, an RX half (`Read<u8>`) and a TX half (`Write<u8>`), each with its
+//!   own error type: [`SerialDriver::new_split`], which wraps them in a [`Split`].
+//! - Bytes received in an interrupt handler (for example into a `heapless::spsc` queue) or by
+//!   DMA: hand them over with [`SerialDriver::feed`], and give the driver the transmitter
+//!   alone in a [`TxOnly`] (its reads always say "nothing yet"). In an RTOS task, sleep until
+//!   `min(deadline, next RX/TX notification)`.
+//!
+//! The adapters are plain wrappers, generic and inlined; a driver over a single port type
+//! does not go through them and pays nothing for them.
 //!
 //! ## A bare main loop
 //!
+//! A firmware's `main` hands its UART and its millisecond tick counter (here a SysTick
+//! handler's) to a function like this one:
+//!
 //! ```
-//! use peerpipe_core::{Config, Event, Instant, Message};
-//! use peerpipe_embedded::SerialDriver;
-//! # use embedded_hal_nb::serial::{ErrorType, Read, Write};
-//! # /// A port that never has a byte and takes every byte (a stand-in for a UART driver).
-//! # struct Uart;
-//! # impl ErrorType for Uart { type Error = core::convert::Infallible; }
-//! # impl Read<u8> for Uart { fn read(&mut self) -> nb::Result<u8, Self::Error> { Err(nb::Error::WouldBlock) } }
-//! # impl Write<u8> for Uart {
-//! #     fn write(&mut self, _: u8) -> nb::Result<(), Self::Error> { Ok(()) }
-//! #     fn flush(&mut self) -> nb::Result<(), Self::Error> { Ok(()) }
-//! # }
-//! # let mut ticks = 0u64;
-//! # let mut millis = move || { ticks += 1; ticks };
-//! let now = || Instant::from_millis(millis());
-//! # let mut now = now;
-//! let session = 1; // a boot counter or a random number: new on every start
-//! let mut pipe: SerialDriver<Uart> = SerialDriver::new(Uart, Config::default(), session, now()).unwrap();
-//! # for _ in 0..10 {
-//! // loop {
-//!     let _next_deadline = pipe.poll(now());
-//!     while let Some(event) = pipe.endpoint_mut().poll_event() {
-//!         if let Event::Message(request) = event {
-//!             if request.is_request() {
-//!                 let reply = request.reply_with(request.payload()).unwrap();
-//!                 pipe.endpoint_mut().send(now(), reply, None).ok();
+//! use core::convert::Infallible;
+//!
+//! use embedded_hal_nb::serial::{Read, Write};
+//! use peerpipe_embedded::{Config, ConfigError, Event, SerialDriver, WrappingMillis};
+//!
+//! fn run<S: Read<u8> + Write<u8>>(
+//!     uart: S,
+//!     ticks: impl Fn() -> u32,
+//!     session: u32, // a boot counter or a random number: new on every start
+//! ) -> Result<Infallible, ConfigError> {
+//!     let mut millis = WrappingMillis::new();
+//!     let mut now = || millis.instant(ticks());
+//!     let mut pipe: SerialDriver<S> =
+//!         SerialDriver::new(uart, Config::default(), session, now())?;
+//!     loop {
+//!         let _next_deadline = pipe.poll(now());
+//!         while let Some(event) = pipe.endpoint_mut().poll_event() {
+//!             if let Event::Message(request) = event {
+//!                 if request.is_request() {
+//!                     if let Ok(reply) = request.reply_with(request.payload()) {
+//!                         pipe.endpoint_mut().send(now(), reply, None).ok();
+//!                     }
+//!                 }
 //!             }
 //!         }
+//!         // optional: sleep (WFI) until the deadline, a UART interrupt or a SysTick
 //!     }
-//!     // optional: sleep (WFI) until the deadline, a UART interrupt or a SysTick
-//! // }
+//! }
+//! # use embedded_hal_nb::serial::ErrorType;
+//! # /// A UART that never receives a byte and takes every byte.
+//! # struct Uart;
+//! # impl ErrorType for Uart { type Error = Infallible; }
+//! # impl Read<u8> for Uart { fn read(&mut self) -> nb::Result<u8, Infallible> { Err(nb::Error::WouldBlock) } }
+//! # impl Write<u8> for Uart {
+//! #     fn write(&mut self, _: u8) -> nb::Result<(), Infallible> { Ok(()) }
+//! #     fn flush(&mut self) -> nb::Result<(), Infallible> { Ok(()) }
 //! # }
+//! # // Type-checked, not run: `run` never returns.
+//! # let _ = || run(Uart, || 0, 1);
 //! ```
 //!
 //! ## Features
-//! - `embedded-io`: `IoSerial`, an adapter from embedded-io 0.6 `Read + ReadReady` /
-//!   `Write + WriteReady` ports to the embedded-hal-nb traits.
+//! - `embedded-io`: `io06::IoSerial` (also `IoSerial` at the root), an adapter from
+//!   embedded-io **0.6** `Read + ReadReady` / `Write + WriteReady` ports to the
+//!   embedded-hal-nb traits.
+//! - `embedded-io-07`: `io07::IoSerial`, the same adapter for embedded-io **0.7** (the
+//!   version embedded-io-async 0.7 builds on).
 //! - `defmt`: logs serial errors with defmt and derives `defmt::Format` on the core's types.
+//!
+//! Both embedded-io versions are offered because both are in use: a HAL release implements
+//! the version it was built against, and a firmware cannot pick its HAL's version. Each
+//! adapter is generic over its version's traits and is its own type (one type cannot
+//! implement the embedded-hal-nb traits for both versions' ports: the blanket impls would
+//! overlap), so each lives in a module named after its version, `io06` and `io07`, which
+//! also re-exports that version of the crate as `embedded_io`. The feature `embedded-io`
+//! keeps its first meaning (0.6), so that enabling it never changes which traits a port must
+//! implement; enable either feature, or both.
 
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(
@@ -72,11 +105,35 @@
 )]
 #![warn(missing_docs)]
 
-#[cfg(feature = "embedded-io")]
-mod io;
+mod clock;
+mod split;
 
+pub use clock::WrappingMillis;
+pub use split::{Split, SplitError, TxOnly};
+
+/// embedded-io 0.6 ports as embedded-hal-nb serial ports (feature `embedded-io`):
+/// [`IoSerial`].
+///
+/// `embedded_io` here is the embedded-io crate of that version, to name its traits.
 #[cfg(feature = "embedded-io")]
-pub use io::{IoError, IoSerial};
+pub mod io06 {
+    pub use embedded_io;
+    include!("io.rs");
+}
+
+/// embedded-io 0.7 ports as embedded-hal-nb serial ports (feature `embedded-io-07`; the
+/// version embedded-io-async 0.7 builds on): [`IoSerial`].
+///
+/// `embedded_io` here is the embedded-io crate of that version, to name its traits.
+#[cfg(feature = "embedded-io-07")]
+pub mod io07 {
+    pub use embedded_io_07 as embedded_io;
+    include!("io.rs");
+}
+
+// The embedded-io 0.6 adapter under its first name (also `io06::IoSerial`).
+#[cfg(feature = "embedded-io")]
+pub use io06::{IoError, IoSerial};
 
 pub use embedded_hal_nb;
 pub use peerpipe_core;
@@ -318,6 +375,58 @@ where
                 }
             }
         }
+    }
+}
+
+impl<
+        R,
+        W,
+        const PAYLOAD: usize,
+        const TOPIC: usize,
+        const RX: usize,
+        const TX: usize,
+        const FRAME: usize,
+    > SerialDriver<Split<R, W>, PAYLOAD, TOPIC, RX, TX, FRAME>
+where
+    R: Read<u8>,
+    W: Write<u8>,
+{
+    /// A driver with a new endpoint over a port split in a receive half `rx` and a transmit
+    /// half `tx` (a [`Split`]; see [`Endpoint::new`] for `session`).
+    ///
+    /// ```
+    /// use peerpipe_embedded::{Config, Instant, SerialDriver, Split};
+    /// # use embedded_hal_nb::serial::{ErrorType, Read, Write};
+    /// # /// A HAL's receive half: nothing received yet.
+    /// # struct Rx;
+    /// # impl ErrorType for Rx { type Error = core::convert::Infallible; }
+    /// # impl Read<u8> for Rx { fn read(&mut self) -> nb::Result<u8, Self::Error> { Err(nb::Error::WouldBlock) } }
+    /// # /// A HAL's transmit half: takes every byte.
+    /// # struct Tx(usize);
+    /// # impl ErrorType for Tx { type Error = core::convert::Infallible; }
+    /// # impl Write<u8> for Tx {
+    /// #     fn write(&mut self, _: u8) -> nb::Result<(), Self::Error> { self.0 += 1; Ok(()) }
+    /// #     fn flush(&mut self) -> nb::Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// # struct Uart;
+    /// # impl Uart { fn split(self) -> (Rx, Tx) { (Rx, Tx(0)) } }
+    /// # let uart = Uart;
+    /// let (rx, tx) = uart.split(); // the HAL's halves
+    /// let mut pipe: SerialDriver<Split<Rx, Tx>> =
+    ///     SerialDriver::new_split(rx, tx, Config::default(), 1, Instant::ZERO)?;
+    /// pipe.poll(Instant::ZERO);
+    /// let tx: &Tx = &pipe.serial().tx; // each half stays reachable
+    /// # assert!(tx.0 > 0, "the first heartbeat went out");
+    /// # Ok::<(), peerpipe_embedded::ConfigError>(())
+    /// ```
+    pub fn new_split(
+        rx: R,
+        tx: W,
+        config: Config,
+        session: u32,
+        now: Instant,
+    ) -> Result<Self, ConfigError> {
+        Self::new(Split::new(rx, tx), config, session, now)
     }
 }
 

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use embedded_hal_nb::serial::{self, ErrorKind, ErrorType};
+use embedded_hal_nb::serial::{self, Error as _, ErrorKind, ErrorType};
 use peerpipe_core::{Event, Message, Outcome, PeerState};
 
 use super::*;
@@ -31,10 +31,55 @@ struct MockSerial {
     errors: usize,
 }
 
-impl MockSerial {
+/// Ports whose transmitter gets its room back for the next step of [`run`].
+trait Refill {
+    fn refill(&mut self);
+}
+
+impl Refill for MockSerial {
     fn refill(&mut self) {
         self.tx_room = self.tx_per_poll.unwrap_or(usize::MAX);
     }
+}
+
+impl<R> Refill for Split<R, MockSerial> {
+    fn refill(&mut self) {
+        self.tx.refill();
+    }
+}
+
+impl Refill for TxOnly<MockSerial> {
+    fn refill(&mut self) {
+        self.0.refill();
+    }
+}
+
+/// `port` cut in a receive half and a transmit half, each a [`MockSerial`] with the other
+/// direction unconnected (as a HAL's `split()`).
+fn halves(port: MockSerial) -> (MockSerial, MockSerial) {
+    let MockSerial {
+        rx,
+        tx,
+        tx_per_poll,
+        tx_room,
+        errors,
+    } = port;
+    let unconnected = Lane::default;
+    let rx = MockSerial {
+        rx,
+        tx: unconnected(),
+        tx_per_poll,
+        tx_room,
+        errors,
+    };
+    let tx = MockSerial {
+        rx: unconnected(),
+        tx,
+        tx_per_poll,
+        tx_room,
+        errors: 0,
+    };
+    (rx, tx)
 }
 
 fn pair(tx_per_poll: Option<usize>) -> (MockSerial, MockSerial) {
@@ -94,7 +139,12 @@ fn drivers(tx_per_poll: Option<usize>) -> (Driver, Driver) {
 
 /// Runs both drivers for `steps` milliseconds of virtual time; `b` answers every request with
 /// the payload reversed. Returns the events `a` saw.
-fn run(a: &mut Driver, b: &mut Driver, start: u64, steps: u64) -> Vec<Event> {
+fn run<S: Read<u8> + Write<u8> + Refill>(
+    a: &mut SerialDriver<S>,
+    b: &mut Driver,
+    start: u64,
+    steps: u64,
+) -> Vec<Event> {
     let mut seen = Vec::new();
     for ms in start..start + steps {
         let now = Instant::from_millis(ms);
@@ -343,11 +393,150 @@ fn end_closes_and_a_new_endpoint_is_seen_as_a_restart() {
 }
 
 #[test]
+fn split_halves_carry_requests_and_replies() {
+    for tx_per_poll in [None, Some(3)] {
+        let (a, b) = pair(tx_per_poll);
+        let (rx, tx) = halves(a);
+        let mut a: SerialDriver<Split<MockSerial, MockSerial>> =
+            SerialDriver::new_split(rx, tx, Config::default(), 0xA, Instant::ZERO).unwrap();
+        let mut b = Driver::new(b, Config::default(), 0xB, Instant::ZERO).unwrap();
+        let id = a
+            .endpoint_mut()
+            .send(
+                Instant::ZERO,
+                Message::request("split", b"halves").unwrap(),
+                None,
+            )
+            .unwrap();
+        let events = run(&mut a, &mut b, 0, 1000);
+        assert!(events.contains(&Event::SendOutcome {
+            id,
+            outcome: Outcome::Delivered
+        }));
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Event::Message(m) if m.payload() == b"sevlah")));
+        assert_eq!(a.stats().tx_bytes, b.stats().rx_bytes);
+        assert_eq!(b.stats().tx_bytes, a.stats().rx_bytes);
+        // Nothing went through the unconnected directions.
+        let (_, Split { rx, tx }) = a.into_parts();
+        assert!(rx.tx.borrow().is_empty());
+        assert_eq!(tx.errors, 0);
+    }
+}
+
+#[test]
+fn split_errors_say_which_half() {
+    let (a, _b) = pair(None);
+    let (mut rx, tx) = halves(a);
+    rx.errors = 2;
+    let mut port = Split::new(rx, tx);
+    let err = serial::Read::read(&mut port).unwrap_err();
+    assert!(matches!(err, nb::Error::Other(SplitError::Rx(MockError))));
+    let mut a: SerialDriver<_> =
+        SerialDriver::new(port, Config::default(), 0xA, Instant::ZERO).unwrap();
+    a.poll(Instant::ZERO);
+    assert_eq!(a.stats().rx_errors, 1);
+    let e: SplitError<MockError, MockError> = SplitError::Tx(MockError);
+    assert_eq!(e.kind(), ErrorKind::Overrun);
+}
+
+#[test]
+fn tx_only_reads_nothing_and_takes_fed_bytes() {
+    let (a, b) = pair(Some(5));
+    let mut a: SerialDriver<TxOnly<MockSerial>> =
+        SerialDriver::new(TxOnly::new(a), Config::default(), 0xA, Instant::ZERO).unwrap();
+    let mut b = Driver::new(b, Config::default(), 0xB, Instant::ZERO).unwrap();
+    let id = a
+        .endpoint_mut()
+        .send(
+            Instant::ZERO,
+            Message::request("tx", b"only").unwrap(),
+            None,
+        )
+        .unwrap();
+    let mut events = Vec::new();
+    for ms in 0..1000 {
+        // The "interrupt handler": takes what b sent off the wire and feeds it.
+        let received: Vec<u8> = a.serial().0.rx.borrow_mut().drain(..).collect();
+        a.feed(Instant::from_millis(ms), &received);
+        events.extend(run(&mut a, &mut b, ms, 1));
+        // poll never reads: the wire keeps what b sent until the next feed.
+        assert_eq!(a.stats().rx_errors, 0);
+    }
+    assert!(events.contains(&Event::SendOutcome {
+        id,
+        outcome: Outcome::Delivered
+    }));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Message(m) if m.payload() == b"ylno")));
+    assert_eq!(b.stats().tx_bytes, a.stats().rx_bytes);
+    let mut port = a.into_parts().1;
+    port.0.rx.borrow_mut().push_back(1);
+    assert!(matches!(
+        serial::Read::read(&mut port),
+        Err(nb::Error::WouldBlock)
+    ));
+    assert_eq!(port.into_inner().rx.borrow().len(), 1);
+}
+
+#[test]
+fn wrapping_millis_counts_on_across_wraps() {
+    let mut millis = WrappingMillis::new();
+    // The counter may start anywhere.
+    assert_eq!(millis.instant(1_000), Instant::from_millis(1_000));
+    assert_eq!(millis.instant(1_000), Instant::from_millis(1_000));
+    assert_eq!(
+        millis.instant(u32::MAX),
+        Instant::from_millis(u64::from(u32::MAX))
+    );
+    assert_eq!(millis.instant(0), Instant::from_millis(1 << 32));
+    assert_eq!(millis.instant(7), Instant::from_millis((1 << 32) + 7));
+    // Read once per half period over many wraps: never backwards, always the true time.
+    let mut true_ms = (1u64 << 32) + 7;
+    let mut last = Instant::ZERO;
+    for _ in 0..20 {
+        true_ms += u64::from(u32::MAX / 2) + 12_345;
+        let now = millis.instant(true_ms as u32);
+        assert_eq!(now, Instant::from_millis(true_ms));
+        assert!(now > last);
+        last = now;
+    }
+    assert_eq!(WrappingMillis::default(), WrappingMillis::new());
+}
+
+#[test]
+fn wrapping_millis_is_a_clock_through_a_closure() {
+    let (a, _b) = pair(None);
+    let mut a = Driver::new(a, Config::default(), 0xA, Instant::ZERO).unwrap();
+    let mut counter = u32::MAX - 2_000;
+    let mut millis = WrappingMillis::new();
+    let mut clock = || {
+        counter = counter.wrapping_add(100);
+        millis.instant(counter)
+    };
+    let mut last = Instant::ZERO;
+    for _ in 0..40 {
+        let next = a.poll_clock(&mut clock).unwrap();
+        assert!(next >= last, "deadlines never jump back across the wrap");
+        last = next;
+    }
+    assert!(last > Instant::from_millis(1 << 32));
+}
+
+#[test]
 fn sizes() {
     // Printed for the record (`cargo test -p peerpipe-embedded -- --nocapture sizes`).
     println!(
         "size_of: Endpoint {} B, SerialDriver {} B",
         core::mem::size_of::<Endpoint>(),
         core::mem::size_of::<SerialDriver<MockSerial>>()
+    );
+    // The adapters add nothing around zero-sized halves.
+    assert_eq!(
+        core::mem::size_of::<Split<TxOnly<()>, ()>>(),
+        0,
+        "Split and TxOnly are zero-cost wrappers"
     );
 }

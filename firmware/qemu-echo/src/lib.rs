@@ -68,7 +68,8 @@ pub mod systick {
         );
     }
 
-    /// Milliseconds since `start`, wrapping at 2^32 (see [`Millis`](crate::Millis)).
+    /// Milliseconds since `start`, wrapping at 2^32 (turned into an `Instant` by
+    /// [`WrappingMillis`](peerpipe_embedded::WrappingMillis)).
     pub fn ticks() -> u32 {
         TICKS.load(Ordering::Acquire)
     }
@@ -415,48 +416,5 @@ impl App {
             Event::PeerRestarted => self.stats.restarts = self.stats.restarts.wrapping_add(1),
             _ => {}
         }
-    }
-}
-
-/// Turns a never-ending millisecond counter of 32 bits into an [`Instant`] (handles wrap-around,
-/// as long as it is read at least once every 49 days).
-#[derive(Debug, Default)]
-pub struct Millis {
-    last: u32,
-    high: u64,
-}
-
-impl Millis {
-    /// The instant for the counter's current value.
-    pub fn instant(&mut self, ticks: u32) -> Instant {
-        if ticks < self.last {
-            self.high += 1 << 32;
-        }
-        self.last = ticks;
-        Instant::from_millis(self.high | u64::from(ticks))
-    }
-}
-
-/// A serial port whose receive side is fed elsewhere (an interrupt handler and
-/// [`SerialDriver::feed`]): reads always say "nothing yet", writes go to `W`.
-pub struct TxOnly<W>(pub W);
-
-impl<W: embedded_hal_nb::serial::ErrorType> embedded_hal_nb::serial::ErrorType for TxOnly<W> {
-    type Error = W::Error;
-}
-
-impl<W: Write<u8>> Read<u8> for TxOnly<W> {
-    fn read(&mut self) -> nb::Result<u8, Self::Error> {
-        Err(nb::Error::WouldBlock)
-    }
-}
-
-impl<W: Write<u8>> Write<u8> for TxOnly<W> {
-    fn write(&mut self, word: u8) -> nb::Result<(), Self::Error> {
-        self.0.write(word)
-    }
-
-    fn flush(&mut self) -> nb::Result<(), Self::Error> {
-        self.0.flush()
     }
 }

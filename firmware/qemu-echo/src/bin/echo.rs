@@ -44,10 +44,10 @@ mod arm {
 mod lm3s6965evb {
     use cortex_m::peripheral::NVIC;
     use cortex_m_rt::{entry, exception};
-    use peerpipe_embedded::Instant;
+    use peerpipe_embedded::{Instant, TxOnly, WrappingMillis};
     use qemu_echo::pl011::{self, Pl011, UART0};
     use qemu_echo::ring::Ring;
-    use qemu_echo::{config, stack, App, Millis, Pipe, TxOnly};
+    use qemu_echo::{config, stack, App, Pipe};
 
     /// UART0's interrupt line on the LM3S6965.
     const UART0_IRQ: u16 = 5;
@@ -99,7 +99,7 @@ mod lm3s6965evb {
             ^ cortex_m::peripheral::SYST::get_current()
             ^ qemu_echo::systick::ticks().rotate_left(16);
 
-        let mut millis = Millis::default();
+        let mut millis = WrappingMillis::new();
         let mut now = move || millis.instant(qemu_echo::systick::ticks());
         let mut app = App::new(seed | 1);
         let start = now();
@@ -144,8 +144,9 @@ mod lm3s6965evb {
 #[cfg(board = "microbit")]
 mod microbit {
     use cortex_m_rt::entry;
+    use peerpipe_embedded::WrappingMillis;
     use qemu_echo::nrf51::{Nrf51Uart, UART0};
-    use qemu_echo::{stack, Millis};
+    use qemu_echo::stack;
 
     #[entry]
     fn main() -> ! {
@@ -153,7 +154,7 @@ mod microbit {
         qemu_echo::systick::start();
         // SAFETY: the only user of UART0.
         let uart = unsafe { Nrf51Uart::new(UART0) };
-        let mut millis = Millis::default();
+        let mut millis = WrappingMillis::new();
         qemu_echo::run_polled(
             uart,
             move || millis.instant(qemu_echo::systick::ticks()),

@@ -54,11 +54,12 @@ mod arm {
     use cortex_m_rt::{entry, exception};
     #[cfg(feature = "semihosting")]
     use panic_semihosting as _;
+    use peerpipe_embedded::WrappingMillis;
     #[cfg(board = "microbit")]
     use qemu_echo::nrf51::{Nrf51Uart as Uart, UART0};
     #[cfg(board = "lm3s6965evb")]
     use qemu_echo::pl011::{Pl011 as Uart, UART0};
-    use qemu_echo::{config, Millis, Pipe};
+    use qemu_echo::{config, Pipe};
 
     #[exception]
     fn SysTick() {
@@ -73,7 +74,7 @@ mod arm {
 
         // SAFETY: the only user of UART0.
         let uart = unsafe { Uart::new(UART0) };
-        let mut millis = Millis::default();
+        let mut millis = WrappingMillis::new();
         let mut now = move || millis.instant(qemu_echo::systick::ticks());
         let session = cortex_m::peripheral::SYST::get_current() | 1;
         let Ok(mut pipe) = Pipe::new(uart, config(), session, now()) else {
