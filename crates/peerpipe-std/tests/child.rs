@@ -20,7 +20,7 @@ use peerpipe_std::{
     ChildTransport, GoneReason, Item, Message, PipeHandler, Status, StdioTransport,
 };
 #[cfg(unix)]
-use peerpipe_std::{CloseReason, Error, FailReason};
+use peerpipe_std::Error;
 
 const WORKER_ENV: &str = "PEERPIPE_WORKER";
 
