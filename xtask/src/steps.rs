@@ -125,6 +125,11 @@ fn test_steps(sh: &Shell) -> Vec<Step<'_>> {
         // Plain rustfmt: `cargo fmt` there would resolve libfuzzer-sys first.
         fmt.push(cmd!(sh, "rustfmt --check --edition 2021 {fuzz_sources...}").into());
     }
+    // Brought in with `include!` (once per embedded-io version): `cargo fmt` does not see it.
+    let included = root.join("crates").join(EMBEDDED_PKG).join("src").join("io.rs");
+    if included.exists() {
+        fmt.push(cmd!(sh, "rustfmt --check --edition 2021 {included}").into());
+    }
     steps.push(Step::new("fmt", fmt));
 
     steps.push(Step::new(
