@@ -126,7 +126,11 @@ fn test_steps(sh: &Shell) -> Vec<Step<'_>> {
         fmt.push(cmd!(sh, "rustfmt --check --edition 2021 {fuzz_sources...}").into());
     }
     // Brought in with `include!` (once per embedded-io version): `cargo fmt` does not see it.
-    let included = root.join("crates").join(EMBEDDED_PKG).join("src").join("io.rs");
+    let included = root
+        .join("crates")
+        .join(EMBEDDED_PKG)
+        .join("src")
+        .join("io.rs");
     if included.exists() {
         fmt.push(cmd!(sh, "rustfmt --check --edition 2021 {included}").into());
     }

@@ -16,11 +16,11 @@ use std::time::Duration;
 use std::time::Instant;
 
 use common::*;
+#[cfg(unix)]
+use peerpipe_std::Error;
 use peerpipe_std::{
     ChildTransport, GoneReason, Item, Message, PipeHandler, Status, StdioTransport,
 };
-#[cfg(unix)]
-use peerpipe_std::Error;
 
 const WORKER_ENV: &str = "PEERPIPE_WORKER";
 
