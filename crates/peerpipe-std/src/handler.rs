@@ -145,15 +145,24 @@ impl PipeHandler {
             .lock()
             .restart(self.inner.config, self.inner.session)?;
         let io = Io::new(self.inner.shared.clone(), queue_tx);
+        // The I/O thread waits until the handler knows it is started and which thread runs
+        // the callbacks: a transport that opens at once (an accepted connection with a
+        // request waiting) runs the message callback at once, and a reply sent from there
+        // must not find the handler "not started".
+        let (go, ready) = crossbeam_channel::bounded::<()>(1);
         let thread = std::thread::Builder::new()
             .name("peerpipe-io".into())
-            .spawn(move || io.run(transport))
+            .spawn(move || {
+                let _ = ready.recv();
+                io.run(transport)
+            })
             .map_err(|_| Error::Stopped)?;
         let _ = self.inner.io_thread.set(thread.thread().id());
         if let Ok(mut t) = self.inner.thread.lock() {
             *t = Some(thread);
         }
         self.inner.started.store(true, Ordering::SeqCst);
+        drop(go);
         drop(startup);
         Ok(())
     }
