@@ -60,10 +60,12 @@
 
 mod driver;
 mod handler;
+mod listener;
 mod signal;
 pub mod transport;
 
 pub use handler::PipeHandler;
+pub use listener::{Incoming, ListenerStopper, PipeListener};
 /// The sans-IO core, for its `Duration`, `Error` and wire types.
 pub use peerpipe_core;
 pub use peerpipe_core::{
