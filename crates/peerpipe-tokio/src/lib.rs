@@ -86,6 +86,7 @@
 
 mod guards;
 mod handler;
+mod listener;
 #[cfg(feature = "serial")]
 mod serial;
 mod state;
@@ -93,6 +94,7 @@ mod task;
 mod waiters;
 
 pub use handler::{Events, PipeHandler};
+pub use listener::PipeListener;
 pub use peerpipe_core;
 pub use peerpipe_core::{
     CloseReason, Config, ConfigError, Duration, FailReason, GoneReason, MessageKind, MsgId,
