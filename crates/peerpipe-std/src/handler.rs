@@ -65,7 +65,12 @@ struct Inner {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The I/O thread's id, once started.
     io_thread: OnceLock<ThreadId>,
+    /// Makes the transport's `open` return early (see `Transport::interrupter`), from
+    /// `start` until `stop`.
+    interrupter: Mutex<Option<Interrupter>>,
 }
+
+type Interrupter = Box<dyn FnOnce() + Send>;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -81,8 +86,10 @@ impl Inner {
 
     /// Stops the I/O thread and waits for it, unless it never started (then there is nothing
     /// to wait for), this is the I/O thread itself, in a callback (then it stops when the
-    /// callback returns; waiting for it would deadlock), or it is still opening the transport
-    /// (e.g. waiting for a connection that may never come: it stops once that returns).
+    /// callback returns; waiting for it would deadlock), or it is still opening a transport
+    /// that cannot be interrupted (e.g. waiting for a connection that may never come: it
+    /// stops once that returns). A transport that can be interrupted (a listening socket)
+    /// is, here: its socket is closed before this returns.
     fn shutdown(&self, close: bool) {
         self.shared.stopped.store(true, Ordering::SeqCst);
         if self
@@ -100,8 +107,15 @@ impl Inner {
             st.opening
         };
         self.shared.waker.wake();
-        if self.in_callback() || opening {
+        let interrupter = self.interrupter.lock().ok().and_then(|mut i| i.take());
+        if self.in_callback() {
             return;
+        }
+        if opening {
+            match interrupter {
+                Some(interrupt) => interrupt(),
+                None => return,
+            }
         }
         if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
             let _ = t.join();
@@ -127,6 +141,7 @@ impl PipeHandler {
                 started: AtomicBool::new(false),
                 thread: Mutex::new(None),
                 io_thread: OnceLock::new(),
+                interrupter: Mutex::new(None),
             }),
         })
     }
@@ -150,16 +165,28 @@ impl PipeHandler {
             .shared
             .lock()
             .restart(self.inner.config, self.inner.session)?;
+        if let Ok(mut i) = self.inner.interrupter.lock() {
+            *i = transport.interrupter();
+        }
         let io = Io::new(self.inner.shared.clone(), queue_tx);
+        // The I/O thread waits until the handler knows it is started and which thread runs
+        // the callbacks: a transport that opens at once (an accepted connection with a
+        // request waiting) runs the message callback at once, and a reply sent from there
+        // must not find the handler "not started".
+        let (go, ready) = crossbeam_channel::bounded::<()>(1);
         let thread = std::thread::Builder::new()
             .name("peerpipe-io".into())
-            .spawn(move || io.run(transport))
+            .spawn(move || {
+                let _ = ready.recv();
+                io.run(transport)
+            })
             .map_err(|_| Error::Stopped)?;
         let _ = self.inner.io_thread.set(thread.thread().id());
         if let Ok(mut t) = self.inner.thread.lock() {
             *t = Some(thread);
         }
         self.inner.started.store(true, Ordering::SeqCst);
+        drop(go);
         drop(startup);
         Ok(())
     }

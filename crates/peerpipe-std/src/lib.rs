@@ -44,6 +44,45 @@
 //! # Ok::<(), peerpipe_std::Error>(())
 //! ```
 //!
+//! Serving many peers: [`TcpTransport::listen`] (and [`UnixTransport::listen`]) accept one
+//! connection; a [`PipeListener`] accepts them all, and yields one handler per peer that
+//! connects, each with its own session and I/O thread. Stopping it (or dropping it) frees
+//! the port at once (`cargo run --example server` has a complete server):
+//!
+//! ```
+//! use std::time::Duration;
+//! use peerpipe_std::{Config, Message, PipeHandler, PipeListener, TcpTransport};
+//!
+//! let listener = PipeListener::bind("127.0.0.1:0", Config::default())?;
+//! let addr = listener.local_addr().unwrap();
+//! let stopper = listener.stopper();
+//! let server = std::thread::spawn(move || {
+//!     let mut pipes = Vec::new();
+//!     for pipe in listener.incoming() {
+//!         let pipe = pipe?;
+//!         // Handlers come not yet started: set the callbacks first.
+//!         pipe.set_message_cb({
+//!             let pipe = pipe.clone();
+//!             move |req| {
+//!                 let _ = pipe.send_to_peer_async(req.reply_to(req.data().to_vec()).unwrap());
+//!             }
+//!         });
+//!         pipe.start()?;
+//!         pipes.push(pipe);
+//!     }
+//!     pipes.iter().for_each(|p| p.stop(true));
+//!     Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//! });
+//! let client = PipeHandler::new(TcpTransport::connect(addr)?, Config::default())?;
+//! client.start()?;
+//! let reply = client.request(Message::request("echo", b"hi".to_vec())?, Some(Duration::from_secs(5)), None)?;
+//! assert_eq!(reply.data(), b"hi");
+//! client.stop(true);
+//! stopper.stop(); // the port is free now; the server's loop ends
+//! server.join().unwrap().unwrap();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Capacities and bounds: messages carry up to [`MAX_PAYLOAD`] bytes with topics up to
 //! [`MAX_TOPIC`]; up to [`TX`] sends are in flight at once (more callers wait their turn,
 //! first come, first served, within their own timeout; at most [`MAX_WAITING`] sends that do
@@ -60,10 +99,12 @@
 
 mod driver;
 mod handler;
+mod listener;
 mod signal;
 pub mod transport;
 
 pub use handler::PipeHandler;
+pub use listener::{Incoming, ListenerStopper, PipeListener};
 /// The sans-IO core, for its `Duration`, `Error` and wire types.
 pub use peerpipe_core;
 pub use peerpipe_core::{

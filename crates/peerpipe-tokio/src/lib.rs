@@ -13,18 +13,18 @@
 //! else. The endpoint's clock is tokio's, so tests with paused time run in virtual time.
 //!
 //! ## A run loop
-//! A server that answers every request, and a client, over TCP:
+//! A server that answers every request, and a client, over TCP. A [`PipeListener`] yields
+//! one started handler per peer that connects (each with its own session and task);
+//! dropping it frees the port (on Unix, [`PipeListener::bind_unix`] serves a Unix socket):
 //!
 //! ```no_run
-//! use peerpipe_tokio::{Config, Item, Message, PipeHandler, Status};
-//! use tokio::net::{TcpListener, TcpStream};
+//! use peerpipe_tokio::{Config, Item, Message, PipeHandler, PipeListener, Status};
+//! use tokio::net::TcpStream;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let listener = TcpListener::bind("127.0.0.1:7000").await?;
+//! let listener: PipeListener = PipeListener::bind("127.0.0.1:7000", Config::default()).await?;
 //! tokio::spawn(async move {
-//!     while let Ok((stream, _)) = listener.accept().await {
-//!         stream.set_nodelay(true)?;
-//!         let pipe: PipeHandler = PipeHandler::start(stream, Config::default())?;
+//!     while let Ok(pipe) = listener.accept().await {
 //!         tokio::spawn(async move {
 //!             while let Some(item) = pipe.recv().await {
 //!                 match item {
@@ -39,7 +39,6 @@
 //!             Ok::<(), peerpipe_tokio::Error>(())
 //!         });
 //!     }
-//!     Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! });
 //!
 //! let stream = TcpStream::connect("127.0.0.1:7000").await?;
@@ -86,6 +85,7 @@
 
 mod guards;
 mod handler;
+mod listener;
 #[cfg(feature = "serial")]
 mod serial;
 mod state;
@@ -93,6 +93,7 @@ mod task;
 mod waiters;
 
 pub use handler::{Events, PipeHandler};
+pub use listener::PipeListener;
 pub use peerpipe_core;
 pub use peerpipe_core::{
     CloseReason, Config, ConfigError, Duration, FailReason, GoneReason, MessageKind, MsgId,

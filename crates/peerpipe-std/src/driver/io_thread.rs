@@ -70,6 +70,8 @@ impl Io {
             st.opening = false;
             match opened {
                 Ok(out) => st.link = out,
+                // Interrupted by `stop`: nothing to report.
+                Err(_) if st.stop.is_some() => {}
                 Err(e) => st.lose_link(&e),
             }
         }

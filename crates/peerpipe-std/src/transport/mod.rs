@@ -13,6 +13,7 @@
 //! of that handler's conversation (GONE). To talk again, start a new handler on a new
 //! transport; the peer sees a new session and reports a restart if it was still running.
 
+mod accept;
 #[cfg(unix)]
 mod fd;
 mod memory;
@@ -21,10 +22,14 @@ mod process;
 mod serial;
 mod socket;
 
+pub(crate) use accept::{Accepted, Acceptor, Socket, StopAccept, Stream};
 pub use memory::{memory_pair, MemoryTransport};
 pub use process::{ChildExit, ChildTransport, StdioTransport};
 #[cfg(feature = "serial")]
 pub use serial::SerialTransport;
+#[cfg(unix)]
+pub(crate) use socket::bind_unix;
+pub(crate) use socket::stream_link;
 pub use socket::TcpTransport;
 #[cfg(unix)]
 pub use socket::UnixTransport;
@@ -54,6 +59,19 @@ pub enum Mode {
 pub trait Transport: Send + 'static {
     /// Connects, accepts or spawns; runs on the handler's I/O thread, so it may block.
     fn open(self: Box<Self>) -> io::Result<Link>;
+
+    /// What makes a blocked [`open`](Self::open) return early, if it can wait for long
+    /// (e.g. for a peer to connect). The handler takes it at `start`, before `open` runs,
+    /// and calls it on the thread that [`stop`](crate::PipeHandler::stop)s the handler while
+    /// `open` has not returned: it must release what `open` holds (the listening TCP and
+    /// Unix transports close their socket there, so the port is free when `stop` returns)
+    /// and make `open` return an error soon. The handler then waits for `open` to return.
+    ///
+    /// The default is `None`: a handler stopped while its transport opens does not wait for
+    /// it (its I/O thread ends once `open` returns).
+    fn interrupter(&self) -> Option<Box<dyn FnOnce() + Send>> {
+        None
+    }
 }
 
 /// An open transport: where incoming bytes come from, where outgoing bytes go, and what to

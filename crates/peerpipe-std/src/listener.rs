@@ -1,0 +1,188 @@
+//! Serving many peers: a listening socket that yields one handler per connection.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+#[cfg(unix)]
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use peerpipe_core::Config;
+
+use crate::transport::{stream_link, Accepted, Acceptor, Link, Socket, StopAccept, Transport};
+use crate::PipeHandler;
+
+/// A TCP (or, on Unix, Unix domain socket) server: it listens, and yields one
+/// [`PipeHandler`] per peer that connects, each with its own session id and I/O thread.
+///
+/// The handlers come **not yet started**: set their callbacks, then
+/// [`start`](PipeHandler::start) them (the connection is already open, so `start` does not
+/// wait). A handler dropped without being started closes its connection.
+///
+/// [`accept`](Self::accept) blocks until a peer connects or the listener is stopped;
+/// [`accept_timeout`](Self::accept_timeout) bounds the wait; [`incoming`](Self::incoming)
+/// iterates until the listener is stopped. [`stop`](Self::stop) (or a
+/// [`ListenerStopper`] from another thread, or dropping the listener) closes the listening
+/// socket before it returns: the port is free for a new `bind` at once, and a thread
+/// blocked in `accept` returns `None`. Handlers already accepted live on.
+///
+/// ```no_run
+/// use peerpipe_std::{Config, PipeListener};
+///
+/// let listener = PipeListener::bind("127.0.0.1:7000", Config::default())?;
+/// for pipe in listener.incoming() {
+///     let pipe = pipe?;
+///     // An echo: every request gets its own data back.
+///     pipe.set_message_cb({
+///         let pipe = pipe.clone();
+///         move |req| {
+///             if let Ok(reply) = req.reply_to(req.data().to_vec()) {
+///                 let _ = pipe.send_to_peer_async(reply);
+///             }
+///         }
+///     });
+///     pipe.start()?;
+///     // Keep `pipe` somewhere (a handler stops when its last clone is dropped).
+///     # std::mem::forget(pipe);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// How a blocked accept is interrupted: the listening socket is non-blocking, and the
+/// accepting thread waits for it with mio (epoll, kqueue) together with a waker that `stop`
+/// fires, on Unix; elsewhere it tries again every 10 ms. `stop` closes the socket itself,
+/// on the stopping thread.
+pub struct PipeListener {
+    acceptor: Acceptor,
+    config: Config,
+}
+
+/// Stops a [`PipeListener`] from any thread (see [`PipeListener::stopper`]).
+#[derive(Clone)]
+pub struct ListenerStopper(StopAccept);
+
+impl ListenerStopper {
+    /// Closes the listening socket now (the port is free when this returns) and ends every
+    /// `accept` that waits; idempotent.
+    pub fn stop(&self) {
+        self.0.stop();
+    }
+}
+
+impl std::fmt::Debug for ListenerStopper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ListenerStopper")
+    }
+}
+
+/// An accepted connection, opened by its handler's I/O thread.
+struct Connection(crate::transport::Stream);
+
+impl Transport for Connection {
+    fn open(self: Box<Self>) -> io::Result<Link> {
+        stream_link(self.0)
+    }
+}
+
+impl PipeListener {
+    /// Listens on `addr` (port 0 picks a free port; see [`local_addr`](Self::local_addr));
+    /// each accepted peer gets a handler with `config`, validated here.
+    pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Self> {
+        Self::new(Socket::Tcp(TcpListener::bind(addr)?), config)
+    }
+
+    /// Listens on a Unix domain socket at `path` (a stale socket file there is removed
+    /// first); the file is removed again when the listener stops. Unix only.
+    #[cfg(unix)]
+    pub fn bind_unix(path: impl AsRef<Path>, config: Config) -> io::Result<Self> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        Self::new(crate::transport::bind_unix(path.as_ref())?, config)
+    }
+
+    fn new(socket: Socket, config: Config) -> io::Result<Self> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        Ok(PipeListener {
+            acceptor: Acceptor::new(socket)?,
+            config,
+        })
+    }
+
+    /// The bound TCP address (`None` for a Unix socket).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.acceptor.local_addr()
+    }
+
+    /// Waits for the next peer: its handler, not yet started, or `None` once the listener
+    /// is stopped. An error is the socket's (e.g. too many open files) or the handler's
+    /// (e.g. no thread for its endpoint); the listener stays usable.
+    pub fn accept(&self) -> io::Result<Option<PipeHandler>> {
+        self.accept_until(None)
+    }
+
+    /// [`accept`](Self::accept), waiting at most `timeout`: `None` when it passed, or when
+    /// the listener is stopped ([`is_stopped`](Self::is_stopped) tells which).
+    pub fn accept_timeout(&self, timeout: Duration) -> io::Result<Option<PipeHandler>> {
+        self.accept_until(Some(Instant::now() + timeout))
+    }
+
+    fn accept_until(&self, deadline: Option<Instant>) -> io::Result<Option<PipeHandler>> {
+        match self.acceptor.accept(deadline)? {
+            Accepted::Peer(stream) => PipeHandler::new(Connection(stream), self.config)
+                .map(Some)
+                .map_err(io::Error::other),
+            Accepted::TimedOut | Accepted::Stopped => Ok(None),
+        }
+    }
+
+    /// The peers' handlers as they connect (not yet started), until the listener is
+    /// stopped. An error does not end the iteration.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming(self)
+    }
+
+    /// Closes the listening socket now (the port is free when this returns); every `accept`
+    /// returns `None` from then on. Handlers already accepted are not affected.
+    pub fn stop(&self) {
+        self.acceptor.stop();
+    }
+
+    /// A handle that stops this listener from another thread (e.g. while one waits in
+    /// [`incoming`](Self::incoming)).
+    pub fn stopper(&self) -> ListenerStopper {
+        ListenerStopper(self.acceptor.stopper())
+    }
+
+    /// Whether the listener was stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.acceptor.is_stopped()
+    }
+
+    /// The configuration each handler gets.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+impl std::fmt::Debug for PipeListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipeListener")
+            .field("local_addr", &self.local_addr())
+            .field("stopped", &self.is_stopped())
+            .finish()
+    }
+}
+
+/// The iterator of [`PipeListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a>(&'a PipeListener);
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<PipeHandler>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.accept().transpose()
+    }
+}

@@ -1,0 +1,251 @@
+//! Accepting connections on a listening socket, interruptibly: the listening half of
+//! [`TcpTransport`](super::TcpTransport), [`UnixTransport`](super::UnixTransport) and
+//! [`PipeListener`](crate::PipeListener).
+//!
+//! A blocking `accept(2)` cannot be interrupted from another thread (closing the socket does
+//! not wake it on Linux), so the listening socket is non-blocking and the accepting thread
+//! waits for it: on Unix with mio (epoll, kqueue) on the socket and a `mio::Waker`, so a
+//! connection is taken at once and a stop wakes the thread at once; elsewhere by trying
+//! `accept` every [`RETRY`] (a connection or a stop is seen within that).
+//!
+//! Stopping ([`StopAccept::stop`], from any thread) takes the socket out of the acceptor and
+//! closes it right there, on the stopping thread: the port (or the socket file) is free when
+//! `stop` returns, whatever the accepting thread is doing; that thread then returns
+//! [`Accepted::Stopped`].
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+#[cfg(unix)]
+use std::os::unix::net::{UnixListener, UnixStream};
+#[cfg(unix)]
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+#[cfg(not(unix))]
+use std::time::Duration;
+use std::time::Instant;
+
+/// How often a waiting accept tries again where there is no mio (not Unix).
+#[cfg(not(unix))]
+const RETRY: Duration = Duration::from_millis(10);
+
+/// A listening socket.
+pub(crate) enum Socket {
+    Tcp(TcpListener),
+    /// Removes its socket file when closed.
+    #[cfg(unix)]
+    Unix(UnixListener, PathBuf),
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Socket::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Socket {
+    fn set_nonblocking(&self) -> io::Result<()> {
+        match self {
+            Socket::Tcp(l) => l.set_nonblocking(true),
+            #[cfg(unix)]
+            Socket::Unix(l, _) => l.set_nonblocking(true),
+        }
+    }
+
+    fn try_accept(&self) -> io::Result<Stream> {
+        // An accepted socket inherits O_NONBLOCK from the listener on some systems (macOS,
+        // Windows): the link decides the mode itself.
+        match self {
+            Socket::Tcp(l) => {
+                let s = l.accept()?.0;
+                s.set_nonblocking(false)?;
+                Ok(Stream::Tcp(s))
+            }
+            #[cfg(unix)]
+            Socket::Unix(l, _) => {
+                let s = l.accept()?.0;
+                s.set_nonblocking(false)?;
+                Ok(Stream::Unix(s))
+            }
+        }
+    }
+
+    #[cfg(unix)]
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            Socket::Tcp(l) => l.as_raw_fd(),
+            Socket::Unix(l, _) => l.as_raw_fd(),
+        }
+    }
+}
+
+/// An accepted connection.
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+/// How an accept ended.
+pub(crate) enum Accepted {
+    Peer(Stream),
+    /// The deadline passed.
+    TimedOut,
+    /// The acceptor was stopped: its socket is closed.
+    Stopped,
+}
+
+/// What the acceptor and its stop handles share.
+struct Shared {
+    /// The socket until stopped.
+    socket: Mutex<Option<Socket>>,
+    stopped: AtomicBool,
+    #[cfg(unix)]
+    waker: mio::Waker,
+}
+
+/// A listening socket that accepts until stopped.
+pub(crate) struct Acceptor {
+    shared: Arc<Shared>,
+    /// Waits for the socket and the waker; one accepting thread at a time.
+    #[cfg(unix)]
+    poll: Mutex<mio::Poll>,
+    local_addr: Option<SocketAddr>,
+}
+
+/// Stops an [`Acceptor`] from any thread.
+#[derive(Clone)]
+pub(crate) struct StopAccept(Arc<Shared>);
+
+impl StopAccept {
+    /// Closes the socket now and wakes the accepting thread (idempotent).
+    pub(crate) fn stop(&self) {
+        self.0.stopped.store(true, Ordering::SeqCst);
+        drop(
+            self.0
+                .socket
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        #[cfg(unix)]
+        let _ = self.0.waker.wake();
+    }
+}
+
+#[cfg(unix)]
+const LISTENER: mio::Token = mio::Token(0);
+#[cfg(unix)]
+const WAKE: mio::Token = mio::Token(1);
+
+impl Acceptor {
+    pub(crate) fn new(socket: Socket) -> io::Result<Self> {
+        socket.set_nonblocking()?;
+        let local_addr = match &socket {
+            Socket::Tcp(l) => Some(l.local_addr()?),
+            #[cfg(unix)]
+            Socket::Unix(..) => None,
+        };
+        #[cfg(unix)]
+        let (poll, waker) = {
+            let poll = mio::Poll::new()?;
+            let fd = socket.raw_fd();
+            poll.registry().register(
+                &mut mio::unix::SourceFd(&fd),
+                LISTENER,
+                mio::Interest::READABLE,
+            )?;
+            let waker = mio::Waker::new(poll.registry(), WAKE)?;
+            (poll, waker)
+        };
+        Ok(Acceptor {
+            shared: Arc::new(Shared {
+                socket: Mutex::new(Some(socket)),
+                stopped: AtomicBool::new(false),
+                #[cfg(unix)]
+                waker,
+            }),
+            #[cfg(unix)]
+            poll: Mutex::new(poll),
+            local_addr,
+        })
+    }
+
+    pub(crate) fn stopper(&self) -> StopAccept {
+        StopAccept(self.shared.clone())
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stopper().stop();
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.shared.stopped.load(Ordering::SeqCst)
+    }
+
+    /// The bound address of a TCP socket.
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// One try: a connection, `None` if none waits, or the stop.
+    fn try_once(&self) -> io::Result<Option<Accepted>> {
+        let socket = self
+            .shared
+            .socket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(socket) = socket.as_ref() else {
+            return Ok(Some(Accepted::Stopped));
+        };
+        match socket.try_accept() {
+            Ok(s) => Ok(Some(Accepted::Peer(s))),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits for a connection until `deadline` (forever without one) or the stop. An error
+    /// is the socket's (e.g. too many open files); the acceptor stays usable.
+    pub(crate) fn accept(&self, deadline: Option<Instant>) -> io::Result<Accepted> {
+        #[cfg(unix)]
+        let mut poll = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
+        #[cfg(unix)]
+        let mut events = mio::Events::with_capacity(4);
+        loop {
+            // Always try before waiting: readiness is edge-triggered, and a connection may
+            // have come while another accept held the poller.
+            if let Some(done) = self.try_once()? {
+                return Ok(done);
+            }
+            let left = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(Accepted::TimedOut);
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
+            #[cfg(unix)]
+            match poll.poll(&mut events, left) {
+                Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
+                _ => {}
+            }
+            #[cfg(not(unix))]
+            std::thread::sleep(left.map_or(RETRY, |l| l.min(RETRY)));
+        }
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
