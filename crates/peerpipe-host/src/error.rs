@@ -58,6 +58,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// For drivers: this error, or [`Error::TransportLost`] with `cause` when it says the
+    /// peer is gone and the driver knows the transport error that made it so.
+    pub fn or_transport_lost(self, cause: Option<&IoCause>) -> Self {
+        match (self, cause) {
+            (
+                Error::Failed(FailReason::PeerGone) | Error::Closed(CloseReason::PeerGone),
+                Some(cause),
+            ) => Error::TransportLost(cause.clone()),
+            (e, _) => e,
+        }
+    }
+
     /// Whether the call failed because the peer is gone: silent, or its transport lost
     /// ([`Error::TransportLost`]).
     pub fn is_peer_gone(&self) -> bool {

@@ -197,7 +197,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         let now = st.now();
         match st.ep.send(now, core, None) {
             Err(peerpipe_core::Error::SendQueueFull) => Err(Error::QueueFull),
-            Err(e) => Err(Error::from(e)),
+            Err(e) => Err(st.refused(e)),
             Ok(id) => {
                 st.wake_task();
                 Ok(id)
@@ -439,7 +439,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
                         st.room.wait(&mut ticket.number, cx.waker());
                         return Poll::Pending;
                     }
-                    r => r.map_err(Error::from),
+                    r => r.map_err(|e| st.refused(e)),
                 }
             };
             if let Some(t) = ticket.number.take() {

@@ -310,8 +310,9 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
                 }
             }
             Outcome::Failed(r) => {
-                if !self.outcomes.fulfil(id, Err(Error::from(r))) {
-                    self.replies.fulfil(id, Err(Error::from(r)));
+                let e = Error::from(r).or_transport_lost(self.gone_cause.as_ref());
+                if !self.outcomes.fulfil(id, Err(e.clone())) {
+                    self.replies.fulfil(id, Err(e));
                 }
             }
         }
@@ -319,7 +320,13 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
 
     /// The peer will send nothing more: requests still waiting for a reply fail now.
     fn fail_replies(&mut self, reason: FailReason) {
-        self.replies.fail_all(|| Err(Error::Failed(reason)));
+        let e = Error::Failed(reason).or_transport_lost(self.gone_cause.as_ref());
+        self.replies.fail_all(|| Err(e.clone()));
+    }
+
+    /// The endpoint refused a call: the error, naming the broken transport if that is why.
+    pub(crate) fn refused(&self, e: peerpipe_core::Error) -> Error {
+        Error::from(e).or_transport_lost(self.gone_cause.as_ref())
     }
 
     /// The transport broke: the peer is gone, with the error as the cause.

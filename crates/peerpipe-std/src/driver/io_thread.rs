@@ -324,6 +324,13 @@ impl Io {
     /// Stops: fails every waiter, closes the link, releases the callbacks.
     fn stop(mut self, mut st: MutexGuard<'_, State>, close: bool) {
         self.shared.stopped.store(true, Ordering::SeqCst);
+        // An ACK held back for a requester's next send (see `ACK_HOLD`) goes now: what this
+        // end accepted is acknowledged even when it stops at once (a worker that exits on
+        // END must not leave its peer's END unconfirmed).
+        if st.hold_until.is_some() {
+            let now = st.now();
+            st.transmit(now);
+        }
         st.ep.stop();
         let mut acts = Vec::new();
         st.settle(&mut acts);

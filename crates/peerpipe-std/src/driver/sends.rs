@@ -10,9 +10,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant as StdInstant;
 
-use peerpipe_core::{
-    CloseReason, Duration, Event, FailReason, GoneReason, Instant, MsgId, Outcome,
-};
+use peerpipe_core::{Duration, Event, FailReason, GoneReason, Instant, MsgId, Outcome};
 
 use super::{Act, State};
 use crate::signal::Promise;
@@ -292,13 +290,7 @@ impl State {
     /// A call that fails because the peer is gone after the transport broke (or never
     /// opened) fails with that I/O error ([`Error::TransportLost`]), not only a later status.
     fn with_cause(&self, e: Error) -> Error {
-        match (e, &self.gone_cause) {
-            (
-                Error::Failed(FailReason::PeerGone) | Error::Closed(CloseReason::PeerGone),
-                Some(cause),
-            ) => Error::TransportLost(cause.clone()),
-            (e, _) => e,
-        }
+        e.or_transport_lost(self.gone_cause.as_ref())
     }
 
     /// Turns one endpoint event into what to do about it: a reply someone waits for goes to
