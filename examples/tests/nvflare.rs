@@ -350,3 +350,56 @@ fn bad_files_are_removed_and_reported() {
     assert!(rejected[2].1.contains("bad file name"), "{rejected:?}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A value of 10 MiB or more goes into a datum section after the body when NVFlare writes
+/// it (`fobs.dumpf`); the codec resolves the section back into the value, for bytes and str.
+/// (The FilePipe bridge still caps a message at the handler's largest payload.)
+#[test]
+fn fobs_datum_sections_written_by_nvflare_are_read() {
+    let Some(py) = python("fobs_datum_sections_written_by_nvflare_are_read") else {
+        return;
+    };
+    let dir = fresh_root("fobs_datum");
+    let path = dir.join("big.fobs");
+    let status = Command::new(py)
+        .arg("-c")
+        .arg(
+            "import sys\n\
+             from nvflare.fuel.utils import fobs\n\
+             n = 10 * 1024 * 1024 + 3\n\
+             big = bytes(i % 251 for i in range(n))\n\
+             fobs.dumpf({'big': big, 's': 'small', 't': 'x' * n}, sys.argv[1])\n",
+        )
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let file = std::fs::read(&path).unwrap();
+    let n = 10 * 1024 * 1024 + 3;
+    assert!(file.len() > 2 * n, "NVFlare wrote {} bytes", file.len());
+    let body = peerpipe_nvflare::fobs::from_file(&file).expect("sections resolved");
+    let value = peerpipe_nvflare::fobs::decode(&body).unwrap();
+    let Value::Map(entries) = value else {
+        panic!("not a map: {value:?}");
+    };
+    let get = |key: &str| {
+        entries
+            .iter()
+            .find(|(k, _)| *k == Value::from(key))
+            .map(|(_, v)| v)
+            .unwrap()
+    };
+    match get("big") {
+        Value::Bin(b) => {
+            assert_eq!(b.len(), n);
+            assert!(b.iter().enumerate().all(|(i, &x)| x == (i % 251) as u8));
+        }
+        other => panic!("big: {:?}", std::mem::discriminant(other)),
+    }
+    assert_eq!(get("s"), &Value::from("small"));
+    match get("t") {
+        Value::Str(s) => assert!(s.len() == n && s.bytes().all(|c| c == b'x')),
+        other => panic!("t: {:?}", std::mem::discriminant(other)),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -26,6 +26,7 @@
 //! Values are written with the `rmp` crate; they are read by this module's own bounds-checked
 //! reader (why: see its doc comment, with the figures).
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::fmt;
 
@@ -152,9 +153,9 @@ pub enum FobsError {
         /// The first byte found instead of the marker `0x64`, if any.
         found: Option<u8>,
     },
-    /// Datum sections follow the body: FOBS moves a bytes or str value of 10 MiB or more out
-    /// of the body into a `DatumRef`, which this module does not resolve.
-    DatumSections,
+    /// A datum section (where FOBS puts a bytes or str value of 10 MiB or more) or a
+    /// `DatumRef` to one is malformed; the text says how.
+    BadDatum(&'static str),
 }
 
 impl fmt::Display for FobsError {
@@ -178,9 +179,7 @@ impl fmt::Display for FobsError {
                 write!(f, "no FOBS header (expected marker 100, found {b})")
             }
             FobsError::NoHeader { found: None } => f.write_str("no FOBS header (empty file)"),
-            FobsError::DatumSections => f.write_str(
-                "FOBS datum sections (a bytes or str value of 10 MiB or more) are not supported",
-            ),
+            FobsError::BadDatum(why) => write!(f, "bad FOBS datum section: {why}"),
         }
     }
 }
@@ -216,9 +215,12 @@ pub fn to_file(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The msgpack body of a FOBS file's content. Only a file with exactly one main section is
-/// taken: datum sections after it are refused.
-pub fn from_file(file: &[u8]) -> Result<&[u8], FobsError> {
+/// The msgpack body of a FOBS file's content. When datum sections follow the body (NVFlare
+/// moves a bytes or str value of 10 MiB or more into one, leaving a `DatumRef` in the body),
+/// each reference is replaced by its value and the body written again, so that the result
+/// is plain msgpack either way; a file datum, a reference to a missing section or a
+/// malformed section is refused.
+pub fn from_file(file: &[u8]) -> Result<Cow<'_, [u8]>, FobsError> {
     let Some((header, rest)) = file.split_first_chunk::<HEADER_LEN>() else {
         return Err(match file.first() {
             Some(&b) if b != MAIN_MARKER => FobsError::NoHeader { found: Some(b) },
@@ -234,11 +236,23 @@ pub fn from_file(file: &[u8]) -> Result<&[u8], FobsError> {
     let mut len = [0u8; 8];
     len.copy_from_slice(&header[2..]);
     let len = usize::try_from(u64::from_be_bytes(len)).map_err(|_| FobsError::Truncated)?;
-    match rest.len().cmp(&len) {
-        std::cmp::Ordering::Less => Err(FobsError::Truncated),
-        std::cmp::Ordering::Equal => Ok(rest),
-        std::cmp::Ordering::Greater => Err(FobsError::DatumSections),
+    if rest.len() < len {
+        return Err(FobsError::Truncated);
     }
+    let (body, sections) = rest.split_at(len);
+    if sections.is_empty() {
+        return Ok(Cow::Borrowed(body));
+    }
+    let datums = datum::Datums::parse(sections)?;
+    let mut r = Reader::new(body);
+    r.datums = Some(&datums);
+    let value = r.value(0)?;
+    if !r.bytes.is_empty() {
+        return Err(FobsError::TrailingBytes {
+            extra: r.bytes.len(),
+        });
+    }
+    encode(&value).map(Cow::Owned)
 }
 
 /// The body to write for a message's data: the data itself when it is exactly one msgpack
@@ -339,6 +353,8 @@ struct Reader<'a> {
     bytes: &'a [u8],
     /// Take FOBS-specific maps as plain maps (to check the shape only).
     skip_fobs_check: bool,
+    /// The file's datum sections, which its `DatumRef` maps stand for.
+    datums: Option<&'a datum::Datums<'a>>,
 }
 
 impl<'a> Reader<'a> {
@@ -346,6 +362,7 @@ impl<'a> Reader<'a> {
         Reader {
             bytes,
             skip_fobs_check: false,
+            datums: None,
         }
     }
 
@@ -403,6 +420,14 @@ impl<'a> Reader<'a> {
             let k = self.value(depth + 1)?;
             let v = self.value(depth + 1)?;
             entries.push((k, v));
+        }
+        if let Some(value) = self
+            .datums
+            .map(|d| d.resolve(&entries))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(value);
         }
         if !self.skip_fobs_check {
             if let Some((_, t)) = entries
@@ -471,5 +496,6 @@ impl<'a> Reader<'a> {
     }
 }
 
+mod datum;
 #[cfg(test)]
 mod tests;

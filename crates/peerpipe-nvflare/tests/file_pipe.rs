@@ -158,7 +158,10 @@ fn nvflare_names_ids_and_acknowledgement_by_removal() {
     });
     let reply = files(&root.join("p/y"), &prefix).remove(0);
     let content = fs::read(&reply).unwrap();
-    assert_eq!(fobs::from_file(&content), Ok(&[0xc4, 2, b'h', b'i'][..]));
+    assert_eq!(
+        fobs::from_file(&content).as_deref(),
+        Ok(&[0xc4, 2, b'h', b'i'][..])
+    );
     // "Reading" it (removing it) is what acknowledges it.
     fs::remove_file(&reply).unwrap();
     assert!(sender.join().unwrap().is_ok());
@@ -171,7 +174,10 @@ fn nvflare_names_ids_and_acknowledgement_by_removal() {
         !files(&root.join("p/y"), "REQ.q.").is_empty()
     });
     let ours = files(&root.join("p/y"), "REQ.q.").remove(0);
-    assert_eq!(fobs::from_file(&fs::read(&ours).unwrap()), Ok(&[0xc0][..]));
+    assert_eq!(
+        fobs::from_file(&fs::read(&ours).unwrap()).as_deref(),
+        Ok(&[0xc0][..])
+    );
     fs::remove_file(&ours).unwrap();
     assert!(sender.join().unwrap().is_ok());
 
@@ -391,7 +397,7 @@ fn abort_both_ways() {
     });
     let ours = files(&root.join("p/x"), "REQ._ABORT_.").remove(0);
     assert_eq!(
-        fobs::from_file(&fs::read(&ours).unwrap()),
+        fobs::from_file(&fs::read(&ours).unwrap()).as_deref(),
         Ok(&[0xa4, b's', b't', b'o', b'p'][..])
     );
     fs::remove_file(ours).unwrap();

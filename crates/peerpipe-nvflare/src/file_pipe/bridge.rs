@@ -540,7 +540,7 @@ impl Bridge {
             Ok(None) => return,
             Err(reason) => return self.reject(path, name, reason),
         };
-        let body = match fobs::from_file(&content).and_then(|b| fobs::decode(b).map(|_| b)) {
+        let body = match fobs::from_file(&content).and_then(|b| fobs::decode(&b).map(|_| b)) {
             Ok(b) => b,
             Err(e) => return self.reject(path, name, e.to_string()),
         };
@@ -573,7 +573,7 @@ impl Bridge {
                 seq,
                 floor,
                 item,
-                payload: body,
+                payload: &body,
             }),
         };
         let mut buf = vec![0u8; FRAME];
