@@ -137,6 +137,21 @@ fn print(driver: &str, args: Args, mut r: Report) {
     );
 }
 
+/// Releases the requester threads waiting at `start` and collects their latencies: the
+/// wall time from the release to the last reply, and every request's latency.
+fn timed_join(
+    start: &Barrier,
+    threads: Vec<std::thread::JoinHandle<Result<Vec<Duration>, String>>>,
+) -> Result<(Duration, Vec<Duration>), String> {
+    start.wait();
+    let t0 = Instant::now();
+    let mut latencies = Vec::new();
+    for t in threads {
+        latencies.extend(t.join().map_err(|_| "a requester panicked")??);
+    }
+    Ok((t0.elapsed(), latencies))
+}
+
 /// The counters that explain a slow run: resends (both ends), frames refused for a full
 /// queue, late replies.
 fn counters(client: &HandlerStats, server: &HandlerStats) -> String {
@@ -194,13 +209,7 @@ fn run_std(args: Args) -> Result<Report, String> {
             })
         })
         .collect();
-    start.wait();
-    let t0 = Instant::now();
-    let mut latencies = Vec::new();
-    for t in threads {
-        latencies.extend(t.join().map_err(|_| "a requester panicked")??);
-    }
-    let elapsed = t0.elapsed();
+    let (elapsed, latencies) = timed_join(&start, threads)?;
     let extra = counters(&client.stats(), &server.stats());
     client.stop(true);
     server.stop(true);
@@ -394,13 +403,7 @@ fn run_bare(args: Args) -> Result<Report, String> {
             })
         })
         .collect();
-    start.wait();
-    let t0 = Instant::now();
-    let mut latencies = Vec::new();
-    for t in threads {
-        latencies.extend(t.join().map_err(|_| "a requester panicked")??);
-    }
-    let elapsed = t0.elapsed();
+    let (elapsed, latencies) = timed_join(&start, threads)?;
     if let Ok(w) = writer.lock() {
         let _ = w.shutdown(std::net::Shutdown::Both);
     }
