@@ -1,0 +1,798 @@
+//! `peerpipe sniff`: a raw byte stream in, one row per frame out, with CRC errors, frames
+//! that are invalid in other ways and runs of garbage as their own rows; and the recording
+//! format that `bridge --record` writes.
+//!
+//! The stream is cut at each `0x00` delimiter, as a receiver does. A run between two
+//! delimiters that is not a valid frame is looked at more closely than a receiver would:
+//! when a valid frame ends the run (noise arrived just before a frame, with no delimiter in
+//! between), the noise and the frame get a row each; when the COBS layer is sound but the
+//! CRC is not, the row shows what the frame claims to be.
+
+use std::io::{self, Read};
+use std::time::Instant;
+
+use peerpipe_core::wire::{crc32c, Body, Frame, Item, WireError, CRC_LEN};
+use serde_json::{Map, Value};
+
+use crate::obj;
+use crate::out::{escape, put_data, Out};
+
+/// The first bytes of a recording made by `bridge --record`.
+pub const RECORD_MAGIC: &[u8; 8] = b"PPREC01\n";
+
+/// Bytes of a record's header: time (u64 LE, µs), direction (u8), length (u32 LE).
+pub const RECORD_HEADER: usize = 13;
+
+/// The longest run looked at for a frame hidden behind noise (a run of garbage and a frame
+/// of the largest size, with room to spare); longer runs are garbage as a whole.
+const MAX_RESYNC: usize = 2 * peerpipe_std::FRAME;
+
+/// The longest run kept while waiting for a delimiter: past it, the oldest bytes are
+/// reported as garbage (no frame is that long).
+const MAX_RUN: usize = 4 * peerpipe_std::FRAME;
+
+/// What a valid frame (or one with a bad CRC) says, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameInfo {
+    pub session: u32,
+    pub body: Info,
+}
+
+/// A frame's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Info {
+    Data {
+        kind: DataKind,
+        seq: u64,
+        floor: u64,
+        req_id: Option<u64>,
+        topic: Option<String>,
+        payload: Vec<u8>,
+    },
+    Ack {
+        to_session: u32,
+        next: u64,
+        bitmap: u32,
+        room: u8,
+        retry: bool,
+    },
+    Heartbeat {
+        floor: u64,
+        room: u8,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataKind {
+    Request,
+    Reply,
+    End,
+    Abort,
+}
+
+impl From<&Frame<'_>> for FrameInfo {
+    fn from(f: &Frame<'_>) -> Self {
+        let body = match f.body {
+            Body::Data(d) => {
+                let (kind, topic, req_id) = match d.item {
+                    Item::Request { topic } => (DataKind::Request, Some(topic), None),
+                    Item::Reply { topic, req_id } => (DataKind::Reply, Some(topic), Some(req_id)),
+                    Item::End => (DataKind::End, None, None),
+                    Item::Abort => (DataKind::Abort, None, None),
+                };
+                Info::Data {
+                    kind,
+                    seq: d.seq,
+                    floor: d.floor,
+                    req_id,
+                    topic: topic.map(str::to_owned),
+                    payload: d.payload.to_vec(),
+                }
+            }
+            Body::Ack(a) => Info::Ack {
+                to_session: a.to_session,
+                next: a.next,
+                bitmap: a.bitmap,
+                room: a.room,
+                retry: a.retry,
+            },
+            Body::Heartbeat { floor, room } => Info::Heartbeat { floor, room },
+        };
+        FrameInfo {
+            session: f.session,
+            body,
+        }
+    }
+}
+
+/// What a piece of the stream is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum What {
+    /// A valid frame.
+    Frame(FrameInfo),
+    /// Sound COBS, but the CRC does not match: what the frame claims to be, the CRC it
+    /// carries and the one its content gives.
+    CrcError {
+        claimed: FrameInfo,
+        found: u32,
+        computed: u32,
+    },
+    /// The CRC matches, but the frame is not valid (unknown version or kind, bad field).
+    Bad(WireError),
+    /// Bytes that are no frame, and why.
+    Garbage(String),
+}
+
+/// One row of the table: where the piece starts, how many bytes of the stream it covers
+/// (its delimiter included) and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    pub offset: u64,
+    pub wire: usize,
+    pub what: What,
+}
+
+/// COBS decoding (`docs/PROTOCOL.md` section 1), or `None` when the bytes are not COBS.
+fn cobs_decode(src: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(src.len());
+    let mut i = 0;
+    while i < src.len() {
+        let code = usize::from(src[i]);
+        if code == 0 {
+            return None;
+        }
+        let end = i + code;
+        if end > src.len() {
+            return None;
+        }
+        out.extend_from_slice(&src[i + 1..end]);
+        i = end;
+        if code < 0xFF && i < src.len() {
+            out.push(0);
+        }
+    }
+    Some(out)
+}
+
+/// Whether `src` is COBS at all, without decoding it (fast, for the search through noise).
+fn cobs_shape_ok(src: &[u8]) -> bool {
+    let mut i = 0;
+    while i < src.len() {
+        let code = usize::from(src[i]);
+        if code == 0 || i + code > src.len() {
+            return false;
+        }
+        i += code;
+    }
+    true
+}
+
+enum Decoded {
+    Ok(FrameInfo),
+    Bad(WireError),
+    Crc(FrameInfo, u32, u32),
+    Garbage(String),
+}
+
+/// One run of bytes between delimiters, as a single frame.
+fn decode_run(run: &[u8]) -> Decoded {
+    if !cobs_shape_ok(run) {
+        return Decoded::Garbage(WireError::Cobs.to_string());
+    }
+    let Some(raw) = cobs_decode(run) else {
+        return Decoded::Garbage(WireError::Cobs.to_string());
+    };
+    if raw.len() < CRC_LEN + 1 {
+        return Decoded::Garbage("too short for a frame".into());
+    }
+    let (content, crc) = raw.split_at(raw.len() - CRC_LEN);
+    let found = u32::from_le_bytes(crc.try_into().unwrap_or([0; 4]));
+    let computed = crc32c(content);
+    if found != computed {
+        let mut fixed = content.to_vec();
+        fixed.extend_from_slice(&computed.to_le_bytes());
+        return match Frame::parse(&fixed) {
+            Ok(f) => Decoded::Crc(FrameInfo::from(&f), found, computed),
+            Err(_) => Decoded::Garbage("CRC mismatch; no frame inside".into()),
+        };
+    }
+    match Frame::parse(&raw) {
+        Ok(f) => Decoded::Ok(FrameInfo::from(&f)),
+        Err(e) => Decoded::Bad(e),
+    }
+}
+
+/// The pieces of one run (bytes between two delimiters), offsets relative to the run.
+fn analyse_run(run: &[u8]) -> Vec<Piece> {
+    let whole = |what| {
+        vec![Piece {
+            offset: 0,
+            wire: run.len() + 1,
+            what,
+        }]
+    };
+    match decode_run(run) {
+        Decoded::Ok(f) => whole(What::Frame(f)),
+        Decoded::Bad(e) => whole(What::Bad(e)),
+        other => {
+            // Noise just before a frame, with no delimiter in between: find the frame.
+            if run.len() <= MAX_RESYNC {
+                for start in 1..run.len() {
+                    if !cobs_shape_ok(&run[start..]) {
+                        continue;
+                    }
+                    if let Decoded::Ok(f) = decode_run(&run[start..]) {
+                        return vec![
+                            Piece {
+                                offset: 0,
+                                wire: start,
+                                what: What::Garbage("noise before a frame".into()),
+                            },
+                            Piece {
+                                offset: start as u64,
+                                wire: run.len() - start + 1,
+                                what: What::Frame(f),
+                            },
+                        ];
+                    }
+                }
+            }
+            match other {
+                Decoded::Crc(claimed, found, computed) => whole(What::CrcError {
+                    claimed,
+                    found,
+                    computed,
+                }),
+                Decoded::Garbage(why) => whole(What::Garbage(why)),
+                Decoded::Ok(_) | Decoded::Bad(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+/// Cuts one direction of a byte stream into pieces, in any chunking.
+#[derive(Debug, Default)]
+pub struct Sniffer {
+    run: Vec<u8>,
+    run_start: u64,
+    pos: u64,
+}
+
+impl Sniffer {
+    /// Feeds bytes; calls `emit` for each piece completed by them.
+    pub fn feed(&mut self, mut bytes: &[u8], emit: &mut dyn FnMut(Piece)) {
+        while let Some(z) = bytes.iter().position(|&b| b == 0) {
+            self.run.extend_from_slice(&bytes[..z]);
+            let run = std::mem::take(&mut self.run);
+            for mut p in analyse_run_if_any(&run) {
+                p.offset += self.run_start;
+                emit(p);
+            }
+            self.pos += z as u64 + 1;
+            self.run_start = self.pos;
+            bytes = &bytes[z + 1..];
+        }
+        self.run.extend_from_slice(bytes);
+        self.pos += bytes.len() as u64;
+        if self.run.len() > MAX_RUN {
+            let cut = self.run.len() - peerpipe_std::FRAME;
+            emit(Piece {
+                offset: self.run_start,
+                wire: cut,
+                what: What::Garbage(format!("no delimiter in {} bytes", self.run.len())),
+            });
+            self.run.drain(..cut);
+            self.run_start += cut as u64;
+        }
+    }
+
+    /// The end of the stream: bytes after the last delimiter are an incomplete frame.
+    pub fn finish(&mut self, emit: &mut dyn FnMut(Piece)) {
+        if !self.run.is_empty() {
+            emit(Piece {
+                offset: self.run_start,
+                wire: self.run.len(),
+                what: What::Garbage("incomplete: no delimiter before the end".into()),
+            });
+            self.run.clear();
+        }
+    }
+}
+
+fn analyse_run_if_any(run: &[u8]) -> Vec<Piece> {
+    if run.is_empty() {
+        Vec::new()
+    } else {
+        analyse_run(run)
+    }
+}
+
+/// The names of the directions of a recording: bytes from the first link of `bridge` (to
+/// the second), and from the second (to the first).
+pub const DIRECTIONS: [&str; 2] = ["a>b", "b>a"];
+
+/// A row as printed: a piece, with its time and direction when known.
+pub struct Row<'a> {
+    pub piece: &'a Piece,
+    pub time: Option<f64>,
+    pub dir: Option<&'static str>,
+}
+
+/// Prints rows as an aligned table or as JSON lines.
+pub struct Printer {
+    out: Out,
+    time: bool,
+    dir: bool,
+}
+
+const W_TIME: usize = 10;
+const W_DIR: usize = 3;
+const W_OFFSET: usize = 8;
+const W_KIND: usize = 7;
+const W_SESSION: usize = 8;
+const W_IDS: usize = 34;
+const W_TOPIC: usize = 10;
+const W_LEN: usize = 5;
+const W_WIRE: usize = 5;
+
+/// Data shown in the table's last column.
+const DATA_PREVIEW: usize = 24;
+
+impl Printer {
+    pub fn new(out: Out, time: bool, dir: bool) -> Self {
+        Printer { out, time, dir }
+    }
+
+    /// The table's header (nothing for JSON).
+    pub fn header(&self) {
+        if self.out.json {
+            return;
+        }
+        self.table_line(
+            "TIME", "DIR", "OFFSET", "KIND", "SESSION", "IDS", "TOPIC", "LEN", "WIRE", "INFO",
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn table_line(
+        &self,
+        time: &str,
+        dir: &str,
+        offset: &str,
+        kind: &str,
+        session: &str,
+        ids: &str,
+        topic: &str,
+        len: &str,
+        wire: &str,
+        info: &str,
+    ) {
+        let mut line = String::new();
+        if self.time {
+            line.push_str(&format!("{time:<W_TIME$} "));
+        }
+        if self.dir {
+            line.push_str(&format!("{dir:<W_DIR$} "));
+        }
+        line.push_str(&format!(
+            "{offset:<W_OFFSET$} {kind:<W_KIND$} {session:<W_SESSION$} {ids:<W_IDS$} \
+             {topic:<W_TOPIC$} {len:>W_LEN$} {wire:>W_WIRE$}  {info}"
+        ));
+        self.out.line(line.trim_end());
+    }
+
+    pub fn row(&self, row: &Row<'_>) {
+        if self.out.json {
+            self.out.json(row_json(row));
+            return;
+        }
+        let p = row.piece;
+        let time = row.time.map(|t| format!("{t:.6}")).unwrap_or_default();
+        let dir = row.dir.unwrap_or("");
+        let offset = p.offset.to_string();
+        let wire = p.wire.to_string();
+        let (kind, frame, info) = match &p.what {
+            What::Frame(f) => (short_kind(f), Some(f), data_note(f)),
+            What::CrcError {
+                claimed,
+                found,
+                computed,
+            } => (
+                "CRC-ERR",
+                Some(claimed),
+                format!(
+                    "{} with CRC {found:08x}, content gives {computed:08x}",
+                    short_kind(claimed)
+                ),
+            ),
+            What::Bad(e) => ("BAD", None, e.to_string()),
+            What::Garbage(why) => ("GARBAGE", None, why.clone()),
+        };
+        let (session, ids, topic, len) = match frame {
+            Some(f) => {
+                let (ids, topic, len) = ids_topic_len(f);
+                (format!("{:08x}", f.session), ids, topic, len)
+            }
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        self.table_line(
+            &time, dir, &offset, kind, &session, &ids, &topic, &len, &wire, &info,
+        );
+    }
+}
+
+fn short_kind(f: &FrameInfo) -> &'static str {
+    match &f.body {
+        Info::Data { kind, .. } => match kind {
+            DataKind::Request => "REQ",
+            DataKind::Reply => "REPLY",
+            DataKind::End => "END",
+            DataKind::Abort => "ABORT",
+        },
+        Info::Ack { .. } => "ACK",
+        Info::Heartbeat { .. } => "HB",
+    }
+}
+
+fn json_kind(f: &FrameInfo) -> &'static str {
+    match &f.body {
+        Info::Data { kind, .. } => match kind {
+            DataKind::Request => "request",
+            DataKind::Reply => "reply",
+            DataKind::End => "end",
+            DataKind::Abort => "abort",
+        },
+        Info::Ack { .. } => "ack",
+        Info::Heartbeat { .. } => "heartbeat",
+    }
+}
+
+fn data_note(f: &FrameInfo) -> String {
+    match &f.body {
+        Info::Data { payload, .. } if !payload.is_empty() => {
+            format!("\"{}\"", escape(payload, DATA_PREVIEW))
+        }
+        _ => String::new(),
+    }
+}
+
+fn ids_topic_len(f: &FrameInfo) -> (String, String, String) {
+    match &f.body {
+        Info::Data {
+            seq,
+            floor,
+            req_id,
+            topic,
+            payload,
+            ..
+        } => {
+            let req = req_id.map(|r| format!(" req={r}")).unwrap_or_default();
+            (
+                format!("seq={seq} floor={floor}{req}"),
+                topic.clone().unwrap_or_else(|| "-".into()),
+                payload.len().to_string(),
+            )
+        }
+        Info::Ack {
+            to_session,
+            next,
+            bitmap,
+            room,
+            retry,
+        } => (
+            format!(
+                "to={to_session:08x} next={next} bits={bitmap:#x} room={room}{}",
+                if *retry { " retry" } else { "" }
+            ),
+            "-".into(),
+            "-".into(),
+        ),
+        Info::Heartbeat { floor, room } => {
+            (format!("floor={floor} room={room}"), "-".into(), "-".into())
+        }
+    }
+}
+
+fn frame_json(o: &mut Map<String, Value>, f: &FrameInfo) {
+    o.insert("session".into(), format!("{:08x}", f.session).into());
+    match &f.body {
+        Info::Data {
+            seq,
+            floor,
+            req_id,
+            topic,
+            payload,
+            ..
+        } => {
+            o.insert("seq".into(), (*seq).into());
+            o.insert("floor".into(), (*floor).into());
+            if let Some(r) = req_id {
+                o.insert("req_id".into(), (*r).into());
+            }
+            if let Some(t) = topic {
+                o.insert("topic".into(), t.clone().into());
+            }
+            o.insert("len".into(), payload.len().into());
+            put_data(o, payload);
+        }
+        Info::Ack {
+            to_session,
+            next,
+            bitmap,
+            room,
+            retry,
+        } => {
+            o.insert("to_session".into(), format!("{to_session:08x}").into());
+            o.insert("next".into(), (*next).into());
+            o.insert("bitmap".into(), (*bitmap).into());
+            o.insert("room".into(), (*room).into());
+            o.insert("retry".into(), (*retry).into());
+        }
+        Info::Heartbeat { floor, room } => {
+            o.insert("floor".into(), (*floor).into());
+            o.insert("room".into(), (*room).into());
+        }
+    }
+}
+
+fn row_json(row: &Row<'_>) -> Map<String, Value> {
+    let p = row.piece;
+    let mut o = obj! {"offset" => p.offset, "wire" => p.wire};
+    if let Some(t) = row.time {
+        o.insert("time".into(), t.into());
+    }
+    if let Some(d) = row.dir {
+        o.insert("dir".into(), d.into());
+    }
+    match &p.what {
+        What::Frame(f) => {
+            o.insert("kind".into(), json_kind(f).into());
+            frame_json(&mut o, f);
+        }
+        What::CrcError {
+            claimed,
+            found,
+            computed,
+        } => {
+            o.insert("kind".into(), "crc_error".into());
+            o.insert("claimed_kind".into(), json_kind(claimed).into());
+            frame_json(&mut o, claimed);
+            o.insert("crc".into(), format!("{found:08x}").into());
+            o.insert("crc_computed".into(), format!("{computed:08x}").into());
+        }
+        What::Bad(e) => {
+            o.insert("kind".into(), "bad_frame".into());
+            o.insert("error".into(), e.to_string().into());
+        }
+        What::Garbage(why) => {
+            o.insert("kind".into(), "garbage".into());
+            o.insert("error".into(), why.clone().into());
+        }
+    }
+    o
+}
+
+/// Where sniff reads from.
+pub enum Source {
+    /// A file, or stdin: a raw stream or a recording.
+    Stream(Box<dyn Read>),
+    /// A serial port, live.
+    Serial(Box<dyn Read>),
+}
+
+/// Reads until `buf` is full or the stream ends; returns how many bytes were read.
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Decodes `source` to the end, printing each row as it completes.
+pub fn run(source: Source, out: Out) -> io::Result<()> {
+    match source {
+        Source::Serial(mut r) => {
+            let printer = Printer::new(out, true, false);
+            printer.header();
+            let t0 = Instant::now();
+            let mut s = Sniffer::default();
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let n = match r.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                let time = Some(t0.elapsed().as_secs_f64());
+                s.feed(&buf[..n], &mut |p| {
+                    printer.row(&Row {
+                        piece: &p,
+                        time,
+                        dir: None,
+                    })
+                });
+            }
+            let time = Some(t0.elapsed().as_secs_f64());
+            s.finish(&mut |p| {
+                printer.row(&Row {
+                    piece: &p,
+                    time,
+                    dir: None,
+                })
+            });
+            Ok(())
+        }
+        Source::Stream(mut r) => {
+            let mut head = [0u8; RECORD_MAGIC.len()];
+            let n = read_full(&mut r, &mut head)?;
+            if n == head.len() && &head == RECORD_MAGIC {
+                return run_recording(r, out);
+            }
+            let printer = Printer::new(out, false, false);
+            printer.header();
+            let mut s = Sniffer::default();
+            let mut emit = |p: Piece| {
+                printer.row(&Row {
+                    piece: &p,
+                    time: None,
+                    dir: None,
+                })
+            };
+            s.feed(&head[..n], &mut emit);
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = match r.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                s.feed(&buf[..n], &mut emit);
+            }
+            s.finish(&mut emit);
+            Ok(())
+        }
+    }
+}
+
+/// A recording (after its magic): records of both directions, each decoded on its own.
+fn run_recording(mut r: Box<dyn Read>, out: Out) -> io::Result<()> {
+    let printer = Printer::new(out, true, true);
+    printer.header();
+    let mut sniffers = [Sniffer::default(), Sniffer::default()];
+    let mut last_time = 0.0;
+    let mut data = Vec::new();
+    loop {
+        let mut head = [0u8; RECORD_HEADER];
+        let n = read_full(&mut r, &mut head)?;
+        if n == 0 {
+            break;
+        }
+        if n < RECORD_HEADER {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the recording ends inside a record header",
+            ));
+        }
+        let micros = u64::from_le_bytes(head[..8].try_into().unwrap_or([0; 8]));
+        let dir = usize::from(head[8]);
+        let len = u32::from_le_bytes(head[9..13].try_into().unwrap_or([0; 4])) as usize;
+        if dir > 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("not a recording: direction {dir} in a record header"),
+            ));
+        }
+        data.resize(len, 0);
+        if read_full(&mut r, &mut data)? < len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the recording ends inside a record",
+            ));
+        }
+        let time = micros as f64 / 1e6;
+        last_time = time;
+        sniffers[dir].feed(&data, &mut |p| {
+            printer.row(&Row {
+                piece: &p,
+                time: Some(time),
+                dir: Some(DIRECTIONS[dir]),
+            })
+        });
+    }
+    for (dir, s) in sniffers.iter_mut().enumerate() {
+        s.finish(&mut |p| {
+            printer.row(&Row {
+                piece: &p,
+                time: Some(last_time),
+                dir: Some(DIRECTIONS[dir]),
+            })
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
+    }
+
+    fn pieces(bytes: &[u8]) -> Vec<Piece> {
+        let mut s = Sniffer::default();
+        let mut v = Vec::new();
+        s.feed(bytes, &mut |p| v.push(p));
+        s.finish(&mut |p| v.push(p));
+        v
+    }
+
+    const REQUEST: &str = "06 21 04 03 02 01 0a 05 04 04 70 69 6e 67 68 69 05 35 6c 83 6f 00";
+    const HEARTBEAT: &str = "0c 23 0d 0c 0b 0a 03 03 a2 b0 6e e2 00";
+
+    #[test]
+    fn protocol_examples_decode() {
+        let mut stream = hex(REQUEST);
+        stream.extend(hex(HEARTBEAT));
+        let v = pieces(&stream);
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].offset, 0);
+        assert_eq!(v[0].wire, 22);
+        let What::Frame(f) = &v[0].what else {
+            panic!("{v:?}")
+        };
+        assert_eq!(f.session, 0x01020304);
+        assert!(matches!(&f.body, Info::Data { kind: DataKind::Request, seq: 5, floor: 4, topic: Some(t), payload, .. } if t == "ping" && payload == &[0x68, 0x69, 0]));
+        assert_eq!(v[1].offset, 22);
+        assert!(
+            matches!(&v[1].what, What::Frame(FrameInfo { session: 0x0a0b0c0d, body: Info::Heartbeat { floor: 3, room: 3 } }))
+        );
+    }
+
+    #[test]
+    fn noise_before_a_frame_and_a_bad_crc_get_their_own_rows() {
+        let mut stream = vec![0x55, 0x13, 0x77];
+        stream.extend(hex(HEARTBEAT));
+        let mut corrupt = hex(REQUEST);
+        corrupt[12] ^= 0x01; // a topic byte: COBS still sound, CRC not
+        stream.extend(&corrupt);
+        stream.extend([0x99, 0x98]);
+        let v = pieces(&stream);
+        assert_eq!(v.len(), 4, "{v:?}");
+        assert_eq!((v[0].offset, v[0].wire), (0, 3));
+        assert!(matches!(&v[0].what, What::Garbage(w) if w == "noise before a frame"));
+        assert_eq!((v[1].offset, v[1].wire), (3, 13));
+        assert!(matches!(&v[1].what, What::Frame(_)));
+        assert_eq!((v[2].offset, v[2].wire), (16, 22));
+        assert!(
+            matches!(&v[2].what, What::CrcError { claimed: FrameInfo { body: Info::Data { topic: Some(t), .. }, .. }, found: 0x6f836c35, .. } if t == "pinf")
+        );
+        assert_eq!((v[3].offset, v[3].wire), (38, 2));
+        assert!(matches!(&v[3].what, What::Garbage(w) if w.starts_with("incomplete")));
+    }
+
+    #[test]
+    fn byte_by_byte_is_the_same() {
+        let mut stream = vec![1, 2, 3, 0];
+        stream.extend(hex(REQUEST));
+        let whole = pieces(&stream);
+        let mut s = Sniffer::default();
+        let mut v = Vec::new();
+        for b in &stream {
+            s.feed(std::slice::from_ref(b), &mut |p| v.push(p));
+        }
+        s.finish(&mut |p| v.push(p));
+        assert_eq!(v, whole);
+        assert!(matches!(&v[0].what, What::Garbage(_)));
+    }
+}
