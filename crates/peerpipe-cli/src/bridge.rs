@@ -82,12 +82,20 @@ fn pump(
 /// one side ends.
 pub fn run(a: &LinkSpec, b: &LinkSpec, record: Option<&Path>) -> Result<(), CliError> {
     if a.is_stdio() && b.is_stdio() {
-        return Err(CliError::new(Code::Usage, "only one side of a bridge can be stdio"));
+        return Err(CliError::new(
+            Code::Usage,
+            "only one side of a bridge can be stdio",
+        ));
     }
     let recorder = match record {
-        Some(path) => Some(Arc::new(Mutex::new(Recorder::create(path).map_err(|e| {
-            CliError::new(Code::Other, format!("cannot create {}: {e}", path.display()))
-        })?))),
+        Some(path) => Some(Arc::new(Mutex::new(Recorder::create(path).map_err(
+            |e| {
+                CliError::new(
+                    Code::Other,
+                    format!("cannot create {}: {e}", path.display()),
+                )
+            },
+        )?))),
         None => None,
     };
     let (sa, sb) = std::thread::scope(|s| {
@@ -114,12 +122,15 @@ pub fn run(a: &LinkSpec, b: &LinkSpec, record: Option<&Path>) -> Result<(), CliE
     let done = rx
         .recv()
         .map_err(|_| CliError::new(Code::Other, "relay threads vanished"))?;
-    let side = if done.dir == 0 { a } else { b };
+    let (from, to) = if done.dir == 0 { (a, b) } else { (b, a) };
     match done.result {
         Ok(n) => {
-            tracing::info!(%side, bytes = n, "closed");
+            tracing::info!(%from, bytes = n, "closed");
             Ok(())
         }
-        Err(e) => Err(CliError::new(Code::Gone, format!("{side}: {e}"))),
+        Err(e) => Err(CliError::new(
+            Code::Gone,
+            format!("relaying {from} to {to}: {e}"),
+        )),
     }
 }

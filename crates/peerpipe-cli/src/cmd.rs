@@ -6,12 +6,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use peerpipe_std::{
-    Config, Error, GoneReason, Item, Message, PipeHandler, Status, MAX_PAYLOAD,
-};
+use peerpipe_std::{Config, Error, GoneReason, Item, Message, PipeHandler, Status, MAX_PAYLOAD};
 use serde_json::{Map, Value};
 
-use crate::exit::{from_pipe, CliError, Code};
+use crate::exit::{from_link, from_pipe, CliError, Code};
 use crate::link::{self, LinkSpec, Side};
 use crate::obj;
 use crate::out::{escape, put_data, Out};
@@ -96,11 +94,15 @@ pub fn request(
         Ok(reply) => reply,
         Err(e) => {
             h.stop(true);
-            return Err(from_pipe("request", &e));
+            return Err(from_link(link, "request", &e));
         }
     };
     finish(&h);
-    tracing::info!(rtt_us = rtt.as_micros() as u64, topic = reply.topic(), "reply");
+    tracing::info!(
+        rtt_us = rtt.as_micros() as u64,
+        topic = reply.topic(),
+        "reply"
+    );
     if out.json {
         let mut o = obj! {
             "topic" => reply.topic(),
@@ -146,7 +148,7 @@ pub fn send(
         Ok(id) => id,
         Err(e) => {
             h.stop(true);
-            return Err(from_pipe("send", &e));
+            return Err(from_link(link, "send", &e));
         }
     };
     finish(&h);
@@ -200,7 +202,10 @@ fn report_message(ctx: &Ctx, peer: usize, m: &Message) {
         put_data(&mut o, m.data());
         ctx.out.json(o);
     } else {
-        let req = m.req_id().map(|r| format!(" req_id={}", r.0)).unwrap_or_default();
+        let req = m
+            .req_id()
+            .map(|r| format!(" req_id={}", r.0))
+            .unwrap_or_default();
         ctx.out.line(&format!(
             "{kind} peer={peer} id={}{req} topic={} len={} data=\"{}\"",
             m.id().0,
@@ -216,7 +221,14 @@ fn report_status(ctx: &Ctx, peer: usize, s: &Status) {
         Status::End(d) | Status::Abort(d) => {
             let mut o = obj! {"len" => d.len()};
             put_data(&mut o, d);
-            (if matches!(s, Status::End(_)) { "end" } else { "abort" }, o)
+            (
+                if matches!(s, Status::End(_)) {
+                    "end"
+                } else {
+                    "abort"
+                },
+                o,
+            )
         }
         Status::Gone { reason, cause } => {
             let reason = match reason {
@@ -468,7 +480,7 @@ pub fn bench(
         let t0 = Instant::now();
         let reply = h
             .request(new_request(topic, data.clone())?, Some(timeout), None)
-            .map_err(|e| from_pipe("request", &e))?;
+            .map_err(|e| from_link(link, "request", &e))?;
         let rtt = t0.elapsed();
         if reply.data() != data.as_slice() {
             return Err(CliError::new(

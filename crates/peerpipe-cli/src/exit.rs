@@ -86,6 +86,20 @@ pub fn is_open_failure(kind: ErrorKind) -> bool {
     )
 }
 
+/// The exit code and message for a handler call on `link` that failed while doing `what`.
+pub fn from_link(link: &crate::link::LinkSpec, what: &str, e: &Error) -> CliError {
+    match e {
+        Error::TransportLost(cause) if is_open_failure(cause.kind()) => {
+            CliError::new(Code::Link, format!("cannot open {link}: {cause}"))
+        }
+        Error::TransportLost(cause) => CliError::new(
+            Code::Gone,
+            format!("{what}: the link to the peer broke: {cause}"),
+        ),
+        _ => from_pipe(what, e),
+    }
+}
+
 /// The exit code and message for a handler call that failed while doing `what`.
 pub fn from_pipe(what: &str, e: &Error) -> CliError {
     let code = match e {
@@ -101,7 +115,6 @@ pub fn from_pipe(what: &str, e: &Error) -> CliError {
     };
     let hint = match code {
         Code::Timeout => " (is the peer running and answering? --timeout sets the wait)",
-        Code::Link => " (is the peer there?)",
         _ => "",
     };
     CliError::new(code, format!("{what}: {e}{hint}"))

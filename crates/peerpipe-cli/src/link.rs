@@ -73,7 +73,7 @@ fn parse_port(text: &str, form: &str, example: &str) -> Result<u16, LinkParseErr
 fn host_port(rest: &str, form: &str, example: &str) -> Result<(String, u16), LinkParseError> {
     let (host, port) = rest
         .rsplit_once(':')
-        .ok_or_else(|| expected(form, example, "no port"))?;
+        .ok_or_else(|| expected(form, example, &format!("`{rest}` is not HOST:PORT")))?;
     let host = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
@@ -260,11 +260,13 @@ pub fn handler(link: &LinkSpec, side: Side, config: Config) -> Result<PipeHandle
     };
     match link {
         LinkSpec::Tcp { host, port } => {
-            let t = TcpTransport::connect((host.as_str(), *port)).map_err(|e| link_error(link, e))?;
+            let t =
+                TcpTransport::connect((host.as_str(), *port)).map_err(|e| link_error(link, e))?;
             new(PipeHandler::new(t, config))
         }
         LinkSpec::TcpListen { host, port } => {
-            let t = TcpTransport::listen((host.as_str(), *port)).map_err(|e| link_error(link, e))?;
+            let t =
+                TcpTransport::listen((host.as_str(), *port)).map_err(|e| link_error(link, e))?;
             if let Some(addr) = t.local_addr() {
                 announce(addr);
             }
@@ -282,10 +284,9 @@ pub fn handler(link: &LinkSpec, side: Side, config: Config) -> Result<PipeHandle
             new(PipeHandler::new(t, config))
         }
         #[cfg(not(unix))]
-        LinkSpec::Unix(_) | LinkSpec::UnixListen(_) => Err(CliError::new(
-            Code::Usage,
-            "unix: links need a Unix system",
-        )),
+        LinkSpec::Unix(_) | LinkSpec::UnixListen(_) => {
+            Err(CliError::new(Code::Usage, "unix: links need a Unix system"))
+        }
         LinkSpec::Serial { port, baud } => new(PipeHandler::new(
             peerpipe_std::SerialTransport::new(port.clone(), *baud),
             config,
@@ -379,10 +380,9 @@ pub fn raw(link: &LinkSpec) -> Result<RawStream, CliError> {
             })
         }
         #[cfg(not(unix))]
-        LinkSpec::Unix(_) | LinkSpec::UnixListen(_) => Err(CliError::new(
-            Code::Usage,
-            "unix: links need a Unix system",
-        )),
+        LinkSpec::Unix(_) | LinkSpec::UnixListen(_) => {
+            Err(CliError::new(Code::Usage, "unix: links need a Unix system"))
+        }
         LinkSpec::Serial { port, baud } => {
             let p = open_serial(port, *baud).map_err(err)?;
             Ok(RawStream {
@@ -517,7 +517,10 @@ mod tests {
         let e = parse("tcp-listen:x").unwrap_err();
         assert!(e.contains("expected tcp-listen:PORT"), "{e}");
         let e = parse("serial:/dev/ttyS0@fast").unwrap_err();
-        assert!(e.contains("expected serial:PORT or serial:PORT@BAUD"), "{e}");
+        assert!(
+            e.contains("expected serial:PORT or serial:PORT@BAUD"),
+            "{e}"
+        );
         let e = parse("exec:").unwrap_err();
         assert!(e.contains("no command"), "{e}");
         let e = parse("exec:'open").unwrap_err();

@@ -58,7 +58,7 @@ struct Global {
     /// Print JSON lines instead of human output (errors too: {"error", "code", "kind"}).
     #[arg(long, global = true)]
     json: bool,
-    /// Log what happens to stderr (-v info, -vv debug, -vvv trace).
+    /// Log what happens to stderr (-v warnings and info, -vv debug, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     /// For filepipe: links: this is NVFlare's external-script side (writes y/, reads x/).
@@ -266,7 +266,7 @@ Examples:
 
 fn init_logs(verbose: u8) {
     let level = match verbose {
-        0 => tracing::Level::WARN,
+        0 => tracing::Level::ERROR,
         1 => tracing::Level::INFO,
         2 => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,
@@ -294,13 +294,27 @@ fn run(cli: Cli) -> Result<(), CliError> {
             topic,
             data,
             timeout,
-        } => cmd::request(&link, side, &topic, data.as_deref(), timeout.timeout, out(&link)),
+        } => cmd::request(
+            &link,
+            side,
+            &topic,
+            data.as_deref(),
+            timeout.timeout,
+            out(&link),
+        ),
         Cmd::Send {
             link,
             topic,
             data,
             timeout,
-        } => cmd::send(&link, side, &topic, data.as_deref(), timeout.timeout, out(&link)),
+        } => cmd::send(
+            &link,
+            side,
+            &topic,
+            data.as_deref(),
+            timeout.timeout,
+            out(&link),
+        ),
         Cmd::Listen {
             link,
             echo,
@@ -356,15 +370,21 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     .map_err(|e| CliError::new(Code::Link, format!("cannot open {port}: {e}")))?;
                 sniff::Source::Serial(Box::new(link::SerialReader(p)))
             } else {
-                let f = std::fs::File::open(&source)
-                    .map_err(|e| CliError::new(Code::Other, format!("cannot open {source}: {e}")))?;
+                let f = std::fs::File::open(&source).map_err(|e| {
+                    CliError::new(Code::Other, format!("cannot open {source}: {e}"))
+                })?;
                 sniff::Source::Stream(Box::new(std::io::BufReader::new(f)))
             };
             sniff::run(src, out).map_err(|e| CliError::new(Code::Other, format!("sniff: {e}")))
         }
         Cmd::Bridge { a, b, record } => bridge::run(&a, &b, record.as_deref()),
         Cmd::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "peerpipe", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "peerpipe",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
         Cmd::Man => clap_mangen::Man::new(Cli::command())

@@ -81,7 +81,10 @@ mod tests {
 
     #[test]
     fn escapes() {
-        assert_eq!(escape(b"hi \"x\"\n\x00\xff", 100), "hi \\\"x\\\"\\n\\x00\\xff");
+        assert_eq!(
+            escape(b"hi \"x\"\n\x00\xff", 100),
+            "hi \\\"x\\\"\\n\\x00\\xff"
+        );
         assert_eq!(escape(b"abcdef", 3), "abc...");
     }
 }

@@ -1,0 +1,613 @@
+//! End to end: the real `peerpipe` binary, several processes talking over TCP (and Unix
+//! sockets, and a child's stdin/stdout), every error path's exit code and message, and
+//! `sniff` on a recording and on a hand-made byte stream.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_peerpipe"))
+}
+
+/// A `peerpipe` running in the background (killed when dropped); `addr` is where it
+/// listens, as it said on stderr.
+struct Bg {
+    child: Child,
+    addr: String,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Bg {
+    fn start(args: &[&str]) -> Bg {
+        let mut child = bin()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn peerpipe");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let addr = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("{args:?} never said where it listens"));
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                break addr.to_owned();
+            }
+        };
+        Bg {
+            child,
+            addr,
+            stderr: rx,
+        }
+    }
+
+    /// `tcp:ADDR` for a TCP listener.
+    fn tcp(&self) -> String {
+        format!("tcp:{}", self.addr)
+    }
+
+    /// Waits for the process to exit by itself; returns its status and stdout.
+    fn wait(mut self) -> (i32, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut out = String::new();
+                use std::io::Read;
+                self.child
+                    .stdout
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut out)
+                    .unwrap();
+                return (status.code().unwrap_or(-1), out);
+            }
+            assert!(Instant::now() < deadline, "the process did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the process and returns what it printed on stdout and stderr.
+    fn stop(mut self) -> (String, String) {
+        let _ = self.child.kill();
+        let mut out = String::new();
+        use std::io::Read;
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let _ = self.child.wait();
+        let err: Vec<String> = self.stderr.try_iter().collect();
+        (out, err.join("\n"))
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `peerpipe args` to the end (at most 60 s), with `stdin` as its input.
+fn run_with(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn peerpipe");
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("peerpipe {args:?} (pid {pid}) did not finish in 60 s"))
+        .unwrap()
+}
+
+fn run(args: &[&str]) -> Output {
+    run_with(args, b"")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Checks an exit code and that stderr says `says`.
+#[track_caller]
+fn expect_fail(o: &Output, want: i32, says: &str) {
+    assert_eq!(
+        code(o),
+        want,
+        "stdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    assert!(
+        stderr(o).contains(says),
+        "stderr does not say {says:?}: {}",
+        stderr(o)
+    );
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// A TCP port nothing listens on (bound, then freed).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn request_against_listen_echo_over_tcp() {
+    let echo = Bg::start(&["listen", "tcp-listen:0", "--echo"]);
+    let link = echo.tcp();
+
+    let o = run(&["request", &link, "ping", "hello"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hello");
+
+    let o = run(&["--json", "request", &link, "ping", "hi there"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = &json_lines(&stdout(&o))[0];
+    assert_eq!(v["topic"], "ping");
+    assert_eq!(v["data"], "hi there");
+    assert_eq!(v["len"], 8);
+    assert_eq!(v["req_id"], 0);
+    assert!(v["rtt_us"].as_u64().is_some());
+
+    // Binary data from stdin, through the listener's second and third peers.
+    let data: Vec<u8> = (0..=255).collect();
+    let o = run_with(&["request", &link, "bin", "-"], &data);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(o.stdout, data);
+
+    let (out, _) = echo.stop();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "connected peer=1");
+    assert_eq!(
+        lines[1],
+        "request peer=1 id=0 topic=ping len=5 data=\"hello\""
+    );
+    assert_eq!(lines[2], "end peer=1 len=0 data=\"\"");
+    assert!(out.contains("request peer=2 id=0 topic=ping len=8 data=\"hi there\""));
+    assert!(out.contains("request peer=3 id=0 topic=bin len=256 data=\"\\x00\\x01"));
+}
+
+#[cfg(unix)]
+#[test]
+fn request_over_a_unix_socket_and_through_a_child_s_stdio() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pp.sock");
+    let listen = format!("unix-listen:{}", path.display());
+    let echo = Bg::start(&["listen", &listen, "--echo"]);
+    let o = run(&[
+        "request",
+        &format!("unix:{}", path.display()),
+        "u",
+        "over unix",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "over unix");
+    drop(echo);
+
+    // exec: runs a worker and talks over its stdin/stdout; the worker is peerpipe on stdio.
+    let worker = format!(
+        "exec:{} listen stdio --echo",
+        env!("CARGO_BIN_EXE_peerpipe")
+    );
+    let o = run(&["request", &worker, "w", "through a child"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "through a child");
+    // The worker's reports go to its stderr (its stdout is the link), inherited here.
+    assert!(
+        stderr(&o).contains("request peer=1 id=0 topic=w len=15"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn serve_exec_cat_and_a_failing_command() {
+    let srv = Bg::start(&["serve", "tcp-listen:0", "--exec", "cat"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.txt");
+    std::fs::write(&file, "from a file\n").unwrap();
+    let o = run(&[
+        "request",
+        &srv.tcp(),
+        "cat",
+        &format!("@{}", file.display()),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "from a file\n");
+    let (out, _) = srv.stop();
+    assert!(
+        out.contains("served peer=1 id=0 reply_topic=cat reply_len=12"),
+        "{out}"
+    );
+
+    // A command that fails: the reply comes on topic `error` with its stderr; exit 8.
+    let srv = Bg::start(&["serve", "tcp-listen:0", "--exec", "echo broken >&2; exit 3"]);
+    let o = run(&["request", &srv.tcp(), "job", "x"]);
+    expect_fail(&o, 8, "the peer answered on topic `error`");
+    assert_eq!(stdout(&o), "broken\n");
+    let o = run(&["--json", "request", &srv.tcp(), "job", "x"]);
+    assert_eq!(code(&o), 8);
+    let lines = json_lines(&stdout(&o));
+    assert_eq!(lines[0]["topic"], "error");
+    assert_eq!(lines[1]["kind"], "error_reply");
+    assert_eq!(lines[1]["code"], 8);
+}
+
+#[test]
+fn send_then_listen_with_count() {
+    let listener = Bg::start(&["--json", "listen", "tcp-listen:0", "--count", "1"]);
+    let o = run(&["send", &listener.tcp(), "log", "door opened"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "", "send prints nothing without --json");
+    let (status, out) = listener.wait();
+    assert_eq!(status, 0, "listen --count 1 exits by itself: {out}");
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["event"], "connected");
+    assert_eq!(lines[1]["event"], "request");
+    assert_eq!(lines[1]["topic"], "log");
+    assert_eq!(lines[1]["data"], "door opened");
+    assert_eq!(lines[1]["peer"], 1);
+}
+
+#[test]
+fn bench_against_listen_echo() {
+    let echo = Bg::start(&["listen", "tcp-listen:0", "--echo"]);
+    let o = run(&[
+        "--json",
+        "bench",
+        &echo.tcp(),
+        "--count",
+        "200",
+        "--size",
+        "100",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = &json_lines(&stdout(&o))[0];
+    assert_eq!(v["count"], 200);
+    assert_eq!(v["size"], 100);
+    let (p50, p99) = (v["p50_us"].as_u64().unwrap(), v["p99_us"].as_u64().unwrap());
+    assert!(p50 > 0 && p50 <= p99, "{v}");
+    assert!(v["msgs_per_s"].as_f64().unwrap() > 0.0, "{v}");
+
+    let o = run(&["bench", &echo.tcp(), "--count", "20"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.starts_with("20 round trips of 64 B over tcp:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("p50 ") && text.contains("p99 ") && text.contains("msgs/s"),
+        "{text}"
+    );
+
+    // A peer that does not echo is reported.
+    drop(echo);
+    let srv = Bg::start(&["serve", "tcp-listen:0", "--exec", "echo nope"]);
+    let o = run(&["bench", &srv.tcp(), "--count", "5"]);
+    expect_fail(&o, 1, "the peer does not echo");
+}
+
+/// The table's rows, split into columns, without the header.
+fn rows(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+#[test]
+fn bridge_records_both_directions_and_sniff_reads_them() {
+    let echo = Bg::start(&["listen", "tcp-listen:0", "--echo"]);
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("session.rec");
+    let bridge = Bg::start(&[
+        "bridge",
+        "tcp-listen:0",
+        &echo.tcp(),
+        "--record",
+        rec.to_str().unwrap(),
+    ]);
+    let o = run(&["request", &bridge.tcp(), "ping", "through the bridge"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "through the bridge");
+    // The requester closed its side: the bridge ends by itself.
+    let (status, _) = bridge.wait();
+    assert_eq!(status, 0);
+
+    let o = run(&["sniff", rec.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let table = stdout(&o);
+    assert!(
+        table.starts_with(
+            "TIME       DIR OFFSET   KIND    SESSION  IDS                                TOPIC        LEN  WIRE  INFO"
+        ),
+        "{table}"
+    );
+    let rows = rows(&table);
+    let find = |dir: &str, kind: &str| {
+        rows.iter()
+            .find(|r| r[1] == dir && r[3] == kind)
+            .unwrap_or_else(|| panic!("no {dir} {kind} row in\n{table}"))
+            .clone()
+    };
+    let req = find("a>b", "REQ");
+    assert_eq!(
+        &req[5..],
+        [
+            "seq=0",
+            "floor=0",
+            "ping",
+            "18",
+            "37",
+            "\"through",
+            "the",
+            "bridge\""
+        ]
+    );
+    assert_eq!(
+        req[2], "0",
+        "the request is the first thing the requester sent"
+    );
+    let reply = find("b>a", "REPLY");
+    assert_eq!(&reply[5..9], ["seq=0", "floor=0", "req=0", "ping"]);
+    assert_eq!(
+        reply[4],
+        find("b>a", "HB")[4],
+        "both from the echo's session"
+    );
+    let end = find("a>b", "END");
+    assert_eq!(end[4], req[4], "END from the requester's session");
+    let ack = find("b>a", "ACK");
+    assert_eq!(ack[5], format!("to={}", req[4]));
+    assert!(
+        !table.contains("GARBAGE") && !table.contains("CRC-ERR"),
+        "{table}"
+    );
+
+    // The same as JSON lines, with directions and times.
+    let o = run(&["--json", "sniff", rec.to_str().unwrap()]);
+    let lines = json_lines(&stdout(&o));
+    assert_eq!(lines.len(), rows.len());
+    let req = lines.iter().find(|v| v["kind"] == "request").unwrap();
+    assert_eq!(req["dir"], "a>b");
+    assert_eq!(req["topic"], "ping");
+    assert_eq!(req["data"], "through the bridge");
+    assert!(req["time"].as_f64().is_some());
+    drop(echo);
+}
+
+/// Frames from `docs/PROTOCOL.md` section 2.4.
+const HEARTBEAT: &[u8] = &[
+    0x0c, 0x23, 0x0d, 0x0c, 0x0b, 0x0a, 0x03, 0x03, 0xa2, 0xb0, 0x6e, 0xe2, 0x00,
+];
+const REQUEST: &[u8] = &[
+    0x06, 0x21, 0x04, 0x03, 0x02, 0x01, 0x0a, 0x05, 0x04, 0x04, 0x70, 0x69, 0x6e, 0x67, 0x68, 0x69,
+    0x05, 0x35, 0x6c, 0x83, 0x6f, 0x00,
+];
+const ACK: &[u8] = &[
+    0x0d, 0x22, 0x0d, 0x0c, 0x0b, 0x0a, 0x04, 0x03, 0x02, 0x01, 0x05, 0x02, 0x02, 0x05, 0x17, 0x13,
+    0xc2, 0xa4, 0x00,
+];
+const END: &[u8] = &[
+    0x0e, 0x21, 0x04, 0x03, 0x02, 0x01, 0x02, 0x06, 0x06, 0x62, 0x79, 0x65, 0x6c, 0x66, 0x02, 0xc5,
+    0x00,
+];
+
+#[test]
+fn sniff_a_hand_made_stream_with_garbage_and_a_corrupted_frame() {
+    let mut stream = vec![0x55, 0x13, 0x77]; // noise right before a frame
+    stream.extend(HEARTBEAT);
+    let mut corrupt = REQUEST.to_vec();
+    corrupt[12] ^= 0x01; // "ping" becomes "piog": the CRC no longer matches
+    stream.extend(&corrupt);
+    stream.extend([0xde, 0xad, 0xbe, 0xef, 0x00]); // garbage between delimiters
+    stream.extend(ACK);
+    stream.extend(REQUEST);
+    stream.extend(END);
+    stream.extend([0x01, 0x02]); // cut off at the end
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("capture.bin");
+    std::fs::write(&file, &stream).unwrap();
+
+    let o = run(&["sniff", file.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let expected = "\
+OFFSET   KIND    SESSION  IDS                                TOPIC        LEN  WIRE  INFO
+0        GARBAGE -        -                                  -              -     3  noise before a frame
+3        HB      0a0b0c0d floor=3 room=3                     -              -    13
+16       CRC-ERR 01020304 seq=5 floor=4                      piog           3    22  REQ with CRC 6f836c35, content gives 57920399
+38       GARBAGE -        -                                  -              -     5  invalid COBS encoding
+43       ACK     0a0b0c0d to=01020304 next=5 bits=0x2 room=2 -              -    19
+62       REQ     01020304 seq=5 floor=4                      ping           3    22  \"hi\\x00\"
+84       END     01020304 seq=6 floor=6                      -              3    17  \"bye\"
+101      GARBAGE -        -                                  -              -     2  incomplete: no delimiter before the end
+";
+    assert_eq!(stdout(&o), expected);
+
+    // The same from stdin, as JSON lines.
+    let o = run_with(&["--json", "sniff", "-"], &stream);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let lines = json_lines(&stdout(&o));
+    let kinds: Vec<&str> = lines.iter().map(|v| v["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "garbage",
+            "heartbeat",
+            "crc_error",
+            "garbage",
+            "ack",
+            "request",
+            "end",
+            "garbage"
+        ]
+    );
+    assert_eq!(lines[2]["claimed_kind"], "request");
+    assert_eq!(lines[2]["topic"], "piog");
+    assert_eq!(lines[2]["crc"], "6f836c35");
+    assert_eq!(lines[4]["bitmap"], 2);
+    assert_eq!(lines[5]["data"], "hi\u{0}");
+    assert_eq!(lines[6]["data"], "bye");
+    assert_eq!(lines[7]["offset"], 101);
+}
+
+#[test]
+fn bad_link_syntax_is_a_usage_error_that_says_what_was_expected() {
+    let o = run(&["request", "tcp:7000", "ping"]);
+    expect_fail(&o, 2, "expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:7000");
+    let o = run(&["listen", "tcp-listen:http"]);
+    expect_fail(&o, 2, "expected tcp-listen:PORT or tcp-listen:HOST:PORT");
+    let o = run(&["request", "serial:/dev/ttyUSB0@fast", "ping"]);
+    expect_fail(&o, 2, "expected serial:PORT or serial:PORT@BAUD");
+    let o = run(&["request", "udp:host:1", "ping"]);
+    expect_fail(&o, 2, "unknown link kind `udp:`");
+    let o = run(&["request", "exec:", "ping"]);
+    expect_fail(&o, 2, "no command");
+    let o = run(&["request", "filepipe:/tmp/x/pipe", "ping"]);
+    expect_fail(&o, 2, "needs exactly one of --active");
+    let o = run(&["request", "tcp:127.0.0.1:1", "ping", "--timeout", "0"]);
+    expect_fail(&o, 2, "a timeout must be above zero");
+}
+
+#[test]
+fn connection_refused_and_missing_command_are_link_errors() {
+    let link = format!("tcp:127.0.0.1:{}", free_port());
+    let o = run(&["request", &link, "ping"]);
+    expect_fail(&o, 3, &format!("cannot open {link}: Connection refused"));
+    let o = run(&["send", &link, "log", "x"]);
+    expect_fail(&o, 3, "Connection refused");
+    let o = run(&["bench", &link]);
+    expect_fail(&o, 3, "Connection refused");
+    let o = run(&["--json", "request", &link, "ping"]);
+    assert_eq!(code(&o), 3);
+    let v = &json_lines(&stdout(&o))[0];
+    assert_eq!(v["kind"], "link");
+    assert_eq!(v["code"], 3);
+
+    let o = run(&["request", "exec:/nonexistent/peerpipe-worker", "ping"]);
+    expect_fail(&o, 3, "cannot open exec:/nonexistent/peerpipe-worker");
+    let o = run(&["bridge", &link, "tcp:127.0.0.1:1"]);
+    expect_fail(&o, 3, "cannot open tcp:");
+}
+
+#[test]
+fn no_reply_in_time_is_a_timeout() {
+    // listen without --echo acknowledges the request and never answers it.
+    let quiet = Bg::start(&["listen", "tcp-listen:0"]);
+    let t0 = Instant::now();
+    let o = run(&["request", &quiet.tcp(), "ping", "x", "--timeout", "0.5"]);
+    expect_fail(&o, 4, "request 0 was delivered but not answered in time");
+    assert!(t0.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn peer_end_and_peer_gone() {
+    // listen --count 1 ends the conversation (END) when the request arrives.
+    let ender = Bg::start(&["listen", "tcp-listen:0", "--count", "1"]);
+    let o = run(&["request", &ender.tcp(), "ping", "x"]);
+    expect_fail(&o, 6, "peer ended");
+    assert_eq!(ender.wait().0, 0);
+
+    // A child that exits at once: the link breaks under the request.
+    let o = run(&["request", "exec:sh -c 'exit 0'", "ping", "x"]);
+    expect_fail(&o, 5, "the link to the peer broke");
+    let o = run(&["listen", "exec:sh -c 'exit 0'"]);
+    expect_fail(&o, 5, "the peer is gone");
+}
+
+#[test]
+fn invalid_input_is_refused_before_anything_is_sent() {
+    let link = format!("tcp:127.0.0.1:{}", free_port());
+    let o = run(&["request", &link, "bad topic"]);
+    expect_fail(&o, 7, "topic");
+    let o = run(&["request", &link, "_END_"]);
+    expect_fail(&o, 7, "invalid request");
+    let big = vec![b'x'; 8193];
+    let o = run_with(&["send", &link, "big", "-"], &big);
+    expect_fail(
+        &o,
+        7,
+        "the data is 8193 bytes; a message carries at most 8192 bytes",
+    );
+    let o = run(&["request", &link, "t", "@/nonexistent/file"]);
+    expect_fail(&o, 7, "cannot read /nonexistent/file");
+    let o = run(&["bench", &link, "--size", "9000"]);
+    expect_fail(&o, 7, "over the 8192-byte message limit");
+}
+
+#[test]
+fn help_shows_examples_exit_codes_completions_and_man_page() {
+    let o = run(&["--help"]);
+    assert_eq!(code(&o), 0);
+    let help = stdout(&o);
+    for want in [
+        "Exit status:",
+        "3  link error",
+        "4  timeout",
+        "5  peer gone",
+        "6  the peer ended",
+        "7  refused",
+        "tcp-listen:[HOST:]PORT",
+        "send-file and recv-file",
+    ] {
+        assert!(help.contains(want), "--help lacks {want:?}:\n{help}");
+    }
+    for cmd in [
+        "request", "send", "listen", "serve", "bench", "sniff", "bridge",
+    ] {
+        let o = run(&[cmd, "--help"]);
+        assert_eq!(code(&o), 0);
+        let text = stdout(&o);
+        assert!(text.contains("Examples:"), "{cmd} --help has no example");
+        assert!(
+            text.contains(&format!("peerpipe {cmd} ")) || text.contains("peerpipe --json"),
+            "{cmd}: {text}"
+        );
+    }
+    let o = run(&["completions", "bash"]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains("_peerpipe"));
+    let o = run(&["man"]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).starts_with(".ie") || stdout(&o).contains(".TH peerpipe"));
+}
