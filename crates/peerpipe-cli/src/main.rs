@@ -104,7 +104,7 @@ Examples:
 Exit status: 0 reply received; 3 link error; 4 timeout; 5 peer gone; 6 peer ended or
 aborted; 7 invalid input; 8 the reply came on topic `error`.")]
     Request {
-        /// Where the peer is.
+        /// Where the peer is (tcp:HOST:PORT, tcp-listen:[HOST:]PORT, unix:PATH, unix-listen:PATH, serial:PORT[@BAUD], exec:COMMAND..., filepipe:ROOT/NAME, stdio).
         link: LinkSpec,
         /// The request's topic ([A-Za-z0-9_]+).
         topic: String,
@@ -122,7 +122,7 @@ Examples:
 Exit status: 0 acknowledged; 3 link error; 4 not acknowledged in time; 5 peer gone;
 6 peer ended or aborted; 7 invalid input.")]
     Send {
-        /// Where the peer is.
+        /// Where the peer is (tcp:HOST:PORT, tcp-listen:[HOST:]PORT, unix:PATH, unix-listen:PATH, serial:PORT[@BAUD], exec:COMMAND..., filepipe:ROOT/NAME, stdio).
         link: LinkSpec,
         /// The message's topic.
         topic: String,
@@ -146,7 +146,7 @@ Examples:
   peerpipe listen serial:/dev/ttyUSB0@115200
   peerpipe --json listen tcp-listen:7000 --count 1 > message.json")]
     Listen {
-        /// Where to listen or connect.
+        /// Where to listen or connect (tcp:HOST:PORT, tcp-listen:[HOST:]PORT, unix:PATH, unix-listen:PATH, serial:PORT[@BAUD], exec:COMMAND..., filepipe:ROOT/NAME, stdio).
         link: LinkSpec,
         /// Answer each request with its own data.
         #[arg(long)]
@@ -170,7 +170,7 @@ Examples:
   peerpipe serve tcp-listen:7000 --exec 'tr a-z A-Z'
   peerpipe serve serial:/dev/ttyUSB0 --exec './handle.sh'")]
     Serve {
-        /// Where to listen or connect.
+        /// Where to listen or connect (tcp:HOST:PORT, tcp-listen:[HOST:]PORT, unix:PATH, unix-listen:PATH, serial:PORT[@BAUD], exec:COMMAND..., filepipe:ROOT/NAME, stdio).
         link: LinkSpec,
         /// The command that answers (run through the shell).
         #[arg(long = "exec", value_name = "CMD")]
@@ -192,7 +192,7 @@ Examples:
   peerpipe bench serial:/dev/ttyUSB0@115200 --count 200 --size 64
   peerpipe --json bench 'exec:peerpipe listen stdio --echo' --count 5000")]
     Bench {
-        /// Where the echoing peer is.
+        /// Where the echoing peer is (tcp:HOST:PORT, tcp-listen:[HOST:]PORT, unix:PATH, unix-listen:PATH, serial:PORT[@BAUD], exec:COMMAND..., filepipe:ROOT/NAME, stdio).
         link: LinkSpec,
         /// Round trips to measure.
         #[arg(long, default_value_t = 1000)]

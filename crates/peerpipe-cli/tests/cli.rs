@@ -611,3 +611,26 @@ fn help_shows_examples_exit_codes_completions_and_man_page() {
     assert_eq!(code(&o), 0);
     assert!(stdout(&o).starts_with(".ie") || stdout(&o).contains(".TH peerpipe"));
 }
+
+#[test]
+fn request_over_nvflare_s_file_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = format!("filepipe:{}", dir.path().join("pipe1").display());
+    let mut echo = bin()
+        .args(["--passive", "listen", &link, "--echo", "--count", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = run(&["--active", "request", &link, "ping", "via files"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // On a FilePipe, data is the FOBS file's msgpack body: text that is not one msgpack
+    // value goes out as a msgpack bin (c4 LEN ...), and the echo sends that body back.
+    assert_eq!(o.stdout, b"\xc4\x09via files");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while echo.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "listen --count 1 did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = echo.kill();
+}
