@@ -155,7 +155,7 @@ fn test_steps(sh: &Shell) -> Vec<Step<'_>> {
             format!("check host crates {target}"),
             vec![cmd!(
                 sh,
-                "cargo check --package peerpipe-host --package peerpipe-std --package {TOKIO_PKG} --package peerpipe-nvflare --all-targets --all-features --target {target}"
+                "cargo check --package peerpipe-host --package peerpipe-std --package {TOKIO_PKG} --package peerpipe-nvflare --package peerpipe-cli --all-targets --all-features --target {target}"
             )
             .into()],
         ));
