@@ -801,4 +801,28 @@ mod tests {
         assert_eq!(v, whole);
         assert!(matches!(&v[0].what, What::Garbage(_)));
     }
+
+    /// COBS-encodes `data` and adds the delimiter (the simple encoder: blocks of at most
+    /// 254 bytes are enough for these tests).
+    fn cobs(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for block in data.split(|&b| b == 0) {
+            assert!(block.len() < 254);
+            out.push(block.len() as u8 + 1);
+            out.extend_from_slice(block);
+        }
+        out.push(0);
+        out
+    }
+
+    #[test]
+    fn a_valid_crc_around_an_invalid_frame_is_bad_not_garbage() {
+        // Version 1, kind HEARTBEAT: the CRC is right, the frame is not one of ours.
+        let mut content = vec![0x13, 1, 0, 0, 0, 0];
+        content.extend_from_slice(&crc32c(&content).to_le_bytes());
+        let v = pieces(&cobs(&content));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].what, What::Bad(WireError::UnknownVersion(1)));
+        assert_eq!(v[0].wire, content.len() + 2);
+    }
 }
