@@ -337,17 +337,33 @@ fn test_steps(sh: &Shell) -> Vec<Step<'_>> {
     // package built from its own tarball. None is published yet: cargo resolves the
     // workspace's own crates from the packages it just made, so no `--no-verify` is needed.
     // `--allow-dirty`: this checks the packages, not whether the work tree is committed.
+    // Cargo unpacks those packages under CARGO_HOME/registry/src and builds them in the
+    // target directory as registry crates, which it never rebuilds: with the version
+    // unchanged, a second run would verify against the first run's copies. Both go first
+    // (our crates never come from crates.io).
     let package_dir = root.join("target").join("package-check");
     steps.push(Step::new(
         "publish dry-run (every publishable crate, verified)",
-        vec![cmd!(
-            sh,
-            "cargo publish --dry-run --workspace --allow-dirty --exclude peerpipe-examples --exclude peerpipe-tests --exclude xtask --target-dir {package_dir}"
-        )
-        .into()],
+        vec![
+            cmd!(
+                sh,
+                "sh -c {FORGET_PACKAGES} sh {package_dir}"
+            )
+            .into(),
+            cmd!(
+                sh,
+                "cargo publish --dry-run --workspace --allow-dirty --exclude peerpipe-examples --exclude peerpipe-tests --exclude xtask --target-dir {package_dir}"
+            )
+            .into(),
+        ],
     ));
     steps
 }
+
+/// `sh -c FORGET_PACKAGES sh DIR`: removes the package check's target directory DIR and the
+/// unpacked copies of this workspace's own packages from cargo's registry cache.
+const FORGET_PACKAGES: &str =
+    "rm -rf \"$1\" \"${CARGO_HOME:-$HOME/.cargo}\"/registry/src/*/peerpipe-*";
 
 /// `sh -c MAKE_VENV sh PYTHON VENV`: makes the venv VENV with nvflare 2.8.3 unless its
 /// PYTHON already imports it.
