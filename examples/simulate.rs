@@ -217,7 +217,7 @@ fn run(args: &Args) -> Result<(), String> {
                 Event::SendOutcome { outcome, .. } => replies.settle(outcome),
                 Event::Message(m) => {
                     requests.receive(m.id());
-                    backlog.push_back(m.reply_with(m.payload()).map_err(|e| e.to_string())?);
+                    backlog.push_back(m.reply_to(m.data()).map_err(|e| e.to_string())?);
                 }
                 Event::Gone(_) => gone_b = gone_b.or(Some(now)),
                 other => return Err(format!("B: unexpected event {other:?}")),

@@ -149,7 +149,7 @@ fn run(r: &Run) -> Summary {
                 Event::SendOutcome { id, outcome } => requests.outcome(id, outcome),
                 Event::Message(m) => {
                     let req = m.req_id().expect("B sends replies only").0;
-                    assert_eq!(check_payload(m.payload(), REP_SALT), req);
+                    assert_eq!(check_payload(m.data(), REP_SALT), req);
                     assert_eq!(
                         answers[m.id().0 as usize],
                         req,
@@ -165,7 +165,7 @@ fn run(r: &Run) -> Summary {
                 Event::SendOutcome { id, outcome } => replies.outcome(id, outcome),
                 Event::Message(m) => {
                     assert!(m.is_request());
-                    let id = check_payload(m.payload(), REQ_SALT);
+                    let id = check_payload(m.data(), REQ_SALT);
                     assert_eq!(m.id().0, id, "payload names its message id");
                     requests.arrival(id);
                     if id.checked_rem(r.reply_every) == Some(0) {

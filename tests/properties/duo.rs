@@ -207,7 +207,8 @@ impl<const RX: usize, const TX: usize> Duo<RX, TX> {
         let payload = tagged(0xE0_0000 + n as usize, 9);
         let req = Message::request("ping", &payload).unwrap();
         let id = self.send_eventually(0, req);
-        let is_req = |e: &Event<P, T>| matches!(e, Event::Message(m) if m.payload() == payload && m.id() == id);
+        let is_req =
+            |e: &Event<P, T>| matches!(e, Event::Message(m) if m.data() == payload && m.id() == id);
         let limit = self.now + Duration::from_secs(60);
         while !self.events[1].iter().any(is_req) {
             assert!(self.now < limit, "the request never arrived");
@@ -219,11 +220,11 @@ impl<const RX: usize, const TX: usize> Duo<RX, TX> {
             unreachable!()
         };
         assert_eq!(got.topic(), "ping");
-        let reply = got.reply_with(&payload[..5]).unwrap();
+        let reply = got.reply_to(&payload[..5]).unwrap();
         let rid = self.send_eventually(1, reply);
         let is_reply = |e: &Event<P, T>| {
             matches!(e, Event::Message(m)
-                if m.req_id() == Some(id) && m.payload() == &payload[..5] && m.id() == rid)
+                if m.req_id() == Some(id) && m.data() == &payload[..5] && m.id() == rid)
         };
         while !self.events[0].iter().any(is_reply)
             || self.outcomes[0][&id.0].is_none()

@@ -228,12 +228,12 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 self.inc(s).outstanding -= 1;
             }
             Event::Message(m) => {
-                let tag = tag_of(m.payload());
+                let tag = tag_of(m.data());
                 let item = match m.kind() {
                     MessageKind::Request => ItemRec::Request(m.topic().to_owned()),
                     MessageKind::Reply { req_id } => ItemRec::Reply(m.topic().to_owned(), req_id.0),
                 };
-                self.delivered(s, tag, &item, m.payload());
+                self.delivered(s, tag, &item, m.data());
                 let rec = &self.recs[tag];
                 assert_eq!(m.id(), MsgId(rec.id), "delivered id");
                 if m.is_request() {

@@ -130,7 +130,7 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                     MessageKind::Request => ItemRec::Request(m.topic().to_owned()),
                     MessageKind::Reply { req_id } => ItemRec::Reply(m.topic().to_owned(), req_id.0),
                 };
-                let payload = m.payload().to_vec();
+                let payload = m.data().to_vec();
                 (item, payload, ep.send(now, m, timeout))
             }
             Cmd::End(d) => {

@@ -50,7 +50,7 @@ fn backpressure_from_a_slow_consumer() {
     assert_eq!(message_ids(&b), (0..40).collect::<Vec<_>>());
     assert_eq!(b.len(), 40);
     for m in messages(&b) {
-        assert_eq!(check_payload(m.payload(), REQ_SALT), m.id().0);
+        assert_eq!(check_payload(m.data(), REQ_SALT), m.id().0);
     }
 }
 
@@ -141,6 +141,6 @@ fn backpressure_with_sends_given_up() {
     }
     assert!(got.len() >= 8 && got.len() < 60);
     for m in messages(&p.events_b) {
-        assert_eq!(check_payload(m.payload(), REQ_SALT), m.id().0);
+        assert_eq!(check_payload(m.data(), REQ_SALT), m.id().0);
     }
 }

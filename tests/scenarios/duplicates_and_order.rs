@@ -33,7 +33,7 @@ fn resent_duplicates_are_acknowledged_again_but_delivered_once() {
     );
     let b = p.take_events(Side::B);
     assert_eq!(message_ids(&b), [0]);
-    assert_eq!(check_payload(messages(&b)[0].payload(), REQ_SALT), 7);
+    assert_eq!(check_payload(messages(&b)[0].data(), REQ_SALT), 7);
     let s = p.b.stats();
     assert_eq!((s.accepted, s.duplicates, s.acks_sent), (1, 10, 11));
     assert_eq!(p.a.stats().resends, 10);
@@ -90,7 +90,7 @@ fn an_abandoned_message_does_not_block_later_ones() {
     let b = p.take_events(Side::B);
     assert_eq!(message_ids(&b), [1, 2, 3, 4]);
     for m in messages(&b) {
-        assert_eq!(check_payload(m.payload(), REQ_SALT), m.id().0);
+        assert_eq!(check_payload(m.data(), REQ_SALT), m.id().0);
     }
     assert_eq!(
         outcomes(&p.take_events(Side::A)),

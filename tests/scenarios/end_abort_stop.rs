@@ -57,7 +57,7 @@ fn end_or_abort(abort: bool) {
     assert_eq!(items.len(), 6);
     assert_eq!(message_ids(&events), [0, 1, 2, 3, 4]);
     for m in messages(&events) {
-        assert_eq!(check_payload(m.payload(), REQ_SALT), m.id().0);
+        assert_eq!(check_payload(m.data(), REQ_SALT), m.id().0);
     }
     match (abort, items[5]) {
         (true, Event::Abort(data)) => assert_eq!(data.as_slice(), b"stop now"),

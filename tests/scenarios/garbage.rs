@@ -51,7 +51,7 @@ fn garbage_and_corruption_are_never_delivered() {
         let requests: Vec<u64> = messages(&echo.b)
             .into_iter()
             .map(|m| {
-                let id = check_payload(m.payload(), REQ_SALT);
+                let id = check_payload(m.data(), REQ_SALT);
                 assert_eq!(id, m.id().0);
                 id
             })
@@ -127,7 +127,7 @@ fn every_one_and_two_bit_flip_is_detected() {
     let Some(Event::Message(m)) = b.poll_event() else {
         panic!("intact frame not delivered")
     };
-    assert_eq!(check_payload(m.payload(), REQ_SALT), 40);
+    assert_eq!(check_payload(m.data(), REQ_SALT), 40);
     assert!(b.poll_event().is_none());
     assert_eq!(b.stats().duplicates, 1);
 }
@@ -178,7 +178,7 @@ fn injected_garbage_bursts_are_survived() {
     assert_eq!(delivered(&p.events_a), ids(0..500));
     let got: Vec<u64> = messages(&p.events_b)
         .into_iter()
-        .map(|m| check_payload(m.payload(), REQ_SALT))
+        .map(|m| check_payload(m.data(), REQ_SALT))
         .collect();
     assert_eq!(got, (0..500).collect::<Vec<_>>());
     assert_eq!(p.events_b.len(), 500);

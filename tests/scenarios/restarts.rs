@@ -137,7 +137,7 @@ fn sender_restart_mid_conversation() {
     let after: Vec<u64> = messages(&echo.b[restart_at..])
         .into_iter()
         .filter(|m| m.is_request())
-        .map(|m| check_payload(m.payload(), REQ_SALT))
+        .map(|m| check_payload(m.data(), REQ_SALT))
         .collect();
     assert_eq!(after, [0, 1, 2, 3, 4]);
     assert_eq!(
@@ -215,7 +215,7 @@ fn held_items_are_delivered_on_gone_and_on_restart() {
             assert_eq!(message_ids(&b[..3]), [1, 2, 3]);
             assert_eq!(b[3], Event::PeerRestarted);
             assert_eq!(message_ids(&b[4..]), [0], "the new session starts at 0");
-            assert_eq!(check_payload(messages(&b[4..])[0].payload(), REQ_SALT), 50);
+            assert_eq!(check_payload(messages(&b[4..])[0].data(), REQ_SALT), 50);
         } else {
             p.ab.set_cut(true);
             p.ba.set_cut(true);

@@ -197,7 +197,7 @@ impl Echo {
             for e in p.take_events(side) {
                 if let Event::Message(m) = &e {
                     if m.is_request() {
-                        self.outbox[i].push_back(m.reply_with(m.payload()).unwrap());
+                        self.outbox[i].push_back(m.reply_to(m.data()).unwrap());
                     }
                 }
                 match side {
@@ -226,10 +226,7 @@ impl Echo {
 pub(crate) fn replies(events: &[Event]) -> Vec<(u64, u64)> {
     messages(events)
         .into_iter()
-        .filter_map(|m| {
-            m.req_id()
-                .map(|r| (r.0, check_payload(m.payload(), REQ_SALT)))
-        })
+        .filter_map(|m| m.req_id().map(|r| (r.0, check_payload(m.data(), REQ_SALT))))
         .collect()
 }
 

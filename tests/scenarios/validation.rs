@@ -98,7 +98,7 @@ fn every_message_error() {
     assert!(Message::<128, 32>::request("t", &[0; 128]).is_ok());
     let ok = Message::<128, 32>::request("t", b"").unwrap();
     assert_eq!(
-        ok.reply_with(&[1; 129]).unwrap_err(),
+        ok.reply_to(&[1; 129]).unwrap_err(),
         Error::PayloadTooLarge { len: 129, max: 128 }
     );
 

@@ -96,7 +96,7 @@ impl Bench {
         for _ in 0..window {
             match self.b.poll_event() {
                 Some(Event::Message(m)) => {
-                    black_box(m.payload());
+                    black_box(m.data());
                 }
                 other => panic!("B: unexpected {other:?}"),
             }

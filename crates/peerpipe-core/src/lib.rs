@@ -71,7 +71,7 @@
 //!     }
 //! }
 //! let m = received.unwrap();
-//! assert_eq!((m.topic(), m.payload()), ("ping", &b"hello"[..]));
+//! assert_eq!((m.topic(), m.data()), ("ping", &b"hello"[..]));
 //! ```
 //!
 //! ## Modules

@@ -1,4 +1,4 @@
-//! Messages: topic-tagged requests and replies with a bounded payload.
+//! Messages: topic-tagged requests and replies with bounded data.
 
 use heapless::{String, Vec};
 use serde::{Deserialize, Serialize};
@@ -34,7 +34,7 @@ pub enum MessageKind {
     },
 }
 
-/// A request or reply with a validated topic and a payload of at most `PAYLOAD` bytes.
+/// A request or reply with a validated topic and data of at most `PAYLOAD` bytes.
 ///
 /// ```
 /// use peerpipe_core::{Message, MessageKind, Error, MsgId};
@@ -56,7 +56,7 @@ pub struct Message<const PAYLOAD: usize = 128, const TOPIC: usize = 32> {
     kind: MessageKind,
     id: MsgId,
     topic: String<TOPIC>,
-    payload: Vec<u8, PAYLOAD>,
+    data: Vec<u8, PAYLOAD>,
 }
 
 /// Checks a user topic: non-empty, `[A-Za-z0-9_]` only, not reserved, at most `max` bytes.
@@ -89,41 +89,48 @@ pub(crate) fn bounded<const N: usize>(bytes: &[u8]) -> Result<Vec<u8, N>, Error>
 }
 
 impl<const PAYLOAD: usize, const TOPIC: usize> Message<PAYLOAD, TOPIC> {
-    /// A request on `topic` carrying `payload`.
-    pub fn request(topic: &str, payload: &[u8]) -> Result<Self, Error> {
-        Self::new(MessageKind::Request, topic, payload)
+    /// A request on `topic` carrying `data`.
+    pub fn request(topic: &str, data: &[u8]) -> Result<Self, Error> {
+        Self::new(MessageKind::Request, topic, data)
     }
 
     /// A reply on `topic` to the request `req_id`.
-    pub fn reply(topic: &str, payload: &[u8], req_id: MsgId) -> Result<Self, Error> {
-        Self::new(MessageKind::Reply { req_id }, topic, payload)
+    pub fn reply(topic: &str, data: &[u8], req_id: MsgId) -> Result<Self, Error> {
+        Self::new(MessageKind::Reply { req_id }, topic, data)
     }
 
     /// A reply to this message, on its topic.
-    pub fn reply_with(&self, payload: &[u8]) -> Result<Self, Error> {
-        Self::new(MessageKind::Reply { req_id: self.id }, &self.topic, payload)
+    pub fn reply_to(&self, data: &[u8]) -> Result<Self, Error> {
+        Self::new(MessageKind::Reply { req_id: self.id }, &self.topic, data)
     }
 
-    /// A request whose payload is `value` serialized with postcard.
+    /// A request whose data is `value` serialized with postcard.
     pub fn request_serde<V: Serialize>(topic: &str, value: &V) -> Result<Self, Error> {
         let mut msg = Self::request(topic, &[])?;
-        msg.set_payload_serde(value)?;
+        msg.set_data_serde(value)?;
         Ok(msg)
     }
 
-    /// A reply to `req_id` whose payload is `value` serialized with postcard.
+    /// A reply to `req_id` whose data is `value` serialized with postcard.
     pub fn reply_serde<V: Serialize>(topic: &str, value: &V, req_id: MsgId) -> Result<Self, Error> {
         let mut msg = Self::reply(topic, &[], req_id)?;
-        msg.set_payload_serde(value)?;
+        msg.set_data_serde(value)?;
         Ok(msg)
     }
 
-    /// Deserializes the payload with postcard.
-    pub fn payload_serde<'de, V: Deserialize<'de>>(&'de self) -> Result<V, Error> {
-        postcard::from_bytes(&self.payload).map_err(|_| Error::Deserialize)
+    /// A reply to this message, on its topic, whose data is `value` serialized with postcard.
+    pub fn reply_to_serde<V: Serialize>(&self, value: &V) -> Result<Self, Error> {
+        let mut msg = self.reply_to(&[])?;
+        msg.set_data_serde(value)?;
+        Ok(msg)
     }
 
-    fn set_payload_serde<V: Serialize>(&mut self, value: &V) -> Result<(), Error> {
+    /// Deserializes the data with postcard.
+    pub fn decode<'de, V: Deserialize<'de>>(&'de self) -> Result<V, Error> {
+        postcard::from_bytes(&self.data).map_err(|_| Error::Deserialize)
+    }
+
+    fn set_data_serde<V: Serialize>(&mut self, value: &V) -> Result<(), Error> {
         let mut buf = [0u8; PAYLOAD];
         let used = postcard::to_slice(value, &mut buf).map_err(|e| match e {
             postcard::Error::SerializeBufferFull => Error::PayloadTooLarge {
@@ -133,11 +140,11 @@ impl<const PAYLOAD: usize, const TOPIC: usize> Message<PAYLOAD, TOPIC> {
             },
             _ => Error::Serialize,
         })?;
-        self.payload = bounded(used)?;
+        self.data = bounded(used)?;
         Ok(())
     }
 
-    fn new(kind: MessageKind, topic: &str, payload: &[u8]) -> Result<Self, Error> {
+    fn new(kind: MessageKind, topic: &str, data: &[u8]) -> Result<Self, Error> {
         validate_topic(topic, TOPIC)?;
         let mut t = String::new();
         t.push_str(topic).map_err(|_| Error::TopicTooLong {
@@ -148,7 +155,7 @@ impl<const PAYLOAD: usize, const TOPIC: usize> Message<PAYLOAD, TOPIC> {
             kind,
             id: MsgId(0),
             topic: t,
-            payload: bounded(payload)?,
+            data: bounded(data)?,
         })
     }
 
@@ -157,19 +164,19 @@ impl<const PAYLOAD: usize, const TOPIC: usize> Message<PAYLOAD, TOPIC> {
         kind: MessageKind,
         id: MsgId,
         topic: String<TOPIC>,
-        payload: Vec<u8, PAYLOAD>,
+        data: Vec<u8, PAYLOAD>,
     ) -> Self {
         Message {
             kind,
             id,
             topic,
-            payload,
+            data,
         }
     }
 
-    /// The topic and payload storage, to fill a received message in place.
+    /// The topic and data storage, to fill a received message in place.
     pub(crate) fn storage_mut(&mut self) -> (&mut String<TOPIC>, &mut Vec<u8, PAYLOAD>) {
-        (&mut self.topic, &mut self.payload)
+        (&mut self.topic, &mut self.data)
     }
 
     pub(crate) fn set_id(&mut self, id: MsgId) {
@@ -204,14 +211,14 @@ impl<const PAYLOAD: usize, const TOPIC: usize> Message<PAYLOAD, TOPIC> {
         &self.topic
     }
 
-    /// The payload bytes.
-    pub fn payload(&self) -> &[u8] {
-        &self.payload
+    /// The data.
+    pub fn data(&self) -> &[u8] {
+        &self.data
     }
 
-    /// Takes the payload out of the message.
-    pub fn into_payload(self) -> Vec<u8, PAYLOAD> {
-        self.payload
+    /// Takes the data out of the message.
+    pub fn into_data(self) -> Vec<u8, PAYLOAD> {
+        self.data
     }
 }
 
@@ -241,12 +248,12 @@ mod tests {
     }
 
     #[test]
-    fn payload_capacity() {
+    fn data_capacity() {
         assert_eq!(
             Msg::request("t", &[0; 17]).unwrap_err(),
             Error::PayloadTooLarge { len: 17, max: 16 }
         );
-        assert_eq!(Msg::request("t", &[7; 16]).unwrap().payload(), &[7; 16]);
+        assert_eq!(Msg::request("t", &[7; 16]).unwrap().data(), &[7; 16]);
     }
 
     #[test]
@@ -257,9 +264,9 @@ mod tests {
             y: i32,
         }
         let m = Msg::request_serde("p", &Point { x: -3, y: 400 }).unwrap();
-        assert_eq!(m.payload_serde::<Point>().unwrap(), Point { x: -3, y: 400 });
+        assert_eq!(m.decode::<Point>().unwrap(), Point { x: -3, y: 400 });
         assert_eq!(
-            m.payload_serde::<(u64, u64, u64)>().unwrap_err(),
+            m.decode::<(u64, u64, u64)>().unwrap_err(),
             Error::Deserialize
         );
         assert_eq!(
@@ -271,10 +278,25 @@ mod tests {
     }
 
     #[test]
-    fn reply_with_names_the_request() {
+    fn reply_to_serde_answers_this_message() {
+        let mut req = Msg::request_serde("sum", &(2u8, 3u8)).unwrap();
+        req.set_id(MsgId(9));
+        let (a, b) = req.decode::<(u8, u8)>().unwrap();
+        let rep = req.reply_to_serde(&(a + b)).unwrap();
+        assert_eq!(rep.kind(), MessageKind::Reply { req_id: MsgId(9) });
+        assert_eq!(rep.topic(), "sum");
+        assert_eq!(rep.decode::<u8>().unwrap(), 5);
+        assert_eq!(
+            req.reply_to_serde(&[1u64 << 60; 4]).unwrap_err(),
+            Error::PayloadTooLarge { len: 36, max: 16 }
+        );
+    }
+
+    #[test]
+    fn reply_to_names_the_request() {
         let mut req = Msg::request("q", b"?").unwrap();
         req.set_id(MsgId(42));
-        let rep = req.reply_with(b"!").unwrap();
+        let rep = req.reply_to(b"!").unwrap();
         assert_eq!(rep.kind(), MessageKind::Reply { req_id: MsgId(42) });
         assert_eq!(rep.topic(), "q");
     }

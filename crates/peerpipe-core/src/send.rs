@@ -129,7 +129,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
                         req_id: req_id.0,
                     },
                 };
-                (item, m.payload())
+                (item, m.data())
             }
             Outgoing::End(p) => (Item::End, p.as_slice()),
             Outgoing::Abort(p) => (Item::Abort, p.as_slice()),

@@ -54,7 +54,7 @@
 //!         while let Some(event) = pipe.endpoint_mut().poll_event() {
 //!             if let Event::Message(request) = event {
 //!                 if request.is_request() {
-//!                     if let Ok(reply) = request.reply_with(request.payload()) {
+//!                     if let Ok(reply) = request.reply_to(request.data()) {
 //!                         pipe.endpoint_mut().send(now(), reply, None).ok();
 //!                     }
 //!                 }

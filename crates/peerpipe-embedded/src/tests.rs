@@ -155,9 +155,9 @@ fn run<S: Read<u8> + Write<u8> + Refill>(
         while let Some(event) = b.endpoint_mut().poll_event() {
             if let Event::Message(m) = event {
                 if m.is_request() {
-                    let mut data = m.payload().to_vec();
+                    let mut data = m.data().to_vec();
                     data.reverse();
-                    let reply = m.reply_with(&data).unwrap();
+                    let reply = m.reply_to(&data).unwrap();
                     b.endpoint_mut().send(now, reply, None).unwrap();
                 }
             }
@@ -199,7 +199,7 @@ fn request_and_reply(tx_per_poll: Option<usize>, len: usize) {
     assert_eq!(reply.req_id(), Some(id));
     let mut reversed = data.clone();
     reversed.reverse();
-    assert_eq!(reply.payload(), &reversed[..]);
+    assert_eq!(reply.data(), &reversed[..]);
     assert_eq!(a.endpoint().peer_state(), PeerState::Up);
     assert!(!a.tx_blocked() && !b.tx_blocked());
     assert_eq!(a.stats().tx_bytes, b.stats().rx_bytes);
@@ -260,7 +260,7 @@ fn many_requests_both_ways_with_a_slow_port() {
         for e in run(&mut a, &mut b, ms, 10) {
             match e {
                 Event::Message(m) => {
-                    assert_eq!(m.payload().len(), 8);
+                    assert_eq!(m.data().len(), 8);
                     replies += 1;
                 }
                 Event::SendOutcome { outcome, .. } => assert_eq!(outcome, Outcome::Delivered),
@@ -415,7 +415,7 @@ fn split_halves_carry_requests_and_replies() {
         }));
         assert!(events
             .iter()
-            .any(|e| matches!(e, Event::Message(m) if m.payload() == b"sevlah")));
+            .any(|e| matches!(e, Event::Message(m) if m.data() == b"sevlah")));
         assert_eq!(a.stats().tx_bytes, b.stats().rx_bytes);
         assert_eq!(b.stats().tx_bytes, a.stats().rx_bytes);
         // Nothing went through the unconnected directions.
@@ -470,7 +470,7 @@ fn tx_only_reads_nothing_and_takes_fed_bytes() {
     }));
     assert!(events
         .iter()
-        .any(|e| matches!(e, Event::Message(m) if m.payload() == b"ylno")));
+        .any(|e| matches!(e, Event::Message(m) if m.data() == b"ylno")));
     assert_eq!(b.stats().tx_bytes, a.stats().rx_bytes);
     let mut port = a.into_parts().1;
     port.0.rx.borrow_mut().push_back(1);

@@ -59,6 +59,11 @@ impl Message {
         Self::reply(topic, to_bytes(value)?, req_id)
     }
 
+    /// A reply to this message, on its topic, whose data is `value` serialized with postcard.
+    pub fn reply_to_serde<T: Serialize>(&self, value: &T) -> Result<Self, Error> {
+        self.reply_to(to_bytes(value)?)
+    }
+
     /// Deserializes the data with postcard.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, Error> {
         postcard::from_bytes(&self.data).map_err(Error::Decode)
@@ -86,7 +91,7 @@ impl Message {
             kind: m.kind(),
             id: m.id(),
             topic: m.topic().to_owned(),
-            data: m.payload().to_vec(),
+            data: m.data().to_vec(),
         }
     }
 
@@ -228,5 +233,21 @@ mod tests {
         let source = err.source().expect("a source").to_string();
         assert!(err.to_string().ends_with(&source), "{err} / {source}");
         assert_eq!(m.decode::<u8>().unwrap(), 7);
+    }
+
+    #[test]
+    fn reply_to_serde_answers_this_message() {
+        let mut req = Message::request_serde("sum", &(2u8, 3u8)).unwrap();
+        req.id = MsgId(9); // as a received message has
+        let (a, b) = req.decode::<(u8, u8)>().unwrap();
+        let rep = req.reply_to_serde(&(a + b)).unwrap();
+        assert_eq!(rep.req_id(), Some(MsgId(9)));
+        assert_eq!(rep.topic(), "sum");
+        assert_eq!(rep.decode::<u8>().unwrap(), 5);
+        let too_big = vec![0u8; MAX_PAYLOAD + 1];
+        assert!(matches!(
+            req.reply_to_serde(&too_big).unwrap_err(),
+            Error::Invalid(CoreError::PayloadTooLarge { .. })
+        ));
     }
 }

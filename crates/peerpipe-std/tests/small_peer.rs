@@ -43,7 +43,7 @@ fn small_echo_peer(mut stream: TcpStream, stop: Arc<AtomicBool>) -> u64 {
         // One event per tick: the application is slower than the link.
         if let Some(Event::Message(m)) = ep.poll_event() {
             if m.kind() == MessageKind::Request {
-                replies.push(m.reply_with(m.payload()).expect("reply"));
+                replies.push(m.reply_to(m.data()).expect("reply"));
             }
         }
         while let Some(reply) = replies.first().cloned() {

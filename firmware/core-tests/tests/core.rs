@@ -459,7 +459,7 @@ fn exchange_lossy() {
                         "reply {} out of order",
                         replies
                     );
-                    assert_eq!(m.payload(), reply_payload(replies));
+                    assert_eq!(m.data(), reply_payload(replies));
                     replies += 1;
                 }
                 other => panic!("a: unexpected {:?}", other),
@@ -471,7 +471,7 @@ fn exchange_lossy() {
                 Event::Message(m) => {
                     assert!(m.is_request() && m.topic() == "work");
                     assert_eq!(
-                        m.payload(),
+                        m.data(),
                         request_payload(requests, &mut payload),
                         "request {} out of order",
                         requests
@@ -572,7 +572,7 @@ fn gone_after_silence() {
             moved = true;
             match event {
                 Event::Message(m) => {
-                    assert_eq!(m.payload(), b"hi");
+                    assert_eq!(m.data(), b"hi");
                     received = true;
                 }
                 Event::Gone(reason) => {

@@ -374,12 +374,12 @@ impl App {
                 match m.topic() {
                     "stats" => {
                         self.stats.stack_used = stack::used();
-                        if let Ok(reply) = m.reply_with(&self.stats.to_bytes()) {
+                        if let Ok(reply) = m.reply_to(&self.stats.to_bytes()) {
                             ep.send(now, reply, None).ok();
                         }
                     }
                     "end" | "abort" => {
-                        if let Ok(reply) = m.reply_with(b"ok") {
+                        if let Ok(reply) = m.reply_to(b"ok") {
                             ep.send(now, reply, None).ok();
                         }
                         if m.topic() == "end" {
@@ -391,13 +391,11 @@ impl App {
                     }
                     _ => {
                         let mut data = [0u8; 128];
-                        let len = m.payload().len().min(data.len());
-                        if let (Some(dst), Some(src)) =
-                            (data.get_mut(..len), m.payload().get(..len))
-                        {
+                        let len = m.data().len().min(data.len());
+                        if let (Some(dst), Some(src)) = (data.get_mut(..len), m.data().get(..len)) {
                             dst.copy_from_slice(src);
                             dst.reverse();
-                            if let Ok(reply) = m.reply_with(dst) {
+                            if let Ok(reply) = m.reply_to(dst) {
                                 ep.send(now, reply, None).ok();
                             }
                         }

@@ -35,11 +35,11 @@ fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant) {
                 let payload = if m.topic() == "stack" {
                     &used[..]
                 } else {
-                    m.payload()
+                    m.data()
                 };
                 #[cfg(not(feature = "stack-probe"))]
-                let payload = m.payload();
-                if let Ok(reply) = m.reply_with(payload) {
+                let payload = m.data();
+                if let Ok(reply) = m.reply_to(payload) {
                     ep.send(now, reply, None).ok();
                 }
             }
