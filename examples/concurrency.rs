@@ -17,7 +17,7 @@
 //!
 //! - `std`: two `peerpipe-std` handlers over TCP on localhost. `N` threads each make `M`
 //!   echo requests with [`PipeHandler::request`] (one at a time per thread); the echo
-//!   peer replies from its message callback with `send_to_peer_async`.
+//!   peer replies from its message callback with `send_no_wait`.
 //! - `tokio`: two `peerpipe-tokio` handlers over TCP on localhost, on a multi-thread
 //!   runtime. `N` tasks each make `M` echo requests with `request(..).await`; the echo peer
 //!   is one task reading the handler's queue and replying with `send_no_wait` (falling back
@@ -175,7 +175,7 @@ fn run_std(args: Args) -> Result<Report, String> {
         let server = server.clone();
         move |req: Message| {
             let r = req.reply_to(req.data().to_vec());
-            if let Err(e) = r.and_then(|r| server.send_to_peer_async(r)) {
+            if let Err(e) = r.and_then(|r| server.send_no_wait(r)) {
                 eprintln!("std echo: {e}");
             }
         }
@@ -264,8 +264,12 @@ async fn tokio_load<const SLOTS: usize>(args: Args) -> Result<Report, String> {
                 let Ok(reply) = req.reply_to(req.data().to_vec()) else {
                     continue;
                 };
-                let r = match server.send_no_wait(&reply) {
-                    Err(Error::QueueFull) => server.send_to_peer(reply, None).await.map(drop),
+                let r = match server.send_no_wait(reply) {
+                    // Refused, not sent: build the reply again and wait for a slot.
+                    Err(Error::QueueFull) => match req.reply_to(req.data().to_vec()) {
+                        Ok(reply) => server.send_to_peer(reply, None).await.map(drop),
+                        Err(e) => Err(e),
+                    },
                     r => r.map(drop),
                 };
                 if let Err(e) = r {

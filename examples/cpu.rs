@@ -53,7 +53,7 @@ fn pair(spin: bool) -> Result<(PipeHandler, PipeHandler), String> {
         let server = server.clone();
         move |m| {
             if let Ok(reply) = m.reply_to(m.data().to_vec()) {
-                let _ = server.send_to_peer_async(reply);
+                let _ = server.send_no_wait(reply);
             }
         }
     });

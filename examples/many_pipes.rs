@@ -269,7 +269,7 @@ async fn active(args: &Args, addr: &str) -> Result<(), String> {
         let requests = load(&pipes, args.payload, Duration::from_secs(secs)).await?;
         say(&format!("requests={requests}"))?;
     }
-    let reported = pipes.iter().filter_map(|p| p.try_recv()).count();
+    let reported = pipes.iter().filter_map(|p| p.get_next()).count();
     let down = pipes
         .iter()
         .filter(|p| p.peer_state() != PeerState::Up)
@@ -316,7 +316,7 @@ async fn echo(pipe: Pipe, statuses: Arc<AtomicUsize>) {
         match item {
             Item::Message(req) if req.is_request() => {
                 if let Ok(reply) = req.reply_to(req.data().to_vec()) {
-                    let _ = pipe.send_no_wait(&reply);
+                    let _ = pipe.send_no_wait(reply);
                 }
             }
             Item::Message(_) => {}

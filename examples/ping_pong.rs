@@ -98,7 +98,7 @@ fn run_worker() -> Result<(), String> {
             let mut data = req.data().to_vec();
             data.reverse();
             let sent = Message::reply("pong", data, req.id())
-                .and_then(|reply| handler.send_to_peer_async(reply));
+                .and_then(|reply| handler.send_no_wait(reply));
             if let Err(e) = sent {
                 eprintln!("ping_pong worker: cannot reply: {e}");
             }

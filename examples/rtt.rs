@@ -12,7 +12,7 @@
 //!
 //! - `rtt`: two handlers in this process over the chosen transport. The client sends a request
 //!   with [`PipeHandler::request`]; the server's message callback answers it with
-//!   [`PipeHandler::send_to_peer_async`]; the client gets the reply matched by its id. One
+//!   [`PipeHandler::send_no_wait`]; the client gets the reply matched by its id. One
 //!   round trip at a time, `count` of them after a warm-up, each reply's data checked.
 //! - `raw`: the same payload bounced between two threads over the same kind of transport
 //!   without peerpipe (two crossbeam channels; two loopback sockets with `TCP_NODELAY`), once
@@ -405,7 +405,7 @@ impl Pair {
             move |msg: Message| match msg.topic() {
                 "rtt" => {
                     let reply = msg.reply_to(msg.data().to_vec());
-                    if let Err(e) = reply.and_then(|r| server.send_to_peer_async(r)) {
+                    if let Err(e) = reply.and_then(|r| server.send_no_wait(r)) {
                         problems.lock().unwrap().push(format!("server: reply: {e}"));
                     }
                 }

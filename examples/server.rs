@@ -51,7 +51,7 @@ fn serve(listener: &PipeListener, count: &Arc<AtomicU64>) -> Vec<u32> {
                     _ => req.data().to_vec(),
                 };
                 if let Ok(reply) = req.reply_to(data) {
-                    let _ = pipe.send_to_peer_async(reply);
+                    let _ = pipe.send_no_wait(reply);
                 }
             }
         });

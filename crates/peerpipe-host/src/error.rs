@@ -35,15 +35,15 @@ pub enum Error {
         /// The id of the request that went unanswered.
         request: MsgId,
     },
-    /// A send that does not wait was refused for lack of room: in peerpipe-std,
-    /// `MAX_WAITING` (256) such sends already wait for a send slot; in
-    /// peerpipe-tokio (`send_no_wait`, which never queues), no slot is free or other callers
-    /// wait for one. The peer is slow or not reading. Nothing was sent; send again later, or
+    /// A send that does not wait (`send_no_wait`) was refused for lack of room: in
+    /// peerpipe-std, `MAX_WAITING` (256) such sends already wait for a send slot; in
+    /// peerpipe-tokio, which never queues them, no slot is free or other callers wait for
+    /// one. The peer is slow or not reading. Nothing was sent; send again later, or
     /// use a call that waits its turn.
     QueueFull,
     /// A call that waits for its result was made from a callback: the callback runs on the
     /// thread that would have to hand over that result, so it would never return. From a
-    /// callback, send with `send_to_peer_async`.
+    /// callback, send with `send_no_wait`.
     InCallback,
     /// A message's data could not be deserialized into the requested type (`decode`); the
     /// postcard error says why, and is the error's `source`.

@@ -69,7 +69,7 @@ fn two_handlers_talk_through_the_directory() {
     b.set_message_cb({
         let b = b.clone();
         move |m| {
-            let _ = b.send_to_peer_async(m.reply_to(m.data().to_vec()).unwrap());
+            let _ = b.send_no_wait(m.reply_to(m.data().to_vec()).unwrap());
         }
     });
     for v in [Value::from("x"), Value::Int(-7), Value::Nil] {

@@ -40,7 +40,7 @@ type Startup = (Box<dyn Transport>, Sender<Item>);
 /// server.start()?;
 /// server.set_message_cb({
 ///     let server = server.clone();
-///     move |req| { let _ = server.send_to_peer_async(req.reply_to(b"pong".to_vec()).unwrap()); }
+///     move |req| { let _ = server.send_no_wait(req.reply_to(b"pong".to_vec()).unwrap()); }
 /// });
 /// let reply = client.request(Message::request("ping", b"hi".to_vec())?, Some(Duration::from_secs(5)), None)?;
 /// assert_eq!(reply.data(), b"pong");
@@ -244,7 +244,7 @@ impl PipeHandler {
     ///   (a send still waiting for a slot is withdrawn; one in flight may still arrive).
     ///
     /// From a callback it fails with [`Error::InCallback`]: use
-    /// [`send_to_peer_async`](Self::send_to_peer_async) there.
+    /// [`send_no_wait`](Self::send_no_wait) there.
     ///
     /// Waiting sends get slots first come, first served. The calling thread encodes and
     /// writes the message itself; it then waits for the acknowledgement, which the I/O
@@ -271,7 +271,7 @@ impl PipeHandler {
     /// waiting; at most [`MAX_WAITING`](crate::MAX_WAITING) such sends wait, and one more is
     /// refused with [`Error::QueueFull`] (nothing sent): memory stays bounded when the peer
     /// is slow or does not read.
-    pub fn send_to_peer_async(&self, msg: Message) -> Result<(), Error> {
+    pub fn send_no_wait(&self, msg: Message) -> Result<(), Error> {
         let deadline = self.deadline(None)?;
         self.submit(Outgoing::Message(msg), deadline, None, None)
             .map(drop)
@@ -481,7 +481,7 @@ impl PipeHandler {
     }
 
     /// Routes messages to `cb` instead of the queue. It runs on the I/O thread: keep it short,
-    /// and send from it with [`send_to_peer_async`](Self::send_to_peer_async), never a
+    /// and send from it with [`send_no_wait`](Self::send_no_wait), never a
     /// blocking call.
     pub fn set_message_cb(&self, cb: impl FnMut(Message) + Send + 'static) {
         self.inner.shared.set_message_cb(Some(Box::new(cb)));

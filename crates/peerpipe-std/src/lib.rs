@@ -64,7 +64,7 @@
 //!         pipe.set_message_cb({
 //!             let pipe = pipe.clone();
 //!             move |req| {
-//!                 let _ = pipe.send_to_peer_async(req.reply_to(req.data().to_vec()).unwrap());
+//!                 let _ = pipe.send_no_wait(req.reply_to(req.data().to_vec()).unwrap());
 //!             }
 //!         });
 //!         pipe.start()?;
@@ -127,7 +127,7 @@ pub use transport::{
 pub const RX: usize = 32;
 /// Sends in flight at once.
 pub const TX: usize = 32;
-/// Sends that do not wait ([`PipeHandler::send_to_peer_async`]) queued for a send slot at
+/// Sends that do not wait ([`PipeHandler::send_no_wait`]) queued for a send slot at
 /// most; one more is refused with [`Error::QueueFull`].
 pub const MAX_WAITING: usize = 256;
 

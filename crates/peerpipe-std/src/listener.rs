@@ -36,7 +36,7 @@ use crate::PipeHandler;
 ///         let pipe = pipe.clone();
 ///         move |req| {
 ///             if let Ok(reply) = req.reply_to(req.data().to_vec()) {
-///                 let _ = pipe.send_to_peer_async(reply);
+///                 let _ = pipe.send_no_wait(reply);
 ///             }
 ///         }
 ///     });

@@ -49,8 +49,8 @@ fn a_message_callback_may_call_every_method_of_its_handler() {
                     note("send_to_peer", format!("{r:?}"));
                     let r = server.request(request("x"), Some(STEP), None);
                     note("request", format!("{r:?}"));
-                    let r = server.send_to_peer_async(m.reply_to(b"ok".to_vec()).unwrap());
-                    note("send_to_peer_async", format!("{r:?}"));
+                    let r = server.send_no_wait(m.reply_to(b"ok".to_vec()).unwrap());
+                    note("send_no_wait", format!("{r:?}"));
                     note("stats", format!("{}", server.stats().waiting_sends));
                 }
                 _ => {}
@@ -80,7 +80,7 @@ fn a_message_callback_may_call_every_method_of_its_handler() {
         vec![
             ("send_to_peer".into(), "Err(InCallback)".into()),
             ("request".into(), "Err(InCallback)".into()),
-            ("send_to_peer_async".into(), "Ok(())".into()),
+            ("send_no_wait".into(), "Ok(())".into()),
             ("stats".into(), "0".into()),
         ]
     );
@@ -116,7 +116,7 @@ fn a_message_callback_may_end_the_conversation_and_stop_its_handler() {
         "{got:?}"
     );
     assert!(matches!(
-        server.send_to_peer_async(request("late")),
+        server.send_no_wait(request("late")),
         Err(Error::Stopped)
     ));
 }

@@ -90,7 +90,7 @@ fn calls_out_of_order_are_refused() {
         Err(Error::NotStarted)
     ));
     assert!(matches!(
-        a.send_to_peer_async(msg("x", b"")),
+        a.send_no_wait(msg("x", b"")),
         Err(Error::NotStarted)
     ));
     assert!(matches!(
@@ -119,10 +119,7 @@ fn calls_out_of_order_are_refused() {
         a.send_to_peer(msg("x", b""), None, None),
         Err(Error::Stopped)
     ));
-    assert!(matches!(
-        a.send_to_peer_async(msg("x", b"")),
-        Err(Error::Stopped)
-    ));
+    assert!(matches!(a.send_no_wait(msg("x", b"")), Err(Error::Stopped)));
     assert!(matches!(
         a.request(msg("x", b""), None, None),
         Err(Error::Stopped)
@@ -409,7 +406,7 @@ fn nothing_received_after_stop() {
         let (b, sending) = (b.clone(), sending.clone());
         std::thread::spawn(move || {
             while sending.load(Ordering::SeqCst) {
-                let _ = b.send_to_peer_async(msg("flood", b"x"));
+                let _ = b.send_no_wait(msg("flood", b"x"));
                 std::thread::sleep(Duration::from_millis(1));
             }
         })
@@ -506,7 +503,7 @@ fn stop_releases_the_callbacks() {
         let (me, token) = (a.clone(), token.clone());
         a.set_message_cb(move |m| {
             let _ = &token;
-            let _ = me.send_to_peer_async(m.reply_to(vec![]).unwrap());
+            let _ = me.send_no_wait(m.reply_to(vec![]).unwrap());
         });
     }
     {

@@ -33,7 +33,7 @@ fn serve(pipe: &PipeHandler) {
                 "session" => u64::from(session).to_le_bytes().to_vec(),
                 _ => return,
             };
-            if let Err(e) = pipe.send_to_peer_async(req.reply_to(data).unwrap()) {
+            if let Err(e) = pipe.send_no_wait(req.reply_to(data).unwrap()) {
                 eprintln!("the server could not reply: {e}");
             }
         }

@@ -99,7 +99,7 @@ fn the_reply_names_the_request_id() {
         let seen = seen.clone();
         move |m| {
             *seen.lock().unwrap() = m.id();
-            let _ = server.send_to_peer_async(m.reply_to(b"ok".to_vec()).unwrap());
+            let _ = server.send_no_wait(m.reply_to(b"ok".to_vec()).unwrap());
         }
     });
     let reply = client.request(msg(0), Some(STEP), None).expect("reply");
@@ -111,7 +111,7 @@ fn the_reply_names_the_request_id() {
 /// Fills every send slot with sends that stay unacknowledged for 20 s.
 fn fill_slots(h: &PipeHandler) {
     for i in 0..TX {
-        h.send_to_peer_async(msg(i)).expect("async send");
+        h.send_no_wait(msg(i)).expect("async send");
     }
 }
 
@@ -140,7 +140,7 @@ fn notify_end_waits_its_turn_behind_busy_slots() {
     let (client, server) = common::start_pair(a, b, config());
     let n = TX + 100;
     for i in 0..n {
-        client.send_to_peer_async(msg(i)).expect("async send");
+        client.send_no_wait(msg(i)).expect("async send");
     }
     assert!(client.stats().waiting_sends > 0, "the slots should be busy");
     let reader = std::thread::spawn({
@@ -213,10 +213,10 @@ fn late_replies_never_wedge_request() {
                 let server = server.clone();
                 std::thread::spawn(move || {
                     std::thread::sleep(Duration::from_millis(200));
-                    let _ = server.send_to_peer_async(reply);
+                    let _ = server.send_no_wait(reply);
                 });
             } else {
-                let _ = server.send_to_peer_async(reply);
+                let _ = server.send_no_wait(reply);
             }
         }
     });
@@ -298,7 +298,7 @@ fn a_stalled_peer_does_not_grow_the_output_buffer() {
     frozen.store(true, Ordering::SeqCst);
     let big = vec![0xA5u8; MAX_PAYLOAD];
     for _ in 0..TX {
-        a.send_to_peer_async(Message::request("big", big.clone()).unwrap())
+        a.send_no_wait(Message::request("big", big.clone()).unwrap())
             .expect("async send");
     }
     let bound = 64 * 1024 + MAX_PAYLOAD + 1024;
@@ -327,7 +327,7 @@ fn sends_that_do_not_wait_are_bounded() {
     let (h, _peer) = handler_with_raw_peer(long_timeouts(), false);
     let mut accepted = 0;
     let refused = loop {
-        match h.send_to_peer_async(msg(accepted)) {
+        match h.send_no_wait(msg(accepted)) {
             Ok(()) => accepted += 1,
             Err(e) => break e,
         }

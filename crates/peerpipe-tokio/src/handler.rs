@@ -187,7 +187,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     ///   [`send_to_peer`](Self::send_to_peer), which waits its turn.
     /// - [`Error::Closed`], [`Error::Stopped`], [`Error::Invalid`]: as for
     ///   [`send_to_peer`](Self::send_to_peer).
-    pub fn send_no_wait(&self, msg: &Message) -> Result<MsgId, Error> {
+    pub fn send_no_wait(&self, msg: Message) -> Result<MsgId, Error> {
         let mut st = self.inner.shared.lock();
         st.check_running()?;
         let core = msg.to_core::<P, T>()?;
@@ -332,8 +332,9 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    /// The next item if one is ready (the original's `get_next`).
-    pub fn try_recv(&self) -> Option<Item> {
+    /// The next item if one is ready, without waiting; `None` when none is (the original's
+    /// `get_next`).
+    pub fn get_next(&self) -> Option<Item> {
         let waker = std::task::Waker::noop();
         match self.inner.shared.lock().next_item(waker) {
             Poll::Ready(item) => item,

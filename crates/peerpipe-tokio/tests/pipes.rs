@@ -121,7 +121,7 @@ async fn send_outcome_and_order() {
             other => panic!("{other:?}"),
         }
     }
-    assert!(b.try_recv().is_none());
+    assert!(b.get_next().is_none());
 }
 
 /// Every send slot taken (the peer does not read, so its queue fills and it stops taking
@@ -322,10 +322,7 @@ async fn stop_fails_pending_calls_and_ends_the_stream() {
         a.notify_end(Vec::new(), None).await,
         Err(Error::Stopped)
     ));
-    assert!(matches!(
-        a.send_no_wait(&msg("x", b"")),
-        Err(Error::Stopped)
-    ));
+    assert!(matches!(a.send_no_wait(msg("x", b"")), Err(Error::Stopped)));
 }
 
 /// Dropping every handle stops the pipe and closes the transport: the peer sees it go.
@@ -395,7 +392,7 @@ async fn pause_stops_the_silence_check() {
     // Ten timeouts of silence: no GONE, and nothing sent (not even the start heartbeat).
     tokio::time::sleep(Duration::from_secs(10)).await;
     let mut buf = [0u8; 64];
-    assert!(a.try_recv().is_none());
+    assert!(a.get_next().is_none());
     assert!(
         tokio::time::timeout(Duration::from_millis(1), mute.read(&mut buf))
             .await
@@ -460,7 +457,7 @@ async fn talks_to_the_threaded_driver() {
         let h = std_side.clone();
         move |m: Message| {
             if m.is_request() {
-                let _ = h.send_to_peer_async(m.reply_to(m.data().repeat(2)).unwrap());
+                let _ = h.send_no_wait(m.reply_to(m.data().repeat(2)).unwrap());
             }
         }
     });

@@ -124,7 +124,7 @@ async fn a_send_waiting_for_a_slot_fails_with_no_slot_in_its_timeout() {
 
     // The END was never sent: the conversation is still open, only busy.
     assert!(matches!(
-        a.send_no_wait(&msg("more", b"")),
+        a.send_no_wait(msg("more", b"")),
         Err(Error::QueueFull)
     ));
 }
@@ -226,7 +226,7 @@ async fn late_replies_never_wedge_requests() {
         "{stats:?}"
     );
     assert!(
-        a.try_recv().is_none(),
+        a.get_next().is_none(),
         "a late reply reached the application's queue"
     );
 }

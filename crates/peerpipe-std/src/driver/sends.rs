@@ -93,7 +93,7 @@ pub(crate) enum GaveUp {
 pub(crate) struct Sends {
     /// Sends waiting for a free slot, oldest first.
     backlog: VecDeque<SendReq>,
-    /// How many of them nobody waits for (`send_to_peer_async`): at most [`MAX_WAITING`].
+    /// How many of them nobody waits for (`send_no_wait`): at most [`MAX_WAITING`].
     detached: usize,
     waiters: HashMap<MsgId, Done>,
     replies: HashMap<MsgId, ReplyWaiter>,

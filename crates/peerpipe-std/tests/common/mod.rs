@@ -87,7 +87,7 @@ pub fn echo_server(h: &PipeHandler) -> Receiver<Message> {
     h.set_message_cb(move |m| {
         if m.topic() == "echo" && m.is_request() {
             let reply = m.reply_to(m.data().to_vec()).expect("reply");
-            me.send_to_peer_async(reply).expect("send reply");
+            me.send_no_wait(reply).expect("send reply");
         } else {
             let _ = tx.send(m);
         }
