@@ -96,8 +96,8 @@ fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
 fn config() -> Config {
     Config {
         // A loaded 2-core machine must never see the peer as gone mid-run.
-        heartbeat_timeout: Duration::from_secs(60).into(),
-        default_request_timeout: TIMEOUT.into(),
+        heartbeat_timeout: Duration::from_secs(60),
+        default_request_timeout: TIMEOUT,
         ..Config::default()
     }
 }

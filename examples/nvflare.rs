@@ -67,7 +67,7 @@ impl Settings {
     pub fn transport(&self) -> FilePipeTransport {
         FilePipeTransport::new(&self.root, &self.name, self.mode)
             .file_check_interval(self.file_check_interval)
-            .heartbeat_interval(self.config.heartbeat_interval.into())
+            .heartbeat_interval(self.config.heartbeat_interval)
     }
 }
 
@@ -144,7 +144,7 @@ fn client_talk(
 ) -> Result<Report, String> {
     let kinds = payloads();
     let mut report = Report::default();
-    let request_timeout: Duration = s.config.default_request_timeout.into();
+    let request_timeout = s.config.default_request_timeout;
     let timeout = Some(request_timeout);
     for i in 0..s.count {
         let v = &kinds[i % kinds.len()];
@@ -168,7 +168,7 @@ fn client_talk(
         .map_err(|e| format!("quit: {e}"))?;
     // The END comes within the peer's read interval; a silent peer is GONE within its
     // heartbeat timeout.
-    let wait = Duration::from(s.config.heartbeat_timeout).max(request_timeout);
+    let wait = s.config.heartbeat_timeout.max(request_timeout);
     match h.recv_timeout(wait) {
         Some(Item::Status(Status::End(data))) => {
             report.end_data = Some(fobs::decode(&data).map_err(|e| format!("END data: {e}"))?);

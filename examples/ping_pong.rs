@@ -41,7 +41,7 @@ const STEP: Duration = Duration::from_secs(10);
 
 fn config() -> Config {
     Config {
-        default_request_timeout: STEP.into(),
+        default_request_timeout: STEP,
         ..Config::default()
     }
 }

@@ -58,11 +58,11 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn config() -> Config {
     Config {
-        heartbeat_interval: peerpipe_std::peerpipe_core::Duration::from_millis(250),
-        heartbeat_timeout: peerpipe_std::peerpipe_core::Duration::from_millis(3_000),
-        resend_interval: Some(peerpipe_std::peerpipe_core::Duration::from_millis(300)),
+        heartbeat_interval: Duration::from_millis(250),
+        heartbeat_timeout: Duration::from_millis(3_000),
+        resend_interval: Some(Duration::from_millis(300)),
         max_resends: None,
-        default_request_timeout: peerpipe_std::peerpipe_core::Duration::from_millis(20_000),
+        default_request_timeout: Duration::from_millis(20_000),
     }
 }
 

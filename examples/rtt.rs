@@ -392,8 +392,8 @@ impl Pair {
     fn new(kind: Kind, payload: usize) -> Result<Pair, String> {
         let config = Config {
             // Generous: a loaded 2-core machine must never see the peer as gone mid-run.
-            heartbeat_timeout: Duration::from_secs(60).into(),
-            default_request_timeout: TIMEOUT.into(),
+            heartbeat_timeout: Duration::from_secs(60),
+            default_request_timeout: TIMEOUT,
             ..Config::default()
         };
         let (client, server) = handlers(kind, config)?;

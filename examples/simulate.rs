@@ -10,9 +10,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::process::ExitCode;
-use std::time::Instant as WallClock;
+use std::time::{Duration, Instant as WallClock};
 
-use peerpipe_core::{Config, Duration, Error, Event, Instant, Message, MsgId, Outcome, Stats};
+// Virtual time is the core's: its `Instant` and the microsecond `Duration` between two.
+use peerpipe_core::Duration as Span;
+use peerpipe_core::{Config, Error, Event, Instant, Message, MsgId, Outcome, Stats};
 use peerpipe_examples::cli;
 use peerpipe_sim::{LinkConfig, Pair, Side, SimEndpoint};
 
@@ -44,7 +46,7 @@ const CONFIG: Config = Config {
 };
 
 /// Stop the exchange if it has not finished after this much virtual time.
-const EXCHANGE_LIMIT: Duration = Duration::from_secs(24 * 3600);
+const EXCHANGE_LIMIT: Span = Span::from_secs(24 * 3600);
 
 struct Args {
     loss: f64,
@@ -86,7 +88,7 @@ fn probability(parser: &mut cli::Parser, flag: &str) -> Result<f64, cli::Error> 
     }
 }
 
-fn secs(d: Duration) -> String {
+fn secs(d: Span) -> String {
     format!("{:.3} s", d.as_micros() as f64 / 1e6)
 }
 
@@ -238,7 +240,7 @@ fn run(args: &Args) -> Result<(), String> {
     let cut = p.now();
     p.ab.set_cut(true);
     p.ba.set_cut(true);
-    let timeout = CONFIG.heartbeat_timeout;
+    let timeout = Span::from(CONFIG.heartbeat_timeout);
     p.run_until(cut + timeout.saturating_mul(3), |p| {
         for (side, gone) in [(Side::A, &mut gone_a), (Side::B, &mut gone_b)] {
             let now = p.now();

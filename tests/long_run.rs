@@ -248,9 +248,9 @@ const LONG_RUN: (u64, u64) = if cfg!(debug_assertions) {
 fn long_run_lossy_link_delivers_everything() {
     let (seeds, requests) = LONG_RUN;
     let config = Config {
-        resend_interval: Some(Duration::from_millis(100)),
+        resend_interval: Some(std::time::Duration::from_millis(100)),
         max_resends: None,
-        default_request_timeout: Duration::from_secs(600),
+        default_request_timeout: std::time::Duration::from_secs(600),
         ..Config::default()
     };
     for seed in 1..=seeds {

@@ -47,11 +47,11 @@ fn script(name: &str) -> PathBuf {
 /// Fast NVFlare-side settings, matched by `fast_config` (see `tests/nvflare/common.py`).
 fn fast_config() -> Config {
     Config {
-        heartbeat_interval: Duration::from_millis(200).into(),
-        heartbeat_timeout: Duration::from_secs(3).into(),
-        resend_interval: Some(Duration::from_secs(1).into()),
+        heartbeat_interval: Duration::from_millis(200),
+        heartbeat_timeout: Duration::from_secs(3),
+        resend_interval: Some(Duration::from_secs(1)),
         max_resends: None,
-        default_request_timeout: Duration::from_secs(10).into(),
+        default_request_timeout: Duration::from_secs(10),
     }
 }
 

@@ -190,7 +190,7 @@ impl<const RX: usize, const TX: usize> Duo<RX, TX> {
         let longest = self
             .eps
             .iter()
-            .map(|e| e.config().default_request_timeout.as_micros())
+            .map(|e| Duration::from(e.config().default_request_timeout).as_micros())
             .max()
             .unwrap();
         self.advance(Duration::from_micros(longest + 1_000_000));

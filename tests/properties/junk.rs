@@ -215,9 +215,9 @@ pub(crate) fn jop(sides: std::ops::Range<usize>) -> BoxedStrategy<JOp> {
 /// leaves the decoder mid-frame is recovered.
 pub(crate) fn steady(config: Config) -> Config {
     Config {
-        resend_interval: Some(config.resend_interval.unwrap_or(ms(50))),
+        resend_interval: Some(config.resend_interval.unwrap_or(ms(50).into())),
         max_resends: None,
-        default_request_timeout: Duration::from_secs(20),
+        default_request_timeout: Duration::from_secs(20).into(),
         ..config
     }
 }

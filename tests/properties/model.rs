@@ -304,11 +304,10 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             .cfg
             .iter()
             .map(|c| {
-                c.default_request_timeout
-                    .as_micros()
-                    .max(MAX_SEND_TIMEOUT_MS * 1000)
-                    + c.heartbeat_timeout.as_micros()
-                    + c.heartbeat_interval.as_micros()
+                let us = |d: std::time::Duration| Duration::from(d).as_micros();
+                us(c.default_request_timeout).max(MAX_SEND_TIMEOUT_MS * 1000)
+                    + us(c.heartbeat_timeout)
+                    + us(c.heartbeat_interval)
             })
             .max()
             .unwrap();

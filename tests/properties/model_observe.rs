@@ -46,7 +46,7 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             let retries = self.retries[s] - rec.retries_before;
             let by_time =
                 |r: Duration| (rec.timeout.as_micros() / r.as_micros()) as u32 + 1 + retries;
-            let bound = match (cfg.resend_interval, cfg.max_resends) {
+            let bound = match (cfg.resend_interval.map(Duration::from), cfg.max_resends) {
                 (None, _) => 1,
                 (Some(r), Some(max)) => (max + 1).min(by_time(r)),
                 (Some(r), None) => by_time(r),

@@ -103,11 +103,11 @@ pub(crate) fn lossless_configs() -> BoxedStrategy<[Config; 2]> {
             let slowest = cfg[0].heartbeat_interval.max(cfg[1].heartbeat_interval);
             let mut out = cfg;
             for (c, r) in out.iter_mut().zip([ra, rb]) {
-                c.resend_interval = Some(c.resend_interval.unwrap_or(ms(r)));
+                c.resend_interval = Some(c.resend_interval.unwrap_or(ms(r).into()));
                 c.max_resends = None;
-                c.default_request_timeout = Duration::from_secs(600);
+                c.default_request_timeout = Duration::from_secs(600).into();
                 if !c.heartbeat_timeout.is_zero() {
-                    c.heartbeat_timeout = slowest.saturating_mul(2) + ms(100);
+                    c.heartbeat_timeout = slowest.saturating_mul(2) + ms(100).into();
                 }
             }
             out

@@ -172,7 +172,7 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             item,
             payload,
             sent_at: now,
-            timeout: timeout.unwrap_or(cfg.default_request_timeout),
+            timeout: timeout.unwrap_or(cfg.default_request_timeout.into()),
             outcome: None,
             transmissions: 0,
             retries_before: self.retries[side],

@@ -73,11 +73,11 @@ pub(crate) fn configs() -> BoxedStrategy<[Config; 2]> {
         .prop_map(|(a, b)| {
             let slowest = a.0.max(b.0);
             [a, b].map(|(hb, silence, resend, max_resends, timeout)| Config {
-                heartbeat_interval: ms(hb),
-                heartbeat_timeout: silence.map_or(Duration::ZERO, |k| ms(slowest * k)),
-                resend_interval: resend.map(ms),
+                heartbeat_interval: ms(hb).into(),
+                heartbeat_timeout: silence.map_or(Duration::ZERO, |k| ms(slowest * k)).into(),
+                resend_interval: resend.map(|r| ms(r).into()),
                 max_resends,
-                default_request_timeout: ms(timeout),
+                default_request_timeout: ms(timeout).into(),
             })
         })
         .boxed()

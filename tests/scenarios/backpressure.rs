@@ -59,8 +59,8 @@ fn backpressure_from_a_slow_consumer() {
 #[test]
 fn a_refused_item_goes_again_as_soon_as_the_receiver_has_room() {
     let config = Config {
-        resend_interval: Some(secs(2)),
-        default_request_timeout: secs(60),
+        resend_interval: Some(secs(2).into()),
+        default_request_timeout: secs(60).into(),
         ..fast()
     };
     let mut p = pair(config);

@@ -3,7 +3,8 @@
 use std::collections::VecDeque;
 
 use peerpipe_core::{
-    CloseReason, Config, Error, Event, FailReason, GoneReason, Message, MsgId, Outcome, PeerState,
+    CloseReason, Config, Duration, Error, Event, FailReason, GoneReason, Message, MsgId, Outcome,
+    PeerState,
 };
 use peerpipe_sim::{LinkConfig, Side};
 
@@ -122,7 +123,7 @@ fn abort_reaches_the_peer_after_earlier_messages() {
 #[test]
 fn end_is_delivered_over_a_lossy_link() {
     let config = Config {
-        default_request_timeout: secs(600),
+        default_request_timeout: secs(600).into(),
         ..fast()
     };
     for seed in 1..=8 {
@@ -208,7 +209,7 @@ fn local_stop_emits_nothing() {
     let ab_frames = p.ab.stats().frames;
     p.ba.set_cut(false);
     let b_send = p.b.send(p.now(), req(3), None).unwrap();
-    let gone_at = clock.last[1] + fast().heartbeat_timeout;
+    let gone_at = clock.last[1] + Duration::from(fast().heartbeat_timeout);
     // A's last frames were the two DATA frames at 1.3 s, which arrived 1 ms later.
     assert_eq!(gone_at, at_ms(4_301));
     assert!(!p.run_until(before(gone_at), |p| !p.events_b.is_empty()));

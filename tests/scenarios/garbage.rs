@@ -22,8 +22,8 @@ fn garbage_and_corruption_are_never_delivered() {
         rechunk: true,
     };
     let config = Config {
-        default_request_timeout: secs(600),
-        heartbeat_timeout: secs(10),
+        default_request_timeout: secs(600).into(),
+        heartbeat_timeout: secs(10).into(),
         ..fast()
     };
     for seed in 1..=3 {
@@ -138,7 +138,7 @@ fn every_one_and_two_bit_flip_is_detected() {
 #[test]
 fn injected_garbage_bursts_are_survived() {
     let config = Config {
-        default_request_timeout: secs(600),
+        default_request_timeout: secs(600).into(),
         ..fast()
     };
     let mut p = pair_with(config, config, LinkConfig::lossy(0.05, 0.0, 0.0), 9);

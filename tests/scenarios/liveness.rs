@@ -23,7 +23,7 @@ fn gone_exactly_at_last_frame_plus_timeout() {
     p.ba.set_cut(true);
     let id = p.a.send(p.now(), req(0), None).unwrap();
 
-    let gone_at = clock.last[0] + fast().heartbeat_timeout;
+    let gone_at = clock.last[0] + Duration::from(fast().heartbeat_timeout);
     assert_eq!(gone_at, at_ms(13_001));
     let early = p.run_until(before(gone_at), |p| {
         p.events_a.iter().any(is_gone) || p.events_b.iter().any(is_gone)
@@ -136,7 +136,7 @@ fn transport_lost_is_an_immediate_gone_reported_once() {
 #[test]
 fn zero_heartbeat_timeout_never_reports_gone() {
     let config = Config {
-        heartbeat_timeout: Duration::ZERO,
+        heartbeat_timeout: Duration::ZERO.into(),
         ..fast()
     };
     let mut p = pair(config);
@@ -156,7 +156,7 @@ fn zero_heartbeat_timeout_never_reports_gone() {
 #[test]
 fn heartbeats_keep_an_idle_link_alive() {
     let mut p = pair(fast());
-    let duration = fast().heartbeat_timeout.saturating_mul(100);
+    let duration = Duration::from(fast().heartbeat_timeout).saturating_mul(100);
     p.run_for(duration);
     assert_eq!(p.now(), at_ms(300_000));
     assert!(p.events_a.is_empty() && p.events_b.is_empty());
@@ -176,7 +176,7 @@ fn heartbeats_keep_an_idle_link_alive() {
 #[test]
 fn heartbeats_keep_an_idle_lossy_link_alive() {
     let config = Config {
-        heartbeat_timeout: secs(10),
+        heartbeat_timeout: secs(10).into(),
         ..fast()
     };
     for seed in 1..=3 {
@@ -234,7 +234,7 @@ fn pause_and_resume() {
     let resumed = p.now();
     p.a.resume(resumed);
     assert!(!p.a.is_paused());
-    let gone_at = resumed + fast().heartbeat_timeout;
+    let gone_at = resumed + Duration::from(fast().heartbeat_timeout);
     assert!(!p.run_until(before(gone_at), |p| !p.events_a.is_empty()));
     assert_eq!(
         p.a.stats().heartbeats_sent,

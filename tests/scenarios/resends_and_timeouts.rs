@@ -29,7 +29,7 @@ fn transmissions_are_max_resends_plus_one() {
     for max in [0u32, 1, 3, 5, 20] {
         let config = Config {
             max_resends: Some(max),
-            heartbeat_timeout: secs(10),
+            heartbeat_timeout: secs(10).into(),
             ..fast()
         };
         let (outcome, at, sent) = send_into_the_void(config, None);
@@ -50,7 +50,7 @@ fn no_resend_interval_sends_once_then_times_out() {
     let config = Config {
         resend_interval: None,
         max_resends: Some(5),
-        default_request_timeout: secs(2),
+        default_request_timeout: secs(2).into(),
         ..fast()
     };
     let (outcome, at, sent) = send_into_the_void(config, Some(ms(700)));

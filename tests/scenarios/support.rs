@@ -29,11 +29,11 @@ pub(crate) fn before(t: Instant) -> Instant {
 /// sends time out after 60 s.
 pub(crate) fn fast() -> Config {
     Config {
-        heartbeat_interval: secs(1),
-        heartbeat_timeout: secs(3),
-        resend_interval: Some(ms(100)),
+        heartbeat_interval: secs(1).into(),
+        heartbeat_timeout: secs(3).into(),
+        resend_interval: Some(ms(100).into()),
         max_resends: None,
-        default_request_timeout: secs(60),
+        default_request_timeout: secs(60).into(),
     }
 }
 

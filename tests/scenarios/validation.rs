@@ -15,7 +15,7 @@ fn every_config_error() {
     let cases = [
         (
             Config {
-                heartbeat_interval: Duration::ZERO,
+                heartbeat_interval: Duration::ZERO.into(),
                 ..ok
             },
             ConfigError::ZeroHeartbeatInterval,
@@ -29,21 +29,21 @@ fn every_config_error() {
         ),
         (
             Config {
-                heartbeat_timeout: US,
+                heartbeat_timeout: US.into(),
                 ..ok
             },
             ConfigError::HeartbeatTimeoutNotAboveInterval,
         ),
         (
             Config {
-                resend_interval: Some(Duration::ZERO),
+                resend_interval: Some(Duration::ZERO.into()),
                 ..ok
             },
             ConfigError::ZeroResendInterval,
         ),
         (
             Config {
-                default_request_timeout: Duration::ZERO,
+                default_request_timeout: Duration::ZERO.into(),
                 ..ok
             },
             ConfigError::ZeroRequestTimeout,
@@ -53,14 +53,14 @@ fn every_config_error() {
         assert_eq!(SimEndpoint::new(config, 1, Instant::ZERO).unwrap_err(), err);
     }
     let edge = Config {
-        heartbeat_timeout: ok.heartbeat_interval + US,
+        heartbeat_timeout: ok.heartbeat_interval + US.into(),
         resend_interval: None,
         max_resends: None,
         ..ok
     };
     assert!(SimEndpoint::new(edge, 1, Instant::ZERO).is_ok());
     let off = Config {
-        heartbeat_timeout: Duration::ZERO,
+        heartbeat_timeout: Duration::ZERO.into(),
         ..ok
     };
     assert!(SimEndpoint::new(off, 1, Instant::ZERO).is_ok());

@@ -1,6 +1,8 @@
 //! The endpoint's parameters, with the original PipeHandler's names, defaults and validation.
 
-use crate::time::Duration;
+use core::time::Duration;
+
+use crate::time::Duration as Micros;
 
 /// Timing parameters of an [`Endpoint`](crate::Endpoint).
 ///
@@ -9,8 +11,14 @@ use crate::time::Duration;
 /// original's `read_interval` has no place here: the core never polls; drivers that must poll
 /// a transport carry their own.
 ///
+/// The times are `core::time::Duration`, which is `std::time::Duration` on a host: programs
+/// write the one `Duration` they know. The endpoint counts whole microseconds (its own
+/// [`Duration`](crate::Duration), converted once, in [`Endpoint::new`](crate::Endpoint::new)):
+/// a time below one microsecond counts as zero, and what is below a microsecond is dropped.
+///
 /// ```
-/// use peerpipe_core::{Config, ConfigError, Duration};
+/// use core::time::Duration; // std::time::Duration on a host: the same type
+/// use peerpipe_core::{Config, ConfigError};
 ///
 /// let config = Config {
 ///     heartbeat_interval: Duration::from_secs(1),
@@ -25,19 +33,19 @@ use crate::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Config {
-    /// How often to send a heartbeat when no other frame was sent. Must not be zero.
+    /// How often to send a heartbeat when no other frame was sent. Must be at least 1 µs.
     pub heartbeat_interval: Duration,
     /// Silence after which the peer counts as gone; [`Duration::ZERO`] turns the check off.
     /// Otherwise it must exceed `heartbeat_interval`.
     pub heartbeat_timeout: Duration,
     /// Time between transmissions of an unacknowledged message; `None` sends once. A message
     /// the peer refused for a full queue goes again sooner: as soon as the peer says it has
-    /// room. Must not be zero.
+    /// room. Must be at least 1 µs.
     pub resend_interval: Option<Duration>,
     /// How many times a message may be resent (at its resend interval, or when the peer asks
     /// for it after a refusal); `None` means until its timeout.
     pub max_resends: Option<u32>,
-    /// A send's timeout when the caller gives none. Must not be zero.
+    /// A send's timeout when the caller gives none. Must be at least 1 µs.
     pub default_request_timeout: Duration,
 }
 
@@ -56,20 +64,43 @@ impl Default for Config {
 impl Config {
     /// Checks the parameters as the original does, with a typed error for each mistake.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.heartbeat_interval.is_zero() {
+        self.timing().map(drop)
+    }
+
+    /// The parameters in the endpoint's microseconds, checked: the one conversion.
+    pub(crate) fn timing(&self) -> Result<Timing, ConfigError> {
+        let t = Timing {
+            heartbeat_interval: self.heartbeat_interval.into(),
+            heartbeat_timeout: self.heartbeat_timeout.into(),
+            resend_interval: self.resend_interval.map(Micros::from),
+            max_resends: self.max_resends,
+            default_request_timeout: self.default_request_timeout.into(),
+        };
+        if t.heartbeat_interval.is_zero() {
             return Err(ConfigError::ZeroHeartbeatInterval);
         }
-        if !self.heartbeat_timeout.is_zero() && self.heartbeat_timeout <= self.heartbeat_interval {
+        if !t.heartbeat_timeout.is_zero() && t.heartbeat_timeout <= t.heartbeat_interval {
             return Err(ConfigError::HeartbeatTimeoutNotAboveInterval);
         }
-        if self.resend_interval.is_some_and(Duration::is_zero) {
+        if t.resend_interval.is_some_and(Micros::is_zero) {
             return Err(ConfigError::ZeroResendInterval);
         }
-        if self.default_request_timeout.is_zero() {
+        if t.default_request_timeout.is_zero() {
             return Err(ConfigError::ZeroRequestTimeout);
         }
-        Ok(())
+        Ok(t)
     }
+}
+
+/// A valid [`Config`] in the endpoint's own microsecond [`Duration`](crate::Duration), for
+/// its `Instant` arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timing {
+    pub(crate) heartbeat_interval: Micros,
+    pub(crate) heartbeat_timeout: Micros,
+    pub(crate) resend_interval: Option<Micros>,
+    pub(crate) max_resends: Option<u32>,
+    pub(crate) default_request_timeout: Micros,
 }
 
 /// A [`Config`] that [`Config::validate`] refused.
@@ -77,13 +108,13 @@ impl Config {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// `heartbeat_interval` is zero.
+    /// `heartbeat_interval` is zero (below 1 µs).
     ZeroHeartbeatInterval,
     /// `heartbeat_timeout` is neither zero (off) nor greater than `heartbeat_interval`.
     HeartbeatTimeoutNotAboveInterval,
-    /// `resend_interval` is `Some(0)`.
+    /// `resend_interval` is `Some(0)` (below 1 µs).
     ZeroResendInterval,
-    /// `default_request_timeout` is zero.
+    /// `default_request_timeout` is zero (below 1 µs).
     ZeroRequestTimeout,
 }
 
@@ -115,5 +146,40 @@ mod tests {
         assert_eq!(c.max_resends, Some(5));
         assert_eq!(c.default_request_timeout, Duration::from_secs(5));
         assert_eq!(c.validate(), Ok(()));
+        let t = c.timing().unwrap();
+        assert_eq!(t.heartbeat_interval, Micros::from_secs(5));
+        assert_eq!(t.heartbeat_timeout, Micros::from_secs(30));
+        assert_eq!(t.resend_interval, Some(Micros::from_secs(2)));
+        assert_eq!(t.default_request_timeout, Micros::from_secs(5));
+    }
+
+    #[test]
+    fn the_endpoint_counts_whole_microseconds() {
+        let c = Config {
+            heartbeat_interval: Duration::from_nanos(2_999),
+            heartbeat_timeout: Duration::from_nanos(3_001),
+            resend_interval: Some(Duration::new(1, 999)),
+            default_request_timeout: Duration::MAX,
+            ..Config::default()
+        };
+        let t = c.timing().unwrap();
+        assert_eq!(t.heartbeat_interval, Micros::from_micros(2));
+        assert_eq!(t.heartbeat_timeout, Micros::from_micros(3));
+        assert_eq!(t.resend_interval, Some(Micros::from_micros(1_000_000)));
+        assert_eq!(t.default_request_timeout, Micros::from_micros(u64::MAX));
+        // Below a microsecond is zero; equal once counted in microseconds is not above.
+        let sub = Config {
+            heartbeat_interval: Duration::from_nanos(999),
+            ..c
+        };
+        assert_eq!(sub.validate(), Err(ConfigError::ZeroHeartbeatInterval));
+        let same = Config {
+            heartbeat_timeout: Duration::from_nanos(2_001),
+            ..c
+        };
+        assert_eq!(
+            same.validate(),
+            Err(ConfigError::HeartbeatTimeoutNotAboveInterval)
+        );
     }
 }

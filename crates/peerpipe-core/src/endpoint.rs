@@ -1,6 +1,6 @@
 //! The endpoint state machine: commands in, frames and events out, time always a parameter.
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Timing};
 use crate::const_msg::ConstMsg;
 use crate::error::{CloseReason, Error, FailReason, GoneReason};
 use crate::event::{Event, PeerState};
@@ -53,7 +53,10 @@ pub struct Endpoint<
 
 #[derive(Debug, Clone)]
 struct Machine<const P: usize, const T: usize, const RX: usize, const TX: usize> {
+    /// As the caller gave it, for [`Endpoint::config`].
     config: Config,
+    /// The same in microseconds, for the arithmetic.
+    timing: Timing,
     session: u32,
     next_seq: u64,
     peer: Option<u32>,
@@ -141,9 +144,10 @@ impl<
     /// gone if nothing arrives within `heartbeat_timeout` of `now`.
     pub fn new(config: Config, session: u32, now: Instant) -> Result<Self, ConfigError> {
         let () = Self::CAPACITIES_OK;
-        config.validate()?;
+        let timing = config.timing()?;
         let mut machine = Machine {
             config,
+            timing,
             session,
             next_seq: 0,
             peer: None,
@@ -404,7 +408,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
         }) {
             return Err(Error::Closed(reason));
         }
-        let timeout = timeout.unwrap_or(self.config.default_request_timeout);
+        let timeout = timeout.unwrap_or(self.timing.default_request_timeout);
         if timeout.is_zero() {
             return Err(Error::ZeroTimeout);
         }
@@ -427,7 +431,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
     }
 
     fn arm_silence(&mut self, now: Instant) {
-        let timeout = self.config.heartbeat_timeout;
+        let timeout = self.timing.heartbeat_timeout;
         let on = !timeout.is_zero() && !self.paused && !self.stopped && self.is_open();
         self.timers.set(Timer::Silence, on.then(|| now + timeout));
     }
@@ -478,7 +482,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
                 if ack.to_session == self.session {
                     self.sends.ack(ack);
                     if ack.retry {
-                        self.sends.retry(ack, &self.config);
+                        self.sends.retry(ack, &self.timing);
                     }
                     self.peer_room = usize::from(ack.room);
                 } else {
@@ -578,7 +582,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
         if self.timers.take_expired(Timer::Silence, now) {
             self.gone(GoneReason::Silence);
         }
-        if self.sends.handle_timeout(now, &self.config) && !self.paused {
+        if self.sends.handle_timeout(now, &self.timing) && !self.paused {
             // Tell the peer the new floor at once, so items it holds behind the abandoned
             // one become deliverable without waiting for the next frame.
             self.heartbeat_due = true;
@@ -646,7 +650,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
             }
             Transmit::Data(index) => {
                 s.data_sent = s.data_sent.wrapping_add(1);
-                if self.sends.mark_sent(index, now, &self.config) {
+                if self.sends.mark_sent(index, now, &self.timing) {
                     s.resends = s.resends.wrapping_add(1);
                 }
             }
@@ -658,7 +662,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
         // Any frame proves liveness: the next heartbeat is one interval after it.
         if !self.paused {
             self.timers
-                .set(Timer::Heartbeat, Some(now + self.config.heartbeat_interval));
+                .set(Timer::Heartbeat, Some(now + self.timing.heartbeat_interval));
         }
     }
 

@@ -3,7 +3,7 @@
 
 use heapless::Vec;
 
-use crate::config::Config;
+use crate::config::Timing;
 use crate::error::{Error, FailReason};
 use crate::event::Outcome;
 use crate::message::{Message, MessageKind, MsgId};
@@ -143,7 +143,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     }
 
     /// Records that slot `index` was transmitted at `now`; returns whether it was a resend.
-    pub(crate) fn mark_sent(&mut self, index: usize, now: Instant, config: &Config) -> bool {
+    pub(crate) fn mark_sent(&mut self, index: usize, now: Instant, config: &Timing) -> bool {
         match self.slots.get_mut(index).map(|s| &mut s.state) {
             Some(SlotState::Pending {
                 sent,
@@ -178,7 +178,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     /// transmitted item the ACK does not cover becomes due at once (within the peer's window),
     /// instead of waiting for its resend timer, if it may still be resent at all. Such a
     /// retry counts as a resend.
-    pub(crate) fn retry(&mut self, ack: &Ack, config: &Config) {
+    pub(crate) fn retry(&mut self, ack: &Ack, config: &Timing) {
         if config.resend_interval.is_none() {
             return;
         }
@@ -213,7 +213,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     /// Acts on due deadlines: timeouts fail, due resends are marked for transmission, sends
     /// whose last allowed transmission went unanswered fail. Returns whether any send was
     /// given up.
-    pub(crate) fn handle_timeout(&mut self, now: Instant, config: &Config) -> bool {
+    pub(crate) fn handle_timeout(&mut self, now: Instant, config: &Timing) -> bool {
         let mut gave_up = false;
         for slot in self.slots.iter_mut() {
             let SlotState::Pending {

@@ -125,14 +125,25 @@ impl Add for Duration {
     }
 }
 
+/// Whole microseconds, rounded down; saturates at `u64::MAX` µs (584,000 years).
+///
+/// No 64-bit division: the seconds are multiplied, only the sub-second part (a `u32`) is
+/// divided, so the conversion stays small on a microcontroller without a divider.
 impl From<core::time::Duration> for Duration {
     fn from(d: core::time::Duration) -> Self {
-        Duration {
-            micros: u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
-        }
+        /// Past this many seconds the microseconds do not fit a `u64`.
+        const MAX_SECS: u64 = u64::MAX / 1_000_000;
+        let secs = d.as_secs();
+        let micros = if secs > MAX_SECS {
+            u64::MAX
+        } else {
+            (secs * 1_000_000).saturating_add(u64::from(d.subsec_micros()))
+        };
+        Duration { micros }
     }
 }
 
+/// Exact: every count of microseconds is a `core::time::Duration` (`std::time::Duration`).
 impl From<Duration> for core::time::Duration {
     fn from(d: Duration) -> Self {
         core::time::Duration::from_micros(d.micros)
@@ -159,5 +170,15 @@ mod tests {
             Duration::from_millis(3)
         );
         assert_eq!(Instant::from_millis(7).as_millis(), 7);
+        let max = core::time::Duration::MAX;
+        assert_eq!(Duration::from(max).as_micros(), u64::MAX);
+        let edge = core::time::Duration::new(u64::MAX / 1_000_000, 999_999_999);
+        assert_eq!(Duration::from(edge).as_micros(), u64::MAX);
+        let d = core::time::Duration::new(3, 456_789_999);
+        assert_eq!(Duration::from(d).as_micros(), 3_456_789);
+        let back: core::time::Duration = Duration::from_micros(3_456_789).into();
+        assert_eq!(back, core::time::Duration::from_micros(3_456_789));
+        let round_trip: core::time::Duration = Duration::from_micros(u64::MAX).into();
+        assert_eq!(Duration::from(round_trip).as_micros(), u64::MAX);
     }
 }

@@ -223,7 +223,7 @@ impl PipeHandler {
     /// Checks that a send may go now; returns its deadline.
     fn deadline(&self, timeout: Option<Duration>) -> Result<StdInstant, Error> {
         self.check_running()?;
-        let timeout = timeout.unwrap_or(self.inner.config.default_request_timeout.into());
+        let timeout = timeout.unwrap_or(self.inner.config.default_request_timeout);
         if timeout.is_zero() {
             return Err(Error::Invalid(peerpipe_core::Error::ZeroTimeout));
         }

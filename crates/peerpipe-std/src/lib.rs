@@ -105,7 +105,8 @@ pub mod transport;
 
 pub use handler::PipeHandler;
 pub use listener::{Incoming, ListenerStopper, PipeListener};
-/// The sans-IO core, for its `Duration`, `Error` and wire types.
+/// The sans-IO core, for its `Error` and wire types. Every time this crate takes is a
+/// `std::time::Duration` (the [`Config`] fields too).
 pub use peerpipe_core;
 pub use peerpipe_core::{
     CloseReason, Config, ConfigError, FailReason, GoneReason, MessageKind, MsgId, PeerState,

@@ -19,7 +19,7 @@ fn msg(topic: &str, data: &[u8]) -> Message {
 #[test]
 fn invalid_config_is_refused() {
     let ok = config();
-    let zero = Duration::ZERO.into();
+    let zero = Duration::ZERO;
     let cases = [
         (
             Config {

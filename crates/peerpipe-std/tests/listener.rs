@@ -199,7 +199,7 @@ fn accept_timeout_returns_none_when_no_peer_comes() {
 #[test]
 fn invalid_config_is_refused_at_bind() {
     let bad = peerpipe_std::Config {
-        heartbeat_interval: Duration::ZERO.into(),
+        heartbeat_interval: Duration::ZERO,
         ..config()
     };
     let e = PipeListener::bind("127.0.0.1:0", bad).unwrap_err();

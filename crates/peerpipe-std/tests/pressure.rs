@@ -44,7 +44,7 @@ fn handler_with_raw_peer(config: peerpipe_std::Config, drain: bool) -> (PipeHand
 
 fn long_timeouts() -> peerpipe_std::Config {
     peerpipe_std::Config {
-        default_request_timeout: Duration::from_secs(20).into(),
+        default_request_timeout: Duration::from_secs(20),
         ..config()
     }
 }
@@ -173,7 +173,7 @@ fn notify_end_waits_its_turn_behind_busy_slots() {
 #[test]
 fn notify_end_behind_a_frozen_peer_is_bounded_by_its_timeout() {
     let config = peerpipe_std::Config {
-        default_request_timeout: Duration::from_millis(600).into(),
+        default_request_timeout: Duration::from_millis(600),
         ..config()
     };
     let (h, _peer) = handler_with_raw_peer(config, true);
@@ -286,8 +286,8 @@ fn pair_through_a_relay(
 #[test]
 fn a_stalled_peer_does_not_grow_the_output_buffer() {
     let config = peerpipe_std::Config {
-        resend_interval: Some(Duration::from_millis(10).into()),
-        heartbeat_timeout: Duration::ZERO.into(),
+        resend_interval: Some(Duration::from_millis(10)),
+        heartbeat_timeout: Duration::ZERO,
         ..long_timeouts()
     };
     let (a, b, frozen) = pair_through_a_relay(config);

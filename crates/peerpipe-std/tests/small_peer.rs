@@ -65,7 +65,7 @@ fn small_echo_peer(mut stream: TcpStream, stop: Arc<AtomicBool>) -> u64 {
 fn many_requests_to_a_small_peer_never_wait_a_resend_interval() {
     // Resends every 2 s: a refused request that waited for its resend timer shows.
     let config = peerpipe_std::Config {
-        resend_interval: Some(Duration::from_secs(2).into()),
+        resend_interval: Some(Duration::from_secs(2)),
         ..config()
     };
     let transport = TcpTransport::listen("127.0.0.1:0").expect("listen");

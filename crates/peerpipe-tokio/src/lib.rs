@@ -94,10 +94,11 @@ mod waiters;
 
 pub use handler::{Events, PipeHandler};
 pub use listener::PipeListener;
+/// The sans-IO core, for its `Error` and wire types. Every time this crate takes is a
+/// `std::time::Duration` (the [`Config`] fields too).
 pub use peerpipe_core;
 pub use peerpipe_core::{
-    CloseReason, Config, ConfigError, Duration, FailReason, GoneReason, MessageKind, MsgId,
-    PeerState, Stats,
+    CloseReason, Config, ConfigError, FailReason, GoneReason, MessageKind, MsgId, PeerState, Stats,
 };
 pub use peerpipe_host::{Error, HandlerStats, Item, Message, Status};
 #[cfg(feature = "serial")]

@@ -107,7 +107,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         &self,
         timeout: Option<std::time::Duration>,
     ) -> Result<TokioInstant, Error> {
-        let timeout = timeout.unwrap_or(self.ep.config().default_request_timeout.into());
+        let timeout = timeout.unwrap_or(self.ep.config().default_request_timeout);
         if timeout.is_zero() {
             return Err(Error::Invalid(peerpipe_core::Error::ZeroTimeout));
         }

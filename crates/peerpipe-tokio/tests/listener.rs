@@ -17,11 +17,11 @@ const STEP: Duration = Duration::from_secs(10);
 
 fn config() -> Config {
     Config {
-        heartbeat_interval: Duration::from_millis(100).into(),
-        heartbeat_timeout: Duration::from_secs(30).into(),
-        resend_interval: Some(Duration::from_millis(200).into()),
+        heartbeat_interval: Duration::from_millis(100),
+        heartbeat_timeout: Duration::from_secs(30),
+        resend_interval: Some(Duration::from_millis(200)),
         max_resends: None,
-        default_request_timeout: STEP.into(),
+        default_request_timeout: STEP,
     }
 }
 
@@ -224,7 +224,7 @@ async fn a_threaded_client_talks_to_an_async_listener() {
 #[tokio::test]
 async fn invalid_config_is_refused_at_bind() {
     let bad = Config {
-        heartbeat_interval: Duration::ZERO.into(),
+        heartbeat_interval: Duration::ZERO,
         ..config()
     };
     let bound: std::io::Result<PipeListener> = PipeListener::bind("127.0.0.1:0", bad).await;

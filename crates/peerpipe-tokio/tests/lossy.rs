@@ -50,11 +50,11 @@ fn lossy_pair(config: LinkConfig, seed: u64) -> (PipeHandler, PipeHandler) {
     tokio::spawn(relay(a_rd, b_wr, Link::new(config, seed)));
     tokio::spawn(relay(b_rd, a_wr, Link::new(config, seed ^ 0x5eed)));
     let cfg = Config {
-        heartbeat_interval: Duration::from_millis(200).into(),
-        heartbeat_timeout: Duration::from_secs(10).into(),
-        resend_interval: Some(Duration::from_millis(100).into()),
+        heartbeat_interval: Duration::from_millis(200),
+        heartbeat_timeout: Duration::from_secs(10),
+        resend_interval: Some(Duration::from_millis(100)),
         max_resends: None,
-        default_request_timeout: Duration::from_secs(120).into(),
+        default_request_timeout: Duration::from_secs(120),
     };
     (
         PipeHandler::start(a, cfg).unwrap(),

@@ -12,18 +12,18 @@ use tokio::time::Instant;
 
 fn config() -> Config {
     Config {
-        heartbeat_interval: Duration::from_millis(100).into(),
-        heartbeat_timeout: Duration::from_millis(1_000).into(),
-        resend_interval: Some(Duration::from_millis(200).into()),
+        heartbeat_interval: Duration::from_millis(100),
+        heartbeat_timeout: Duration::from_millis(1_000),
+        resend_interval: Some(Duration::from_millis(200)),
         max_resends: None,
-        default_request_timeout: Duration::from_secs(5).into(),
+        default_request_timeout: Duration::from_secs(5),
     }
 }
 
 /// For the tests in real time: a silence timeout no busy machine reaches by accident.
 fn real_time_config() -> Config {
     Config {
-        heartbeat_timeout: Duration::from_secs(30).into(),
+        heartbeat_timeout: Duration::from_secs(30),
         ..config()
     }
 }

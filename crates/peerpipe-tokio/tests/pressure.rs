@@ -22,11 +22,11 @@ use tokio::time::{sleep, Instant};
 /// Heartbeats as usual, but no GONE for a minute: the frozen peers here stay "alive".
 fn config() -> Config {
     Config {
-        heartbeat_interval: Duration::from_millis(100).into(),
-        heartbeat_timeout: Duration::from_secs(60).into(),
-        resend_interval: Some(Duration::from_millis(200).into()),
+        heartbeat_interval: Duration::from_millis(100),
+        heartbeat_timeout: Duration::from_secs(60),
+        resend_interval: Some(Duration::from_millis(200)),
         max_resends: None,
-        default_request_timeout: Duration::from_secs(5).into(),
+        default_request_timeout: Duration::from_secs(5),
     }
 }
 
@@ -325,9 +325,9 @@ static ALLOCATOR: Counting = Counting;
 /// A config with fast resends and no silence check: nothing stops the resends.
 fn flood_config() -> Config {
     Config {
-        heartbeat_timeout: Duration::ZERO.into(),
-        resend_interval: Some(Duration::from_millis(10).into()),
-        default_request_timeout: Duration::from_secs(60).into(),
+        heartbeat_timeout: Duration::ZERO,
+        resend_interval: Some(Duration::from_millis(10)),
+        default_request_timeout: Duration::from_secs(60),
         ..config()
     }
 }

@@ -76,11 +76,11 @@ async fn requests_and_end_over_serial_ports() {
         p1.master.try_clone().unwrap(),
     );
     let config = Config {
-        heartbeat_interval: Duration::from_millis(200).into(),
-        heartbeat_timeout: Duration::from_secs(10).into(),
-        resend_interval: Some(Duration::from_millis(500).into()),
+        heartbeat_interval: Duration::from_millis(200),
+        heartbeat_timeout: Duration::from_secs(10),
+        resend_interval: Some(Duration::from_millis(500)),
         max_resends: None,
-        default_request_timeout: Duration::from_secs(20).into(),
+        default_request_timeout: Duration::from_secs(20),
     };
     let a: PipeHandler =
         PipeHandler::start(open_serial(&p1.path, 115_200).unwrap(), config).unwrap();

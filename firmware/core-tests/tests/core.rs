@@ -370,7 +370,7 @@ fn exchange_lossy() {
     // transmissions) would fail about one send in six, and END uses that default.
     let config = Config {
         max_resends: None,
-        default_request_timeout: Duration::from_secs(60),
+        default_request_timeout: core::time::Duration::from_secs(60),
         ..Config::default()
     };
     let mut now = Instant::ZERO;

@@ -221,7 +221,10 @@ pub type Pipe<S> = SerialDriver<S>;
 pub const LINGER_MS: u64 = 3_000;
 
 /// The endpoint's timing: heartbeats every second, the host is gone after 5 s of silence.
+/// (`Config` takes `core::time::Duration`; the endpoint's own `Duration`, in microseconds,
+/// is for arithmetic on its `Instant`.)
 pub fn config() -> Config {
+    use core::time::Duration;
     Config {
         heartbeat_interval: Duration::from_millis(1_000),
         heartbeat_timeout: Duration::from_millis(5_000),

@@ -305,10 +305,11 @@ pub(crate) struct Shared {
 impl Shared {
     /// Shared state around `ep`.
     pub(crate) fn new(ep: Box<CoreEndpoint>, config: &Config) -> Self {
-        let mut period =
-            StdDuration::from(config.heartbeat_interval).min(config.default_request_timeout.into());
+        let mut period = config
+            .heartbeat_interval
+            .min(config.default_request_timeout);
         if let Some(r) = config.resend_interval {
-            period = period.min(r.into());
+            period = period.min(r);
         }
         Shared {
             state: Mutex::new(State::new(ep)),

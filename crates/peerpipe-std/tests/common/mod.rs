@@ -26,18 +26,18 @@ pub const GONE_AFTER: Duration = Duration::from_millis(500);
 /// Fast timers; GONE only after 5 s of silence.
 pub fn config() -> Config {
     Config {
-        heartbeat_interval: Duration::from_millis(100).into(),
-        heartbeat_timeout: Duration::from_millis(5_000).into(),
-        resend_interval: Some(Duration::from_millis(100).into()),
+        heartbeat_interval: Duration::from_millis(100),
+        heartbeat_timeout: Duration::from_millis(5_000),
+        resend_interval: Some(Duration::from_millis(100)),
         max_resends: None,
-        default_request_timeout: Duration::from_millis(5_000).into(),
+        default_request_timeout: Duration::from_millis(5_000),
     }
 }
 
 /// Fast timers and GONE after [`GONE_AFTER`] of silence.
 pub fn gone_config() -> Config {
     Config {
-        heartbeat_timeout: GONE_AFTER.into(),
+        heartbeat_timeout: GONE_AFTER,
         ..config()
     }
 }
@@ -45,7 +45,7 @@ pub fn gone_config() -> Config {
 /// [`config`] with resends every 20 ms, for lines that damage frames on purpose.
 pub fn quick_resend_config() -> Config {
     Config {
-        resend_interval: Some(Duration::from_millis(20).into()),
+        resend_interval: Some(Duration::from_millis(20)),
         ..config()
     }
 }
