@@ -124,7 +124,8 @@ pub use transport::{
     Transport,
 };
 
-/// Received items the handler holds for the application.
+/// Received items the handler holds for the application. (`peerpipe-tokio` defaults to 8:
+/// the README's "Capacities" explains every driver's defaults.)
 pub const RX: usize = 32;
 /// Sends in flight at once.
 pub const TX: usize = 32;

@@ -110,7 +110,9 @@ pub use waiters::ABANDONED_REQUESTS;
 pub const DEFAULT_PAYLOAD: usize = peerpipe_host::MAX_PAYLOAD;
 /// The default longest topic: as in `peerpipe_std`.
 pub const DEFAULT_TOPIC: usize = peerpipe_host::MAX_TOPIC;
-/// The default number of receive and of send slots.
+/// The default number of receive and of send slots: fewer than `peerpipe_std`'s 32, since a
+/// server runs thousands of pipes and callers beyond the slots wait as futures (the README's
+/// "Capacities" explains every driver's defaults).
 pub const DEFAULT_SLOTS: usize = 8;
 /// The frame buffer of the default capacities.
 pub const DEFAULT_FRAME: usize =
