@@ -23,7 +23,7 @@ const PREVIEW: usize = 64;
 /// A handler configuration whose sends time out after `timeout` (the rest: defaults).
 pub fn config(timeout: Duration) -> Config {
     Config {
-        default_request_timeout: timeout.into(),
+        default_request_timeout: timeout,
         ..Config::default()
     }
 }

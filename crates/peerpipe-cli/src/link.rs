@@ -298,7 +298,7 @@ pub fn handler(link: &LinkSpec, side: Side, config: Config) -> Result<PipeHandle
         LinkSpec::FilePipe { root, name } => {
             let mode = side.filepipe_mode()?;
             let t = FilePipeTransport::new(root.clone(), name.clone(), mode)
-                .heartbeat_interval(config.heartbeat_interval.into());
+                .heartbeat_interval(config.heartbeat_interval);
             new(PipeHandler::new(t, config))
         }
         LinkSpec::Stdio => new(PipeHandler::new(StdioTransport, config)),
