@@ -1,5 +1,9 @@
 //! The NS16550A UART of QEMU's riscv `virt` machine through raw registers, implementing the
-//! embedded-hal-nb serial traits (polled).
+//! embedded-hal-nb serial traits.
+//!
+//! Its received-data interrupt (`IER` bit 0, level: raised while a byte waits) is PLIC source
+//! 10 on `virt`: the echo firmware takes received bytes that way ([`listen_rx_at`],
+//! [`read_byte_at`] in the handler), the minimal one polls through [`Read`]. Sending is polled.
 
 use core::convert::Infallible;
 use core::ptr::{read_volatile, write_volatile};
@@ -9,6 +13,9 @@ use embedded_hal_nb::serial::{ErrorType, Read, Write};
 /// The UART of QEMU `virt`.
 pub const VIRT_UART0: usize = 0x1000_0000;
 const RBR_THR: usize = 0;
+const IER: usize = 1;
+/// `IER`: received data available.
+const IER_RDA: u8 = 1 << 0;
 const FCR: usize = 2;
 const LCR: usize = 3;
 const LSR: usize = 5;
@@ -44,16 +51,36 @@ impl Ns16550 {
     }
 }
 
+/// Enables (`true`) or masks the received-data interrupt of the 16550 at `base` (the PLIC is
+/// the caller's): the interrupt handler masks it while the main loop's ring is full (the
+/// UART's FIFO then holds the bytes and the sender waits: backpressure instead of loss), the
+/// main loop enables it again.
+pub fn listen_rx_at(base: usize, on: bool) {
+    // SAFETY: callers pass a 16550 base address; IER only (un)masks interrupts (the transmit
+    // ones stay off).
+    unsafe { write_volatile((base + IER) as *mut u8, if on { IER_RDA } else { 0 }) }
+}
+
+/// Reads one byte from the 16550 at `base` when one waits: for interrupt handlers, which
+/// cannot own the [`Ns16550`]. The interrupt falls when the FIFO is empty.
+pub fn read_byte_at(base: usize) -> Option<u8> {
+    // SAFETY: callers pass a 16550 base address; reading LSR and RBR only pops the FIFO.
+    unsafe {
+        if read_volatile((base + LSR) as *const u8) & LSR_DR == 0 {
+            None
+        } else {
+            Some(read_volatile((base + RBR_THR) as *const u8))
+        }
+    }
+}
+
 impl ErrorType for Ns16550 {
     type Error = Infallible;
 }
 
 impl Read<u8> for Ns16550 {
     fn read(&mut self) -> nb::Result<u8, Infallible> {
-        if self.read_reg(LSR) & LSR_DR == 0 {
-            return Err(nb::Error::WouldBlock);
-        }
-        Ok(self.read_reg(RBR_THR))
+        read_byte_at(self.base).ok_or(nb::Error::WouldBlock)
     }
 }
 
