@@ -73,16 +73,74 @@ pub mod systick {
     pub fn ticks() -> u32 {
         TICKS.load(Ordering::Acquire)
     }
+
+    /// A Cortex-M board for [`run`](crate::run): SysTick is the clock (and wakes WFI every
+    /// millisecond, so a deadline needs no timer of its own); `listen` unmasks the UART's RX
+    /// interrupt.
+    pub struct CortexM {
+        millis: peerpipe_embedded::WrappingMillis,
+        listen: fn(),
+    }
+
+    impl CortexM {
+        /// Starts SysTick (see [`start`]); `listen` unmasks the board UART's RX interrupt.
+        pub fn new(listen: fn()) -> Self {
+            start();
+            CortexM {
+                millis: peerpipe_embedded::WrappingMillis::new(),
+                listen,
+            }
+        }
+    }
+
+    impl crate::Board for CortexM {
+        fn now(&mut self) -> peerpipe_embedded::Instant {
+            self.millis.instant(ticks())
+        }
+
+        fn listen_rx(&mut self) {
+            (self.listen)();
+        }
+
+        fn sleep(&mut self, rx: &crate::ring::Ring, next: Option<peerpipe_embedded::Instant>) {
+            // PRIMASK set: an interrupt after the check stays pending and WFI returns at once.
+            cortex_m::interrupt::free(|_| {
+                let due = next.is_some_and(|d| d <= self.now());
+                if rx.is_empty() && !due {
+                    cortex_m::asm::wfi();
+                }
+            });
+        }
+
+        fn entropy(&mut self) -> u32 {
+            cortex_m::peripheral::SYST::get_current() ^ ticks().rotate_left(16)
+        }
+    }
 }
 
-/// The RISC-V side shared by both binaries: the clock of QEMU `virt` and, with
+/// The RISC-V side shared by both binaries: the clock of QEMU `virt` (CLINT `mtime`), its
+/// timer (`mtimecmp`) and PLIC, the [`Board`](crate::Board) of the echo firmware and, with
 /// `semihosting`, a panic handler that ends the QEMU run with a failure.
 #[cfg(target_arch = "riscv32")]
 pub mod rv {
+    use core::ptr::{read_volatile, write_volatile};
+
     use peerpipe_embedded::Instant;
+    use riscv::interrupt::machine::Interrupt;
 
     /// CLINT `mtime` on QEMU `virt`, 10 MHz.
     const MTIME: usize = 0x0200_BFF8;
+    /// CLINT `mtimecmp` of hart 0: the machine timer interrupt is pending while
+    /// `mtime >= mtimecmp`.
+    const MTIMECMP: usize = 0x0200_4000;
+    /// The PLIC of QEMU `virt`.
+    const PLIC: usize = 0x0C00_0000;
+    /// PLIC context 0: hart 0 in M-mode.
+    const PLIC_ENABLE: usize = PLIC + 0x2000;
+    const PLIC_THRESHOLD: usize = PLIC + 0x20_0000;
+    const PLIC_CLAIM: usize = PLIC + 0x20_0004;
+    /// The PLIC source of the NS16550 at 0x1000_0000 on `virt`.
+    pub const UART0_IRQ: u32 = 10;
 
     /// The raw 64-bit `mtime` counter, read consistently from its two halves.
     pub fn mtime() -> u64 {
@@ -104,6 +162,92 @@ pub mod rv {
     /// The current time.
     pub fn now() -> Instant {
         Instant::from_micros(mtime() / 10)
+    }
+
+    /// Sets `mtimecmp` without a spurious interrupt in between (the low half first goes to
+    /// the maximum, as the privileged spec suggests for RV32).
+    fn set_mtimecmp(at: u64) {
+        // SAFETY: hart 0's mtimecmp on QEMU virt; writing it only moves the timer interrupt.
+        unsafe {
+            write_volatile(MTIMECMP as *mut u32, u32::MAX);
+            write_volatile((MTIMECMP + 4) as *mut u32, (at >> 32) as u32);
+            write_volatile(MTIMECMP as *mut u32, at as u32);
+        }
+    }
+
+    /// Turns the machine timer interrupt off (`mtimecmp` at the maximum): call it from its
+    /// handler.
+    pub fn timer_off() {
+        set_mtimecmp(u64::MAX);
+    }
+
+    /// Routes PLIC `source` to hart 0 in M-mode (priority 1, threshold 0) and enables the
+    /// machine external and timer interrupts and interrupts globally (the timer stays off
+    /// until [`Virt::sleep`](crate::Board::sleep) sets it).
+    ///
+    /// # Safety
+    /// The handlers of both interrupts are in place, and enabling interrupts breaks no
+    /// critical section of the caller.
+    pub unsafe fn enable_interrupts(source: u32) {
+        timer_off();
+        let bit = source as usize;
+        // SAFETY: the PLIC's priority, enable and threshold registers of context 0 on virt.
+        unsafe {
+            write_volatile((PLIC + 4 * bit) as *mut u32, 1);
+            let enable = (PLIC_ENABLE + 4 * (bit / 32)) as *mut u32;
+            write_volatile(enable, read_volatile(enable) | (1 << (bit % 32)));
+            write_volatile(PLIC_THRESHOLD as *mut u32, 0);
+            riscv::interrupt::enable_interrupt(Interrupt::MachineExternal);
+            riscv::interrupt::enable_interrupt(Interrupt::MachineTimer);
+            riscv::interrupt::enable();
+        }
+    }
+
+    /// Claims the highest pending PLIC source of hart 0 in M-mode (0: none); hand it back with
+    /// [`complete`] once served.
+    pub fn claim() -> u32 {
+        // SAFETY: the claim register of context 0; reading it claims a source.
+        unsafe { read_volatile(PLIC_CLAIM as *const u32) }
+    }
+
+    /// Completes a claimed source: the PLIC raises it again if its line is still high.
+    pub fn complete(source: u32) {
+        // SAFETY: the complete register of context 0.
+        unsafe { write_volatile(PLIC_CLAIM as *mut u32, source) }
+    }
+
+    /// RISC-V `virt` as a [`Board`](crate::Board): `mtime` is the clock, `mtimecmp` wakes WFI
+    /// at the next deadline; `listen` unmasks the UART's RX interrupt. Call
+    /// [`enable_interrupts`] first.
+    pub struct Virt {
+        /// Unmasks the UART's RX interrupt.
+        pub listen: fn(),
+    }
+
+    impl crate::Board for Virt {
+        fn now(&mut self) -> Instant {
+            now()
+        }
+
+        fn listen_rx(&mut self) {
+            (self.listen)();
+        }
+
+        fn sleep(&mut self, rx: &crate::ring::Ring, next: Option<Instant>) {
+            // mstatus.MIE clear: an interrupt after the check stays pending, WFI returns at
+            // once (it waits on mip & mie, whatever MIE says) and the handler runs when MIE is
+            // set again. A deadline already past makes the timer pending at once.
+            riscv::interrupt::free(|| {
+                if rx.is_empty() {
+                    set_mtimecmp(next.map_or(u64::MAX, |d| d.as_micros().saturating_mul(10)));
+                    riscv::asm::wfi();
+                }
+            });
+        }
+
+        fn entropy(&mut self) -> u32 {
+            mtime() as u32
+        }
     }
 
     #[cfg(feature = "semihosting")]
@@ -180,39 +324,72 @@ pub mod stack {
     }
 }
 
-/// The main loop of the polled boards (micro:bit, RISC-V `virt`): waits for the host's first
-/// byte (the time it took seeds the session id), then runs [`App`] over `uart`, polling it.
-/// `now` is the clock, `entropy` any changing counter.
-pub fn run_polled<S: Read<u8> + Write<u8>>(
-    mut uart: S,
-    mut now: impl FnMut() -> Instant,
-    entropy: impl Fn() -> u32,
-) -> ! {
-    let mut spins: u32 = 0;
-    let first = loop {
-        if let Ok(byte) = uart.read() {
-            break byte;
-        }
-        spins = spins.wrapping_add(1);
-    };
-    let seed = spins.wrapping_mul(0x9E37_79B9) ^ entropy();
+/// What [`run`] needs from a board besides the UART's transmitter: its clock, its RX interrupt
+/// and its way of sleeping. The board's RX interrupt handler moves bytes into the ring `run` is
+/// given, and masks the interrupt while the ring is full (the UART's FIFO then holds the bytes
+/// and the sender waits: no byte is dropped).
+pub trait Board {
+    /// The current time.
+    fn now(&mut self) -> Instant;
+    /// Unmasks the RX interrupt (the handler masks it while the ring is full).
+    fn listen_rx(&mut self);
+    /// Sleeps (WFI) until an interrupt, unless a byte waits in `rx` or `next` is due. The check
+    /// and WFI run with interrupts masked, so an interrupt between them still ends the sleep
+    /// (WFI returns on a pending interrupt); its handler runs right after.
+    fn sleep(&mut self, rx: &Ring, next: Option<Instant>);
+    /// Any changing counter, mixed into the session id.
+    fn entropy(&mut self) -> u32;
+}
+
+/// The main loop of every board: sleeps until the host's first byte (the wake-ups it took and
+/// [`Board::entropy`] seed the session id), then runs [`App`] over `tx`, handing it the bytes
+/// the RX interrupt put into `rx` with `feed`, and sleeps whenever nothing is left to do until
+/// a byte, a clock interrupt or the next deadline.
+pub fn run<T: Write<u8>>(tx: T, rx: &Ring, mut board: impl Board) -> ! {
+    board.listen_rx();
+    let mut waits: u32 = 0;
+    while rx.is_empty() {
+        board.sleep(rx, None);
+        waits = waits.wrapping_add(1);
+    }
+    let seed = waits.wrapping_mul(0x9E37_79B9) ^ board.entropy();
     let mut app = App::new(seed | 1);
-    let start = now();
-    let Ok(mut pipe) = Pipe::new(uart, config(), app.session(), start) else {
-        #[allow(clippy::empty_loop)]
-        loop {}
+    let start = board.now();
+    let Ok(mut pipe) = Pipe::new(TxOnly(tx), config(), app.session(), start) else {
+        loop {
+            board.sleep(rx, None);
+        }
     };
-    pipe.feed(start, &[first]);
     loop {
-        // Polled: the loop spins (a real design would sleep until the UART's or the timer's
-        // interrupt, as the lm3s6965evb build does).
-        let _ = app.step(&mut pipe, now());
+        let t = board.now();
+        let mut chunk = [0u8; 64];
+        let mut len = 0;
+        while let Some(byte) = rx.pop() {
+            if let Some(slot) = chunk.get_mut(len) {
+                *slot = byte;
+                len += 1;
+            }
+            if len == chunk.len() {
+                pipe.feed(t, &chunk);
+                len = 0;
+            }
+        }
+        if let Some(rest) = chunk.get(..len) {
+            pipe.feed(t, rest);
+        }
+        board.listen_rx();
+        let next = app.step(&mut pipe, t);
+        // A full transmitter is polled again at once (sending is not interrupt-driven).
+        if !pipe.tx_blocked() {
+            board.sleep(rx, next);
+        }
     }
 }
 
 use embedded_hal_nb::serial::{Read, Write};
 use peerpipe_embedded::peerpipe_core::Duration;
-use peerpipe_embedded::{Config, Endpoint, Event, Instant, SerialDriver};
+use peerpipe_embedded::{Config, Endpoint, Event, Instant, SerialDriver, TxOnly};
+use ring::Ring;
 
 /// The pipe: default capacities (128-byte payloads, 32-byte topics, 4 + 4 slots).
 pub type Pipe<S> = SerialDriver<S>;

@@ -1,15 +1,20 @@
 //! The echo firmware: `qemu_echo::App` over a UART, one board per target.
 //!
-//! - lm3s6965evb (Cortex-M3, thumbv7m): UART0 (PL011) through raw registers, received bytes
-//!   taken by the UART0 interrupt into a ring and handed to the driver with `feed`; SysTick at
-//!   1 kHz is the clock; the core sleeps (WFI) until a byte, a tick or the next deadline.
-//! - micro:bit (nRF51822, Cortex-M0, thumbv6m): the nRF51 UART polled by the driver's `poll`,
-//!   SysTick at 1 kHz as the clock.
-//! - RISC-V (QEMU `virt`, riscv32imac): the NS16550 polled by the driver's `poll`, `mtime` as
-//!   the clock.
+//! Every board runs the same loop ([`qemu_echo::run`]): the UART's RX interrupt moves received
+//! bytes into a ring (masking itself while the ring is full, so no byte is dropped), the main
+//! loop hands them to the driver with `feed`, sends by polling, and sleeps (WFI) when nothing
+//! is left to do until a byte or the clock's interrupt.
 //!
-//! The session id mixes in how long the firmware waited for the host's first byte, so each
-//! boot (each QEMU run) has a new one.
+//! - lm3s6965evb (Cortex-M3, thumbv7m): UART0 (PL011) through raw registers, its interrupt
+//!   (IRQ 5); SysTick at 1 kHz is the clock and wakes WFI every millisecond.
+//! - micro:bit (nRF51822, Cortex-M0, thumbv6m): the nRF51 UART through raw registers, its
+//!   `RXDRDY` interrupt (IRQ 2); SysTick at 1 kHz, as above.
+//! - RISC-V (QEMU `virt`, riscv32imac): the NS16550's received-data interrupt through the PLIC
+//!   (source 10, machine external interrupt); `mtime` is the clock and the machine timer
+//!   interrupt (`mtimecmp`) wakes WFI at the driver's next deadline.
+//!
+//! The session id mixes in when the host's first byte came, so each boot (each QEMU run) has a
+//! new one.
 
 #![no_std]
 #![no_main]
@@ -17,10 +22,20 @@
 #[cfg(feature = "halt")]
 use panic_halt as _;
 
-/// What both Cortex-M boards share: the SysTick and HardFault handlers.
+/// What both Cortex-M boards share: the SysTick and HardFault handlers, NVIC line numbers.
 #[cfg(target_arch = "arm")]
 mod arm {
     use cortex_m_rt::exception;
+
+    /// A device interrupt line (no device crate).
+    #[derive(Clone, Copy)]
+    pub struct Irq(pub u16);
+    // SAFETY: the boards pass their UART's line, an interrupt number of their chip.
+    unsafe impl cortex_m::interrupt::InterruptNumber for Irq {
+        fn number(self) -> u16 {
+            self.0
+        }
+    }
     #[cfg(feature = "semihosting")]
     use panic_semihosting as _;
 
@@ -44,24 +59,17 @@ mod arm {
 mod lm3s6965evb {
     use cortex_m::peripheral::NVIC;
     use cortex_m_rt::{entry, exception};
-    use peerpipe_embedded::{Instant, TxOnly, WrappingMillis};
     use qemu_echo::pl011::{self, Pl011, UART0};
     use qemu_echo::ring::Ring;
-    use qemu_echo::{config, stack, App, Pipe};
+    use qemu_echo::stack;
+    use qemu_echo::systick::CortexM;
+
+    use super::arm::Irq;
 
     /// UART0's interrupt line on the LM3S6965.
     const UART0_IRQ: u16 = 5;
 
     static RX: Ring = Ring::new();
-
-    #[derive(Clone, Copy)]
-    struct Irq(u16);
-    // SAFETY: 5 is UART0's interrupt number on this chip.
-    unsafe impl cortex_m::interrupt::InterruptNumber for Irq {
-        fn number(self) -> u16 {
-            self.0
-        }
-    }
 
     /// Every device interrupt lands here (no device crate): UART0's moves its FIFO into `RX`.
     /// When the ring is full it masks the RX interrupt instead of dropping bytes: they wait in
@@ -82,102 +90,111 @@ mod lm3s6965evb {
     #[entry]
     fn main() -> ! {
         stack::paint();
-        qemu_echo::systick::start();
-
-        // SAFETY: UART0 is used by this loop (TX) and its interrupt handler (RX) only.
-        let mut uart = unsafe { Pl011::new(UART0) };
-        uart.listen_rx();
+        let board = CortexM::new(|| pl011::listen_rx_at(UART0, true));
+        // SAFETY: UART0 is used by the main loop (TX) and its interrupt handler (RX) only.
+        let uart = unsafe { Pl011::new(UART0) };
         // SAFETY: the handler only touches the ring and UART0's RX side.
         unsafe { NVIC::unmask(Irq(UART0_IRQ)) };
-
-        // Entropy for the session id: how long until the host's first byte.
-        let mut spins: u32 = 0;
-        while RX.is_empty() {
-            spins = spins.wrapping_add(1);
-        }
-        let seed = spins.wrapping_mul(0x9E37_79B9)
-            ^ cortex_m::peripheral::SYST::get_current()
-            ^ qemu_echo::systick::ticks().rotate_left(16);
-
-        let mut millis = WrappingMillis::new();
-        let mut now = move || millis.instant(qemu_echo::systick::ticks());
-        let mut app = App::new(seed | 1);
-        let start = now();
-        let Ok(mut pipe) = Pipe::new(TxOnly(uart), config(), app.session(), start) else {
-            loop {
-                cortex_m::asm::wfi();
-            }
-        };
-        loop {
-            let t = now();
-            let mut chunk = [0u8; 64];
-            let mut len = 0;
-            while let Some(byte) = RX.pop() {
-                if let Some(slot) = chunk.get_mut(len) {
-                    *slot = byte;
-                    len += 1;
-                }
-                if len == chunk.len() {
-                    pipe.feed(t, &chunk);
-                    len = 0;
-                }
-            }
-            if let Some(rest) = chunk.get(..len) {
-                pipe.feed(t, rest);
-            }
-            pl011::listen_rx_at(UART0, true);
-            let next = app.step(&mut pipe, t);
-            // Sleep until a byte, a SysTick or... the next deadline is at most a tick away from
-            // a SysTick wake-up. Interrupts are masked between the check and WFI, so a byte
-            // arriving in between still wakes it (WFI wakes on a pending interrupt).
-            cortex_m::interrupt::free(|_| {
-                let due = next.is_some_and(|d: Instant| d <= now());
-                if RX.is_empty() && !pipe.tx_blocked() && !due {
-                    cortex_m::asm::wfi();
-                }
-            });
-        }
+        qemu_echo::run(uart, &RX, board)
     }
 }
 
-/// The micro:bit: the nRF51 UART polled.
+/// The micro:bit: nRF51 UART RX by its `RXDRDY` interrupt into a ring, WFI when idle.
 #[cfg(board = "microbit")]
 mod microbit {
-    use cortex_m_rt::entry;
-    use peerpipe_embedded::WrappingMillis;
-    use qemu_echo::nrf51::{Nrf51Uart, UART0};
+    use cortex_m::peripheral::NVIC;
+    use cortex_m_rt::{entry, exception};
+    use qemu_echo::nrf51::{self, Nrf51Uart, UART0};
+    use qemu_echo::ring::Ring;
     use qemu_echo::stack;
+    use qemu_echo::systick::CortexM;
+
+    use super::arm::Irq;
+
+    /// UART0's interrupt line on the nRF51 (its peripheral id: bits 12..17 of the address).
+    const UART0_IRQ: u16 = 2;
+
+    static RX: Ring = Ring::new();
+
+    /// Every device interrupt lands here (no device crate): UART0's moves the received bytes
+    /// into `RX` while `RXDRDY` says one waits. When the ring is full it masks `RXDRDY`
+    /// instead of dropping bytes: they wait in the UART's FIFO (and the sender waits) until
+    /// the main loop has drained the ring.
+    #[exception]
+    unsafe fn DefaultHandler(irqn: i16) {
+        if irqn == UART0_IRQ as i16 {
+            while !RX.is_full() {
+                let Some(byte) = nrf51::read_byte_at(UART0) else {
+                    return;
+                };
+                RX.push(byte);
+            }
+            nrf51::listen_rx_at(UART0, false);
+        }
+    }
 
     #[entry]
     fn main() -> ! {
         stack::paint();
-        qemu_echo::systick::start();
-        // SAFETY: the only user of UART0.
+        let board = CortexM::new(|| nrf51::listen_rx_at(UART0, true));
+        // SAFETY: UART0 is used by the main loop (TX) and its interrupt handler (RX) only.
         let uart = unsafe { Nrf51Uart::new(UART0) };
-        let mut millis = WrappingMillis::new();
-        qemu_echo::run_polled(
-            uart,
-            move || millis.instant(qemu_echo::systick::ticks()),
-            || {
-                cortex_m::peripheral::SYST::get_current()
-                    ^ qemu_echo::systick::ticks().rotate_left(16)
-            },
-        )
+        // SAFETY: the handler only touches the ring and UART0's RX side.
+        unsafe { NVIC::unmask(Irq(UART0_IRQ)) };
+        qemu_echo::run(uart, &RX, board)
     }
 }
 
-/// RISC-V `virt`: the NS16550 polled.
+/// RISC-V `virt`: NS16550 RX by interrupt (PLIC source 10) into a ring, the machine timer
+/// (`mtimecmp`) at the next deadline, WFI when idle.
 #[cfg(target_arch = "riscv32")]
 mod rv {
-    use qemu_echo::ns16550::{Ns16550, VIRT_UART0};
-    use qemu_echo::rv::{mtime, now};
+    use qemu_echo::ns16550::{self, Ns16550, VIRT_UART0};
+    use qemu_echo::ring::Ring;
+    use qemu_echo::rv::{self, Virt, UART0_IRQ};
     use qemu_echo::stack;
+    use riscv::interrupt::machine::Interrupt;
+
+    static RX: Ring = Ring::new();
+
+    /// The PLIC's interrupt: the UART's moves the received bytes into `RX`. When the ring is
+    /// full it masks the UART's RX interrupt instead of dropping bytes: they wait in the UART's
+    /// FIFO (and the sender waits) until the main loop has drained the ring.
+    #[riscv_rt::core_interrupt(Interrupt::MachineExternal)]
+    fn machine_external() {
+        let source = rv::claim();
+        if source == UART0_IRQ {
+            while !RX.is_full() {
+                let Some(byte) = ns16550::read_byte_at(VIRT_UART0) else {
+                    break;
+                };
+                RX.push(byte);
+            }
+            if RX.is_full() {
+                ns16550::listen_rx_at(VIRT_UART0, false);
+            }
+        }
+        if source != 0 {
+            rv::complete(source);
+        }
+    }
+
+    /// The deadline `Virt::sleep` set has come: the main loop runs again.
+    #[riscv_rt::core_interrupt(Interrupt::MachineTimer)]
+    fn machine_timer() {
+        rv::timer_off();
+    }
 
     #[riscv_rt::entry]
     fn main() -> ! {
         stack::paint();
-        // SAFETY: the only user of the UART.
+        // SAFETY: the UART is used by the main loop (TX) and its interrupt handler (RX) only.
         let uart = unsafe { Ns16550::new(VIRT_UART0) };
-        qemu_echo::run_polled(uart, now, || mtime() as u32)
+        // SAFETY: both handlers are above; nothing runs in a critical section yet.
+        unsafe { rv::enable_interrupts(UART0_IRQ) };
+        let board = Virt {
+            listen: || ns16550::listen_rx_at(VIRT_UART0, true),
+        };
+        qemu_echo::run(uart, &RX, board)
     }
 }
