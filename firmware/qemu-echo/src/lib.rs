@@ -1,6 +1,12 @@
 //! The demo application of `peerpipe-embedded` and the drivers and clocks it needs
-//! (`systick` on Cortex-M, `rv` on RISC-V; [`stack`] measures stack use), kept free of any runtime so that the same code
-//! runs on both (the binaries in `src/bin/` hold the entry points and interrupt handlers).
+//! (`systick` on Cortex-M, `rv` on RISC-V; [`stack`] measures stack use), kept free of any
+//! runtime so that the same code runs on both (the binaries in `src/bin/` hold the entry
+//! points and interrupt handlers).
+//!
+//! The echo firmware runs [`run`] on every board: the UART's RX interrupt moves bytes into a
+//! [`Ring`], the loop feeds them to the driver, sends by polling and sleeps (WFI)
+//! until a byte, the clock's interrupt or the next deadline (see [`Board`]; the boards are
+//! `systick::CortexM` and `rv::Virt`). The minimal firmware polls its UART and never sleeps.
 //!
 //! What the application does (see [`App`]):
 //! - a request with topic `stats` is answered with the counters (see [`Stats`]);
@@ -119,7 +125,7 @@ pub mod systick {
 }
 
 /// The RISC-V side shared by both binaries: the clock of QEMU `virt` (CLINT `mtime`), its
-/// timer (`mtimecmp`) and PLIC, the [`Board`](crate::Board) of the echo firmware and, with
+/// timer (`mtimecmp`) and PLIC, the [`Board`] of the echo firmware and, with
 /// `semihosting`, a panic handler that ends the QEMU run with a failure.
 #[cfg(target_arch = "riscv32")]
 pub mod rv {
