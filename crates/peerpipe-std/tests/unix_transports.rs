@@ -3,14 +3,16 @@
 #![cfg(unix)]
 
 mod common;
+#[path = "common/pty.rs"]
+mod pty;
 
 use std::fs::File;
 use std::io;
-use std::os::fd::FromRawFd;
 use std::time::Instant;
 
 use common::*;
 use peerpipe_std::{SerialTransport, Status, UnixTransport};
+use pty::open_pty;
 
 #[test]
 fn unix_socket_end_to_end() {
@@ -23,54 +25,6 @@ fn unix_socket_end_to_end() {
     // The listening end removes its socket file once connected.
     assert!(!path.exists());
     close_and_expect_gone(&a, &b);
-}
-
-/// A pseudo-terminal pair in raw mode: the master's fd and the slave's path (the slave fd is
-/// kept open until dropped, so that the master does not read EIO before the port opens).
-struct Pty {
-    master: File,
-    slave: File,
-    path: String,
-}
-
-fn open_pty() -> Pty {
-    let (mut master, mut slave) = (-1, -1);
-    // SAFETY: out-pointers to two ints; name, termios and winsize may be null.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            // `*mut` where Linux takes `*const` and macOS `*mut`: null either way.
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", io::Error::last_os_error());
-    for fd in [master, slave] {
-        // SAFETY: fd is an open terminal; `t` is a plain C struct filled by tcgetattr.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            assert_eq!(libc::tcgetattr(fd, &mut t), 0);
-            libc::cfmakeraw(&mut t);
-            assert_eq!(libc::tcsetattr(fd, libc::TCSANOW, &t), 0);
-        }
-    }
-    let mut name = [0 as libc::c_char; 128];
-    // SAFETY: the buffer and its length match.
-    let rc = unsafe { libc::ttyname_r(slave, name.as_mut_ptr(), name.len()) };
-    assert_eq!(rc, 0, "ttyname_r");
-    // SAFETY: ttyname_r wrote a NUL-terminated string.
-    let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
-        .to_string_lossy()
-        .into_owned();
-    // SAFETY: openpty gave us these fds; each File takes sole ownership of one.
-    let (master, slave) = unsafe { (File::from_raw_fd(master), File::from_raw_fd(slave)) };
-    Pty {
-        master,
-        slave,
-        path,
-    }
 }
 
 /// Copies bytes from one pty master to another until a read fails (EIO once every slave fd

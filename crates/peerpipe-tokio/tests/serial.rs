@@ -5,60 +5,14 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::FromRawFd;
 use std::time::Duration;
 
 use peerpipe_tokio::{open_serial, Config, Item, Message, PipeHandler, Status};
 
-/// A pseudo-terminal in raw mode: the master, and the slave's path (the slave fd stays open
-/// so that the master does not read EIO before the port opens).
-struct Pty {
-    master: File,
-    _slave: File,
-    path: String,
-}
+#[path = "../../peerpipe-std/tests/common/pty.rs"]
+mod pty;
 
-fn open_pty() -> Pty {
-    let (mut master, mut slave) = (-1, -1);
-    // SAFETY: out-pointers to two ints; name, termios and winsize may be null.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            // `*mut` where Linux takes `*const` and macOS `*mut`: null either way.
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", io::Error::last_os_error());
-    for fd in [master, slave] {
-        // SAFETY: fd is an open terminal; `t` is a plain C struct filled by tcgetattr.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            assert_eq!(libc::tcgetattr(fd, &mut t), 0);
-            libc::cfmakeraw(&mut t);
-            assert_eq!(libc::tcsetattr(fd, libc::TCSANOW, &t), 0);
-        }
-    }
-    let mut name = [0 as libc::c_char; 128];
-    // SAFETY: the buffer and its length match.
-    assert_eq!(
-        unsafe { libc::ttyname_r(slave, name.as_mut_ptr(), name.len()) },
-        0
-    );
-    // SAFETY: ttyname_r wrote a NUL-terminated string.
-    let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
-        .to_string_lossy()
-        .into_owned();
-    // SAFETY: openpty gave us these fds; each File takes sole ownership of one.
-    let (master, slave) = unsafe { (File::from_raw_fd(master), File::from_raw_fd(slave)) };
-    Pty {
-        master,
-        _slave: slave,
-        path,
-    }
-}
+use pty::open_pty;
 
 fn bridge(mut from: File, mut to: File) {
     std::thread::spawn(move || io::copy(&mut from, &mut to));

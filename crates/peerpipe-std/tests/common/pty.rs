@@ -1,0 +1,60 @@
+//! A pseudo-terminal pair in raw mode, for serial-port tests (Unix). Shared with
+//! peerpipe-tokio's serial test through `#[path]` (not part of `common`, which tests
+//! without `libc` include too).
+
+use std::fs::File;
+use std::io;
+use std::os::fd::FromRawFd;
+
+/// A pseudo-terminal pair in raw mode: the master's fd and the slave's path (the slave fd is
+/// kept open until dropped, so that the master does not read EIO before the port opens).
+pub struct Pty {
+    /// The master end, which the test reads and writes.
+    pub master: File,
+    /// The slave end, kept open (some tests only hold it).
+    #[allow(dead_code)]
+    pub slave: File,
+    /// The slave's path, to open as a serial port.
+    pub path: String,
+}
+
+/// A new pseudo-terminal pair in raw mode.
+pub fn open_pty() -> Pty {
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: out-pointers to two ints; name, termios and winsize may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            // `*mut` where Linux takes `*const` and macOS `*mut`: null either way.
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", io::Error::last_os_error());
+    for fd in [master, slave] {
+        // SAFETY: fd is an open terminal; `t` is a plain C struct filled by tcgetattr.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            assert_eq!(libc::tcgetattr(fd, &mut t), 0);
+            libc::cfmakeraw(&mut t);
+            assert_eq!(libc::tcsetattr(fd, libc::TCSANOW, &t), 0);
+        }
+    }
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: the buffer and its length match.
+    let rc = unsafe { libc::ttyname_r(slave, name.as_mut_ptr(), name.len()) };
+    assert_eq!(rc, 0, "ttyname_r");
+    // SAFETY: ttyname_r wrote a NUL-terminated string.
+    let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    // SAFETY: openpty gave us these fds; each File takes sole ownership of one.
+    let (master, slave) = unsafe { (File::from_raw_fd(master), File::from_raw_fd(slave)) };
+    Pty {
+        master,
+        slave,
+        path,
+    }
+}
