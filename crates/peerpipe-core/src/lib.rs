@@ -101,6 +101,7 @@ mod const_msg;
 mod endpoint;
 mod error;
 mod event;
+mod machine;
 mod message;
 mod recv;
 mod send;

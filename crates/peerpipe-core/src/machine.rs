@@ -1,0 +1,356 @@
+//! The state machine behind an [`Endpoint`](crate::Endpoint): the peer, the timers, the send
+//! and receive queues, and how frames, time and commands move them.
+
+use crate::config::{Config, Timing};
+use crate::error::{CloseReason, Error, FailReason, GoneReason};
+use crate::event::{Event, PeerState};
+use crate::message::MsgId;
+use crate::recv::{Inbound, Marker, Offer, PeerClose, Popped, RecvQueue};
+use crate::send::{Outgoing, SendQueue};
+use crate::stats::Stats;
+use crate::time::Instant;
+use crate::timer::{Timer, TimerTable};
+use crate::wire::{Body, Frame, WireError};
+
+/// How many replaced peer sessions are remembered, so that their late frames are ignored
+/// instead of being taken for yet another restart.
+pub(crate) const RETIRED_SESSIONS: usize = 4;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Machine<const P: usize, const T: usize, const RX: usize, const TX: usize> {
+    /// As the caller gave it, for [`Endpoint::config`].
+    pub(crate) config: Config,
+    /// The same in microseconds, for the arithmetic.
+    pub(crate) timing: Timing,
+    pub(crate) session: u32,
+    pub(crate) next_seq: u64,
+    pub(crate) peer: Option<u32>,
+    pub(crate) retired: [Option<u32>; RETIRED_SESSIONS],
+    pub(crate) peer_state: PeerState,
+    pub(crate) local_close: Option<CloseReason>,
+    pub(crate) stopped: bool,
+    pub(crate) paused: bool,
+    pub(crate) timers: TimerTable,
+    pub(crate) ack_due: bool,
+    /// The last ACK sent said the receive queue had no room: announce room when it frees.
+    pub(crate) advertised_full: bool,
+    /// A DATA frame was refused for lack of room since the last ACK that asked the peer to
+    /// retry: the next ACK sent while there is room asks for it ([`wire::Ack::retry`]).
+    pub(crate) refused: bool,
+    /// The room the peer's last ACK announced (see [`wire::Ack::room`]).
+    pub(crate) peer_room: usize,
+    pub(crate) heartbeat_due: bool,
+    pub(crate) sends: SendQueue<P, T, TX>,
+    pub(crate) recv: RecvQueue<P, T, RX>,
+    pub(crate) stats: Stats,
+}
+
+/// What [`Machine::next_transmit`] chose to send.
+#[derive(Clone, Copy)]
+pub(crate) enum Transmit {
+    Ack(u32),
+    Data(usize),
+    Heartbeat,
+}
+
+impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P, T, RX, TX> {
+    pub(crate) fn enqueue(
+        &mut self,
+        now: Instant,
+        item: Outgoing<P, T>,
+        timeout: Option<crate::Duration>,
+    ) -> Result<MsgId, Error> {
+        if self.stopped {
+            return Err(Error::Stopped);
+        }
+        if let Some(reason) = self.local_close.or(match self.peer_state {
+            PeerState::Gone => Some(CloseReason::PeerGone),
+            PeerState::Ended => Some(CloseReason::PeerEnded),
+            PeerState::Aborted => Some(CloseReason::PeerAborted),
+            _ => None,
+        }) {
+            return Err(Error::Closed(reason));
+        }
+        let timeout = timeout.unwrap_or(self.timing.default_request_timeout);
+        if timeout.is_zero() {
+            return Err(Error::ZeroTimeout);
+        }
+        let seq = self.next_seq;
+        let item = match item {
+            Outgoing::Message(mut m) => {
+                m.set_id(MsgId(seq));
+                Outgoing::Message(m)
+            }
+            other => other,
+        };
+        self.sends.push(seq, item, now + timeout)?;
+        self.next_seq = seq.saturating_add(1);
+        Ok(MsgId(seq))
+    }
+
+    /// Whether the conversation still accepts the peer's items and checks its silence.
+    fn is_open(&self) -> bool {
+        matches!(self.peer_state, PeerState::NotSeen | PeerState::Up)
+    }
+
+    pub(crate) fn arm_silence(&mut self, now: Instant) {
+        let timeout = self.timing.heartbeat_timeout;
+        let on = !timeout.is_zero() && !self.paused && !self.stopped && self.is_open();
+        self.timers.set(Timer::Silence, on.then(|| now + timeout));
+    }
+
+    pub(crate) fn count_wire_error(&mut self, e: WireError) {
+        let s = &mut self.stats;
+        let counter = match e {
+            WireError::Cobs => &mut s.cobs_errors,
+            WireError::BadCrc => &mut s.crc_errors,
+            WireError::Oversize => &mut s.oversize,
+            WireError::UnknownVersion(_) => &mut s.bad_version,
+            WireError::Truncated
+            | WireError::UnknownKind(_)
+            | WireError::Malformed
+            | WireError::BufferTooSmall => &mut s.malformed,
+        };
+        *counter = counter.wrapping_add(1);
+    }
+
+    pub(crate) fn handle_frame(&mut self, now: Instant, frame: &Frame<'_>) {
+        if self.stopped || !self.accept_session(frame.session) {
+            return;
+        }
+        self.stats.frames_received = self.stats.frames_received.wrapping_add(1);
+        self.arm_silence(now);
+        match &frame.body {
+            Body::Data(data) => {
+                self.ack_due = true;
+                self.advance_floor(data.floor);
+                let offer = self.recv.offer(data, !self.is_open());
+                match offer {
+                    Offer::Accepted(Some(close)) => self.peer_closed(close),
+                    Offer::Full => self.refused = true,
+                    _ => {}
+                }
+                let s = &mut self.stats;
+                let counter = match offer {
+                    Offer::Accepted(_) => &mut s.accepted,
+                    Offer::Duplicate => &mut s.duplicates,
+                    Offer::Full => &mut s.refused_full,
+                    Offer::OutOfWindow => &mut s.out_of_window,
+                    Offer::Closed => &mut s.refused_closed,
+                    Offer::Oversize => &mut s.oversize,
+                };
+                *counter = counter.wrapping_add(1);
+            }
+            Body::Ack(ack) => {
+                if ack.to_session == self.session {
+                    self.sends.ack(ack);
+                    if ack.retry {
+                        self.sends.retry(ack, &self.timing);
+                    }
+                    self.peer_room = usize::from(ack.room);
+                } else {
+                    self.stats.stale = self.stats.stale.wrapping_add(1);
+                }
+            }
+            Body::Heartbeat { floor, room } => {
+                if self.peer == Some(frame.session) {
+                    self.peer_room = usize::from(*room);
+                }
+                self.advance_floor(*floor);
+            }
+        }
+    }
+
+    /// Checks the frame's session against the peer's; handles a first contact or a restart.
+    /// Returns whether the frame is to be processed.
+    fn accept_session(&mut self, session: u32) -> bool {
+        let current = self.peer;
+        if current == Some(session) {
+            if self.peer_state == PeerState::Gone {
+                self.stats.ignored_after_gone = self.stats.ignored_after_gone.wrapping_add(1);
+                return false;
+            }
+            return true;
+        }
+        if self.retired.contains(&Some(session)) {
+            self.stats.stale = self.stats.stale.wrapping_add(1);
+            return false;
+        }
+        if let Some(old) = current {
+            // Shift the list right by one, `old` first (no `rotate_right`: its generic code
+            // and `memmove` cost over 1 KiB of flash on Cortex-M0).
+            let mut carry = Some(old);
+            for slot in self.retired.iter_mut() {
+                carry = core::mem::replace(slot, carry);
+            }
+        }
+        self.peer = Some(session);
+        self.recv.new_session();
+        self.peer_room = 0;
+        // What was refused belonged to the old session: nothing to ask the new one to retry.
+        self.refused = false;
+        // A first contact is not a restart, unless the peer was already declared gone.
+        let revived = current.is_some() || self.peer_state != PeerState::NotSeen;
+        self.peer_state = PeerState::Up;
+        if revived {
+            self.marker(Marker::Restarted);
+        }
+        true
+    }
+
+    fn marker(&mut self, marker: Marker) {
+        if !self.recv.push_marker(marker) {
+            self.stats.status_coalesced = self.stats.status_coalesced.wrapping_add(1);
+        }
+    }
+
+    fn advance_floor(&mut self, floor: u64) {
+        if let Some(close) = self.recv.advance_floor(floor) {
+            self.peer_closed(close);
+        }
+    }
+
+    fn peer_closed(&mut self, close: PeerClose) {
+        if !self.is_open() {
+            return;
+        }
+        let (state, reason) = match close {
+            PeerClose::Ended => (PeerState::Ended, FailReason::PeerEnded),
+            PeerClose::Aborted => (PeerState::Aborted, FailReason::PeerAborted),
+        };
+        self.peer_state = state;
+        self.sends.fail_all(reason);
+        self.timers.set(Timer::Silence, None);
+    }
+
+    pub(crate) fn gone(&mut self, reason: GoneReason) {
+        if self.stopped || !self.is_open() {
+            return;
+        }
+        self.peer_state = PeerState::Gone;
+        self.sends.fail_all(FailReason::PeerGone);
+        self.recv.flush();
+        self.marker(Marker::Gone(reason));
+        self.timers.set(Timer::Silence, None);
+        self.ack_due = false;
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if self.stopped {
+            return;
+        }
+        if self.timers.take_expired(Timer::Heartbeat, now) {
+            self.heartbeat_due = true;
+        }
+        if self.timers.take_expired(Timer::Silence, now) {
+            self.gone(GoneReason::Silence);
+        }
+        if self.sends.handle_timeout(now, &self.timing) && !self.paused {
+            // Tell the peer the new floor at once, so items it holds behind the abandoned
+            // one become deliverable without waiting for the next frame.
+            self.heartbeat_due = true;
+        }
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        if self.stopped {
+            return None;
+        }
+        match (self.timers.next(), self.sends.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub(crate) fn next_transmit(&self) -> Option<Transmit> {
+        if self.stopped {
+            return None;
+        }
+        if let (true, Some(peer)) = (self.ack_due, self.peer) {
+            return Some(Transmit::Ack(peer));
+        }
+        if let Some(index) = self.sends.next_due(self.next_seq, self.peer_room) {
+            return Some(Transmit::Data(index));
+        }
+        (self.heartbeat_due && !self.paused).then_some(Transmit::Heartbeat)
+    }
+
+    pub(crate) fn frame(&self, choice: Transmit) -> Option<Frame<'_>> {
+        let floor = self.sends.floor(self.next_seq);
+        let body = match choice {
+            Transmit::Ack(peer) => Body::Ack(self.recv.ack(peer, self.retry_now())),
+            Transmit::Data(index) => Body::Data(self.sends.data(index, floor)?),
+            Transmit::Heartbeat => Body::Heartbeat {
+                floor,
+                room: self.recv.room(),
+            },
+        };
+        Some(Frame {
+            session: self.session,
+            body,
+        })
+    }
+
+    /// Whether the next ACK asks the peer to send again what it refused: something was
+    /// refused for lack of room, and the next in-order item would be accepted now.
+    fn retry_now(&self) -> bool {
+        self.refused && self.recv.has_room()
+    }
+
+    pub(crate) fn commit(&mut self, choice: Transmit, now: Instant) {
+        let s = &mut self.stats;
+        s.frames_sent = s.frames_sent.wrapping_add(1);
+        match choice {
+            Transmit::Ack(_) => {
+                self.ack_due = false;
+                if self.refused && self.recv.has_room() {
+                    self.refused = false;
+                }
+                // Room is announced again once the application takes an item: after a full
+                // queue, and after a refusal that could not yet ask for a retry.
+                self.advertised_full = self.recv.room() == 0 || self.refused;
+                s.acks_sent = s.acks_sent.wrapping_add(1);
+            }
+            Transmit::Data(index) => {
+                s.data_sent = s.data_sent.wrapping_add(1);
+                if self.sends.mark_sent(index, now, &self.timing) {
+                    s.resends = s.resends.wrapping_add(1);
+                }
+            }
+            Transmit::Heartbeat => {
+                self.heartbeat_due = false;
+                s.heartbeats_sent = s.heartbeats_sent.wrapping_add(1);
+            }
+        }
+        // Any frame proves liveness: the next heartbeat is one interval after it.
+        if !self.paused {
+            self.timers
+                .set(Timer::Heartbeat, Some(now + self.timing.heartbeat_interval));
+        }
+    }
+
+    pub(crate) fn poll_event(&mut self) -> Option<Event<P, T>> {
+        if let Some((id, outcome)) = self.sends.pop_outcome() {
+            return Some(Event::SendOutcome { id, outcome });
+        }
+        if self.stopped {
+            return None;
+        }
+        let popped = self.recv.pop()?;
+        if self.advertised_full
+            && matches!(popped, Popped::Item(_))
+            && self.peer_state != PeerState::Gone
+        {
+            // Room again: tell the peer at once instead of letting it wait for a resend.
+            self.ack_due = true;
+            self.advertised_full = false;
+        }
+        Some(match popped {
+            Popped::Item(Inbound::Message(m)) => Event::Message(m),
+            Popped::Item(Inbound::End(data)) => Event::End(data),
+            Popped::Item(Inbound::Abort(data)) => Event::Abort(data),
+            Popped::Marker(Marker::Gone(reason)) => Event::Gone(reason),
+            Popped::Marker(Marker::Restarted) => Event::PeerRestarted,
+        })
+    }
+}
