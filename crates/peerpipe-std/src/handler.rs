@@ -306,13 +306,10 @@ impl PipeHandler {
         self.not_in_callback()?;
         let (reply, wait) = oneshot();
         let ticket = self.submit(Outgoing::Message(msg), deadline, None, Some(reply))?;
-        let aborted = match wait.wait(Some(deadline), abort_signal, self.spins()) {
-            Waited::Value(r) => return r,
-            Waited::Dropped => return Err(Error::Stopped),
-            Waited::TimedOut => false,
-            Waited::Aborted => true,
+        let (gave_up, aborted) = match self.wait_or_give_up(&wait, ticket, deadline, abort_signal) {
+            Ok(r) => return r,
+            Err(missed) => missed,
         };
-        let gave_up = self.inner.shared.lock().give_up(ticket);
         match gave_up {
             // The outcome or the reply is on its way: take it.
             GaveUp::Pending => match wait.wait(None, None, self.spins()) {
@@ -324,6 +321,25 @@ impl PipeHandler {
             GaveUp::NotAcknowledged => Err(Error::Failed(FailReason::TimedOut)),
             GaveUp::NoReply(request) => Err(Error::NoReply { request }),
         }
+    }
+
+    /// Waits for the result of the send `ticket` until `deadline` or the abort signal; when
+    /// the wait ends without it, the caller gives the send up: what it missed, and whether
+    /// the abort signal fired.
+    fn wait_or_give_up<T>(
+        &self,
+        wait: &Waiter<Result<T, Error>>,
+        ticket: u64,
+        deadline: StdInstant,
+        abort_signal: Option<&AbortSignal>,
+    ) -> Result<Result<T, Error>, (GaveUp, bool)> {
+        let aborted = match wait.wait(Some(deadline), abort_signal, self.spins()) {
+            Waited::Value(r) => return Ok(r),
+            Waited::Dropped => return Ok(Err(Error::Stopped)),
+            Waited::TimedOut => false,
+            Waited::Aborted => true,
+        };
+        Err((self.inner.shared.lock().give_up(ticket), aborted))
     }
 
     /// Gives a send to the handler; returns the ticket that names it.
@@ -357,13 +373,10 @@ impl PipeHandler {
         deadline: StdInstant,
         abort_signal: Option<&AbortSignal>,
     ) -> Result<MsgId, Error> {
-        let aborted = match wait.wait(Some(deadline), abort_signal, self.spins()) {
-            Waited::Value(r) => return r,
-            Waited::Dropped => return Err(Error::Stopped),
-            Waited::TimedOut => false,
-            Waited::Aborted => true,
+        let (gave_up, aborted) = match self.wait_or_give_up(wait, ticket, deadline, abort_signal) {
+            Ok(r) => return r,
+            Err(missed) => missed,
         };
-        let gave_up = self.inner.shared.lock().give_up(ticket);
         match (gave_up, aborted) {
             (_, true) => Err(Error::Aborted),
             (GaveUp::NoSlot, false) => Err(Error::Failed(FailReason::NoSlot)),
