@@ -18,10 +18,12 @@
 
 #![warn(missing_docs)]
 
+mod abandoned;
 mod error;
 mod message;
 mod stats;
 
+pub use abandoned::{AbandonedRequests, ABANDONED_REQUESTS};
 pub use error::Error;
 pub use message::{IoCause, Item, Message, Status};
 pub use peerpipe_core::MsgId;

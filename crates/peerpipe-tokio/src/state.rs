@@ -9,7 +9,7 @@ use peerpipe_core::{Config, Endpoint, Event, FailReason, GoneReason, Instant, Ms
 use peerpipe_host::{Error, HandlerStats, Item, Message, Status};
 use tokio::time::Instant as TokioInstant;
 
-use crate::waiters::{enlist, set_waker, wake_all, Abandoned, RoomQueue, Waiters};
+use crate::waiters::{enlist, set_waker, wake_all, RoomQueue, Waiters};
 
 /// Which waiters an id belongs to.
 #[derive(Clone, Copy)]
@@ -43,7 +43,7 @@ pub(crate) struct State<
     /// Callers waiting for a free send slot, first come, first served.
     pub(crate) room: RoomQueue,
     /// Requests whose caller gave up: their late replies are dropped and counted.
-    abandoned: Abandoned,
+    abandoned: peerpipe_host::AbandonedRequests,
     /// Replies dropped because their request had given up.
     late_replies: u64,
     /// Encoded bytes the pipe task holds that the transport has not taken yet.
@@ -75,7 +75,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
             outcomes: Waiters::new(),
             replies: Waiters::new(),
             room: RoomQueue::new(),
-            abandoned: Abandoned::new(),
+            abandoned: Default::default(),
             late_replies: 0,
             unsent: 0,
             task: None,
@@ -259,7 +259,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
                         // Its request gave up: dropped, never queued (an application that
                         // only makes requests would never take it, and a full queue would
                         // hold back the replies that live requests wait for).
-                        Some(r) if self.abandoned.contains(r) => {
+                        Some(r) if self.abandoned.take(r) => {
                             self.late_replies = self.late_replies.wrapping_add(1);
                             continue;
                         }

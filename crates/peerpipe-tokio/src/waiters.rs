@@ -1,19 +1,11 @@
 //! The callers a pipe keeps track of: sends waiting for their outcome, requests waiting for
-//! their reply, the queue of callers waiting for a free send slot (first come, first
-//! served), and the bounded memory of requests that gave up (to recognise their late
-//! replies).
+//! their reply, and the queue of callers waiting for a free send slot (first come, first
+//! served). The requests that gave up are `peerpipe_host::AbandonedRequests`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::task::Waker;
 
 use peerpipe_core::MsgId;
-
-/// How many abandoned requests are remembered (per pipe), so that a reply arriving after
-/// its `request()` gave up is recognised, dropped and counted instead of being queued for
-/// the application. Beyond this many, the oldest is forgotten: a reply to it that arrives
-/// after more than this many later requests gave up is handed to the application as an
-/// ordinary message. (16 bytes or so per id, allocated only while requests give up.)
-pub const ABANDONED_REQUESTS: usize = 1024;
 
 /// Stores `waker` in `slot` unless it already wakes the same task.
 pub(crate) fn set_waker(slot: &mut Option<Waker>, waker: &Waker) {
@@ -209,37 +201,6 @@ impl RoomQueue {
     }
 }
 
-/// The last [`ABANDONED_REQUESTS`] requests whose caller gave up, oldest first.
-pub(crate) struct Abandoned {
-    order: VecDeque<MsgId>,
-    set: HashSet<MsgId>,
-}
-
-impl Abandoned {
-    pub(crate) fn new() -> Self {
-        Abandoned {
-            order: VecDeque::new(),
-            set: HashSet::new(),
-        }
-    }
-
-    pub(crate) fn insert(&mut self, id: MsgId) {
-        if !self.set.insert(id) {
-            return;
-        }
-        self.order.push_back(id);
-        if self.order.len() > ABANDONED_REQUESTS {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-    }
-
-    pub(crate) fn contains(&self, id: MsgId) -> bool {
-        self.set.contains(&id)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,16 +219,5 @@ mod tests {
         assert!(q.is_turn(b));
         q.leave(b.unwrap());
         assert!(q.is_empty() && q.is_turn(None));
-    }
-
-    #[test]
-    fn abandoned_requests_are_bounded() {
-        let mut a = Abandoned::new();
-        for i in 0..(ABANDONED_REQUESTS as u64 + 10) {
-            a.insert(MsgId(i));
-        }
-        assert_eq!(a.order.len(), ABANDONED_REQUESTS);
-        assert_eq!(a.set.len(), ABANDONED_REQUESTS);
-        assert!(!a.contains(MsgId(9)) && a.contains(MsgId(10)));
     }
 }

@@ -7,7 +7,7 @@
 //! ([`FailReason::NoSlot`]), no acknowledgement ([`FailReason::TimedOut`]) or no reply
 //! ([`Error::NoReply`]).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant as StdInstant;
 
 use peerpipe_core::{Duration, Event, FailReason, GoneReason, Instant, MsgId, Outcome};
@@ -15,13 +15,10 @@ use peerpipe_core::{Duration, Event, FailReason, GoneReason, Instant, MsgId, Out
 use super::{Act, State};
 use crate::signal::Promise;
 use crate::{Error, Item, Message, Status, MAX_WAITING};
+use peerpipe_host::AbandonedRequests;
 
 pub(crate) type Done = Promise<Result<MsgId, Error>>;
 pub(crate) type ReplyTo = Promise<Result<Message, Error>>;
-
-/// Ids of requests that gave up waiting for their reply, remembered so that their late
-/// replies are dropped (and counted) instead of being queued for the application.
-const ABANDONED: usize = 1024;
 
 /// What a send carries.
 pub(crate) enum Outgoing {
@@ -97,9 +94,8 @@ pub(crate) struct Sends {
     detached: usize,
     waiters: HashMap<MsgId, Done>,
     replies: HashMap<MsgId, ReplyWaiter>,
-    /// Requests that gave up, oldest first (at most [`ABANDONED`]).
-    abandoned: VecDeque<MsgId>,
-    abandoned_set: HashSet<MsgId>,
+    /// Requests that gave up, for their late replies.
+    abandoned: AbandonedRequests,
     next_ticket: u64,
     pub(crate) late_replies: u64,
 }
@@ -114,24 +110,13 @@ impl Sends {
         self.backlog.len()
     }
 
-    fn abandon(&mut self, id: MsgId) {
-        if self.abandoned.len() >= ABANDONED {
-            if let Some(old) = self.abandoned.pop_front() {
-                self.abandoned_set.remove(&old);
-            }
-        }
-        self.abandoned.push_back(id);
-        self.abandoned_set.insert(id);
-    }
-
     /// Whether `req_id` names a request that gave up (forgetting it: one reply each).
     fn is_late(&mut self, req_id: MsgId) -> bool {
-        if self.abandoned_set.remove(&req_id) {
-            self.abandoned.retain(|&id| id != req_id);
+        let late = self.abandoned.take(req_id);
+        if late {
             self.late_replies += 1;
-            return true;
         }
-        false
+        late
     }
 
     /// Every waiting send and reply fails with `e` (the handler stopped).
@@ -245,7 +230,7 @@ impl State {
         };
         let delivered = w.delivered;
         sends.replies.remove(&id);
-        sends.abandon(id);
+        sends.abandoned.insert(id);
         if delivered {
             GaveUp::NoReply(id)
         } else {
