@@ -29,6 +29,15 @@ pub use message::{IoCause, Item, Message, Status};
 pub use peerpipe_core::MsgId;
 pub use stats::HandlerStats;
 
+/// Encoded bytes a host driver gathers for its transport at most: it takes frames from the
+/// endpoint only once the transport has taken what it gathered before, and then only until
+/// this many bytes are gathered (the last frame may go over, by less than one frame). So a
+/// peer that is alive but does not read (stopped, or a stalled socket) costs at most this
+/// plus one frame, whatever the resend interval: frames that come due meanwhile (resends,
+/// heartbeats, ACKs) stay due inside the endpoint, and a resend of a frame still waiting
+/// adds nothing. [`HandlerStats::unsent_bytes`] shows the bytes waiting.
+pub const UNSENT_LIMIT: usize = 64 * 1024;
+
 /// The largest message data, in bytes.
 pub const MAX_PAYLOAD: usize = 8 * 1024;
 /// The longest topic, in bytes.

@@ -87,7 +87,8 @@
 //! [`MAX_TOPIC`]; up to [`TX`] sends are in flight at once (more callers wait their turn,
 //! first come, first served, within their own timeout; at most [`MAX_WAITING`] sends that do
 //! not wait queue up, then [`Error::QueueFull`]); up to [`RX`] received items wait for the
-//! application; less than 64 KiB plus one frame of encoded bytes wait for a slow transport.
+//! application; less than [`UNSENT_LIMIT`] plus one frame of encoded bytes wait for a slow
+//! transport.
 //! [`PipeHandler::stats`] shows the counters and how full each of these is.
 //!
 //! Errors say what happened: [`Error::Failed`] with [`FailReason::NoSlot`] (the timeout
@@ -113,6 +114,7 @@ pub use peerpipe_core::{
 };
 pub use peerpipe_host::{
     new_session_id, Error, HandlerStats, IoCause, Item, Message, Status, MAX_PAYLOAD, MAX_TOPIC,
+    UNSENT_LIMIT,
 };
 pub use signal::AbortSignal;
 #[cfg(feature = "serial")]

@@ -101,10 +101,10 @@ pub use peerpipe_core::{
     CloseReason, Config, ConfigError, FailReason, GoneReason, MessageKind, MsgId, PeerState, Stats,
 };
 pub use peerpipe_host::ABANDONED_REQUESTS;
+pub use peerpipe_host::UNSENT_LIMIT;
 pub use peerpipe_host::{Error, HandlerStats, Item, Message, Status};
 #[cfg(feature = "serial")]
 pub use serial::open_serial;
-pub use task::UNSENT_LIMIT;
 
 /// The default largest payload: as in `peerpipe_std`, so that the two interoperate fully.
 pub const DEFAULT_PAYLOAD: usize = peerpipe_host::MAX_PAYLOAD;

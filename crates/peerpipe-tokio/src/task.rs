@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use peerpipe_host::UNSENT_LIMIT;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
@@ -19,18 +20,6 @@ const READ_CHUNK: usize = 8 * 1024;
 
 /// Reads per wake-up before the task yields to others (it is woken again at once).
 const READS_PER_POLL: usize = 16;
-
-/// The bound of a pipe's output buffer: encoded bytes gathered for the transport.
-///
-/// The pipe task takes frames from the endpoint only once the transport has taken all it
-/// gathered before, and then only until this many bytes are gathered (the last frame may go
-/// over, by less than one frame). So a peer that is alive but does not read (stopped, or a
-/// stalled socket) costs at most `UNSENT_LIMIT` plus one frame here, whatever the resend
-/// interval: frames that come due meanwhile (resends, heartbeats, ACKs) stay due inside
-/// the endpoint, and a resend of a frame still waiting in the buffer adds nothing.
-/// [`HandlerStats::unsent_bytes`](crate::HandlerStats::unsent_bytes) shows the bytes
-/// waiting.
-pub const UNSENT_LIMIT: usize = 64 * 1024;
 
 /// Rounds of read, timers, dispatch and write per wake-up before the task yields.
 const ROUNDS_PER_POLL: usize = 8;

@@ -43,7 +43,7 @@ use peerpipe_core::{Config, Instant, MsgId, PeerState};
 use crate::transport::Chunk;
 #[cfg(unix)]
 use crate::transport::FdWrite;
-use crate::{CoreEndpoint, Error, HandlerStats, Item, Message, Status};
+use crate::{CoreEndpoint, Error, HandlerStats, Item, Message, Status, UNSENT_LIMIT};
 use callback::{Callback, CallbackFn};
 pub(crate) use io_thread::Io;
 use sends::Sends;
@@ -61,11 +61,6 @@ const ACK_HOLD: StdDuration = StdDuration::from_micros(200);
 const POLL: StdDuration = StdDuration::from_micros(20);
 /// Chunks taken from a channel link before they are fed to the endpoint.
 const CHUNKS_AT_ONCE: usize = 64;
-/// Encoded bytes a non-blocking descriptor has not taken, above which no more frames are
-/// taken from the endpoint: they stay due there (a resend of a frame that waits here adds
-/// nothing), so with a peer that does not read, the buffer holds less than this plus one
-/// frame.
-const OUT_LIMIT: usize = 64 * 1024;
 
 /// Something the I/O thread tells a waiting thread once it released the lock (a woken
 /// thread that wants the lock at once must not find it taken), or an item for the
@@ -186,7 +181,7 @@ impl State {
             Out::Fd(_) => {}
             Out::Blocking(_) => {}
         }
-        while self.out.len() < OUT_LIMIT {
+        while self.out.len() < UNSENT_LIMIT {
             let Ok(Some(n)) = self.ep.poll_transmit(now, &mut self.frame) else {
                 break;
             };
