@@ -63,6 +63,7 @@ fn config() -> Config {
         resend_interval: Some(Duration::from_millis(300)),
         max_resends: None,
         default_request_timeout: Duration::from_millis(20_000),
+        max_message: 0,
     }
 }
 

@@ -43,6 +43,7 @@ const CONFIG: Config = Config {
     resend_interval: Some(Duration::from_millis(100)),
     max_resends: Some(10),
     default_request_timeout: Duration::from_secs(10),
+    max_message: 0,
 };
 
 /// Stop the exchange if it has not finished after this much virtual time.

@@ -52,6 +52,7 @@ fn fast_config() -> Config {
         resend_interval: Some(Duration::from_secs(1)),
         max_resends: None,
         default_request_timeout: Duration::from_secs(10),
+        max_message: 0,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Junk: arbitrary bytes and frames fed at arbitrary times, and the `junk_*`, `garbage_*`
 //! and `no_item_*` properties.
 
-use peerpipe_core::wire::{self, Body, Frame, Item};
+use peerpipe_core::wire::{self, Body, Caps, Frag, Frame, Heartbeat, Item};
 use peerpipe_core::{Config, Duration, Event, Instant, PeerState};
 use proptest::collection::vec;
 use proptest::option;
@@ -39,20 +39,20 @@ pub(crate) enum JBody {
     Data {
         seq: u64,
         floor: u64,
+        id: u64,
         item: JItem,
+        frag: Frag,
         payload: Vec<u8>,
     },
     Ack {
         to: Who,
         next: u64,
         bitmap: u32,
-        room: u8,
+        room: u32,
+        window: u32,
         retry: bool,
     },
-    Heartbeat {
-        floor: u64,
-        room: u8,
-    },
+    Heartbeat(Heartbeat),
 }
 
 #[derive(Debug, Clone)]
@@ -103,11 +103,15 @@ pub(crate) fn build<'a>(f: &'a JFrame, peer: u32, own: u32, allow_peer: bool) ->
         JBody::Data {
             seq,
             floor,
+            id,
             item,
+            frag,
             payload,
         } => Body::Data(wire::Data {
             seq: *seq,
             floor: *floor,
+            id: *id,
+            frag: *frag,
             item: match item {
                 JItem::Request(t) => Item::Request { topic: t },
                 JItem::Reply(t, r) => Item::Reply {
@@ -124,18 +128,17 @@ pub(crate) fn build<'a>(f: &'a JFrame, peer: u32, own: u32, allow_peer: bool) ->
             next,
             bitmap,
             room,
+            window,
             retry,
         } => Body::Ack(wire::Ack {
             to_session: resolve(to, peer, own, true),
             next: *next,
             bitmap: *bitmap,
             room: *room,
+            window: *window,
             retry: *retry,
         }),
-        JBody::Heartbeat { floor, room } => Body::Heartbeat {
-            floor: *floor,
-            room: *room,
-        },
+        JBody::Heartbeat(h) => Body::Heartbeat(*h),
     };
     Frame {
         session: resolve(&f.from, peer, own, allow_peer),
@@ -172,6 +175,27 @@ pub(crate) fn topic() -> impl Strategy<Value = String> + Clone {
     ]
 }
 
+/// Fragment positions, a whole message most often.
+pub(crate) fn frag() -> impl Strategy<Value = Frag> {
+    prop_oneof![
+        3 => Just(Frag::Whole),
+        1 => (41u64..1000).prop_map(|total| Frag::First { total }),
+        1 => (1u64..1000, any::<bool>()).prop_map(|(offset, last)| Frag::Next { offset, last }),
+    ]
+}
+
+/// Capabilities, with frames too small to carry anything among them.
+pub(crate) fn caps() -> impl Strategy<Value = Caps> {
+    (
+        prop_oneof![1 => 0u32..80, 3 => 80u32..400, 1 => any::<u32>()],
+        prop_oneof![2 => Just(0u64), 1 => any::<u64>()],
+    )
+        .prop_map(|(max_frame, max_message)| Caps {
+            max_frame,
+            max_message,
+        })
+}
+
 pub(crate) fn jframe() -> BoxedStrategy<JFrame> {
     let item = prop_oneof![
         3 => topic().prop_map(JItem::Request),
@@ -180,11 +204,12 @@ pub(crate) fn jframe() -> BoxedStrategy<JFrame> {
         1 => Just(JItem::Abort),
     ];
     let body = prop_oneof![
-        4 => (wide(), wide(), item, vec(any::<u8>(), 0..40))
-            .prop_map(|(seq, floor, item, payload)| JBody::Data { seq, floor, item, payload }),
-        3 => (who(), wide(), any::<u32>(), any::<u8>(), any::<bool>())
-            .prop_map(|(to, next, bitmap, room, retry)| JBody::Ack { to, next, bitmap, room, retry }),
-        2 => (wide(), any::<u8>()).prop_map(|(floor, room)| JBody::Heartbeat { floor, room }),
+        4 => (wide(), wide(), wide(), item, frag(), vec(any::<u8>(), 0..40))
+            .prop_map(|(seq, floor, id, item, frag, payload)| JBody::Data { seq, floor, id, item, frag, payload }),
+        3 => (who(), wide(), any::<u32>(), any::<u8>(), any::<u32>(), any::<bool>())
+            .prop_map(|(to, next, bitmap, room, window, retry)| JBody::Ack { to, next, bitmap, room: room.into(), window, retry }),
+        2 => (wide(), any::<u8>(), any::<u32>(), caps(), any::<bool>())
+            .prop_map(|(floor, room, window, caps, ask)| JBody::Heartbeat(Heartbeat { floor, room: room.into(), window, caps, ask })),
     ];
     (who(), body)
         .prop_map(|(from, body)| JFrame { from, body })
@@ -339,8 +364,14 @@ pub(crate) fn colliding() -> impl Strategy<Value = u64> + Clone {
 pub(crate) fn replayed() -> BoxedStrategy<Replayed> {
     let body = prop_oneof![
         4 => (colliding(), colliding(), prop_oneof![Just(JItem::End), "[a-z]{1,3}".prop_map(JItem::Request)])
-            .prop_map(|(seq, floor, item)| JBody::Data { seq, floor, item, payload: vec![7] }),
-        1 => (colliding(), 0u8..4).prop_map(|(floor, room)| JBody::Heartbeat { floor, room }),
+            .prop_map(|(seq, floor, item)| JBody::Data { seq, floor, id: seq, item, frag: Frag::Whole, payload: vec![7] }),
+        1 => (colliding(), 0u32..4).prop_map(|(floor, room)| JBody::Heartbeat(Heartbeat {
+            floor,
+            room,
+            window: room * 128,
+            caps: Caps { max_frame: 223, max_message: 0 },
+            ask: false,
+        })),
     ];
     (1u32..=5, body, any::<bool>())
         .prop_map(|(session, body, as_bytes)| Replayed {

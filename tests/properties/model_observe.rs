@@ -27,6 +27,7 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
         if let Seen::Data {
             seq,
             floor,
+            id,
             item,
             payload,
             ..
@@ -36,8 +37,8 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             let cfg = self.cfg[s];
             let tag = *self
                 .by_seq
-                .get(&(s, session, *seq))
-                .unwrap_or_else(|| panic!("side {s}: DATA seq {seq} was never sent"));
+                .get(&(s, session, *id))
+                .unwrap_or_else(|| panic!("side {s}: DATA id {id} was never sent"));
             let rec = &mut self.recs[tag];
             assert_eq!((item, payload), (&rec.item, &rec.payload), "DATA content");
             assert!(floor <= seq, "floor {floor} above pending seq {seq}");
@@ -116,6 +117,7 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 let [Seen::Data {
                     session,
                     seq,
+                    id,
                     item,
                     payload,
                     ..
@@ -126,8 +128,8 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 let from = 1 - to;
                 let tag = *self
                     .by_seq
-                    .get(&(from, *session, *seq))
-                    .unwrap_or_else(|| panic!("side {to} accepted seq {seq} never sent"));
+                    .get(&(from, *session, *id))
+                    .unwrap_or_else(|| panic!("side {to} accepted id {id} (seq {seq}) never sent"));
                 let k = self.cur(to);
                 let rec = &mut self.recs[tag];
                 assert_eq!((item, payload), (&rec.item, &rec.payload));

@@ -78,6 +78,7 @@ pub(crate) fn configs() -> BoxedStrategy<[Config; 2]> {
                 resend_interval: resend.map(|r| ms(r).into()),
                 max_resends,
                 default_request_timeout: ms(timeout).into(),
+                max_message: 0,
             })
         })
         .boxed()

@@ -17,6 +17,7 @@ pub(crate) enum Seen {
         session: u32,
         seq: u64,
         floor: u64,
+        id: u64,
         item: ItemRec,
         payload: Vec<u8>,
     },
@@ -46,6 +47,7 @@ pub(crate) fn seen(frame: &Frame<'_>) -> Seen {
             session: frame.session,
             seq: d.seq,
             floor: d.floor,
+            id: d.id,
             item: match d.item {
                 Item::Request { topic } => ItemRec::Request(topic.to_owned()),
                 Item::Reply { topic, req_id } => ItemRec::Reply(topic.to_owned(), req_id),

@@ -84,6 +84,7 @@ fn garbage_and_corruption_are_never_delivered() {
 fn every_one_and_two_bit_flip_is_detected() {
     let mut a = endpoint(fast(), SESSION_A, Instant::ZERO);
     let mut b = endpoint(fast(), SESSION_B, Instant::ZERO);
+    knows_peer(&mut a, SESSION_B, Instant::ZERO);
     a.send(Instant::ZERO, req(40), None).unwrap();
     let mut buf = [0u8; SimEndpoint::MAX_FRAME_LEN];
     let n = a.poll_transmit(Instant::ZERO, &mut buf).unwrap().unwrap();

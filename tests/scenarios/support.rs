@@ -34,6 +34,7 @@ pub(crate) fn fast() -> Config {
         resend_interval: Some(ms(100).into()),
         max_resends: None,
         default_request_timeout: secs(60).into(),
+        max_message: 0,
     }
 }
 
@@ -42,6 +43,15 @@ pub(crate) const SESSION_B: u32 = 0xB;
 
 pub(crate) fn endpoint(config: Config, session: u32, now: Instant) -> SimEndpoint {
     SimEndpoint::new(config, session, now).expect("valid config")
+}
+
+/// Gives `ep` the capabilities of a simulator endpoint with session `peer` (what its first
+/// heartbeat would), so that it sends DATA at once.
+pub(crate) fn knows_peer(ep: &mut SimEndpoint, peer: u32, now: Instant) {
+    let mut other = endpoint(fast(), peer, now);
+    let mut buf = [0u8; SimEndpoint::MAX_FRAME_LEN];
+    let n = other.poll_transmit(now, &mut buf).unwrap().unwrap();
+    ep.handle_bytes(now, &buf[..n]);
 }
 
 pub(crate) fn pair_with(a: Config, b: Config, link: LinkConfig, seed: u64) -> Pair {

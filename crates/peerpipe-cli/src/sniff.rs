@@ -11,7 +11,7 @@
 use std::io::{self, Read};
 use std::time::Instant;
 
-use peerpipe_core::wire::{crc32c, Body, Frame, Item, WireError, CRC_LEN};
+use peerpipe_core::wire::{crc32c, Body, Frag, Frame, Heartbeat, Item, WireError, CRC_LEN};
 use serde_json::{Map, Value};
 
 use crate::obj;
@@ -45,6 +45,8 @@ pub enum Info {
         kind: DataKind,
         seq: u64,
         floor: u64,
+        id: u64,
+        frag: Frag,
         req_id: Option<u64>,
         topic: Option<String>,
         payload: Vec<u8>,
@@ -53,13 +55,11 @@ pub enum Info {
         to_session: u32,
         next: u64,
         bitmap: u32,
-        room: u8,
+        room: u32,
+        window: u32,
         retry: bool,
     },
-    Heartbeat {
-        floor: u64,
-        room: u8,
-    },
+    Heartbeat(Heartbeat),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,8 +84,10 @@ impl From<&Frame<'_>> for FrameInfo {
                     kind,
                     seq: d.seq,
                     floor: d.floor,
+                    id: d.id,
+                    frag: d.frag,
                     req_id,
-                    topic: topic.map(str::to_owned),
+                    topic: topic.filter(|t| !t.is_empty()).map(str::to_owned),
                     payload: d.payload.to_vec(),
                 }
             }
@@ -94,9 +96,10 @@ impl From<&Frame<'_>> for FrameInfo {
                 next: a.next,
                 bitmap: a.bitmap,
                 room: a.room,
+                window: a.window,
                 retry: a.retry,
             },
-            Body::Heartbeat { floor, room } => Info::Heartbeat { floor, room },
+            Body::Heartbeat(h) => Info::Heartbeat(h),
         };
         FrameInfo {
             session: f.session,
@@ -461,14 +464,23 @@ fn ids_topic_len(f: &FrameInfo) -> (String, String, String) {
         Info::Data {
             seq,
             floor,
+            id,
+            frag,
             req_id,
             topic,
             payload,
             ..
         } => {
             let req = req_id.map(|r| format!(" req={r}")).unwrap_or_default();
+            let frag = match frag {
+                Frag::Whole => String::new(),
+                Frag::First { total } => format!(" total={total}"),
+                Frag::Next { offset, last } => {
+                    format!(" at={offset}{}", if *last { " last" } else { "" })
+                }
+            };
             (
-                format!("seq={seq} floor={floor}{req}"),
+                format!("seq={seq} floor={floor} id={id}{req}{frag}"),
                 topic.clone().unwrap_or_else(|| "-".into()),
                 payload.len().to_string(),
             )
@@ -478,18 +490,29 @@ fn ids_topic_len(f: &FrameInfo) -> (String, String, String) {
             next,
             bitmap,
             room,
+            window,
             retry,
         } => (
             format!(
-                "to={to_session:08x} next={next} bits={bitmap:#x} room={room}{}",
+                "to={to_session:08x} next={next} bits={bitmap:#x} room={room} win={window}{}",
                 if *retry { " retry" } else { "" }
             ),
             "-".into(),
             "-".into(),
         ),
-        Info::Heartbeat { floor, room } => {
-            (format!("floor={floor} room={room}"), "-".into(), "-".into())
-        }
+        Info::Heartbeat(h) => (
+            format!(
+                "floor={} room={} win={} frame={} max={}{}",
+                h.floor,
+                h.room,
+                h.window,
+                h.caps.max_frame,
+                h.caps.max_message,
+                if h.ask { " ask" } else { "" }
+            ),
+            "-".into(),
+            "-".into(),
+        ),
     }
 }
 
@@ -499,6 +522,8 @@ fn frame_json(o: &mut Map<String, Value>, f: &FrameInfo) {
         Info::Data {
             seq,
             floor,
+            id,
+            frag,
             req_id,
             topic,
             payload,
@@ -506,6 +531,17 @@ fn frame_json(o: &mut Map<String, Value>, f: &FrameInfo) {
         } => {
             o.insert("seq".into(), (*seq).into());
             o.insert("floor".into(), (*floor).into());
+            o.insert("id".into(), (*id).into());
+            match frag {
+                Frag::Whole => {}
+                Frag::First { total } => {
+                    o.insert("total".into(), (*total).into());
+                }
+                Frag::Next { offset, last } => {
+                    o.insert("offset".into(), (*offset).into());
+                    o.insert("last".into(), (*last).into());
+                }
+            }
             if let Some(r) = req_id {
                 o.insert("req_id".into(), (*r).into());
             }
@@ -520,17 +556,23 @@ fn frame_json(o: &mut Map<String, Value>, f: &FrameInfo) {
             next,
             bitmap,
             room,
+            window,
             retry,
         } => {
             o.insert("to_session".into(), format!("{to_session:08x}").into());
             o.insert("next".into(), (*next).into());
             o.insert("bitmap".into(), (*bitmap).into());
             o.insert("room".into(), (*room).into());
+            o.insert("window".into(), (*window).into());
             o.insert("retry".into(), (*retry).into());
         }
-        Info::Heartbeat { floor, room } => {
-            o.insert("floor".into(), (*floor).into());
-            o.insert("room".into(), (*room).into());
+        Info::Heartbeat(h) => {
+            o.insert("floor".into(), h.floor.into());
+            o.insert("room".into(), h.room.into());
+            o.insert("window".into(), h.window.into());
+            o.insert("max_frame".into(), h.caps.max_frame.into());
+            o.insert("max_message".into(), h.caps.max_message.into());
+            o.insert("ask".into(), h.ask.into());
         }
     }
 }
@@ -737,8 +779,8 @@ mod tests {
         v
     }
 
-    const REQUEST: &str = "06 21 04 03 02 01 0a 05 04 04 70 69 6e 67 68 69 05 35 6c 83 6f 00";
-    const HEARTBEAT: &str = "0c 23 0d 0c 0b 0a 03 03 a2 b0 6e e2 00";
+    const REQUEST: &str = "06 31 04 03 02 01 0b 05 04 05 04 70 69 6e 67 68 69 05 59 92 20 78 00";
+    const HEARTBEAT: &str = "06 33 0d 0c 0b 0a 07 03 03 80 03 df 01 05 ef 5d 15 c0 00";
 
     #[test]
     fn protocol_examples_decode() {
@@ -747,7 +789,7 @@ mod tests {
         let v = pieces(&stream);
         assert_eq!(v.len(), 2);
         assert_eq!(v[0].offset, 0);
-        assert_eq!(v[0].wire, 22);
+        assert_eq!(v[0].wire, 23);
         let What::Frame(f) = &v[0].what else {
             panic!("{v:?}")
         };
@@ -755,12 +797,17 @@ mod tests {
         assert!(
             matches!(&f.body, Info::Data { kind: DataKind::Request, seq: 5, floor: 4, topic: Some(t), payload, .. } if t == "ping" && payload == &[0x68, 0x69, 0])
         );
-        assert_eq!(v[1].offset, 22);
+        assert_eq!(v[1].offset, 23);
         assert!(matches!(
             &v[1].what,
             What::Frame(FrameInfo {
                 session: 0x0a0b0c0d,
-                body: Info::Heartbeat { floor: 3, room: 3 }
+                body: Info::Heartbeat(Heartbeat {
+                    floor: 3,
+                    room: 3,
+                    window: 384,
+                    ..
+                })
             })
         ));
     }
@@ -770,20 +817,20 @@ mod tests {
         let mut stream = vec![0x55, 0x13, 0x77];
         stream.extend(hex(HEARTBEAT));
         let mut corrupt = hex(REQUEST);
-        corrupt[12] ^= 0x01; // "ping" becomes "piog": COBS still sound, CRC not
+        corrupt[13] ^= 0x01; // "ping" becomes "piog": COBS still sound, CRC not
         stream.extend(&corrupt);
         stream.extend([0x99, 0x98]);
         let v = pieces(&stream);
         assert_eq!(v.len(), 4, "{v:?}");
         assert_eq!((v[0].offset, v[0].wire), (0, 3));
         assert!(matches!(&v[0].what, What::Garbage(w) if w == "noise before a frame"));
-        assert_eq!((v[1].offset, v[1].wire), (3, 13));
+        assert_eq!((v[1].offset, v[1].wire), (3, 19));
         assert!(matches!(&v[1].what, What::Frame(_)));
-        assert_eq!((v[2].offset, v[2].wire), (16, 22));
+        assert_eq!((v[2].offset, v[2].wire), (22, 23));
         assert!(
-            matches!(&v[2].what, What::CrcError { claimed: FrameInfo { body: Info::Data { topic: Some(t), .. }, .. }, found: 0x6f836c35, .. } if t == "piog")
+            matches!(&v[2].what, What::CrcError { claimed: FrameInfo { body: Info::Data { topic: Some(t), .. }, .. }, found: 0x78209259, .. } if t == "piog")
         );
-        assert_eq!((v[3].offset, v[3].wire), (38, 2));
+        assert_eq!((v[3].offset, v[3].wire), (45, 2));
         assert!(matches!(&v[3].what, What::Garbage(w) if w.starts_with("incomplete")));
     }
 

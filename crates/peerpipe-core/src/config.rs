@@ -47,6 +47,11 @@ pub struct Config {
     pub max_resends: Option<u32>,
     /// A send's timeout when the caller gives none. Must be at least 1 µs.
     pub default_request_timeout: Duration,
+    /// The longest message (payload bytes) this endpoint accepts, announced to the peer,
+    /// whose sends of longer ones fail at once with
+    /// [`FailReason::TooLarge`](crate::FailReason::TooLarge); 0 means no limit. A message
+    /// longer than one frame arrives in [`Part`](crate::Part)s.
+    pub max_message: u64,
 }
 
 impl Default for Config {
@@ -57,6 +62,7 @@ impl Default for Config {
             resend_interval: Some(Duration::from_secs(2)),
             max_resends: Some(5),
             default_request_timeout: Duration::from_secs(5),
+            max_message: 0,
         }
     }
 }

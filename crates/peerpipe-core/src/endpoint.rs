@@ -4,14 +4,14 @@ use crate::config::{Config, ConfigError};
 use crate::const_msg::ConstMsg;
 use crate::error::{CloseReason, Error, FailReason, GoneReason};
 use crate::event::{Event, PeerState};
-use crate::machine::{Machine, RETIRED_SESSIONS};
-use crate::message::{bounded, Message, MsgId};
+use crate::machine::{Machine, Transmit, RETIRED_SESSIONS};
+use crate::message::{bounded, validate_topic, Message, MessageKind, MsgId};
 use crate::recv::RecvQueue;
-use crate::send::{Outgoing, SendQueue};
+use crate::send::{Bytes, Head, NoSource, Outgoing, PeerRoom, SendQueue, Source};
 use crate::stats::Stats;
 use crate::time::Instant;
 use crate::timer::TimerTable;
-use crate::wire::{self, Decoder, Frame};
+use crate::wire::{self, Caps, Decoder, Frame, Item};
 
 /// One end of a peerpipe conversation: a sans-IO state machine.
 ///
@@ -26,7 +26,7 @@ use crate::wire::{self, Decoder, Frame};
 /// use peerpipe_core::{Config, Endpoint, Instant};
 ///
 /// // error: evaluation panicked: peerpipe: Endpoint FRAME is 100 bytes, but a frame of
-/// // PAYLOAD = 128 and TOPIC = 32 needs 203: set FRAME to wire::max_encoded_len(PAYLOAD, TOPIC)
+/// // PAYLOAD = 128 and TOPIC = 32 needs 223: set FRAME to wire::max_encoded_len(PAYLOAD, TOPIC)
 /// let ep = Endpoint::<128, 32, 4, 4, 100>::new(Config::default(), 1, Instant::ZERO);
 /// ```
 ///
@@ -42,7 +42,7 @@ pub struct Endpoint<
     const TOPIC: usize = 32,
     const RX: usize = 4,
     const TX: usize = 4,
-    const FRAME: usize = 203,
+    const FRAME: usize = 223,
 > {
     decoder: Decoder<FRAME>,
     machine: Machine<PAYLOAD, TOPIC, RX, TX>,
@@ -109,8 +109,12 @@ impl<
             config,
             timing,
             session,
-            next_seq: 0,
+            caps: Caps {
+                max_frame: u32::try_from(FRAME).unwrap_or(u32::MAX),
+                max_message: config.max_message,
+            },
             peer: None,
+            peer_caps: None,
             retired: [None; RETIRED_SESSIONS],
             peer_state: PeerState::NotSeen,
             local_close: None,
@@ -120,10 +124,11 @@ impl<
             ack_due: false,
             advertised_full: false,
             refused: false,
-            peer_room: 0,
+            peer_room: PeerRoom::default(),
             heartbeat_due: true,
             sends: SendQueue::new(),
             recv: RecvQueue::new(),
+            current: None,
             stats: Stats::default(),
         };
         machine.arm_silence(now);
@@ -134,18 +139,65 @@ impl<
     }
 
     /// Sends `message`; returns its id at once. The outcome arrives later as
-    /// [`Event::SendOutcome`]: delivered when the peer's endpoint accepted it, or failed.
+    /// [`Event::SendOutcome`]: delivered when the peer's endpoint accepted the whole message,
+    /// or failed.
     ///
     /// `timeout` bounds the whole attempt (resends included); `None` means
-    /// `default_request_timeout`.
+    /// `default_request_timeout`. No DATA goes out before the peer's capabilities are known
+    /// (from its first heartbeat); a message longer than the peer accepts then fails with
+    /// [`FailReason::TooLarge`], and one longer than the peer's frames goes in fragments.
     pub fn send(
         &mut self,
         now: Instant,
         message: Message<PAYLOAD, TOPIC>,
         timeout: Option<crate::Duration>,
     ) -> Result<MsgId, Error> {
-        self.machine
-            .enqueue(now, Outgoing::Message(message), timeout)
+        let (kind, topic, data) = message.into_parts();
+        let head = match kind {
+            MessageKind::Request => Head::Request(topic),
+            MessageKind::Reply { req_id } => Head::Reply(topic, req_id.0),
+        };
+        let bytes = Bytes::Inline(data);
+        self.machine.enqueue(now, Outgoing { head, bytes }, timeout)
+    }
+
+    /// Sends a message of `len` bytes (any length) whose bytes the endpoint reads from the
+    /// [`Source`] given to [`poll_transmit_from`](Self::poll_transmit_from), fragment by
+    /// fragment, as it transmits them: the message need not be in RAM as a whole. `item`
+    /// says what it is: a request or reply (its topic is checked as in
+    /// [`Message::request`]), or END or ABORT data (which close the conversation as
+    /// [`notify_end`](Self::notify_end) does). Otherwise as [`send`](Self::send).
+    ///
+    /// The source must supply the same bytes each time it is asked (resends), until the
+    /// send's outcome has been polled.
+    pub fn send_from(
+        &mut self,
+        now: Instant,
+        item: Item<'_>,
+        len: u64,
+        timeout: Option<crate::Duration>,
+    ) -> Result<MsgId, Error> {
+        let topic = |t: &str| {
+            validate_topic(t, TOPIC)?;
+            heapless::String::try_from(t).map_err(|_| Error::TopicTooLong {
+                len: t.len(),
+                max: TOPIC,
+            })
+        };
+        let (head, close) = match item {
+            Item::Request { topic: t } => (Head::Request(topic(t)?), None),
+            Item::Reply { topic: t, req_id } => (Head::Reply(topic(t)?, req_id), None),
+            Item::End => (Head::End, Some(CloseReason::LocalEnd)),
+            Item::Abort => (Head::Abort, Some(CloseReason::LocalAbort)),
+        };
+        let bytes = Bytes::Sourced(len);
+        let id = self
+            .machine
+            .enqueue(now, Outgoing { head, bytes }, timeout)?;
+        if close.is_some() {
+            self.machine.local_close = close;
+        }
+        Ok(id)
     }
 
     /// Ends the conversation: END with `data` goes to the peer, reliably and after every
@@ -164,9 +216,14 @@ impl<
         data: &[u8],
         timeout: Option<crate::Duration>,
     ) -> Result<MsgId, Error> {
-        let id = self
-            .machine
-            .enqueue(now, Outgoing::End(bounded(data)?), timeout)?;
+        let id = self.machine.enqueue(
+            now,
+            Outgoing {
+                head: Head::End,
+                bytes: Bytes::Inline(bounded(data)?),
+            },
+            timeout,
+        )?;
         self.machine.local_close = Some(CloseReason::LocalEnd);
         Ok(id)
     }
@@ -184,9 +241,14 @@ impl<
         data: &[u8],
         timeout: Option<crate::Duration>,
     ) -> Result<MsgId, Error> {
-        let id = self
-            .machine
-            .enqueue(now, Outgoing::Abort(bounded(data)?), timeout)?;
+        let id = self.machine.enqueue(
+            now,
+            Outgoing {
+                head: Head::Abort,
+                bytes: Bytes::Inline(bounded(data)?),
+            },
+            timeout,
+        )?;
         self.machine.local_close = Some(CloseReason::LocalAbort);
         Ok(id)
     }
@@ -226,6 +288,7 @@ impl<
         m.timers.clear();
         m.ack_due = false;
         m.heartbeat_due = false;
+        m.current = None;
     }
 
     /// Tells the endpoint that its transport broke: the peer is gone at once, with
@@ -269,26 +332,78 @@ impl<
     /// length, or `None` when there is nothing to send now. A `buf` of
     /// [`MAX_FRAME_LEN`](Self::MAX_FRAME_LEN) bytes always suffices; with a smaller one a frame
     /// that does not fit gives [`Error::BufferTooSmall`] and stays queued.
+    ///
+    /// For an endpoint that sends only inline messages; with messages from
+    /// [`send_from`](Self::send_from) use [`poll_transmit_from`](Self::poll_transmit_from)
+    /// (here their bytes cannot be read and they fail with [`FailReason::Unreadable`]).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Result<Option<usize>, Error> {
+        self.poll_transmit_from(now, buf, &mut NoSource)
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit), reading the bytes of messages sent with
+    /// [`send_from`](Self::send_from) from `source`.
+    pub fn poll_transmit_from<S: Source + ?Sized>(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        source: &mut S,
+    ) -> Result<Option<usize>, Error> {
         let m = &mut self.machine;
-        let Some(choice) = m.next_transmit() else {
-            return Ok(None);
-        };
-        let Some(frame) = m.frame(choice) else {
-            return Ok(None);
-        };
-        let len = wire::encode(&frame, buf).map_err(|_| Error::BufferTooSmall)?;
-        m.commit(choice, now);
-        Ok(Some(len))
+        loop {
+            let Some(choice) = m.next_transmit() else {
+                return Ok(None);
+            };
+            let encoded = match m.frame(choice, Some(&mut *source)) {
+                Ok(frame) => wire::encode(&frame, buf).map_err(|_| Error::BufferTooSmall),
+                Err(unreadable) => {
+                    m.sends.fail_unreadable(unreadable);
+                    continue;
+                }
+            };
+            let len = encoded?;
+            m.commit(choice, now);
+            return Ok(Some(len));
+        }
     }
 
     /// The next frame to transmit, for transports that carry frames rather than bytes.
+    /// Messages from [`send_from`](Self::send_from) fail here with
+    /// [`FailReason::Unreadable`]: use [`poll_transmit_frame_from`](Self::poll_transmit_frame_from).
     #[must_use]
     pub fn poll_transmit_frame(&mut self, now: Instant) -> Option<Frame<'_>> {
+        let choice = self.next_readable(now, &mut NoSource)?;
+        self.machine.frame(choice, None::<&mut NoSource>).ok()
+    }
+
+    /// [`poll_transmit_frame`](Self::poll_transmit_frame), reading the bytes of messages
+    /// sent with [`send_from`](Self::send_from) from `source`.
+    #[must_use]
+    pub fn poll_transmit_frame_from<'a, S: Source + ?Sized>(
+        &'a mut self,
+        now: Instant,
+        source: &'a mut S,
+    ) -> Option<Frame<'a>> {
+        let choice = self.next_readable(now, source)?;
+        self.machine.frame(choice, Some(source)).ok()
+    }
+
+    /// The next frame to transmit whose bytes can be had, committed as sent at `now`;
+    /// messages whose source cannot supply them fail on the way.
+    fn next_readable<S: Source + ?Sized>(
+        &mut self,
+        now: Instant,
+        source: &mut S,
+    ) -> Option<Transmit> {
         let m = &mut self.machine;
-        let choice = m.next_transmit()?;
+        let choice = loop {
+            let choice = m.next_transmit()?;
+            match m.frame(choice, Some(&mut *source)) {
+                Ok(_) => break choice,
+                Err(unreadable) => m.sends.fail_unreadable(unreadable),
+            }
+        };
         m.commit(choice, now);
-        m.frame(choice)
+        Some(choice)
     }
 
     /// The next event for the application.
@@ -337,6 +452,12 @@ impl<
     /// Sends in flight (not yet settled).
     pub fn pending_sends(&self) -> usize {
         self.machine.sends.pending()
+    }
+
+    /// How many bytes of the message `id` the peer has acknowledged, and its length, while
+    /// its outcome has not been polled: for a progress bar.
+    pub fn progress(&self, id: MsgId) -> Option<(u64, u64)> {
+        self.machine.sends.progress(id)
     }
 
     /// Items held in the receive queue, deliverable or waiting for a gap to close.

@@ -121,6 +121,12 @@ pub enum FailReason {
     /// refuses a send at once with [`Error::SendQueueFull`]); drivers that queue sends
     /// before the endpoint do.
     NoSlot,
+    /// The peer does not accept a message this long, or its frames cannot carry the
+    /// message's first fragment (announced in its capabilities); nothing was sent.
+    TooLarge,
+    /// The [`Source`](crate::Source) of a message sent with
+    /// [`send_from`](crate::Endpoint::send_from) could not supply its bytes.
+    Unreadable,
 }
 
 impl core::fmt::Display for FailReason {
@@ -133,6 +139,8 @@ impl core::fmt::Display for FailReason {
             FailReason::PeerEnded => "peer ended",
             FailReason::PeerAborted => "peer aborted",
             FailReason::NoSlot => "timed out waiting for a send slot (nothing was sent)",
+            FailReason::TooLarge => "message longer than the peer accepts",
+            FailReason::Unreadable => "the message's source could not supply its bytes",
         })
     }
 }

@@ -36,7 +36,7 @@
 //! let mut b: Endpoint = Endpoint::new(Config::default(), 0xB, now).unwrap();
 //! let id = a.send(now, Message::request("ping", b"hello").unwrap(), None).unwrap();
 //!
-//! let mut buf = [0u8; Endpoint::<128, 32, 4, 4, 203>::MAX_FRAME_LEN];
+//! let mut buf = [0u8; Endpoint::<128, 32, 4, 4, 223>::MAX_FRAME_LEN];
 //! let (mut delivered, mut received) = (false, None);
 //! while !(delivered && received.is_some()) {
 //!     // 1. Time: act on every deadline that has come.
@@ -103,6 +103,7 @@ mod error;
 mod event;
 mod machine;
 mod message;
+mod part;
 mod recv;
 mod send;
 mod stats;
@@ -115,5 +116,7 @@ pub use endpoint::Endpoint;
 pub use error::{CloseReason, Error, FailReason, GoneReason};
 pub use event::{Event, Outcome, PeerState};
 pub use message::{validate_topic, Message, MessageKind, MsgId, RESERVED_TOPICS};
+pub use part::{CutReason, Part, PartKind};
+pub use send::{NoSource, Source};
 pub use stats::Stats;
 pub use time::{Duration, Instant};

@@ -5,12 +5,13 @@ use crate::config::{Config, Timing};
 use crate::error::{CloseReason, Error, FailReason, GoneReason};
 use crate::event::{Event, PeerState};
 use crate::message::MsgId;
-use crate::recv::{Inbound, Marker, Offer, PeerClose, Popped, RecvQueue};
-use crate::send::{Outgoing, SendQueue};
+use crate::part::{Current, CutReason};
+use crate::recv::{Inbound, Marker, Offer, Peeked, PeerClose, Popped, RecvQueue};
+use crate::send::{Outgoing, PeerRoom, SendQueue, Source};
 use crate::stats::Stats;
 use crate::time::Instant;
 use crate::timer::{Timer, TimerTable};
-use crate::wire::{Body, Frame, WireError};
+use crate::wire::{Body, Caps, Frame, Heartbeat, WireError};
 
 /// How many replaced peer sessions are remembered, so that their late frames are ignored
 /// instead of being taken for yet another restart.
@@ -23,8 +24,12 @@ pub(crate) struct Machine<const P: usize, const T: usize, const RX: usize, const
     /// The same in microseconds, for the arithmetic.
     pub(crate) timing: Timing,
     pub(crate) session: u32,
-    pub(crate) next_seq: u64,
+    /// What this endpoint receives, announced in its heartbeats.
+    pub(crate) caps: Caps,
     pub(crate) peer: Option<u32>,
+    /// What the peer receives, from its heartbeats; `None` until one arrives (and again
+    /// after a restart): no DATA goes out before.
+    pub(crate) peer_caps: Option<Caps>,
     pub(crate) retired: [Option<u32>; RETIRED_SESSIONS],
     pub(crate) peer_state: PeerState,
     pub(crate) local_close: Option<CloseReason>,
@@ -37,11 +42,13 @@ pub(crate) struct Machine<const P: usize, const T: usize, const RX: usize, const
     /// A DATA frame was refused for lack of room since the last ACK that asked the peer to
     /// retry: the next ACK sent while there is room asks for it ([`wire::Ack::retry`]).
     pub(crate) refused: bool,
-    /// The room the peer's last ACK announced (see [`wire::Ack::room`]).
-    pub(crate) peer_room: usize,
+    /// The room the peer's last ACK or heartbeat announced (see [`wire::Ack::room`]).
+    pub(crate) peer_room: PeerRoom,
     pub(crate) heartbeat_due: bool,
     pub(crate) sends: SendQueue<P, T, TX>,
     pub(crate) recv: RecvQueue<P, T, RX>,
+    /// The message being delivered in parts.
+    pub(crate) current: Option<Current<T>>,
     pub(crate) stats: Stats,
 }
 
@@ -75,17 +82,14 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
         if timeout.is_zero() {
             return Err(Error::ZeroTimeout);
         }
-        let seq = self.next_seq;
-        let item = match item {
-            Outgoing::Message(mut m) => {
-                m.set_id(MsgId(seq));
-                Outgoing::Message(m)
-            }
-            other => other,
-        };
-        self.sends.push(seq, item, now + timeout)?;
-        self.next_seq = seq.saturating_add(1);
-        Ok(MsgId(seq))
+        let id = self.sends.push(item, now + timeout)?;
+        // A message the peer will not take fails at once; without the peer's capabilities,
+        // ask for them.
+        self.sends.cut(self.peer_caps);
+        if self.peer_caps.is_none() && self.peer.is_some() {
+            self.heartbeat_due = true;
+        }
+        Ok(id)
     }
 
     /// Whether the conversation still accepts the peer's items and checks its silence.
@@ -124,7 +128,9 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
             Body::Data(data) => {
                 self.ack_due = true;
                 self.advance_floor(data.floor);
-                let offer = self.recv.offer(data, !self.is_open());
+                let offer = self
+                    .recv
+                    .offer(data, !self.is_open(), self.caps.max_message);
                 match offer {
                     Offer::Accepted(Some(close)) => self.peer_closed(close),
                     Offer::Full => self.refused = true,
@@ -147,17 +153,27 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
                     if ack.retry {
                         self.sends.retry(ack, &self.timing);
                     }
-                    self.peer_room = usize::from(ack.room);
+                    self.peer_room = PeerRoom {
+                        room: ack.room,
+                        window: ack.window,
+                    };
                 } else {
                     self.stats.stale = self.stats.stale.wrapping_add(1);
                 }
             }
-            Body::Heartbeat { floor, room } => {
-                if self.peer == Some(frame.session) {
-                    self.peer_room = usize::from(*room);
-                }
-                self.advance_floor(*floor);
+            Body::Heartbeat(hb) => {
+                self.peer_room = PeerRoom {
+                    room: hb.room,
+                    window: hb.window,
+                };
+                self.peer_caps = Some(hb.caps);
+                self.heartbeat_due |= hb.ask;
+                self.advance_floor(hb.floor);
             }
+        }
+        // Its capabilities come with its heartbeats: ask for one when they are needed.
+        if self.asks_caps() && self.is_open() {
+            self.heartbeat_due = true;
         }
     }
 
@@ -186,7 +202,8 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
         }
         self.peer = Some(session);
         self.recv.new_session();
-        self.peer_room = 0;
+        self.peer_room = PeerRoom::default();
+        self.peer_caps = None;
         // What was refused belonged to the old session: nothing to ask the new one to retry.
         self.refused = false;
         // A first contact is not a restart, unless the peer was already declared gone.
@@ -262,33 +279,50 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
         }
     }
 
-    pub(crate) fn next_transmit(&self) -> Option<Transmit> {
+    pub(crate) fn next_transmit(&mut self) -> Option<Transmit> {
         if self.stopped {
             return None;
         }
         if let (true, Some(peer)) = (self.ack_due, self.peer) {
             return Some(Transmit::Ack(peer));
         }
-        if let Some(index) = self.sends.next_due(self.next_seq, self.peer_room) {
+        if self.is_open() {
+            self.sends.cut(self.peer_caps);
+        }
+        if let Some(index) = self.sends.next_due(self.peer_room) {
             return Some(Transmit::Data(index));
         }
         (self.heartbeat_due && !self.paused).then_some(Transmit::Heartbeat)
     }
 
-    pub(crate) fn frame(&self, choice: Transmit) -> Option<Frame<'_>> {
-        let floor = self.sends.floor(self.next_seq);
+    /// The frame for `choice`; `Err` with the id of a message whose source could not supply
+    /// the bytes of its fragment.
+    pub(crate) fn frame<'a, S: Source + ?Sized>(
+        &'a self,
+        choice: Transmit,
+        source: Option<&'a mut S>,
+    ) -> Result<Frame<'a>, u64> {
+        let floor = self.sends.floor();
         let body = match choice {
             Transmit::Ack(peer) => Body::Ack(self.recv.ack(peer, self.retry_now())),
-            Transmit::Data(index) => Body::Data(self.sends.data(index, floor)?),
-            Transmit::Heartbeat => Body::Heartbeat {
+            Transmit::Data(index) => Body::Data(self.sends.data(index, floor, source)?),
+            Transmit::Heartbeat => Body::Heartbeat(Heartbeat {
                 floor,
                 room: self.recv.room(),
-            },
+                window: self.recv.window(),
+                caps: self.caps,
+                ask: self.asks_caps(),
+            }),
         };
-        Some(Frame {
+        Ok(Frame {
             session: self.session,
             body,
         })
+    }
+
+    /// Whether this endpoint waits for the peer's capabilities to send a message.
+    fn asks_caps(&self) -> bool {
+        self.peer_caps.is_none() && self.sends.waiting()
     }
 
     /// Whether the next ACK asks the peer to send again what it refused: something was
@@ -336,21 +370,60 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P
         if self.stopped {
             return None;
         }
-        let popped = self.recv.pop()?;
-        if self.advertised_full
-            && matches!(popped, Popped::Item(_))
-            && self.peer_state != PeerState::Gone
-        {
-            // Room again: tell the peer at once instead of letting it wait for a resend.
-            self.ack_due = true;
-            self.advertised_full = false;
+        loop {
+            if let Some(reason) = self.cut_reason() {
+                let cur = self.current.take()?;
+                self.stats.messages_cut = self.stats.messages_cut.wrapping_add(1);
+                return Some(Event::Cut { id: cur.id, reason });
+            }
+            let popped = self.recv.pop()?;
+            if self.advertised_full
+                && matches!(popped, Popped::Item(..))
+                && self.peer_state != PeerState::Gone
+            {
+                // Room again: tell the peer at once instead of letting it wait for a resend.
+                self.ack_due = true;
+                self.advertised_full = false;
+            }
+            return Some(match popped {
+                Popped::Item(_, Inbound::Message(m)) => Event::Message(m),
+                Popped::Item(_, Inbound::End(data)) => Event::End(data),
+                Popped::Item(_, Inbound::Abort(data)) => Event::Abort(data),
+                Popped::Item(seq, Inbound::Part { mut part, .. }) => {
+                    if part.is_first() {
+                        self.current = Some(Current::start(&part, seq));
+                    } else if let Some(cur) = self.current.as_mut() {
+                        if cur.take(&mut part, seq) {
+                            self.current = None;
+                        }
+                    } else {
+                        // The rest of a message that was cut.
+                        self.stats.stray_fragments = self.stats.stray_fragments.wrapping_add(1);
+                        continue;
+                    }
+                    Event::Part(part)
+                }
+                Popped::Marker(Marker::Gone(reason)) => Event::Gone(reason),
+                Popped::Marker(Marker::Restarted) => Event::PeerRestarted,
+            });
         }
-        Some(match popped {
-            Popped::Item(Inbound::Message(m)) => Event::Message(m),
-            Popped::Item(Inbound::End(data)) => Event::End(data),
-            Popped::Item(Inbound::Abort(data)) => Event::Abort(data),
-            Popped::Marker(Marker::Gone(reason)) => Event::Gone(reason),
-            Popped::Marker(Marker::Restarted) => Event::PeerRestarted,
-        })
+    }
+
+    /// Why the message being delivered in parts ends here, if it does: what comes next is
+    /// not its next part, or its next part was skipped by the sender's floor.
+    fn cut_reason(&self) -> Option<CutReason> {
+        let cur = self.current.as_ref()?;
+        match self.recv.peek() {
+            Some(Peeked::Marker(Marker::Gone(_))) => Some(CutReason::PeerGone),
+            Some(Peeked::Marker(Marker::Restarted)) => Some(CutReason::PeerRestarted),
+            Some(Peeked::Item(seq, Inbound::Part { part, .. }))
+                if !part.is_first() && cur.continued_by(seq, part.id, part.offset) =>
+            {
+                None
+            }
+            Some(Peeked::Item(..)) => Some(CutReason::GivenUp),
+            None if self.recv.next() > cur.last_seq.saturating_add(1) => Some(CutReason::GivenUp),
+            None => None,
+        }
     }
 }

@@ -179,6 +179,12 @@ impl<const PAYLOAD: usize, const TOPIC: usize> Message<PAYLOAD, TOPIC> {
         (&mut self.topic, &mut self.data)
     }
 
+    /// Its kind, topic and data, to be sent.
+    pub(crate) fn into_parts(self) -> (MessageKind, String<TOPIC>, Vec<u8, PAYLOAD>) {
+        (self.kind, self.topic, self.data)
+    }
+
+    #[cfg(test)]
     pub(crate) fn set_id(&mut self, id: MsgId) {
         self.id = id;
     }

@@ -5,7 +5,8 @@ use heapless::{Deque, String, Vec};
 
 use crate::error::GoneReason;
 use crate::message::{Message, MessageKind, MsgId};
-use crate::wire::{Ack, Data, Item};
+use crate::part::{Part, PartKind};
+use crate::wire::{Ack, Data, Frag, Item};
 
 /// How far beyond `next` an item may be accepted out of order (the ACK bitmap's width).
 pub(crate) const REORDER_WINDOW: u64 = 32;
@@ -16,6 +17,13 @@ pub(crate) enum Inbound<const P: usize, const T: usize> {
     Message(Message<P, T>),
     End(Vec<u8, P>),
     Abort(Vec<u8, P>),
+    /// A fragment of a longer message; `last` when it ends the message. A continuation
+    /// carries only its id, offset and data until [`Current::take`](crate::part::Current)
+    /// completes it.
+    Part {
+        part: Part<P, T>,
+        last: bool,
+    },
 }
 
 /// A status event placed between received items, so that it is reported after the items
@@ -48,7 +56,14 @@ pub(crate) enum Offer {
 
 /// What [`RecvQueue::pop`] hands out.
 pub(crate) enum Popped<const P: usize, const T: usize> {
-    Item(Inbound<P, T>),
+    /// An item and its sequence number.
+    Item(u64, Inbound<P, T>),
+    Marker(Marker),
+}
+
+/// What [`RecvQueue::pop`] would hand out next.
+pub(crate) enum Peeked<'a, const P: usize, const T: usize> {
+    Item(u64, &'a Inbound<P, T>),
     Marker(Marker),
 }
 
@@ -157,8 +172,14 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
         close
     }
 
-    /// Offers a DATA frame; `closed` when the conversation accepts nothing new.
-    pub(crate) fn offer(&mut self, data: &Data<'_>, closed: bool) -> Offer {
+    /// Every sequence number below this is accepted or skipped.
+    pub(crate) fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// Offers a DATA frame; `closed` when the conversation accepts nothing new; a message
+    /// longer than `max_message` (unless 0) is refused as oversize.
+    pub(crate) fn offer(&mut self, data: &Data<'_>, closed: bool, max_message: u64) -> Offer {
         let seq = data.seq;
         if seq < self.next || self.ooo().any(|e| e.seq == seq) {
             return Offer::Duplicate;
@@ -178,7 +199,7 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
         if (gap == 0 && held >= RX) || (gap > 0 && held + 1 >= RX) {
             return Offer::Full;
         }
-        let Some(item) = empty_inbound(data) else {
+        let Some(item) = empty_inbound(data, max_message) else {
             return Offer::Oversize;
         };
         let close = closes(&item);
@@ -225,13 +246,19 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
             next: self.next,
             bitmap,
             room: self.room(),
+            window: self.window(),
             retry,
         }
     }
 
-    /// Free slots beyond the one kept for the next in-order item, at most 255.
-    pub(crate) fn room(&self) -> u8 {
-        u8::try_from(RX.saturating_sub(1 + self.entries.len())).unwrap_or(u8::MAX)
+    /// Free slots beyond the one kept for the next in-order item.
+    pub(crate) fn room(&self) -> u32 {
+        u32::try_from(RX.saturating_sub(1 + self.entries.len())).unwrap_or(u32::MAX)
+    }
+
+    /// Payload bytes those free slots take.
+    pub(crate) fn window(&self) -> u32 {
+        u32::try_from(P).map_or(u32::MAX, |p| self.room().saturating_mul(p))
     }
 
     /// Places a status event after the items deliverable now. Returns false when it was merged
@@ -252,6 +279,17 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
         false
     }
 
+    /// What [`pop`](Self::pop) would hand out.
+    pub(crate) fn peek(&self) -> Option<Peeked<'_, P, T>> {
+        if let Some(&(0, marker)) = self.markers.first() {
+            return Some(Peeked::Marker(marker));
+        }
+        if self.ready == 0 {
+            return None;
+        }
+        self.entries.front().map(|e| Peeked::Item(e.seq, &e.item))
+    }
+
     /// The next deliverable item or status event.
     pub(crate) fn pop(&mut self) -> Option<Popped<P, T>> {
         if let Some(&(0, marker)) = self.markers.first() {
@@ -270,7 +308,7 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
         for (at, _) in self.markers.iter_mut() {
             *at = at.saturating_sub(1);
         }
-        Some(Popped::Item(entry.item))
+        Some(Popped::Item(entry.seq, entry.item))
     }
 }
 
@@ -279,47 +317,95 @@ fn closes<const P: usize, const T: usize>(item: &Inbound<P, T>) -> Option<PeerCl
         Inbound::Message(_) => None,
         Inbound::End(_) => Some(PeerClose::Ended),
         Inbound::Abort(_) => Some(PeerClose::Aborted),
+        Inbound::Part { part, last: true } => match part.kind {
+            PartKind::End => Some(PeerClose::Ended),
+            PartKind::Abort => Some(PeerClose::Aborted),
+            _ => None,
+        },
+        Inbound::Part { .. } => None,
     }
 }
 
 /// An item of the DATA frame's kind with an empty topic and payload, or `None` when they
-/// do not fit the capacities (then [`fill`] cannot fail).
-fn empty_inbound<const P: usize, const T: usize>(data: &Data<'_>) -> Option<Inbound<P, T>> {
-    if data.payload.len() > P {
-        return None;
-    }
-    let (topic, kind) = match data.item {
-        Item::Request { topic } => (topic, MessageKind::Request),
-        Item::Reply { topic, req_id } => (
-            topic,
-            MessageKind::Reply {
-                req_id: MsgId(req_id),
-            },
-        ),
-        Item::End => return Some(Inbound::End(Vec::new())),
-        Item::Abort => return Some(Inbound::Abort(Vec::new())),
+/// do not fit the capacities or the message is longer than `max_message` (unless 0). Then
+/// [`fill`] cannot fail.
+fn empty_inbound<const P: usize, const T: usize>(
+    data: &Data<'_>,
+    max_message: u64,
+) -> Option<Inbound<P, T>> {
+    let topic = match data.item {
+        Item::Request { topic } | Item::Reply { topic, .. } => topic,
+        Item::End | Item::Abort => "",
     };
-    if topic.len() > T {
+    if data.payload.len() > P || topic.len() > T {
         return None;
     }
-    Some(Inbound::Message(Message::received(
+    let id = MsgId(data.id);
+    let kind = match data.item {
+        Item::Request { .. } => PartKind::Request,
+        Item::Reply { req_id, .. } => PartKind::Reply {
+            req_id: MsgId(req_id),
+        },
+        Item::End => PartKind::End,
+        Item::Abort => PartKind::Abort,
+    };
+    let (total, offset, last) = match data.frag {
+        Frag::Whole => {
+            if max_message != 0 && data.payload.len() as u64 > max_message {
+                return None;
+            }
+            return Some(match kind {
+                PartKind::Request => Inbound::Message(Message::received(
+                    MessageKind::Request,
+                    id,
+                    String::new(),
+                    Vec::new(),
+                )),
+                PartKind::Reply { req_id } => Inbound::Message(Message::received(
+                    MessageKind::Reply { req_id },
+                    id,
+                    String::new(),
+                    Vec::new(),
+                )),
+                PartKind::End => Inbound::End(Vec::new()),
+                PartKind::Abort => Inbound::Abort(Vec::new()),
+            });
+        }
+        Frag::First { total } => {
+            if max_message != 0 && total > max_message {
+                return None;
+            }
+            (total, 0, false)
+        }
+        Frag::Next { offset, last } => (0, offset, last),
+    };
+    let part = Part {
+        id,
         kind,
-        MsgId(data.seq),
-        String::new(),
-        Vec::new(),
-    )))
+        topic: String::new(),
+        total,
+        offset,
+        data: Vec::new(),
+    };
+    Some(Inbound::Part { part, last })
 }
 
 /// Copies a DATA frame's topic and payload into an item from [`empty_inbound`].
 fn fill<const P: usize, const T: usize>(item: &mut Inbound<P, T>, data: &Data<'_>) {
+    let topic = match data.item {
+        Item::Request { topic } | Item::Reply { topic, .. } => topic,
+        Item::End | Item::Abort => "",
+    };
     let payload = match item {
         Inbound::Message(m) => {
-            let (topic, payload) = m.storage_mut();
-            if let Item::Request { topic: t } | Item::Reply { topic: t, .. } = data.item {
-                // Fits: `empty_inbound` checked the length.
-                let _ = topic.push_str(t);
-            }
+            let (t, payload) = m.storage_mut();
+            // Fits: `empty_inbound` checked the length.
+            let _ = t.push_str(topic);
             payload
+        }
+        Inbound::Part { part, .. } => {
+            let _ = part.topic.push_str(topic);
+            &mut part.data
         }
         Inbound::End(p) | Inbound::Abort(p) => p,
     };
@@ -335,7 +421,9 @@ mod tests {
         Data {
             seq,
             floor: 0,
+            id: seq,
             item: Item::Request { topic: "t" },
+            frag: Frag::Whole,
             payload: b"x",
         }
     }
@@ -344,7 +432,7 @@ mod tests {
         let mut out = std::vec::Vec::new();
         while let Some(p) = q.pop() {
             match p {
-                Popped::Item(Inbound::Message(m)) => out.push(m.id().0),
+                Popped::Item(_, Inbound::Message(m)) => out.push(m.id().0),
                 _ => panic!("unexpected pop"),
             }
         }
@@ -355,18 +443,18 @@ mod tests {
     fn out_of_order_items_wait_for_the_gap_and_leave_in_order() {
         let mut q = RecvQueue::<8, 8, 8>::new();
         for seq in [3, 1, 5, 2] {
-            assert_eq!(q.offer(&data(seq), false), Offer::Accepted(None));
+            assert_eq!(q.offer(&data(seq), false, 0), Offer::Accepted(None));
         }
-        assert_eq!(q.offer(&data(3), false), Offer::Duplicate);
+        assert_eq!(q.offer(&data(3), false, 0), Offer::Duplicate);
         let ack = q.ack(1, false);
         assert_eq!((ack.next, ack.bitmap), (0, 0b10111));
         assert!(q.pop().is_none());
-        assert_eq!(q.offer(&data(0), false), Offer::Accepted(None));
+        assert_eq!(q.offer(&data(0), false, 0), Offer::Accepted(None));
         assert_eq!(q.ack(1, false).next, 4);
         assert_eq!(popped_seqs(&mut q), [0, 1, 2, 3]);
         // 5 still waits for 4; the ring has wrapped meanwhile.
         for seq in [6, 4] {
-            assert_eq!(q.offer(&data(seq), false), Offer::Accepted(None));
+            assert_eq!(q.offer(&data(seq), false, 0), Offer::Accepted(None));
         }
         assert_eq!(popped_seqs(&mut q), [4, 5, 6]);
         assert_eq!(q.len(), 0);
@@ -377,9 +465,9 @@ mod tests {
         let mut q = RecvQueue::<8, 8, 3>::new();
         let mut got = std::vec::Vec::new();
         for seq in 0..20 {
-            assert_eq!(q.offer(&data(seq), false), Offer::Accepted(None));
+            assert_eq!(q.offer(&data(seq), false, 0), Offer::Accepted(None));
             if seq % 3 == 2 {
-                assert_eq!(q.offer(&data(seq + 1), false), Offer::Full);
+                assert_eq!(q.offer(&data(seq + 1), false, 0), Offer::Full);
                 got.extend(popped_seqs(&mut q));
             }
         }

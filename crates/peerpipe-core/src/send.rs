@@ -1,291 +1,480 @@
-//! The send side: slots for items in flight, their resend and timeout deadlines, and their
-//! outcomes until the application has polled them.
+//! The send side: messages waiting to go out or for their outcome to be polled, and the
+//! fragments cut from them that are in flight, with their resend and timeout deadlines.
+//!
+//! A message is cut into fragments as the peer's frames allow, in order, only once the peer's
+//! capabilities are known and a fragment slot is free; each fragment takes the next sequence
+//! number. The bytes stay where the caller keeps them: in the message (inline) or in the
+//! caller's [`Source`], read again at each transmission.
 
-use heapless::Vec;
+use heapless::{String, Vec};
 
 use crate::config::Timing;
 use crate::error::{Error, FailReason};
 use crate::event::Outcome;
-use crate::message::{Message, MessageKind, MsgId};
+use crate::message::MsgId;
 use crate::time::Instant;
-use crate::wire::{Ack, Data, Item};
+use crate::wire::{self, Ack, Caps, Data, Frag, Item};
 
-/// An item to be delivered.
-#[derive(Debug, Clone)]
-pub(crate) enum Outgoing<const P: usize, const T: usize> {
-    Message(Message<P, T>),
-    End(Vec<u8, P>),
-    Abort(Vec<u8, P>),
+/// Where the bytes of a message sent with
+/// [`Endpoint::send_from`](crate::Endpoint::send_from) come from: the endpoint asks for each
+/// fragment's bytes when it transmits the fragment (and again when it resends it), so that a
+/// message never has to be in RAM as a whole (flash, a file, a sensor's buffer).
+pub trait Source {
+    /// The `len` bytes of message `id` from byte `offset` on, or `None` when they cannot be
+    /// read: the send then fails with [`FailReason::Unreadable`]. A slice shorter than `len`
+    /// counts as unreadable; a longer one is cut to `len`.
+    fn read(&mut self, id: MsgId, offset: u64, len: usize) -> Option<&[u8]>;
 }
 
+/// A [`Source`] with no bytes, for endpoints that only send inline messages.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSource;
+
+impl Source for NoSource {
+    fn read(&mut self, _: MsgId, _: u64, _: usize) -> Option<&[u8]> {
+        None
+    }
+}
+
+/// What a message is, as its first fragment says it.
+#[derive(Debug, Clone)]
+pub(crate) enum Head<const T: usize> {
+    Request(String<T>),
+    Reply(String<T>, u64),
+    End,
+    Abort,
+}
+
+impl<const T: usize> Head<T> {
+    fn item(&self) -> Item<'_> {
+        match self {
+            Head::Request(topic) => Item::Request { topic },
+            Head::Reply(topic, req_id) => Item::Reply {
+                topic,
+                req_id: *req_id,
+            },
+            Head::End => Item::End,
+            Head::Abort => Item::Abort,
+        }
+    }
+
+    fn topic_len(&self) -> usize {
+        match self {
+            Head::Request(t) | Head::Reply(t, _) => t.len(),
+            Head::End | Head::Abort => 0,
+        }
+    }
+}
+
+/// Where a message's bytes are.
+#[derive(Debug, Clone)]
+pub(crate) enum Bytes<const P: usize> {
+    Inline(Vec<u8, P>),
+    /// In the caller's [`Source`]; this many.
+    Sourced(u64),
+}
+
+impl<const P: usize> Bytes<P> {
+    fn len(&self) -> u64 {
+        match self {
+            Bytes::Inline(v) => v.len() as u64,
+            Bytes::Sourced(n) => *n,
+        }
+    }
+}
+
+/// A message to be delivered.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing<const P: usize, const T: usize> {
+    pub(crate) head: Head<T>,
+    pub(crate) bytes: Bytes<P>,
+}
+
+#[derive(Debug, Clone)]
+struct Msg<const P: usize, const T: usize> {
+    id: u64,
+    out: Outgoing<P, T>,
+    deadline: Instant,
+    /// Bytes already cut into fragments.
+    cut: u64,
+    /// Whether its first fragment was cut (an empty message has one fragment too).
+    begun: bool,
+    /// Its fragments in flight (cut, not acknowledged).
+    in_flight: u32,
+    /// Bytes the peer acknowledged.
+    acked: u64,
+    /// `None` while pending.
+    outcome: Option<Outcome>,
+}
+
+impl<const P: usize, const T: usize> Msg<P, T> {
+    fn total(&self) -> u64 {
+        self.out.bytes.len()
+    }
+
+    fn uncut(&self) -> bool {
+        self.outcome.is_none() && (!self.begun || self.cut < self.total())
+    }
+}
+
+/// A fragment in flight: cut from a message, not yet acknowledged.
 #[derive(Debug, Clone, Copy)]
-enum SlotState {
-    Pending {
-        /// Transmissions so far.
-        sent: u32,
-        /// Waiting to be transmitted (first time, or a resend that is due).
-        due: bool,
-        /// Due again because the peer refused it for lack of room and has room now: it goes
-        /// within the peer's window, like a first transmission.
-        retry: bool,
-        /// When to resend if no acknowledgement came; armed at each transmission.
-        resend_at: Option<Instant>,
-        /// When the send times out.
-        deadline: Instant,
-    },
-    Settled(Outcome),
-}
-
-#[derive(Debug, Clone)]
-struct Slot<const P: usize, const T: usize> {
+struct Fragment {
     seq: u64,
-    item: Outgoing<P, T>,
-    state: SlotState,
+    id: u64,
+    offset: u64,
+    len: u32,
+    /// Transmissions so far.
+    sent: u32,
+    /// Waiting to be transmitted (first time, or a resend that is due).
+    due: bool,
+    /// Due again because the peer refused it for lack of room and has room now: it goes
+    /// within the peer's window, like a first transmission.
+    retry: bool,
+    /// When to resend if no acknowledgement came; armed at each transmission.
+    resend_at: Option<Instant>,
 }
 
-/// Up to `TX` sends: in flight, or settled with an outcome the application has not polled.
-/// A slot is freed only when its outcome is polled, so outcomes never overflow.
+/// The peer's receive room and window, from its last ACK or heartbeat.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PeerRoom {
+    pub(crate) room: u32,
+    pub(crate) window: u32,
+}
+
+/// Up to `TX` messages (in flight, or settled with an outcome the application has not
+/// polled: a message leaves only when its outcome is polled, so outcomes never overflow), and
+/// up to `TX` fragments in flight.
 #[derive(Debug, Clone)]
 pub(crate) struct SendQueue<const P: usize, const T: usize, const TX: usize> {
-    slots: Vec<Slot<P, T>, TX>,
+    msgs: Vec<Msg<P, T>, TX>,
+    frags: Vec<Fragment, TX>,
+    next_id: u64,
+    next_seq: u64,
 }
 
 impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     pub(crate) const fn new() -> Self {
-        SendQueue { slots: Vec::new() }
+        SendQueue {
+            msgs: Vec::new(),
+            frags: Vec::new(),
+            next_id: 0,
+            next_seq: 0,
+        }
     }
 
-    pub(crate) fn push(
-        &mut self,
-        seq: u64,
-        item: Outgoing<P, T>,
-        deadline: Instant,
-    ) -> Result<(), Error> {
-        let state = SlotState::Pending {
-            sent: 0,
-            due: true,
-            retry: false,
-            resend_at: None,
+    pub(crate) fn push(&mut self, out: Outgoing<P, T>, deadline: Instant) -> Result<MsgId, Error> {
+        let id = self.next_id;
+        let msg = Msg {
+            id,
+            out,
             deadline,
+            cut: 0,
+            begun: false,
+            in_flight: 0,
+            acked: 0,
+            outcome: None,
         };
-        self.slots
-            .push(Slot { seq, item, state })
-            .map_err(|_| Error::SendQueueFull)
+        self.msgs.push(msg).map_err(|_| Error::SendQueueFull)?;
+        self.next_id = id.saturating_add(1);
+        Ok(MsgId(id))
     }
 
-    /// Sends in flight.
+    /// The message with this id.
+    fn msg(&self, id: u64) -> Option<&Msg<P, T>> {
+        (0..self.msgs.len())
+            .filter_map(|i| self.msgs.get(i))
+            .find(|m| m.id == id)
+    }
+
+    fn msg_mut(&mut self, id: u64) -> Option<&mut Msg<P, T>> {
+        self.msgs.iter_mut().find(|m| m.id == id)
+    }
+
+    /// Messages in flight (not yet settled).
     pub(crate) fn pending(&self) -> usize {
-        self.indexed()
-            .filter(|(_, s)| matches!(s.state, SlotState::Pending { .. }))
+        (0..self.msgs.len())
+            .filter_map(|i| self.msgs.get(i))
+            .filter(|m| m.outcome.is_none())
             .count()
     }
 
-    /// The lowest sequence number still in flight, or `next_seq` when none is.
-    pub(crate) fn floor(&self, next_seq: u64) -> u64 {
-        self.indexed()
-            .filter(|(_, s)| matches!(s.state, SlotState::Pending { .. }))
-            .map(|(_, s)| s.seq)
-            .min()
-            .unwrap_or(next_seq)
+    /// Whether a message waits to be cut into fragments.
+    pub(crate) fn waiting(&self) -> bool {
+        (0..self.msgs.len())
+            .filter_map(|i| self.msgs.get(i))
+            .any(|m| m.uncut())
     }
 
-    /// The in-flight slot due for transmission with the lowest sequence number, if it may go
-    /// now. Timer resends and the lowest pending item always may; a first transmission, or a
-    /// retry of an item the peer refused, only while fewer than `peer_room + 1` transmitted
-    /// items await their acknowledgement, so that the peer's receive queue is not flooded
-    /// with items it would have to refuse.
-    pub(crate) fn next_due(&self, next_seq: u64, peer_room: usize) -> Option<usize> {
-        let mut floor = next_seq;
-        let mut outstanding = 0usize;
-        let mut best: Option<(usize, u64, bool)> = None;
-        for (i, slot) in self.indexed() {
-            if let SlotState::Pending {
-                sent, due, retry, ..
-            } = slot.state
-            {
-                floor = floor.min(slot.seq);
-                let resend = sent > 0 && !retry;
-                if resend {
-                    outstanding += 1;
+    /// Bytes of message `id` the peer acknowledged, and its length, while it is queued.
+    pub(crate) fn progress(&self, id: MsgId) -> Option<(u64, u64)> {
+        self.msg(id.0).map(|m| (m.acked, m.total()))
+    }
+
+    /// The lowest sequence number still in flight, or the next unused one when none is.
+    pub(crate) fn floor(&self) -> u64 {
+        self.frags
+            .iter()
+            .map(|f| f.seq)
+            .min()
+            .unwrap_or(self.next_seq)
+    }
+
+    /// Cuts fragments from the oldest messages while fragment slots are free and the peer's
+    /// capabilities are known. A message longer than the peer accepts, or whose first
+    /// fragment cannot carry a byte in the peer's frames, fails with `TooLarge`.
+    pub(crate) fn cut(&mut self, caps: Option<Caps>) -> bool {
+        let Some(caps) = caps else {
+            return false;
+        };
+        let mut failed = false;
+        while !self.frags.is_full() {
+            let Some(msg) = self
+                .msgs
+                .iter_mut()
+                .filter(|m| m.uncut())
+                .min_by_key(|m| m.id)
+            else {
+                break;
+            };
+            let total = msg.total();
+            let topic = if msg.begun {
+                0
+            } else {
+                msg.out.head.topic_len()
+            };
+            let most = wire::max_fragment(caps.max_frame as usize, topic).min(P);
+            let too_long = caps.max_message != 0 && total > caps.max_message;
+            if too_long || most == 0 {
+                let id = msg.id;
+                self.fail(id, FailReason::TooLarge);
+                failed = true;
+                continue;
+            }
+            let len = (total - msg.cut).min(most as u64);
+            let fragment = Fragment {
+                seq: self.next_seq,
+                id: msg.id,
+                offset: msg.cut,
+                len: len as u32,
+                sent: 0,
+                due: true,
+                retry: false,
+                resend_at: None,
+            };
+            if self.frags.push(fragment).is_err() {
+                break;
+            }
+            msg.cut += len;
+            msg.begun = true;
+            msg.in_flight += 1;
+            self.next_seq = self.next_seq.saturating_add(1);
+        }
+        failed
+    }
+
+    /// The fragment due for transmission with the lowest sequence number, if it may go now.
+    /// Timer resends and the lowest fragment in flight always may; a first transmission, or a
+    /// retry of a fragment the peer refused, only while at most `room` transmitted fragments
+    /// and `window` bytes beyond the lowest one await their acknowledgement, so that the
+    /// peer's receive queue is not flooded with fragments it would have to refuse.
+    pub(crate) fn next_due(&self, peer: PeerRoom) -> Option<usize> {
+        let floor = self.floor();
+        let mut outstanding = 0u32;
+        let mut bytes = 0u64;
+        let mut best: Option<(usize, &Fragment)> = None;
+        for (i, f) in self.frags.iter().enumerate() {
+            if f.sent > 0 && !f.retry {
+                outstanding += 1;
+                if f.seq != floor {
+                    bytes += u64::from(f.len);
                 }
-                if due && best.is_none_or(|(_, seq, _)| slot.seq < seq) {
-                    best = Some((i, slot.seq, resend));
-                }
+            }
+            if f.due && best.is_none_or(|(_, b)| f.seq < b.seq) {
+                best = Some((i, f));
             }
         }
-        let (index, seq, resend) = best?;
-        (resend || seq == floor || outstanding <= peer_room).then_some(index)
+        let (index, f) = best?;
+        let resend = f.sent > 0 && !f.retry;
+        let fits = outstanding <= peer.room && bytes + u64::from(f.len) <= u64::from(peer.window);
+        (resend || f.seq == floor || fits).then_some(index)
     }
 
-    /// The DATA frame content of slot `index`.
-    pub(crate) fn data(&self, index: usize, floor: u64) -> Option<Data<'_>> {
-        let slot = self.slots.get(index)?;
-        let (item, payload) = match &slot.item {
-            Outgoing::Message(m) => {
-                let item = match m.kind() {
-                    MessageKind::Request => Item::Request { topic: m.topic() },
-                    MessageKind::Reply { req_id } => Item::Reply {
-                        topic: m.topic(),
-                        req_id: req_id.0,
-                    },
-                };
-                (item, m.data())
+    /// The DATA frame of fragment `index`, its bytes from the message or from `source`; `Err`
+    /// with the message's id when they cannot be had (no source, or it has not got them).
+    pub(crate) fn data<'a, S: Source + ?Sized>(
+        &'a self,
+        index: usize,
+        floor: u64,
+        source: Option<&'a mut S>,
+    ) -> Result<Data<'a>, u64> {
+        let f = self.frags.get(index).ok_or(u64::MAX)?;
+        let msg = self.msg(f.id).ok_or(f.id)?;
+        let len = f.len as usize;
+        let payload = match &msg.out.bytes {
+            Bytes::Inline(v) => {
+                let start = usize::try_from(f.offset).map_err(|_| f.id)?;
+                v.get(start..start.saturating_add(len))
             }
-            Outgoing::End(p) => (Item::End, p.as_slice()),
-            Outgoing::Abort(p) => (Item::Abort, p.as_slice()),
+            Bytes::Sourced(_) => source
+                .and_then(|s| s.read(MsgId(f.id), f.offset, len))
+                .and_then(|b| b.get(..len)),
+        }
+        .ok_or(f.id)?;
+        let total = msg.total();
+        let end = f.offset + u64::from(f.len);
+        let frag = match (f.offset, end == total) {
+            (0, true) => Frag::Whole,
+            (0, false) => Frag::First { total },
+            (offset, last) => Frag::Next { offset, last },
         };
-        Some(Data {
-            seq: slot.seq,
+        Ok(Data {
+            seq: f.seq,
             floor,
-            item,
+            id: f.id,
+            item: msg.out.head.item(),
+            frag,
             payload,
         })
     }
 
-    /// Records that slot `index` was transmitted at `now`; returns whether it was a resend.
+    /// Records that fragment `index` was transmitted at `now`; returns whether it was a resend.
     pub(crate) fn mark_sent(&mut self, index: usize, now: Instant, config: &Timing) -> bool {
-        match self.slots.get_mut(index).map(|s| &mut s.state) {
-            Some(SlotState::Pending {
-                sent,
-                due,
-                retry,
-                resend_at,
-                ..
-            }) => {
-                *sent = sent.saturating_add(1);
-                *due = false;
-                *retry = false;
-                *resend_at = config.resend_interval.map(|i| now + i);
-                *sent > 1
-            }
-            _ => false,
-        }
+        let Some(f) = self.frags.get_mut(index) else {
+            return false;
+        };
+        f.sent = f.sent.saturating_add(1);
+        f.due = false;
+        f.retry = false;
+        f.resend_at = config.resend_interval.map(|i| now + i);
+        f.sent > 1
     }
 
-    /// Settles every in-flight send the ACK covers; returns how many.
-    pub(crate) fn ack(&mut self, ack: &Ack) -> usize {
-        let mut n = 0;
-        for slot in self.slots.iter_mut() {
-            if matches!(slot.state, SlotState::Pending { .. }) && ack.covers(slot.seq) {
-                slot.state = SlotState::Settled(Outcome::Delivered);
-                n += 1;
+    /// Settles every fragment the ACK covers, and the messages they complete.
+    pub(crate) fn ack(&mut self, ack: &Ack) {
+        let mut i = 0;
+        while let Some(f) = self.frags.get(i).copied() {
+            if !ack.covers(f.seq) {
+                i += 1;
+                continue;
+            }
+            self.frags.swap_remove(i);
+            if let Some(m) = self.msg_mut(f.id) {
+                m.in_flight = m.in_flight.saturating_sub(1);
+                m.acked += u64::from(f.len);
+                if m.outcome.is_none() && !m.uncut() && m.in_flight == 0 {
+                    m.outcome = Some(Outcome::Delivered);
+                }
             }
         }
-        n
     }
 
     /// The peer refused some of what it was sent for lack of room and has room now: every
-    /// transmitted item the ACK does not cover becomes due at once (within the peer's window),
-    /// instead of waiting for its resend timer, if it may still be resent at all. Such a
-    /// retry counts as a resend.
+    /// transmitted fragment the ACK does not cover becomes due at once (within the peer's
+    /// window), instead of waiting for its resend timer, if it may still be resent at all.
+    /// Such a retry counts as a resend.
     pub(crate) fn retry(&mut self, ack: &Ack, config: &Timing) {
         if config.resend_interval.is_none() {
             return;
         }
-        for slot in self.slots.iter_mut() {
-            if let SlotState::Pending {
-                sent,
-                due,
-                retry,
-                resend_at,
-                ..
-            } = &mut slot.state
-            {
-                let left = config.max_resends.is_none_or(|max| *sent <= max);
-                if *sent > 0 && !*due && left && !ack.covers(slot.seq) {
-                    *due = true;
-                    *retry = true;
-                    *resend_at = None;
-                }
+        for f in self.frags.iter_mut() {
+            let left = config.max_resends.is_none_or(|max| f.sent <= max);
+            if f.sent > 0 && !f.due && left && !ack.covers(f.seq) {
+                f.due = true;
+                f.retry = true;
+                f.resend_at = None;
             }
         }
+    }
+
+    /// Gives message `id` up: its fragments in flight are dropped (the floor moves past them).
+    fn fail(&mut self, id: u64, reason: FailReason) {
+        self.frags.retain(|f| f.id != id);
+        if let Some(m) = self.msg_mut(id) {
+            m.in_flight = 0;
+            if m.outcome.is_none() {
+                m.outcome = Some(Outcome::Failed(reason));
+            }
+        }
+    }
+
+    /// Gives up the message of fragment `index` because its source could not supply it.
+    pub(crate) fn fail_unreadable(&mut self, id: u64) {
+        self.fail(id, FailReason::Unreadable);
     }
 
     /// Fails every send still in flight.
     pub(crate) fn fail_all(&mut self, reason: FailReason) {
-        for slot in self.slots.iter_mut() {
-            if matches!(slot.state, SlotState::Pending { .. }) {
-                slot.state = SlotState::Settled(Outcome::Failed(reason));
+        self.frags.clear();
+        for m in self.msgs.iter_mut() {
+            m.in_flight = 0;
+            if m.outcome.is_none() {
+                m.outcome = Some(Outcome::Failed(reason));
             }
         }
     }
 
-    /// Acts on due deadlines: timeouts fail, due resends are marked for transmission, sends
-    /// whose last allowed transmission went unanswered fail. Returns whether any send was
-    /// given up.
+    /// Acts on due deadlines: timeouts fail, due resends are marked for transmission,
+    /// messages whose fragment's last allowed transmission went unanswered fail. Returns
+    /// whether any message was given up.
     pub(crate) fn handle_timeout(&mut self, now: Instant, config: &Timing) -> bool {
-        let mut gave_up = false;
-        for slot in self.slots.iter_mut() {
-            let SlotState::Pending {
-                sent,
-                due,
-                retry,
-                resend_at,
-                deadline,
-            } = &mut slot.state
-            else {
-                continue;
-            };
-            let failure = if *deadline <= now {
-                Some(FailReason::TimedOut)
-            } else if resend_at.is_some_and(|at| at <= now) {
-                if config.max_resends.is_some_and(|max| *sent > max) {
-                    Some(FailReason::ResendsExhausted)
+        let mut given_up: Option<(u64, FailReason)> = None;
+        for f in self.frags.iter_mut() {
+            if f.resend_at.is_some_and(|at| at <= now) {
+                if config.max_resends.is_some_and(|max| f.sent > max) {
+                    given_up = given_up.or(Some((f.id, FailReason::ResendsExhausted)));
                 } else {
-                    *due = true;
-                    *retry = false;
-                    *resend_at = None;
-                    None
+                    f.due = true;
+                    f.retry = false;
+                    f.resend_at = None;
                 }
-            } else {
-                None
-            };
-            if let Some(reason) = failure {
-                slot.state = SlotState::Settled(Outcome::Failed(reason));
-                gave_up = true;
             }
+        }
+        let timed_out = self
+            .msgs
+            .iter()
+            .find(|m| m.outcome.is_none() && m.deadline <= now)
+            .map(|m| m.id);
+        let mut gave_up = false;
+        if let Some((id, reason)) = given_up {
+            self.fail(id, reason);
+            gave_up = true;
+        }
+        if let Some(id) = timed_out {
+            self.fail(id, FailReason::TimedOut);
+            gave_up = true;
+        }
+        if gave_up {
+            // More may be due at `now`: settle them all before returning.
+            self.handle_timeout(now, config);
         }
         gave_up
     }
 
-    /// The slots with their indexes. (By index rather than a pointer walk with `iter()`: on
-    /// Cortex-M0 LLVM computes the trip count of a pointer walk over these large slots with a
-    /// division, which pulls in the ~400-byte software divider.)
-    fn indexed(&self) -> impl Iterator<Item = (usize, &Slot<P, T>)> {
-        (0..self.slots.len()).filter_map(move |i| self.slots.get(i).map(|s| (i, s)))
-    }
-
     /// The earliest resend or timeout deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.indexed()
-            .filter_map(|(_, s)| match s.state {
-                SlotState::Pending {
-                    resend_at,
-                    deadline,
-                    ..
-                } => Some(resend_at.map_or(deadline, |r| r.min(deadline))),
-                SlotState::Settled(_) => None,
-            })
-            .min()
+        let resends = self.frags.iter().filter_map(|f| f.resend_at);
+        let deadlines = (0..self.msgs.len())
+            .filter_map(|i| self.msgs.get(i))
+            .filter(|m| m.outcome.is_none())
+            .map(|m| m.deadline);
+        resends.chain(deadlines).min()
     }
 
-    /// Takes the settled send with the lowest sequence number, freeing its slot.
+    /// Takes the settled send with the lowest id, freeing its slot.
     pub(crate) fn pop_outcome(&mut self) -> Option<(MsgId, Outcome)> {
-        let (index, seq, outcome) = self
-            .indexed()
-            .filter_map(|(i, s)| match s.state {
-                SlotState::Settled(o) => Some((i, s.seq, o)),
-                SlotState::Pending { .. } => None,
-            })
-            .min_by_key(|(_, seq, _)| *seq)?;
+        let (index, id, outcome) = (0..self.msgs.len())
+            .filter_map(|i| self.msgs.get(i).map(|m| (i, m)))
+            .filter_map(|(i, m)| m.outcome.map(|o| (i, m.id, o)))
+            .min_by_key(|(_, id, _)| *id)?;
         // `swap_remove` by a swap of two distinct slots and `pop`: `swap_remove` and
         // `slice::swap` may overlap and bring in `memmove` (over 1 KiB on Cortex-M0).
-        if let Some((last, rest)) = self.slots.split_last_mut() {
+        if let Some((last, rest)) = self.msgs.split_last_mut() {
             if let Some(slot) = rest.get_mut(index) {
                 core::mem::swap(slot, last);
             }
         }
-        self.slots.pop();
-        Some((MsgId(seq), outcome))
+        self.msgs.pop();
+        Some((MsgId(id), outcome))
     }
 }

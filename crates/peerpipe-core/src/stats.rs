@@ -47,4 +47,9 @@ pub struct Stats {
     pub status_coalesced: u64,
     /// Received items discarded by a local stop before the application polled them.
     pub discarded_on_stop: u64,
+    /// Messages arriving in parts that were cut ([`Event::Cut`](crate::Event::Cut)).
+    pub messages_cut: u64,
+    /// Fragments dropped because they did not continue the message being received (the rest
+    /// of a message that was cut).
+    pub stray_fragments: u64,
 }

@@ -187,7 +187,7 @@ pub struct SerialDriver<
     const TOPIC: usize = 32,
     const RX: usize = 4,
     const TX: usize = 4,
-    const FRAME: usize = 203,
+    const FRAME: usize = 223,
 > {
     endpoint: Endpoint<PAYLOAD, TOPIC, RX, TX, FRAME>,
     serial: S,

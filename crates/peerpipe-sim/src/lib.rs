@@ -21,4 +21,4 @@ use peerpipe_core::Endpoint;
 
 /// The endpoint type the simulations use by default: default capacities except a wider
 /// window of sends in flight and receive slots, as a host driver would choose.
-pub type SimEndpoint = Endpoint<128, 32, 8, 8, 203>;
+pub type SimEndpoint = Endpoint<128, 32, 8, 8, 223>;

@@ -24,7 +24,7 @@ pub struct Pair<
     const T: usize = 32,
     const RX: usize = 8,
     const TX: usize = 8,
-    const F: usize = 203,
+    const F: usize = 223,
 > {
     /// Endpoint A.
     pub a: Endpoint<P, T, RX, TX, F>,

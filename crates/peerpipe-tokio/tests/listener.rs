@@ -22,6 +22,7 @@ fn config() -> Config {
         resend_interval: Some(Duration::from_millis(200)),
         max_resends: None,
         default_request_timeout: STEP,
+        max_message: 0,
     }
 }
 

@@ -55,6 +55,7 @@ fn lossy_pair(config: LinkConfig, seed: u64) -> (PipeHandler, PipeHandler) {
         resend_interval: Some(Duration::from_millis(100)),
         max_resends: None,
         default_request_timeout: Duration::from_secs(120),
+        max_message: 0,
     };
     (
         PipeHandler::start(a, cfg).unwrap(),

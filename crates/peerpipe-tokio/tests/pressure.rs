@@ -27,6 +27,7 @@ fn config() -> Config {
         resend_interval: Some(Duration::from_millis(200)),
         max_resends: None,
         default_request_timeout: Duration::from_secs(5),
+        max_message: 0,
     }
 }
 

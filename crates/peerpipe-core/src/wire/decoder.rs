@@ -84,7 +84,7 @@ impl<const N: usize> Decoder<N> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{encode, Body, Frame, WireError};
+    use super::super::{encode, Body, Caps, Frame, Heartbeat, WireError};
     use super::Decoder;
 
     fn heartbeat(floor: u64) -> std::vec::Vec<u8> {
@@ -92,7 +92,16 @@ mod tests {
         let n = encode(
             &Frame {
                 session: 9,
-                body: Body::Heartbeat { floor, room: 0 },
+                body: Body::Heartbeat(Heartbeat {
+                    floor,
+                    room: 0,
+                    window: 0,
+                    caps: Caps {
+                        max_frame: 32,
+                        max_message: 0,
+                    },
+                    ask: false,
+                }),
             },
             &mut buf,
         )
@@ -107,7 +116,7 @@ mod tests {
             bytes = &bytes[n..];
             match r {
                 Some(Ok(Frame {
-                    body: Body::Heartbeat { floor, .. },
+                    body: Body::Heartbeat(Heartbeat { floor, .. }),
                     ..
                 })) => out.push(Ok(floor)),
                 Some(Ok(_)) => panic!("unexpected frame"),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use peerpipe_core::wire::{self, Ack, Body, Data, Decoder, Frame, Item};
+use peerpipe_core::wire::{self, Ack, Body, Caps, Data, Decoder, Frag, Frame, Heartbeat, Item};
 use peerpipe_core::{validate_topic, RESERVED_TOPICS};
 
 use super::names::{self, Name};
@@ -218,19 +218,24 @@ impl Bridge {
             OwnedBody::Data {
                 seq,
                 floor,
+                id,
                 item,
+                whole,
                 payload,
             } => {
                 self.advance_floor(floor);
                 if seq < self.ack_next || self.confirmed.contains(&seq) {
                     self.send_ack();
+                } else if !whole {
+                    // Announced in our capabilities: a handler never sends us fragments.
+                    log::warn!("peerpipe: FilePipe bridge dropped a fragment of message {id}");
                 } else if !self.on_disk.contains_key(&seq) {
-                    self.write_item(seq, &item, &payload)?;
+                    self.write_item(seq, id, &item, &payload)?;
                 }
             }
             OwnedBody::Ack(ack) => {
                 if ack.to_session == self.session {
-                    self.handler_room = usize::from(ack.room);
+                    self.handler_room = ack.room as usize;
                     self.accepted(&ack);
                     if ack.retry {
                         // Not the files their sender withdrew meanwhile.
@@ -239,9 +244,12 @@ impl Bridge {
                     }
                 }
             }
-            OwnedBody::Heartbeat { floor, room } => {
+            OwnedBody::Heartbeat { floor, room, ask } => {
                 self.advance_floor(floor);
-                self.handler_room = usize::from(room);
+                self.handler_room = room as usize;
+                if ask {
+                    self.send_heartbeat();
+                }
                 self.write_heartbeat()?;
             }
         }
@@ -271,7 +279,13 @@ impl Bridge {
         }
     }
 
-    fn write_item(&mut self, seq: u64, item: &OwnedItem, payload: &[u8]) -> io::Result<()> {
+    fn write_item(
+        &mut self,
+        seq: u64,
+        msg_id: u64,
+        item: &OwnedItem,
+        payload: &[u8],
+    ) -> io::Result<()> {
         let id = names::uuid4();
         let name = match item {
             OwnedItem::Request { topic } => names::request(topic, &id),
@@ -295,7 +309,7 @@ impl Bridge {
         match self.put(&name, &content) {
             Ok(path) => {
                 if let OwnedItem::Request { .. } = item {
-                    self.our_ids.insert(seq, id);
+                    self.our_ids.insert(msg_id, id);
                 }
                 self.on_disk.insert(seq, OutFile { path });
                 Ok(())
@@ -377,14 +391,20 @@ impl Bridge {
                 next: self.ack_next,
                 bitmap,
                 room,
+                window: Self::window(room),
                 retry: false,
             }),
         });
     }
 
     /// How many more of the handler's items may go on disk beyond the next one.
-    fn room(&self) -> u8 {
-        u8::try_from(WINDOW.saturating_sub(1 + self.on_disk.len())).unwrap_or(u8::MAX)
+    fn room(&self) -> u32 {
+        WINDOW.saturating_sub(1 + self.on_disk.len()) as u32
+    }
+
+    /// The payload bytes `room` items may carry.
+    fn window(room: u32) -> u32 {
+        room.saturating_mul(MAX_PAYLOAD as u32)
     }
 
     fn send_frame(&mut self, frame: &Frame<'_>) {
@@ -440,12 +460,19 @@ impl Bridge {
 
     fn send_heartbeat(&mut self) {
         let floor = self.floor();
+        let room = self.room();
         self.send_frame(&Frame {
             session: self.session,
-            body: Body::Heartbeat {
+            body: Body::Heartbeat(Heartbeat {
                 floor,
-                room: self.room(),
-            },
+                room,
+                window: Self::window(room),
+                caps: Caps {
+                    max_frame: FRAME as u32,
+                    max_message: MAX_PAYLOAD as u64,
+                },
+                ask: self.handler_session.is_none(),
+            }),
         });
     }
 
@@ -572,7 +599,9 @@ impl Bridge {
             body: Body::Data(Data {
                 seq,
                 floor,
+                id: seq,
                 item,
+                frag: Frag::Whole,
                 payload: &body,
             }),
         };
@@ -643,13 +672,16 @@ enum OwnedBody {
     Data {
         seq: u64,
         floor: u64,
+        id: u64,
         item: OwnedItem,
+        whole: bool,
         payload: Vec<u8>,
     },
     Ack(Ack),
     Heartbeat {
         floor: u64,
-        room: u8,
+        room: u32,
+        ask: bool,
     },
 }
 
@@ -666,6 +698,8 @@ impl From<&Frame<'_>> for OwnedFrame {
             Body::Data(d) => OwnedBody::Data {
                 seq: d.seq,
                 floor: d.floor,
+                id: d.id,
+                whole: d.frag == Frag::Whole,
                 item: match d.item {
                     Item::Request { topic } => OwnedItem::Request {
                         topic: topic.to_owned(),
@@ -680,7 +714,11 @@ impl From<&Frame<'_>> for OwnedFrame {
                 payload: d.payload.to_vec(),
             },
             Body::Ack(a) => OwnedBody::Ack(a),
-            Body::Heartbeat { floor, room } => OwnedBody::Heartbeat { floor, room },
+            Body::Heartbeat(h) => OwnedBody::Heartbeat {
+                floor: h.floor,
+                room: h.room,
+                ask: h.ask,
+            },
         };
         OwnedFrame {
             session: f.session,

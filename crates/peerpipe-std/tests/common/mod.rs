@@ -31,6 +31,7 @@ pub fn config() -> Config {
         resend_interval: Some(Duration::from_millis(100)),
         max_resends: None,
         default_request_timeout: Duration::from_millis(5_000),
+        max_message: 0,
     }
 }
 

@@ -1,0 +1,166 @@
+//! Messages longer than one frame: the parts a receiver gets, and how the endpoint checks
+//! that they follow each other.
+
+use heapless::{String, Vec};
+
+use crate::message::MsgId;
+
+/// What a message that arrives in parts is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PartKind {
+    /// A request.
+    Request,
+    /// A reply to the request `req_id`.
+    Reply {
+        /// The id of the request this answers.
+        req_id: MsgId,
+    },
+    /// The peer's END data.
+    End,
+    /// The peer's ABORT data.
+    Abort,
+}
+
+/// One piece of a message too long for one frame, in order: [`Event::Part`](crate::Event)s
+/// of one message follow each other with nothing between them but send outcomes, from
+/// offset 0 to the last byte, unless an [`Event::Cut`](crate::Event) ends the message first.
+///
+/// A receiver that has room for the whole message appends the parts (a host driver does);
+/// one that has not consumes them as they come (writes them to flash, hashes them).
+///
+/// ```
+/// use peerpipe_core::{Part, PartKind};
+///
+/// fn on_part(part: &Part, crc: &mut u32) {
+///     if part.is_first() {
+///         assert!(matches!(part.kind(), PartKind::Request));
+///         *crc = 0;
+///     }
+///     *crc = part.data().iter().fold(*crc, |c, b| c.rotate_left(5) ^ u32::from(*b));
+///     if part.is_last() {
+///         // `part.total()` bytes arrived: answer the request `part.id()`.
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Part<const PAYLOAD: usize = 128, const TOPIC: usize = 32> {
+    pub(crate) id: MsgId,
+    pub(crate) kind: PartKind,
+    pub(crate) topic: String<TOPIC>,
+    pub(crate) total: u64,
+    pub(crate) offset: u64,
+    pub(crate) data: Vec<u8, PAYLOAD>,
+}
+
+impl<const PAYLOAD: usize, const TOPIC: usize> Part<PAYLOAD, TOPIC> {
+    /// The message's id (a reply names its request by it).
+    pub fn id(&self) -> MsgId {
+        self.id
+    }
+
+    /// What the message is.
+    pub fn kind(&self) -> PartKind {
+        self.kind
+    }
+
+    /// The message's topic (empty for END and ABORT).
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The message's length in bytes.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Where this part's data starts in the message.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// This part's data.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Takes the data out of the part.
+    pub fn into_data(self) -> Vec<u8, PAYLOAD> {
+        self.data
+    }
+
+    /// Whether this is the message's first part.
+    pub fn is_first(&self) -> bool {
+        self.offset == 0
+    }
+
+    /// Whether this is the message's last part: the message is complete.
+    pub fn is_last(&self) -> bool {
+        self.offset + self.data.len() as u64 >= self.total
+    }
+}
+
+/// Why a message that was arriving in parts will not be completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum CutReason {
+    /// Its sender gave it up (it timed out or ran out of resends there).
+    GivenUp,
+    /// The peer is gone.
+    PeerGone,
+    /// The peer restarted.
+    PeerRestarted,
+}
+
+impl core::fmt::Display for CutReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            CutReason::GivenUp => "its sender gave it up",
+            CutReason::PeerGone => "the peer is gone",
+            CutReason::PeerRestarted => "the peer restarted",
+        })
+    }
+}
+
+/// The message being received in parts: what its next part must be.
+#[derive(Debug, Clone)]
+pub(crate) struct Current<const T: usize> {
+    pub(crate) id: MsgId,
+    pub(crate) kind: PartKind,
+    pub(crate) topic: String<T>,
+    pub(crate) total: u64,
+    pub(crate) next_offset: u64,
+    pub(crate) last_seq: u64,
+}
+
+impl<const T: usize> Current<T> {
+    /// Starts following the message whose first part, sequence number `seq`, this is.
+    pub(crate) fn start<const P: usize>(part: &Part<P, T>, seq: u64) -> Self {
+        Current {
+            id: part.id,
+            kind: part.kind,
+            topic: part.topic.clone(),
+            total: part.total,
+            next_offset: part.data.len() as u64,
+            last_seq: seq,
+        }
+    }
+
+    /// Whether the part at `seq` with this id and offset continues the message.
+    pub(crate) fn continued_by(&self, seq: u64, id: MsgId, offset: u64) -> bool {
+        seq == self.last_seq.wrapping_add(1) && id == self.id && offset == self.next_offset
+    }
+
+    /// Completes a continuation part (which carries only its id, offset and data) and
+    /// moves past it; returns whether it was the last.
+    pub(crate) fn take<const P: usize>(&mut self, part: &mut Part<P, T>, seq: u64) -> bool {
+        part.kind = self.kind;
+        part.topic.clone_from(&self.topic);
+        part.total = self.total;
+        self.next_offset += part.data.len() as u64;
+        self.last_seq = seq;
+        self.next_offset >= self.total
+    }
+}

@@ -1,0 +1,147 @@
+//! What a frame says: the checked, borrowed view that parsing yields and encoding takes.
+
+/// One frame: the sender's session and what it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Frame<'a> {
+    /// The session id of the endpoint that sent the frame.
+    pub session: u32,
+    /// The frame's content.
+    pub body: Body<'a>,
+}
+
+/// What a frame says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Body<'a> {
+    /// A message, END or ABORT, or one fragment of one, to be acknowledged.
+    Data(Data<'a>),
+    /// What the sender of this frame has accepted of the receiver's DATA frames.
+    Ack(Ack),
+    /// A sign of life, carrying the sender's floor, receive room and capabilities.
+    Heartbeat(Heartbeat),
+}
+
+/// A DATA frame: one sequenced item, a whole message or one fragment of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Data<'a> {
+    /// The fragment's sequence number in the sender's session: every fragment takes one,
+    /// and the fragments of one message take consecutive ones.
+    pub seq: u64,
+    /// Every sequence number below this is settled at the sender: acknowledged or given up.
+    pub floor: u64,
+    /// The message's id in the sender's session (replies name their request by it).
+    pub id: u64,
+    /// What the message is. On a continuation fragment the topic is empty (only the first
+    /// fragment carries it).
+    pub item: Item<'a>,
+    /// Which part of the message the payload is.
+    pub frag: Frag,
+    /// The payload (END and ABORT data included), or this fragment's share of it.
+    pub payload: &'a [u8],
+}
+
+/// Which part of a message a DATA frame carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Frag {
+    /// The whole message.
+    Whole,
+    /// The first fragment of a message of `total` bytes (more than this payload).
+    First {
+        /// The message's length in bytes.
+        total: u64,
+    },
+    /// A later fragment, whose payload starts at byte `offset` (above zero) of the message.
+    Next {
+        /// Where the payload starts in the message.
+        offset: u64,
+        /// Whether it is the message's last fragment.
+        last: bool,
+    },
+}
+
+/// The kind of a DATA frame's item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Item<'a> {
+    /// A request on a topic.
+    Request {
+        /// The topic (empty on a continuation fragment).
+        topic: &'a str,
+    },
+    /// A reply on a topic.
+    Reply {
+        /// The topic (empty on a continuation fragment).
+        topic: &'a str,
+        /// The id of the request it answers (zero on a continuation fragment).
+        req_id: u64,
+    },
+    /// The sender ends the conversation.
+    End,
+    /// The sender aborts the conversation.
+    Abort,
+}
+
+/// An ACK frame: the receiver's acceptance state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Ack {
+    /// The session whose DATA frames are acknowledged (the ACK's addressee).
+    pub to_session: u32,
+    /// Every sequence number below this is accepted (or was skipped by the sender's floor).
+    pub next: u64,
+    /// Bit `i` set: sequence number `next + 1 + i` is accepted too.
+    pub bitmap: u32,
+    /// How many more fragments beyond the next in-order one the receiver can take now (its
+    /// free receive slots less the one kept for the next in-order fragment). The sender
+    /// keeps at most `room + 1` fragments unacknowledged on the wire.
+    pub room: u32,
+    /// How many payload bytes beyond the next in-order fragment the receiver can take now:
+    /// the sender keeps at most this many bytes, plus one fragment, unacknowledged.
+    pub window: u32,
+    /// The receiver refused a DATA frame from the addressee for lack of room since its last
+    /// ACK, and has room again now: everything transmitted and not acknowledged is to be
+    /// sent again at once, without waiting for a resend timer.
+    pub retry: bool,
+}
+
+impl Ack {
+    /// Whether this ACK covers sequence number `seq`.
+    pub fn covers(&self, seq: u64) -> bool {
+        if seq < self.next {
+            return true;
+        }
+        match seq.checked_sub(self.next).and_then(|d| d.checked_sub(1)) {
+            Some(bit) if bit < 32 => self.bitmap & (1 << bit) != 0,
+            _ => false,
+        }
+    }
+}
+
+/// A HEARTBEAT frame: a sign of life with the sender's floor, receive room and capabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Heartbeat {
+    /// Every sequence number below this is settled at the sender.
+    pub floor: u64,
+    /// The sender's receive room, as in [`Ack::room`].
+    pub room: u32,
+    /// The sender's receive window, as in [`Ack::window`].
+    pub window: u32,
+    /// What the sender can receive.
+    pub caps: Caps,
+    /// The sender does not know the receiver's capabilities: answer with a heartbeat at once.
+    pub ask: bool,
+}
+
+/// What an endpoint can receive, announced in every heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Caps {
+    /// The longest encoded frame its decoder takes, the `0x00` delimiter included.
+    pub max_frame: u32,
+    /// The longest message (payload bytes) it accepts; zero means no limit.
+    pub max_message: u64,
+}
