@@ -18,9 +18,13 @@ use crate::wire::{self, Caps, Decoder, Frame, Item};
 /// Capacities are const generics with defaults that fit a Cortex-M0 with 16 KiB of RAM:
 /// `PAYLOAD` bytes per message (128), `TOPIC` bytes per topic (32, at most 255), `RX` items in
 /// the receive queue (4), `TX` sends in flight or waiting for their outcome to be polled (4),
-/// and `FRAME`, the decoder's buffer, which must be at least
-/// [`wire::max_encoded_len(PAYLOAD, TOPIC)`](wire::max_encoded_len). A mistake fails the
-/// build, with a message that names the numbers and the fix:
+/// `FRAME`, the decoder's buffer, which must be at least
+/// [`wire::max_encoded_len(PAYLOAD, TOPIC)`](wire::max_encoded_len), and `INLINE`, the
+/// bytes each send slot keeps for the data of an inline message ([`send`](Self::send),
+/// [`notify_end`](Self::notify_end); `PAYLOAD` unless given). A message from
+/// [`send_from`](Self::send_from) takes none of them: a driver that sends only those sets
+/// `INLINE` to 0 and its send slots cost a few dozen bytes each. A mistake fails the build,
+/// with a message that names the numbers and the fix:
 ///
 /// ```compile_fail
 /// use peerpipe_core::{Config, Endpoint, Instant};
@@ -43,9 +47,10 @@ pub struct Endpoint<
     const RX: usize = 4,
     const TX: usize = 4,
     const FRAME: usize = 223,
+    const INLINE: usize = PAYLOAD,
 > {
     decoder: Decoder<FRAME>,
-    machine: Machine<PAYLOAD, TOPIC, RX, TX>,
+    machine: Machine<PAYLOAD, TOPIC, RX, TX, INLINE>,
 }
 
 impl<
@@ -54,7 +59,8 @@ impl<
         const RX: usize,
         const TX: usize,
         const FRAME: usize,
-    > Endpoint<PAYLOAD, TOPIC, RX, TX, FRAME>
+        const INLINE: usize,
+    > Endpoint<PAYLOAD, TOPIC, RX, TX, FRAME, INLINE>
 {
     /// Checked at compile time by [`new`](Self::new): a mistake fails the build with the
     /// numbers involved and the fix.
@@ -157,7 +163,7 @@ impl<
             MessageKind::Request => Head::Request(topic),
             MessageKind::Reply { req_id } => Head::Reply(topic, req_id.0),
         };
-        let bytes = Bytes::Inline(data);
+        let bytes = Bytes::Inline(bounded(&data)?);
         self.machine.enqueue(now, Outgoing { head, bytes }, timeout)
     }
 

@@ -18,7 +18,13 @@ use crate::wire::{Body, Caps, Frame, Heartbeat, WireError};
 pub(crate) const RETIRED_SESSIONS: usize = 4;
 
 #[derive(Debug, Clone)]
-pub(crate) struct Machine<const P: usize, const T: usize, const RX: usize, const TX: usize> {
+pub(crate) struct Machine<
+    const P: usize,
+    const T: usize,
+    const RX: usize,
+    const TX: usize,
+    const I: usize,
+> {
     /// As the caller gave it, for [`Endpoint::config`].
     pub(crate) config: Config,
     /// The same in microseconds, for the arithmetic.
@@ -45,7 +51,7 @@ pub(crate) struct Machine<const P: usize, const T: usize, const RX: usize, const
     /// The room the peer's last ACK or heartbeat announced (see [`wire::Ack::room`]).
     pub(crate) peer_room: PeerRoom,
     pub(crate) heartbeat_due: bool,
-    pub(crate) sends: SendQueue<P, T, TX>,
+    pub(crate) sends: SendQueue<I, T, TX>,
     pub(crate) recv: RecvQueue<P, T, RX>,
     /// The message being delivered in parts.
     pub(crate) current: Option<Current<T>>,
@@ -60,11 +66,13 @@ pub(crate) enum Transmit {
     Heartbeat,
 }
 
-impl<const P: usize, const T: usize, const RX: usize, const TX: usize> Machine<P, T, RX, TX> {
+impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: usize>
+    Machine<P, T, RX, TX, I>
+{
     pub(crate) fn enqueue(
         &mut self,
         now: Instant,
-        item: Outgoing<P, T>,
+        item: Outgoing<I, T>,
         timeout: Option<crate::Duration>,
     ) -> Result<MsgId, Error> {
         if self.stopped {

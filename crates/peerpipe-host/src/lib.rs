@@ -19,13 +19,17 @@
 #![warn(missing_docs)]
 
 mod abandoned;
+mod assemble;
 mod error;
 mod message;
+mod outbox;
 mod stats;
 
 pub use abandoned::{AbandonedRequests, ABANDONED_REQUESTS};
+pub use assemble::{Assembled, Assembler};
 pub use error::Error;
 pub use message::{IoCause, Item, Message, Status};
+pub use outbox::Outbox;
 pub use peerpipe_core::MsgId;
 pub use stats::HandlerStats;
 
@@ -38,8 +42,24 @@ pub use stats::HandlerStats;
 /// adds nothing. [`HandlerStats::unsent_bytes`] shows the bytes waiting.
 pub const UNSENT_LIMIT: usize = 64 * 1024;
 
-/// The largest message data, in bytes.
-pub const MAX_PAYLOAD: usize = 8 * 1024;
+/// The largest message data, in bytes: 4 GiB (on a 64-bit host; the address space on a
+/// 32-bit one). A message travels in fragments of at most [`FRAGMENT`] bytes; the peer may
+/// accept less (its `max_message`), and a longer send then fails with `TooLarge`.
+pub const MAX_PAYLOAD: usize = (u32::MAX as usize).saturating_add(1);
+
+/// The largest fragment of a message a host endpoint sends or receives in one frame, in
+/// bytes: also the size of each of its receive slots.
+pub const FRAGMENT: usize = 8 * 1024;
+
+/// The decoder's buffer of a host endpoint: the longest frame of [`FRAGMENT`] bytes.
+pub const FRAME: usize = peerpipe_core::wire::max_encoded_len(FRAGMENT, MAX_TOPIC);
+
+/// The core endpoint of a host driver with `RX` receive and `TX` send slots: fragments of
+/// [`FRAGMENT`] bytes, topics of [`MAX_TOPIC`], and no inline message storage (a host
+/// driver sends every message from its [`Outbox`]), so that a send slot costs a few dozen
+/// bytes and the receive slots are most of the endpoint's memory.
+pub type HostEndpoint<const RX: usize, const TX: usize> =
+    peerpipe_core::Endpoint<FRAGMENT, MAX_TOPIC, RX, TX, FRAME, 0>;
 /// The longest topic, in bytes.
 pub const MAX_TOPIC: usize = 64;
 

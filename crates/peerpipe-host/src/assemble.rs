@@ -1,0 +1,118 @@
+//! Messages that arrive in parts, put back together on the heap.
+
+use peerpipe_core::{MessageKind, MsgId, Part, PartKind};
+
+use crate::Message;
+
+/// What an [`Assembler`] completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assembled {
+    /// A request or reply.
+    Message(Message),
+    /// The peer's END, with its data.
+    End(Vec<u8>),
+    /// The peer's ABORT, with its data.
+    Abort(Vec<u8>),
+}
+
+#[derive(Debug)]
+struct Partial {
+    id: MsgId,
+    kind: PartKind,
+    topic: String,
+    total: u64,
+    data: Vec<u8>,
+}
+
+/// Puts messages that arrive in [`Part`]s back together, one at a time (the parts of one
+/// message arrive in order, with nothing between them). The buffer grows with the parts
+/// received, not with the length the first part announces, so that a peer that announces
+/// more than it sends costs only what it sent.
+///
+/// ```
+/// use peerpipe_core::{Endpoint, Event};
+/// use peerpipe_host::{Assembled, Assembler};
+///
+/// fn on_event(asm: &mut Assembler, event: Event<1024, 64>) -> Option<Assembled> {
+///     match event {
+///         Event::Part(part) => asm.part(part),
+///         Event::Cut { id, .. } => {
+///             asm.cut(id);
+///             None
+///         }
+///         _ => None,
+///     }
+/// }
+/// ```
+#[derive(Debug, Default)]
+pub struct Assembler {
+    partial: Option<Partial>,
+}
+
+/// The most bytes reserved ahead of the parts that fill them.
+const RESERVE_AHEAD: u64 = 1 << 20;
+
+impl Assembler {
+    /// Takes the next part; returns the message it completes.
+    pub fn part<const P: usize, const T: usize>(&mut self, part: Part<P, T>) -> Option<Assembled> {
+        if part.is_first() {
+            self.partial = Some(Partial {
+                id: part.id(),
+                kind: part.kind(),
+                topic: part.topic().to_owned(),
+                total: part.total(),
+                data: Vec::with_capacity(part.total().min(RESERVE_AHEAD) as usize),
+            });
+        }
+        let p = self.partial.as_mut()?;
+        if p.id != part.id() || p.data.len() as u64 != part.offset() {
+            // Not the next part of this message (the endpoint never hands out such a part).
+            self.partial = None;
+            return None;
+        }
+        if p.data.capacity() - p.data.len() < part.data().len() {
+            let left = p.total.saturating_sub(p.data.len() as u64);
+            p.data.reserve(left.min(RESERVE_AHEAD).max(part.data().len() as u64) as usize);
+        }
+        p.data.extend_from_slice(part.data());
+        if !part.is_last() {
+            return None;
+        }
+        let p = self.partial.take()?;
+        Some(match p.kind {
+            PartKind::Request => Assembled::Message(Message::received(
+                MessageKind::Request,
+                p.id,
+                p.topic,
+                p.data,
+            )),
+            PartKind::Reply { req_id } => Assembled::Message(Message::received(
+                MessageKind::Reply { req_id },
+                p.id,
+                p.topic,
+                p.data,
+            )),
+            PartKind::End => Assembled::End(p.data),
+            PartKind::Abort => Assembled::Abort(p.data),
+        })
+    }
+
+    /// The message `id` was cut: drops what arrived of it.
+    pub fn cut(&mut self, id: MsgId) {
+        if self.partial.as_ref().is_some_and(|p| p.id == id) {
+            self.partial = None;
+        }
+    }
+
+    /// The message being put together: its id, the bytes that arrived and its length.
+    pub fn progress(&self) -> Option<(MsgId, u64, u64)> {
+        self.partial
+            .as_ref()
+            .map(|p| (p.id, p.data.len() as u64, p.total))
+    }
+
+    /// Bytes held for the message being put together.
+    pub fn bytes_held(&self) -> usize {
+        self.partial.as_ref().map_or(0, |p| p.data.capacity())
+    }
+}
