@@ -184,14 +184,16 @@ pub(crate) fn frag() -> impl Strategy<Value = Frag> {
     ]
 }
 
-/// Capabilities, with frames too small to carry anything among them.
+/// Capabilities, with payloads and topics too small to carry anything among them.
 pub(crate) fn caps() -> impl Strategy<Value = Caps> {
     (
-        prop_oneof![1 => 0u32..80, 3 => 80u32..400, 1 => any::<u32>()],
+        prop_oneof![1 => 0u32..4, 3 => 4u32..64, 1 => any::<u32>()],
+        prop_oneof![1 => 0u32..2, 3 => 2u32..16, 1 => any::<u32>()],
         prop_oneof![2 => Just(0u64), 1 => any::<u64>()],
     )
-        .prop_map(|(max_frame, max_message)| Caps {
-            max_frame,
+        .prop_map(|(max_payload, max_topic, max_message)| Caps {
+            max_payload,
+            max_topic,
             max_message,
         })
 }
@@ -369,7 +371,7 @@ pub(crate) fn replayed() -> BoxedStrategy<Replayed> {
             floor,
             room,
             window: room * 128,
-            caps: Caps { max_frame: 223, max_message: 0 },
+            caps: Caps { max_payload: 16, max_topic: 8, max_message: 0 },
             ask: false,
         })),
     ];

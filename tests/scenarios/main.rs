@@ -13,6 +13,7 @@ mod backpressure;
 mod duplicates_and_order;
 mod end_abort_stop;
 mod garbage;
+mod large;
 mod liveness;
 mod resends_and_timeouts;
 mod restarts;

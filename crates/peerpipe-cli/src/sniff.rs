@@ -502,11 +502,12 @@ fn ids_topic_len(f: &FrameInfo) -> (String, String, String) {
         ),
         Info::Heartbeat(h) => (
             format!(
-                "floor={} room={} win={} frame={} max={}{}",
+                "floor={} room={} win={} payload={} topic={} max={}{}",
                 h.floor,
                 h.room,
                 h.window,
-                h.caps.max_frame,
+                h.caps.max_payload,
+                h.caps.max_topic,
                 h.caps.max_message,
                 if h.ask { " ask" } else { "" }
             ),
@@ -570,7 +571,8 @@ fn frame_json(o: &mut Map<String, Value>, f: &FrameInfo) {
             o.insert("floor".into(), h.floor.into());
             o.insert("room".into(), h.room.into());
             o.insert("window".into(), h.window.into());
-            o.insert("max_frame".into(), h.caps.max_frame.into());
+            o.insert("max_payload".into(), h.caps.max_payload.into());
+            o.insert("max_topic".into(), h.caps.max_topic.into());
             o.insert("max_message".into(), h.caps.max_message.into());
             o.insert("ask".into(), h.ask.into());
         }
@@ -780,7 +782,7 @@ mod tests {
     }
 
     const REQUEST: &str = "06 31 04 03 02 01 0b 05 04 05 04 70 69 6e 67 68 69 05 59 92 20 78 00";
-    const HEARTBEAT: &str = "06 33 0d 0c 0b 0a 07 03 03 80 03 df 01 05 ef 5d 15 c0 00";
+    const HEARTBEAT: &str = "06 33 0d 0c 0b 0a 08 03 03 80 03 80 01 20 05 c6 04 93 3d 00";
 
     #[test]
     fn protocol_examples_decode() {
@@ -824,13 +826,13 @@ mod tests {
         assert_eq!(v.len(), 4, "{v:?}");
         assert_eq!((v[0].offset, v[0].wire), (0, 3));
         assert!(matches!(&v[0].what, What::Garbage(w) if w == "noise before a frame"));
-        assert_eq!((v[1].offset, v[1].wire), (3, 19));
+        assert_eq!((v[1].offset, v[1].wire), (3, 20));
         assert!(matches!(&v[1].what, What::Frame(_)));
-        assert_eq!((v[2].offset, v[2].wire), (22, 23));
+        assert_eq!((v[2].offset, v[2].wire), (23, 23));
         assert!(
             matches!(&v[2].what, What::CrcError { claimed: FrameInfo { body: Info::Data { topic: Some(t), .. }, .. }, found: 0x78209259, .. } if t == "piog")
         );
-        assert_eq!((v[3].offset, v[3].wire), (45, 2));
+        assert_eq!((v[3].offset, v[3].wire), (46, 2));
         assert!(matches!(&v[3].what, What::Garbage(w) if w.starts_with("incomplete")));
     }
 

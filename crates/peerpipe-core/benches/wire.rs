@@ -11,7 +11,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use peerpipe_core::wire::{crc32c, encode, max_encoded_len, Body, Data, Decoder, Frame, Item};
+use peerpipe_core::wire::{
+    crc32c, encode, max_encoded_len, Body, Data, Decoder, Frag, Frame, Item,
+};
 
 const SIZES: [usize; 3] = [64, 1024, 8192];
 const MAX: usize = max_encoded_len(8192, 0);
@@ -42,7 +44,9 @@ fn cobs(c: &mut Criterion) {
             body: Body::Data(Data {
                 seq: 5,
                 floor: 5,
+                id: 5,
                 item: Item::End,
+                frag: Frag::Whole,
                 payload: &data,
             }),
         };

@@ -116,7 +116,8 @@ impl<
             timing,
             session,
             caps: Caps {
-                max_frame: u32::try_from(FRAME).unwrap_or(u32::MAX),
+                max_payload: u32::try_from(PAYLOAD).unwrap_or(u32::MAX),
+                max_topic: u32::try_from(TOPIC).unwrap_or(u32::MAX),
                 max_message: config.max_message,
             },
             peer: None,

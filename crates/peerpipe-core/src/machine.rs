@@ -93,7 +93,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
         let id = self.sends.push(item, now + timeout)?;
         // A message the peer will not take fails at once; without the peer's capabilities,
         // ask for them.
-        self.sends.cut(self.peer_caps);
+        self.sends.cut(self.peer_caps, P);
         if self.peer_caps.is_none() && self.peer.is_some() {
             self.heartbeat_due = true;
         }
@@ -295,7 +295,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
             return Some(Transmit::Ack(peer));
         }
         if self.is_open() {
-            self.sends.cut(self.peer_caps);
+            self.sends.cut(self.peer_caps, P);
         }
         if let Some(index) = self.sends.next_due(self.peer_room) {
             return Some(Transmit::Data(index));

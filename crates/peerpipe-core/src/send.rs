@@ -13,7 +13,7 @@ use crate::error::{Error, FailReason};
 use crate::event::Outcome;
 use crate::message::MsgId;
 use crate::time::Instant;
-use crate::wire::{self, Ack, Caps, Data, Frag, Item};
+use crate::wire::{Ack, Caps, Data, Frag, Item};
 
 /// Where the bytes of a message sent with
 /// [`Endpoint::send_from`](crate::Endpoint::send_from) come from: the endpoint asks for each
@@ -220,10 +220,11 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             .unwrap_or(self.next_seq)
     }
 
-    /// Cuts fragments from the oldest messages while fragment slots are free and the peer's
-    /// capabilities are known. A message longer than the peer accepts, or whose first
-    /// fragment cannot carry a byte in the peer's frames, fails with `TooLarge`.
-    pub(crate) fn cut(&mut self, caps: Option<Caps>) -> bool {
+    /// Cuts fragments of at most `payload` bytes (this endpoint's, and the peer's) from the
+    /// oldest messages while fragment slots are free and the peer's capabilities are known.
+    /// A message longer than the peer accepts, or whose topic is longer than it takes, fails
+    /// with `TooLarge`.
+    pub(crate) fn cut(&mut self, caps: Option<Caps>, payload: usize) -> bool {
         let Some(caps) = caps else {
             return false;
         };
@@ -238,20 +239,17 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
                 break;
             };
             let total = msg.total();
-            let topic = if msg.begun {
-                0
-            } else {
-                msg.out.head.topic_len()
-            };
-            let most = wire::max_fragment(caps.max_frame as usize, topic).min(P);
+            let most = payload.min(caps.max_payload as usize);
             let too_long = caps.max_message != 0 && total > caps.max_message;
-            if too_long || most == 0 {
+            let topic_too_long = msg.out.head.topic_len() > caps.max_topic as usize;
+            if too_long || topic_too_long || (most == 0 && total > 0) {
                 let id = msg.id;
                 self.fail(id, FailReason::TooLarge);
                 failed = true;
                 continue;
             }
             let len = (total - msg.cut).min(most as u64);
+            // An empty message still takes one (empty) fragment.
             let fragment = Fragment {
                 seq: self.next_seq,
                 id: msg.id,

@@ -72,7 +72,8 @@ impl Assembler {
         }
         if p.data.capacity() - p.data.len() < part.data().len() {
             let left = p.total.saturating_sub(p.data.len() as u64);
-            p.data.reserve(left.min(RESERVE_AHEAD).max(part.data().len() as u64) as usize);
+            p.data
+                .reserve(left.min(RESERVE_AHEAD).max(part.data().len() as u64) as usize);
         }
         p.data.extend_from_slice(part.data());
         if !part.is_last() {

@@ -6,16 +6,19 @@
 //! - [`Pair`]: two [`Endpoint`]s wired through two links, with a virtual clock that jumps to the
 //!   next deadline: hours of protocol time run in milliseconds, and a failing seed replays
 //!   exactly.
+//! - [`Store`]: message data for sends from a source (`send_from`), any size.
 
 #![warn(missing_docs)]
 
 mod link;
 mod pair;
 mod rng;
+mod store;
 
 pub use link::{Link, LinkConfig, LinkStats};
 pub use pair::{Pair, Side};
 pub use rng::Rng;
+pub use store::Store;
 
 use peerpipe_core::Endpoint;
 

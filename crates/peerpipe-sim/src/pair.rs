@@ -1,8 +1,9 @@
 //! Two endpoints, two links, one virtual clock.
 
-use peerpipe_core::{Endpoint, Event, Instant};
+use peerpipe_core::wire::Item;
+use peerpipe_core::{Duration, Endpoint, Error, Event, Instant, MsgId};
 
-use crate::{Link, LinkConfig};
+use crate::{Link, LinkConfig, Store};
 
 /// Which end of a [`Pair`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,10 @@ pub struct Pair<
     /// Whether each side's events are polled at every step (A, B). Turn one off to model an
     /// application that does not read.
     pub auto_poll: (bool, bool),
+    /// The data of A's sends from a source ([`send_from`](Pair::send_from)).
+    pub store_a: Store,
+    /// The data of B's sends from a source.
+    pub store_b: Store,
     now: Instant,
     buf: Vec<u8>,
 }
@@ -63,6 +68,8 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
             events_a: Vec::new(),
             events_b: Vec::new(),
             auto_poll: (true, true),
+            store_a: Store::default(),
+            store_b: Store::default(),
             now: Instant::ZERO,
             buf: vec![0; F],
         }
@@ -94,6 +101,27 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         })
     }
 
+    /// Sends `data` (any length) from `side` with
+    /// [`send_from`](Endpoint::send_from), keeping the data in that side's store, at the
+    /// current instant.
+    pub fn send_from(
+        &mut self,
+        side: Side,
+        item: Item<'_>,
+        data: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Result<MsgId, Error> {
+        let now = self.now;
+        let len = data.len() as u64;
+        let (ep, store) = match side {
+            Side::A => (&mut self.a, &mut self.store_a),
+            Side::B => (&mut self.b, &mut self.store_b),
+        };
+        let id = ep.send_from(now, item, len, timeout)?;
+        store.insert(id, data);
+        Ok(id)
+    }
+
     /// Replaces the endpoint on `side`, as if its process restarted; its links stay.
     pub fn replace(&mut self, side: Side, endpoint: Endpoint<P, T, RX, TX, F>) {
         *self.endpoint(side) = endpoint;
@@ -111,7 +139,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
             }
             while let Some(n) = self
                 .a
-                .poll_transmit(now, &mut self.buf)
+                .poll_transmit_from(now, &mut self.buf, &mut self.store_a)
                 .expect("buffer of FRAME bytes")
             {
                 self.ab.send(now, &self.buf[..n]);
@@ -119,7 +147,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
             }
             while let Some(n) = self
                 .b
-                .poll_transmit(now, &mut self.buf)
+                .poll_transmit_from(now, &mut self.buf, &mut self.store_b)
                 .expect("buffer of FRAME bytes")
             {
                 self.ba.send(now, &self.buf[..n]);

@@ -113,8 +113,8 @@ pub use peerpipe_core::{
     CloseReason, Config, ConfigError, FailReason, GoneReason, MessageKind, MsgId, PeerState,
 };
 pub use peerpipe_host::{
-    new_session_id, Error, HandlerStats, IoCause, Item, Message, Status, MAX_PAYLOAD, MAX_TOPIC,
-    UNSENT_LIMIT,
+    new_session_id, Error, HandlerStats, IoCause, Item, Message, Status, FRAGMENT, MAX_PAYLOAD,
+    MAX_TOPIC, UNSENT_LIMIT,
 };
 pub use signal::AbortSignal;
 #[cfg(feature = "serial")]
@@ -136,9 +136,10 @@ pub const TX: usize = 32;
 pub const MAX_WAITING: usize = 256;
 
 /// The longest encoded frame of these capacities (a decoder buffer of this size holds any).
-pub const FRAME: usize = peerpipe_core::wire::max_encoded_len(MAX_PAYLOAD, MAX_TOPIC);
+pub const FRAME: usize = peerpipe_host::FRAME;
 
-pub(crate) type CoreEndpoint = peerpipe_core::Endpoint<MAX_PAYLOAD, MAX_TOPIC, RX, TX, FRAME>;
+pub(crate) type CoreEndpoint =
+    peerpipe_core::Endpoint<{ peerpipe_host::FRAGMENT }, MAX_TOPIC, RX, TX, FRAME>;
 
 /// A new endpoint on the heap. It is over half a megabyte, and an unoptimized build makes
 /// several copies of it on the stack on the way into the box: more than a thread's default

@@ -107,7 +107,7 @@ pub use peerpipe_host::{Error, HandlerStats, Item, Message, Status};
 pub use serial::open_serial;
 
 /// The default largest payload: as in `peerpipe_std`, so that the two interoperate fully.
-pub const DEFAULT_PAYLOAD: usize = peerpipe_host::MAX_PAYLOAD;
+pub const DEFAULT_PAYLOAD: usize = peerpipe_host::FRAGMENT;
 /// The default longest topic: as in `peerpipe_std`.
 pub const DEFAULT_TOPIC: usize = peerpipe_host::MAX_TOPIC;
 /// The default number of receive and of send slots: fewer than `peerpipe_std`'s 32, since a

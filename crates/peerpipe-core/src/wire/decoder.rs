@@ -97,7 +97,8 @@ mod tests {
                     room: 0,
                     window: 0,
                     caps: Caps {
-                        max_frame: 32,
+                        max_payload: 8,
+                        max_topic: 4,
                         max_message: 0,
                     },
                     ask: false,

@@ -30,7 +30,7 @@ fn put_topic(w: &mut CobsWriter<'_>, topic: &str) -> Result<(), WireError> {
 /// ```
 /// use peerpipe_core::wire::{encode, Body, Caps, Decoder, Frame, Heartbeat};
 ///
-/// let caps = Caps { max_frame: 256, max_message: 0 };
+/// let caps = Caps { max_payload: 128, max_topic: 32, max_message: 0 };
 /// let hb = Heartbeat { floor: 3, room: 2, window: 256, caps, ask: false };
 /// let frame = Frame { session: 7, body: Body::Heartbeat(hb) };
 /// let mut buf = [0u8; 32];
@@ -101,7 +101,8 @@ pub fn encode(frame: &Frame<'_>, out: &mut [u8]) -> Result<usize, WireError> {
             put_varint(&mut w, h.floor)?;
             put_varint(&mut w, u64::from(h.room))?;
             put_varint(&mut w, u64::from(h.window))?;
-            put_varint(&mut w, u64::from(h.caps.max_frame))?;
+            put_varint(&mut w, u64::from(h.caps.max_payload))?;
+            put_varint(&mut w, u64::from(h.caps.max_topic))?;
             put_varint(&mut w, h.caps.max_message)?;
         }
     }

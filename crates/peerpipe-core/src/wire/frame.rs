@@ -140,8 +140,10 @@ pub struct Heartbeat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Caps {
-    /// The longest encoded frame its decoder takes, the `0x00` delimiter included.
-    pub max_frame: u32,
+    /// The most payload bytes one DATA frame may carry to it (its receive slots).
+    pub max_payload: u32,
+    /// The longest topic it accepts (its decoder takes any frame within these two).
+    pub max_topic: u32,
     /// The longest message (payload bytes) it accepts; zero means no limit.
     pub max_message: u64,
 }

@@ -73,19 +73,6 @@ pub const fn cobs_len(raw: usize) -> usize {
     raw + raw / 254 + 2
 }
 
-/// The largest fragment payload a peer whose decoder takes encoded frames of `max_frame`
-/// bytes accepts in a DATA frame with a topic of `topic` bytes (zero for continuations):
-/// the largest `p` with `cobs_len(data_overhead(topic) + p) <= max_frame`.
-pub const fn max_fragment(max_frame: usize, topic: usize) -> usize {
-    // Every 255 encoded bytes carry at least 254 decoded ones.
-    let mut raw = max_frame.saturating_sub(2);
-    raw -= raw / 255;
-    while raw > 0 && cobs_len(raw) > max_frame {
-        raw -= 1;
-    }
-    raw.saturating_sub(data_overhead(topic))
-}
-
 /// Why bytes are not a valid frame, or a frame could not be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -194,7 +194,8 @@ impl<'a> Frame<'a> {
                 let floor = r.varint()?;
                 let room = r.varint32()?;
                 let window = r.varint32()?;
-                let max_frame = r.varint32()?;
+                let max_payload = r.varint32()?;
+                let max_topic = r.varint32()?;
                 let max_message = r.varint()?;
                 r.finish()?;
                 Body::Heartbeat(Heartbeat {
@@ -202,7 +203,8 @@ impl<'a> Frame<'a> {
                     room,
                     window,
                     caps: Caps {
-                        max_frame,
+                        max_payload,
+                        max_topic,
                         max_message,
                     },
                     ask,

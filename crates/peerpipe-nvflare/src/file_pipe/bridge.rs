@@ -18,7 +18,8 @@ use super::names::{self, Name};
 use super::Rejections;
 use crate::fobs;
 use peerpipe_std::transport::Chunk;
-use peerpipe_std::{Mode, FRAME, MAX_PAYLOAD, MAX_TOPIC};
+use peerpipe_std::FRAGMENT as MAX_PAYLOAD;
+use peerpipe_std::{Mode, FRAME, MAX_TOPIC};
 
 /// Items the handler may have unacknowledged on disk (the room announced in ACKs is one
 /// less), and files read but not yet accepted by the handler.
@@ -468,7 +469,8 @@ impl Bridge {
                 room,
                 window: Self::window(room),
                 caps: Caps {
-                    max_frame: FRAME as u32,
+                    max_payload: MAX_PAYLOAD as u32,
+                    max_topic: MAX_TOPIC as u32,
                     max_message: MAX_PAYLOAD as u64,
                 },
                 ask: self.handler_session.is_none(),

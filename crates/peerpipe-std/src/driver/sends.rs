@@ -283,7 +283,7 @@ impl State {
     /// item.
     pub(crate) fn act(
         &mut self,
-        event: &Event<{ crate::MAX_PAYLOAD }, { crate::MAX_TOPIC }>,
+        event: &Event<{ peerpipe_host::FRAGMENT }, { crate::MAX_TOPIC }>,
         acts: &mut Vec<Act>,
     ) -> bool {
         let item = match event {
