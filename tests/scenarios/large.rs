@@ -435,3 +435,30 @@ fn a_version_2_peer_is_refused_and_counted() {
     assert_eq!(b.poll_event(), None);
     assert_eq!(b.peer_session(), None);
 }
+
+/// The receiver restarting mid-message: what its old incarnation took of the message is
+/// lost with it, so the sender sends the message again from its first byte; the new
+/// incarnation gets it whole, and only then is it delivered.
+#[test]
+fn a_receiver_restart_mid_message_sends_it_again_whole() {
+    let mut p = pair(fast());
+    let data = big(50_000, 12);
+    let id = p
+        .send_from(Side::A, request("big"), data.clone(), None)
+        .unwrap();
+    assert!(
+        p.run_until(at_ms(10_000), |p| count(&p.events_b, |e| matches!(
+            e,
+            Event::Part(_)
+        )) > 10)
+    );
+    let now = p.now();
+    p.replace(Side::B, endpoint(fast(), 0xB2, now));
+    p.events_b.clear();
+    assert!(p.run_until(at_ms(30_000), |p| !outcomes(&p.events_a).is_empty()));
+    assert_eq!(outcomes(&p.events_a), [(id, Outcome::Delivered)]);
+    let r = received(&p.events_b);
+    assert_eq!(r.whole, [(id, PartKind::Request, "big".into(), data)]);
+    assert!(r.cuts.is_empty());
+    assert_eq!(count(&p.events_a, |e| matches!(e, Event::PeerRestarted)), 1);
+}

@@ -208,6 +208,9 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
                 carry = core::mem::replace(slot, carry);
             }
         }
+        if current.is_some() {
+            self.sends.restart_partial();
+        }
         self.peer = Some(session);
         self.recv.new_session();
         self.peer_room = PeerRoom::default();

@@ -99,6 +99,8 @@ struct Msg<const P: usize, const T: usize> {
     cut: u64,
     /// Whether its first fragment was cut (an empty message has one fragment too).
     begun: bool,
+    /// Whether it takes more than one fragment.
+    in_parts: bool,
     /// Its fragments in flight (cut, not acknowledged).
     in_flight: u32,
     /// Bytes the peer acknowledged.
@@ -171,6 +173,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             deadline,
             cut: 0,
             begun: false,
+            in_parts: false,
             in_flight: 0,
             acked: 0,
             outcome: None,
@@ -262,6 +265,9 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             };
             if self.frags.push(fragment).is_err() {
                 break;
+            }
+            if !msg.begun {
+                msg.in_parts = len < total;
             }
             msg.cut += len;
             msg.begun = true;
@@ -381,6 +387,23 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
                 f.due = true;
                 f.retry = true;
                 f.resend_at = None;
+            }
+        }
+    }
+
+    /// The peer restarted: what its old incarnation accepted of a message in parts is lost
+    /// with it (the new one cannot complete a message it never saw begin), so every message
+    /// in parts not yet delivered goes again from its first byte, with new fragments. Whole
+    /// messages in flight go on as they are.
+    pub(crate) fn restart_partial(&mut self) {
+        let frags = &mut self.frags;
+        for m in self.msgs.iter_mut() {
+            if m.outcome.is_none() && m.begun && m.in_parts {
+                frags.retain(|f| f.id != m.id);
+                m.cut = 0;
+                m.begun = false;
+                m.in_flight = 0;
+                m.acked = 0;
             }
         }
     }
