@@ -4,7 +4,8 @@
 //! Two endpoints with small capacities (16-byte payloads, 8-byte topics, `RX`/`TX` of 3, 2 or
 //! 1) are driven by a random script of commands and link events, with virtual time:
 //!
-//! - commands: send a request, reply to a received request, END, ABORT, pause, resume, stop,
+//! - commands: send a request (inline, or of up to six frames from the sender's source, which
+//!   the endpoint cuts into fragments), reply to a received request, END, ABORT, pause, resume, stop,
 //!   restart (a crash, or a graceful stop first), `transport_lost`, the application polling
 //!   its events or not;
 //! - the simulator's link (`peerpipe_sim::Link`) per direction, with a delay and none of its
@@ -30,10 +31,14 @@
 //! 3. an accepted item reaches that incarnation's application exactly once unless it stopped
 //!    or crashed first (or the sending side stopped for good while the item waited behind a
 //!    gap and the receiver's silence check is off: nothing can then release it); nothing is
-//!    accepted twice by one incarnation;
+//!    accepted twice by one incarnation (a message in parts counts as accepted with its last
+//!    fragment, and one not delivered to its sender's knowledge may have been cut);
 //! 4. every delivered item was sent, field for field (kind, topic, req_id, id, payload), and
-//!    came from the peer; ids of one sender session arrive strictly increasing;
-//! 5. at most `max_resends + 1` DATA transmissions per item (1 without resends, bounded by the
+//!    came from the peer; ids of one sender session arrive strictly increasing; a message in
+//!    parts arrives as parts in order from offset 0 with nothing between them, or is cut; a
+//!    delivered message is never cut, and only a message in parts fails for a peer restart;
+//!    every fragment carries at most `P` bytes, at its offset, with the item on the first;
+//! 5. at most `max_resends + 1` DATA transmissions per fragment (1 without resends, bounded by the
 //!    timeout without a limit); no DATA after its outcome was reported; floor <= seq;
 //! 6. every frame emitted is valid and carries the endpoint's own session;
 //! 7. `poll_timeout` is strictly after the instant just handled, right after `handle_timeout`

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use peerpipe_core::wire::Decoder;
 use peerpipe_core::{CloseReason, Config, Duration, Error, Instant, Outcome, PeerState};
 
-use peerpipe_sim::{Link, LinkConfig};
+use peerpipe_sim::{Link, LinkConfig, Store};
 
 use crate::support::{fire_due, Ep, F, MAX_SEND_TIMEOUT_MS};
 use crate::tap::ItemRec;
@@ -63,10 +63,15 @@ pub(crate) struct Rec {
     pub(crate) id: u64,
     pub(crate) item: ItemRec,
     pub(crate) payload: Vec<u8>,
+    /// Sent from a source, longer than one frame.
+    pub(crate) in_parts: bool,
     pub(crate) sent_at: Instant,
     pub(crate) timeout: Duration,
     pub(crate) outcome: Option<Outcome>,
+    /// The most transmissions of any one of its fragments.
     pub(crate) transmissions: u32,
+    /// Transmissions per fragment, by seq.
+    pub(crate) frag_tx: HashMap<u64, u32>,
     /// The sender's count of retry ACKs when this was sent (see `World::retries`).
     pub(crate) retries_before: u32,
     /// Peer incarnations that accepted it into their receive queue.
@@ -106,6 +111,11 @@ pub(crate) struct World<const RX: usize, const TX: usize> {
     pub(crate) buf: Vec<u8>,
     /// Refused sends, for the statistics.
     pub(crate) refused: Vec<Error>,
+    /// The data of each side's sends from a source (its current incarnation's).
+    pub(crate) stores: [Store; 2],
+    /// The message each side's application is receiving in parts: its tag, id, what it is
+    /// and the data so far.
+    pub(crate) partial: [Option<(usize, u64, ItemRec, Vec<u8>)>; 2],
     /// An ACK asking for a retry reached side `s` while it had sends in flight: it owes a
     /// DATA transmission before time moves on (nothing waits for a resend timer once the
     /// peer announced room for it).
@@ -152,6 +162,8 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             same_sessions,
             buf: vec![0; F],
             refused: Vec::new(),
+            stores: Default::default(),
+            partial: [None, None],
             owed: [false; 2],
             retry_owed: [false; 2],
             retries: [0; 2],
@@ -189,7 +201,10 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 fire_due(&mut self.eps[s], s, now);
             }
             for s in 0..2 {
-                while let Some(n) = self.eps[s].poll_transmit(now, &mut self.buf).unwrap() {
+                while let Some(n) = self.eps[s]
+                    .poll_transmit_from(now, &mut self.buf, &mut self.stores[s])
+                    .unwrap()
+                {
                     let bytes = self.buf[..n].to_vec();
                     self.on_transmit(s, bytes);
                     moved = true;
@@ -334,6 +349,12 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             // declares the peer gone, which it never does with the silence check off.
             let stranded = self.incs[rec.from].last().unwrap().stopped
                 && self.cfg[1 - rec.from].heartbeat_timeout.is_zero();
+            // A message in parts that was not delivered may have been cut by its receiver
+            // after its last fragment was accepted (out of order, or as the stray rest of a
+            // message whose beginning was skipped).
+            if rec.in_parts && rec.outcome != Some(Outcome::Delivered) {
+                continue;
+            }
             for &k in &rec.accepted_by {
                 let receiver = &self.incs[1 - rec.from][k];
                 if !receiver.stopped && !receiver.replaced && !stranded {

@@ -1,9 +1,9 @@
 //! The model's observations: the tap on every frame emitted, the mirror of each stream
 //! decoder, and the events each application takes, each checked as it happens.
 
-use peerpipe_core::wire::{Decoder, WireError};
+use peerpipe_core::wire::{Decoder, Frag, WireError};
 use peerpipe_core::{
-    Duration, Event, FailReason, GoneReason, MessageKind, MsgId, Outcome, PeerState,
+    Duration, Event, FailReason, GoneReason, MessageKind, MsgId, Outcome, PartKind, PeerState,
 };
 
 use crate::model::{Status, World};
@@ -29,6 +29,7 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             floor,
             id,
             item,
+            frag,
             payload,
             ..
         } = frame
@@ -40,10 +41,42 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 .get(&(s, session, *id))
                 .unwrap_or_else(|| panic!("side {s}: DATA id {id} was never sent"));
             let rec = &mut self.recs[tag];
-            assert_eq!((item, payload), (&rec.item, &rec.payload), "DATA content");
+            let offset = match *frag {
+                Frag::Whole => {
+                    assert_eq!(payload.len(), rec.payload.len(), "a whole message");
+                    0
+                }
+                Frag::First { total } => {
+                    assert_eq!(total, rec.payload.len() as u64, "total of a first fragment");
+                    0
+                }
+                Frag::Next { offset, last } => {
+                    let end = offset as usize + payload.len();
+                    assert_eq!(last, end == rec.payload.len(), "last fragment flag");
+                    offset
+                }
+            };
+            assert!(
+                payload.len() <= P && rec.in_parts == (*frag != Frag::Whole),
+                "fragments of at most P bytes, only for messages longer than one frame"
+            );
+            if !matches!(frag, Frag::Next { .. }) {
+                assert_eq!(item, &rec.item, "DATA item");
+            }
+            let at = offset as usize;
+            assert_eq!(
+                &payload[..],
+                &rec.payload[at..at + payload.len()],
+                "DATA content at {offset}"
+            );
             assert!(floor <= seq, "floor {floor} above pending seq {seq}");
             assert!(rec.outcome.is_none(), "DATA {seq} sent after its outcome");
-            rec.transmissions += 1;
+            // Per fragment, that is per seq: a message sent again from its first byte to a
+            // restarted peer takes new fragments.
+            let n = rec.frag_tx.entry(*seq).or_default();
+            *n += 1;
+            let n = *n;
+            rec.transmissions = rec.transmissions.max(n);
             let retries = self.retries[s] - rec.retries_before;
             let by_time =
                 |r: Duration| (rec.timeout.as_micros() / r.as_micros()) as u32 + 1 + retries;
@@ -53,9 +86,8 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 (Some(r), None) => by_time(r),
             };
             assert!(
-                rec.transmissions <= bound,
-                "side {s}: seq {seq} transmitted {} times, bound {bound}",
-                rec.transmissions
+                n <= bound,
+                "side {s}: seq {seq} transmitted {n} times, bound {bound}"
             );
         }
         if matches!(frame, Seen::Ack { retry: true, .. }) {
@@ -119,6 +151,7 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                     seq,
                     id,
                     item,
+                    frag,
                     payload,
                     ..
                 }] = datas.as_slice()
@@ -132,12 +165,27 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                     .unwrap_or_else(|| panic!("side {to} accepted id {id} (seq {seq}) never sent"));
                 let k = self.cur(to);
                 let rec = &mut self.recs[tag];
-                assert_eq!((item, payload), (&rec.item, &rec.payload));
-                assert!(
-                    !rec.accepted_by.contains(&k),
-                    "side {to} accepted seq {seq} of {session:#x} twice"
-                );
-                rec.accepted_by.push(k);
+                // A message counts as accepted with its last fragment (its content was
+                // checked fragment by fragment when it was sent).
+                // A whole message is accepted once per incarnation. The last fragment of a
+                // message in parts may be accepted twice: once as the stray rest of the
+                // message a restarted receiver never saw begin, then again when the sender,
+                // told of the restart, sends the message again from its first byte (that it
+                // is delivered once is checked on delivery).
+                match frag {
+                    Frag::Whole => {
+                        assert_eq!((item, payload), (&rec.item, &rec.payload));
+                        assert!(
+                            !rec.accepted_by.contains(&k),
+                            "side {to} accepted seq {seq} of {session:#x} twice"
+                        );
+                    }
+                    Frag::Next { last: true, .. } => {}
+                    _ => return,
+                }
+                if !rec.accepted_by.contains(&k) {
+                    rec.accepted_by.push(k);
+                }
             }
             n => panic!("side {to} accepted {n} items from one chunk"),
         }
@@ -225,6 +273,10 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                         assert_eq!(Some(rec.transmissions), cfg.max_resends.map(|m| m + 1));
                     }
                     Outcome::Failed(FailReason::Stopped) => assert!(stopped),
+                    Outcome::Failed(FailReason::PeerRestarted) => assert!(
+                        rec.in_parts,
+                        "side {s}: a whole message failed for a peer restart"
+                    ),
                     Outcome::Failed(_) => {}
                 }
                 self.inc(s).outstanding -= 1;
@@ -242,6 +294,47 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                     let r = (m.topic().to_owned(), rec.id);
                     self.inc(s).requests.push(r);
                 }
+            }
+            Event::Part(part) => {
+                if part.is_first() {
+                    assert!(
+                        self.partial[s].is_none(),
+                        "side {s}: a message began inside another"
+                    );
+                    let item = match part.kind() {
+                        PartKind::Request => ItemRec::Request(part.topic().to_owned()),
+                        other => panic!("side {s}: a part of {other:?}, never sent in parts"),
+                    };
+                    let tag = tag_of(part.data());
+                    self.partial[s] = Some((tag, part.id().0, item, Vec::new()));
+                }
+                let (tag, id, _, data) = self.partial[s]
+                    .as_mut()
+                    .unwrap_or_else(|| panic!("side {s}: a part with no first part"));
+                assert_eq!((part.id().0, part.offset()), (*id, data.len() as u64));
+                let tag = *tag;
+                data.extend_from_slice(part.data());
+                assert_eq!(part.total(), self.recs[tag].payload.len() as u64);
+                if part.is_last() {
+                    let (tag, id, item, data) = self.partial[s].take().unwrap();
+                    self.delivered(s, tag, &item, &data);
+                    assert_eq!(self.recs[tag].id, id, "delivered id");
+                    if let ItemRec::Request(topic) = item {
+                        self.inc(s).requests.push((topic, id));
+                    }
+                }
+            }
+            Event::Cut { id, .. } => {
+                let (tag, partial_id, ..) = self.partial[s]
+                    .take()
+                    .unwrap_or_else(|| panic!("side {s}: a cut with no message in parts"));
+                assert_eq!(id.0, partial_id);
+                // Only a message its sender did not see delivered is cut.
+                assert_ne!(
+                    self.recs[tag].outcome,
+                    Some(Outcome::Delivered),
+                    "side {s}: cut a delivered message"
+                );
             }
             Event::End(data) => {
                 self.delivered(s, tag_of(&data), &ItemRec::End, &data);

@@ -28,6 +28,8 @@ pub(crate) fn op(chaos: u32) -> BoxedStrategy<Op> {
     prop_oneof![
         80 => (side(), 0..TOPICS.len(), len(), timeout())
             .prop_map(|(side, topic, len, timeout)| Op::Send { side, topic, len, timeout }),
+        24 => (side(), 0..TOPICS.len(), (P + 1)..=6 * P, timeout())
+            .prop_map(|(side, topic, len, timeout)| Op::SendLarge { side, topic, len, timeout }),
         32 => (side(), any::<Index>(), len(), timeout())
             .prop_map(|(side, pick, len, timeout)| Op::Reply { side, pick, len, timeout }),
         rare => (side(), any::<bool>(), len())

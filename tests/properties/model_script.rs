@@ -1,7 +1,7 @@
 //! The script a model run follows: commands and link events, and how the model predicts and
 //! applies each.
 
-use peerpipe_core::wire::Decoder;
+use peerpipe_core::wire::{Decoder, Item};
 use peerpipe_core::{CloseReason, Duration, Error, Message, MessageKind, MsgId, PeerState};
 use proptest::sample::Index;
 
@@ -11,6 +11,8 @@ use crate::tap::{tag_of, tagged, ItemRec};
 
 pub(crate) enum Cmd {
     Msg(Message<P, T>),
+    /// A request from the sender's source, longer than one frame.
+    Large(&'static str, Vec<u8>),
     End(Vec<u8>),
     Abort(Vec<u8>),
 }
@@ -18,6 +20,13 @@ pub(crate) enum Cmd {
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
     Send {
+        side: usize,
+        topic: usize,
+        len: usize,
+        timeout: Option<u64>,
+    },
+    /// A request of more than one frame, from the sender's source.
+    SendLarge {
         side: usize,
         topic: usize,
         len: usize,
@@ -133,6 +142,13 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 let payload = m.data().to_vec();
                 (item, payload, ep.send(now, m, timeout))
             }
+            Cmd::Large(topic, payload) => {
+                let r = ep.send_from(now, Item::Request { topic }, payload.len() as u64, timeout);
+                if let Ok(id) = r {
+                    self.stores[side].insert(id, payload.clone());
+                }
+                (ItemRec::Request(topic.to_owned()), payload, r)
+            }
             Cmd::End(d) => {
                 let r = ep.notify_end(now, &d);
                 (ItemRec::End, d, r)
@@ -164,6 +180,7 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             _ => {}
         }
         let session = inc.session;
+        let in_parts = payload.len() > P;
         self.recs.push(Rec {
             from: side,
             inc: k,
@@ -174,7 +191,9 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             sent_at: now,
             timeout: timeout.unwrap_or(cfg.default_request_timeout.into()),
             outcome: None,
+            in_parts,
             transmissions: 0,
+            frag_tx: Default::default(),
             retries_before: self.retries[side],
             accepted_by: Vec::new(),
             delivered_by: Vec::new(),
@@ -194,6 +213,15 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 let payload = tagged(self.recs.len(), len);
                 let m = Message::request(TOPICS[topic], &payload).unwrap();
                 self.send(side, Cmd::Msg(m), timeout);
+            }
+            Op::SendLarge {
+                side,
+                topic,
+                len,
+                timeout,
+            } => {
+                let payload = tagged(self.recs.len(), len);
+                self.send(side, Cmd::Large(TOPICS[topic], payload), timeout);
             }
             Op::Reply {
                 side,
@@ -309,6 +337,8 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 let session = self.session(side, self.incs[side].len());
                 self.eps[side] = Ep::new(self.cfg[side], session, now).unwrap();
                 self.mirrors[side] = Decoder::new();
+                self.stores[side] = Default::default();
+                self.partial[side] = None;
                 self.owed[side] = false;
                 self.retry_owed[side] = false;
                 self.incs[side].push(Inc {

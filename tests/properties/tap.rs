@@ -1,7 +1,7 @@
 //! Frames as the tap sees them: decoded DATA, ACK and heartbeat frames, and payloads that
 //! carry the tag of their send record.
 
-use peerpipe_core::wire::{Body, Decoder, Frame, Item, WireError};
+use peerpipe_core::wire::{Body, Decoder, Frag, Frame, Item, WireError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ItemRec {
@@ -19,6 +19,7 @@ pub(crate) enum Seen {
         floor: u64,
         id: u64,
         item: ItemRec,
+        frag: Frag,
         payload: Vec<u8>,
     },
     Ack {
@@ -48,6 +49,7 @@ pub(crate) fn seen(frame: &Frame<'_>) -> Seen {
             seq: d.seq,
             floor: d.floor,
             id: d.id,
+            frag: d.frag,
             item: match d.item {
                 Item::Request { topic } => ItemRec::Request(topic.to_owned()),
                 Item::Reply { topic, req_id } => ItemRec::Reply(topic.to_owned(), req_id),

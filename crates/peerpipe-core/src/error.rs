@@ -124,6 +124,10 @@ pub enum FailReason {
     /// The peer does not accept a message this long, or its frames cannot carry the
     /// message's first fragment (announced in its capabilities); nothing was sent.
     TooLarge,
+    /// The peer restarted while this message was arriving there in parts: what its old
+    /// incarnation took of it is lost, and the new one cannot complete it. (Whole messages in
+    /// flight go on to the new incarnation.)
+    PeerRestarted,
     /// The [`Source`](crate::Source) of a message sent with
     /// [`send_from`](crate::Endpoint::send_from) could not supply its bytes.
     Unreadable,
@@ -140,6 +144,7 @@ impl core::fmt::Display for FailReason {
             FailReason::PeerAborted => "peer aborted",
             FailReason::NoSlot => "timed out waiting for a send slot (nothing was sent)",
             FailReason::TooLarge => "message longer than the peer accepts",
+            FailReason::PeerRestarted => "the peer restarted while the message arrived in parts",
             FailReason::Unreadable => "the message's source could not supply its bytes",
         })
     }

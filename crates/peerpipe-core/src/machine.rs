@@ -209,7 +209,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
             }
         }
         if current.is_some() {
-            self.sends.restart_partial();
+            self.sends.restart();
         }
         self.peer = Some(session);
         self.recv.new_session();

@@ -392,19 +392,21 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     }
 
     /// The peer restarted: what its old incarnation accepted of a message in parts is lost
-    /// with it (the new one cannot complete a message it never saw begin), so every message
-    /// in parts not yet delivered goes again from its first byte, with new fragments. Whole
-    /// messages in flight go on as they are.
-    pub(crate) fn restart_partial(&mut self) {
-        let frags = &mut self.frags;
-        for m in self.msgs.iter_mut() {
-            if m.outcome.is_none() && m.begun && m.in_parts {
-                frags.retain(|f| f.id != m.id);
-                m.cut = 0;
-                m.begun = false;
-                m.in_flight = 0;
-                m.acked = 0;
-            }
+    /// with it, and the new one cannot complete a message it never saw begin. Every message
+    /// in parts that has begun fails with `PeerRestarted` (its fragments in flight are
+    /// dropped, so the floor moves past them); whole messages in flight go on to the new
+    /// incarnation with their sequence numbers, as before. (Sending such a message again
+    /// from its first byte would put it behind later messages already in flight, or deliver
+    /// twice what the new incarnation took of it before this endpoint saw the restart.)
+    pub(crate) fn restart(&mut self) {
+        let ids: Vec<u64, TX> = self
+            .msgs
+            .iter()
+            .filter(|m| m.outcome.is_none() && m.begun && m.in_parts)
+            .map(|m| m.id)
+            .collect();
+        for id in ids {
+            self.fail(id, FailReason::PeerRestarted);
         }
     }
 
