@@ -399,13 +399,12 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     /// from its first byte would put it behind later messages already in flight, or deliver
     /// twice what the new incarnation took of it before this endpoint saw the restart.)
     pub(crate) fn restart(&mut self) {
-        let ids: Vec<u64, TX> = self
+        while let Some(id) = self
             .msgs
             .iter()
-            .filter(|m| m.outcome.is_none() && m.begun && m.in_parts)
+            .find(|m| m.outcome.is_none() && m.begun && m.in_parts)
             .map(|m| m.id)
-            .collect();
-        for id in ids {
+        {
             self.fail(id, FailReason::PeerRestarted);
         }
     }
@@ -441,35 +440,36 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     /// messages whose fragment's last allowed transmission went unanswered fail. Returns
     /// whether any message was given up.
     pub(crate) fn handle_timeout(&mut self, now: Instant, config: &Timing) -> bool {
-        let mut given_up: Option<(u64, FailReason)> = None;
-        for f in self.frags.iter_mut() {
-            if f.resend_at.is_some_and(|at| at <= now) {
-                if config.max_resends.is_some_and(|max| f.sent > max) {
-                    given_up = given_up.or(Some((f.id, FailReason::ResendsExhausted)));
-                } else {
-                    f.due = true;
-                    f.retry = false;
-                    f.resend_at = None;
-                }
-            }
-        }
-        let timed_out = self
-            .msgs
-            .iter()
-            .find(|m| m.outcome.is_none() && m.deadline <= now)
-            .map(|m| m.id);
         let mut gave_up = false;
-        if let Some((id, reason)) = given_up {
+        loop {
+            // Timeouts first, then fragments whose last allowed transmission went unanswered.
+            let exhausted = |f: &Fragment| {
+                f.resend_at.is_some_and(|at| at <= now)
+                    && config.max_resends.is_some_and(|max| f.sent > max)
+            };
+            let failure = self
+                .msgs
+                .iter()
+                .find(|m| m.outcome.is_none() && m.deadline <= now)
+                .map(|m| (m.id, FailReason::TimedOut))
+                .or_else(|| {
+                    self.frags
+                        .iter()
+                        .find(|f| exhausted(f))
+                        .map(|f| (f.id, FailReason::ResendsExhausted))
+                });
+            let Some((id, reason)) = failure else {
+                break;
+            };
             self.fail(id, reason);
             gave_up = true;
         }
-        if let Some(id) = timed_out {
-            self.fail(id, FailReason::TimedOut);
-            gave_up = true;
-        }
-        if gave_up {
-            // More may be due at `now`: settle them all before returning.
-            self.handle_timeout(now, config);
+        for f in self.frags.iter_mut() {
+            if f.resend_at.is_some_and(|at| at <= now) {
+                f.due = true;
+                f.retry = false;
+                f.resend_at = None;
+            }
         }
         gave_up
     }
