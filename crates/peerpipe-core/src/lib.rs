@@ -74,9 +74,68 @@
 //! assert_eq!((m.topic(), m.data()), ("ping", &b"hello"[..]));
 //! ```
 //!
+//! ## Messages of any size
+//! A message longer than one frame (`PAYLOAD` bytes here, and what the peer announces it
+//! takes) travels in fragments: each one sequenced, acknowledged and resent like a whole
+//! message, within the peer's window (its free receive slots and the bytes they hold). The
+//! sender learns the outcome of the whole message; the receiver gets [`Event::Part`]s in
+//! order, or an [`Event::Cut`] when the message will not be completed. Nothing waits for
+//! the whole message anywhere: with [`Endpoint::send_from`] the bytes stay where the
+//! application keeps them (a [`Source`]: flash, a file, a generator) and are read a
+//! fragment at a time, so a Cortex-M0 can send and receive messages far larger than its RAM.
+//!
+//! ```
+//! use peerpipe_core::wire::Item;
+//! use peerpipe_core::{Config, Endpoint, Event, Instant, MsgId, Outcome, Source};
+//!
+//! /// A 10 000-byte message generated on the fly: it is never in memory as a whole.
+//! struct Counting([u8; 128]);
+//! impl Source for Counting {
+//!     fn read(&mut self, _id: MsgId, offset: u64, len: usize) -> Option<&[u8]> {
+//!         let buf = self.0.get_mut(..len)?;
+//!         for (i, b) in buf.iter_mut().enumerate() {
+//!             *b = (offset as usize + i) as u8;
+//!         }
+//!         Some(buf)
+//!     }
+//! }
+//!
+//! let now = Instant::ZERO;
+//! let mut a: Endpoint = Endpoint::new(Config::default(), 0xA, now).unwrap();
+//! let mut b: Endpoint = Endpoint::new(Config::default(), 0xB, now).unwrap();
+//! let id = a.send_from(now, Item::Request { topic: "fw" }, 10_000, None).unwrap();
+//!
+//! let (mut source, mut buf) = (Counting([0; 128]), [0u8; 223]);
+//! let (mut received, mut outcome) = (0u64, None);
+//! while outcome.is_none() {
+//!     while let Some(n) = a.poll_transmit_from(now, &mut buf, &mut source).unwrap() {
+//!         b.handle_bytes(now, &buf[..n]);
+//!     }
+//!     while let Some(n) = b.poll_transmit(now, &mut buf).unwrap() {
+//!         a.handle_bytes(now, &buf[..n]);
+//!     }
+//!     while let Some(event) = b.poll_event() {
+//!         if let Event::Part(part) = event {
+//!             // Consume it as it comes: check it, write it to flash, hash it...
+//!             assert_eq!(part.offset(), received);
+//!             assert!(part.data().iter().zip(received..).all(|(b, i)| *b == i as u8));
+//!             received += part.data().len() as u64;
+//!         }
+//!     }
+//!     while let Some(event) = a.poll_event() {
+//!         if let Event::SendOutcome { id: done, outcome: o } = event {
+//!             assert_eq!(done, id);
+//!             outcome = Some(o);
+//!         }
+//!     }
+//! }
+//! assert_eq!((received, outcome), (10_000, Some(Outcome::Delivered)));
+//! ```
+//!
 //! ## Modules
 //! - [`wire`]: frames, their byte layout, COBS framing with CRC-32C, the stream decoder.
-//! - The state machine ([`Endpoint`]) with its send slots, receive queue and timer table.
+//! - The state machine ([`Endpoint`]) with its send slots (messages, and the fragments cut
+//!   from them in flight), receive queue and timer table.
 //!
 //! `docs/PROTOCOL.md` in the repository specifies the wire format and the state machine.
 //!
