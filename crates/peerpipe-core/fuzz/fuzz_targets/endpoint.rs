@@ -1,23 +1,36 @@
 //! One endpoint against an adversarial peer and an arbitrary application: raw bytes, well-formed
-//! frames with arbitrary fields, time jumps, sends, END/ABORT, pause/resume/stop.
+//! frames with arbitrary fields (heartbeats with any capabilities, DATA of every fragment shape,
+//! runs of fragments with gaps), time jumps, inline sends and sends from a `Source` over an
+//! arbitrary byte buffer, END/ABORT, pause/resume/stop.
 //!
 //! Checked besides "never panics":
-//! - `poll_transmit` with a `MAX_FRAME_LEN` buffer never fails, always runs dry, and every frame
-//!   it writes decodes, carrying this endpoint's session;
+//! - `poll_transmit_from` with a `MAX_FRAME_LEN` buffer never fails, always runs dry, and every
+//!   frame it writes decodes, carrying this endpoint's session;
+//! - no DATA goes out before a heartbeat announced capabilities, and none is longer on the wire
+//!   than the largest `max_frame` announced;
+//! - every DATA frame carries a fragment of a message this endpoint was given, with the bytes
+//!   of that message (inline, or from the source as it was when the frame was built) at the
+//!   fragment's offset, and a shape (`Whole`, `First { total }`, `Next { offset, last }`) that
+//!   fits the message's length; `progress` never exceeds the length;
 //! - `handle_timeout` before the deadline changes nothing; after handling a deadline and draining
 //!   the output, the next deadline is later than now (a driver never spins);
-//! - every `SendOutcome` names an id that `send`/`notify_*` returned, once; and once time has
-//!   run far enough, every send has its outcome;
+//! - every `SendOutcome` names an id that a send returned, once; and once time has run far
+//!   enough, every send has its outcome;
+//! - the parts of a message come in order, from offset 0, each where the last ended, with the
+//!   first part's kind, topic and total, until the last part or a `Cut` of that message; and
+//!   nothing but send outcomes comes between them;
 //! - after `stop`, nothing is transmitted and only send outcomes are reported.
 
 #![no_main]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use peerpipe_core::wire::{encode, Ack, Body, Data, Decoder, Frame, Item};
-use peerpipe_core::{validate_topic, Config, Duration, Endpoint, Event, Instant, Message, MsgId};
+use peerpipe_core::wire::{encode, Ack, Body, Caps, Data, Decoder, Frag, Frame, Heartbeat, Item};
+use peerpipe_core::{
+    validate_topic, Config, Duration, Endpoint, Event, Instant, Message, MsgId, PartKind, Source,
+};
 
 type Ep = Endpoint;
 
@@ -36,6 +49,18 @@ enum Op {
         body: PeerBody,
         chunk: u8,
     },
+    /// A message from the peer in fragments of `cut + 1` bytes, consecutive sequence numbers
+    /// from `seq`, without the fragment at index `skip` (if there is one).
+    Fragments {
+        session: Session,
+        seq: u8,
+        floor: u8,
+        id: u8,
+        kind: PeerKind,
+        data: Vec<u8>,
+        cut: u8,
+        skip: u8,
+    },
     /// Time passes without a call.
     Advance(u16),
     /// Time jumps to the next deadline, which is handled.
@@ -48,6 +73,16 @@ enum Op {
         reply_to: Option<u8>,
         timeout_ms: Option<u16>,
     },
+    /// A message of `len` bytes read from the source.
+    SendFrom {
+        kind: PeerKind,
+        len: u16,
+        timeout_ms: Option<u16>,
+    },
+    /// The source's bytes (repeated to any length) change.
+    SourceBytes(Vec<u8>),
+    /// The source cannot supply bytes at or beyond this offset (`None`: it supplies all).
+    SourceFailAt(Option<u16>),
     End(Vec<u8>),
     Abort(Vec<u8>),
     Pause,
@@ -75,44 +110,52 @@ enum Topic {
 }
 
 #[derive(Arbitrary, Debug)]
+enum PeerKind {
+    Request(Topic),
+    Reply(Topic, u8),
+    End,
+    Abort,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Shape {
+    Whole,
+    First(u16),
+    Next(u16, bool),
+}
+
+#[derive(Arbitrary, Debug)]
 enum PeerBody {
     Heartbeat {
         floor: u8,
+        room: u8,
+        window: u16,
+        max_frame: u16,
+        max_message: u16,
+        ask: bool,
     },
     Ack {
         to_us: bool,
         next: u8,
         bitmap: u32,
         room: u8,
+        window: u16,
         retry: bool,
     },
-    Request {
+    Data {
         seq: u8,
         floor: u8,
-        topic: Topic,
-        payload: Vec<u8>,
-    },
-    Reply {
-        seq: u8,
-        floor: u8,
-        req_id: u8,
-        topic: Topic,
-        payload: Vec<u8>,
-    },
-    End {
-        seq: u8,
-        floor: u8,
-        payload: Vec<u8>,
-    },
-    Abort {
-        seq: u8,
-        floor: u8,
+        id: u8,
+        kind: PeerKind,
+        shape: Shape,
         payload: Vec<u8>,
     },
     Extreme {
         seq: u64,
         floor: u64,
         next: u64,
+        max_frame: u32,
+        max_message: u64,
     },
 }
 
@@ -127,35 +170,128 @@ impl Topic {
     }
 }
 
+impl PeerKind {
+    fn item(&self) -> Item<'_> {
+        match self {
+            PeerKind::Request(t) => Item::Request { topic: t.as_str() },
+            PeerKind::Reply(t, r) => Item::Reply {
+                topic: t.as_str(),
+                req_id: u64::from(*r),
+            },
+            PeerKind::End => Item::End,
+            PeerKind::Abort => Item::Abort,
+        }
+    }
+}
+
+/// The application's source: `bytes` repeated to any length, readable below `fail_at`.
+struct Repeat {
+    bytes: Vec<u8>,
+    fail_at: Option<u64>,
+    scratch: Vec<u8>,
+}
+
+impl Repeat {
+    fn byte(&self, at: u64) -> Option<u8> {
+        if self.bytes.is_empty() || self.fail_at.is_some_and(|f| at >= f) {
+            return None;
+        }
+        Some(self.bytes[(at % self.bytes.len() as u64) as usize])
+    }
+}
+
+impl Source for Repeat {
+    fn read(&mut self, _id: MsgId, offset: u64, len: usize) -> Option<&[u8]> {
+        self.scratch.clear();
+        for i in 0..len as u64 {
+            let b = self.byte(offset + i)?;
+            self.scratch.push(b);
+        }
+        Some(&self.scratch)
+    }
+}
+
+/// What this endpoint was given to send.
+enum Sent {
+    Inline(Vec<u8>),
+    Sourced(u64),
+}
+
+/// The message whose parts are arriving.
+struct Following {
+    id: MsgId,
+    kind: PartKind,
+    topic: String,
+    total: u64,
+    next: u64,
+}
+
 struct Harness {
     ep: Ep,
     now: Instant,
     issued: BTreeSet<MsgId>,
     settled: BTreeSet<MsgId>,
+    sent: BTreeMap<u64, Sent>,
+    source: Repeat,
     stopped: bool,
+    following: Option<Following>,
     out: [u8; FRAME],
     check: Decoder<FRAME>,
+    /// Sees every byte the endpoint is fed, to know the capabilities announced to it.
+    shadow: Decoder<FRAME>,
+    /// The largest `max_frame` of any heartbeat fed, once one was.
+    announced: Option<u32>,
 }
 
 impl Harness {
+    fn feed(&mut self, bytes: &[u8]) {
+        self.ep.handle_bytes(self.now, bytes);
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (used, frame) = self.shadow.feed(rest);
+            if let Some(Ok(Frame {
+                body: Body::Heartbeat(hb),
+                ..
+            })) = frame
+            {
+                self.announced = self.announced.max(Some(hb.caps.max_frame));
+            }
+            rest = &rest[used..];
+        }
+    }
+
     fn transmit(&mut self) {
         for _ in 0..256 {
-            match self.ep.poll_transmit(self.now, &mut self.out) {
+            match self
+                .ep
+                .poll_transmit_from(self.now, &mut self.out, &mut self.source)
+            {
                 Ok(Some(n)) => {
                     assert!(!self.stopped, "transmitted after stop");
                     assert!((2..=FRAME).contains(&n));
                     let (used, frame) = self.check.feed(&self.out[..n]);
                     assert_eq!(used, n);
-                    match frame {
-                        Some(Ok(frame)) => assert_eq!(frame.session, US),
+                    let frame = match frame {
+                        Some(Ok(frame)) => frame,
                         other => panic!("transmitted an undecodable frame: {other:?}"),
+                    };
+                    assert_eq!(frame.session, US);
+                    if let Body::Data(d) = frame.body {
+                        let Some(max_frame) = self.announced else {
+                            panic!("DATA before any capabilities: {d:?}");
+                        };
+                        assert!(
+                            n <= max_frame as usize,
+                            "{n} bytes to a peer that takes {max_frame}"
+                        );
+                        check_fragment(&self.sent, &self.source, &d);
                     }
                 }
                 Ok(None) => return,
-                Err(e) => panic!("poll_transmit with MAX_FRAME_LEN bytes failed: {e:?}"),
+                Err(e) => panic!("poll_transmit_from with MAX_FRAME_LEN bytes failed: {e:?}"),
             }
         }
-        panic!("poll_transmit never runs dry");
+        panic!("poll_transmit_from never runs dry");
     }
 
     fn events(&mut self) {
@@ -172,14 +308,65 @@ impl Harness {
                     assert!(self.settled.insert(id), "second outcome for {id:?}");
                 }
                 other if self.stopped => panic!("{other:?} after stop"),
-                Event::Message(m) => {
-                    assert!(
-                        validate_topic(m.topic(), 32).is_ok(),
-                        "bad topic {:?}",
-                        m.topic()
+                Event::Part(part) => {
+                    if part.is_first() {
+                        assert!(
+                            self.following.is_none(),
+                            "a first part while another message was arriving: {part:?}"
+                        );
+                        assert!(part.total() > part.data().len() as u64, "{part:?}");
+                        match part.kind() {
+                            PartKind::Request | PartKind::Reply { .. } => assert!(
+                                validate_topic(part.topic(), 32).is_ok(),
+                                "bad topic {:?}",
+                                part.topic()
+                            ),
+                            PartKind::End | PartKind::Abort => assert!(part.topic().is_empty()),
+                        }
+                        self.following = Some(Following {
+                            id: part.id(),
+                            kind: part.kind(),
+                            topic: part.topic().to_owned(),
+                            total: part.total(),
+                            next: 0,
+                        });
+                    }
+                    let Some(f) = self.following.as_mut() else {
+                        panic!("a part of no message: {part:?}");
+                    };
+                    assert_eq!(
+                        (f.id, f.kind, f.topic.as_str(), f.total, f.next),
+                        (
+                            part.id(),
+                            part.kind(),
+                            part.topic(),
+                            part.total(),
+                            part.offset()
+                        ),
+                        "a part that does not continue its message"
                     );
+                    f.next += part.data().len() as u64;
+                    if part.is_last() {
+                        self.following = None;
+                    }
                 }
-                _ => {}
+                Event::Cut { id, .. } => {
+                    let f = self.following.take();
+                    assert_eq!(f.map(|f| f.id), Some(id), "a cut of no message");
+                }
+                other => {
+                    assert!(
+                        self.following.is_none(),
+                        "{other:?} between the parts of a message"
+                    );
+                    if let Event::Message(m) = other {
+                        assert!(
+                            validate_topic(m.topic(), 32).is_ok(),
+                            "bad topic {:?}",
+                            m.topic()
+                        );
+                    }
+                }
             }
         }
         panic!("poll_event never runs dry");
@@ -203,106 +390,177 @@ impl Harness {
         true
     }
 
-    fn issue(&mut self, result: Result<MsgId, peerpipe_core::Error>) {
+    fn issue(&mut self, result: Result<MsgId, peerpipe_core::Error>, sent: Sent) {
         if let Ok(id) = result {
             assert!(self.issued.insert(id), "{id:?} issued twice");
+            self.sent.insert(id.0, sent);
+        }
+    }
+
+    fn check_progress(&self) {
+        for (&id, sent) in &self.sent {
+            let len = match sent {
+                Sent::Inline(v) => v.len() as u64,
+                Sent::Sourced(n) => *n,
+            };
+            if let Some((acked, total)) = self.ep.progress(MsgId(id)) {
+                assert_eq!(total, len, "progress of {id}");
+                assert!(acked <= total, "progress of {id}: {acked} of {total}");
+            }
         }
     }
 }
 
-fn data<'a>(seq: &u8, floor: &u8, item: Item<'a>, payload: &'a [u8]) -> Body<'a> {
-    Body::Data(Data {
-        seq: u64::from(*seq),
-        floor: u64::from(*floor),
-        item,
-        payload,
-    })
+/// A transmitted DATA frame carries a fragment of a message it was given, with its bytes.
+fn check_fragment(sent: &BTreeMap<u64, Sent>, source: &Repeat, d: &Data<'_>) {
+    let Some(msg) = sent.get(&d.id) else {
+        panic!("DATA of a message never sent: {d:?}");
+    };
+    let total = match msg {
+        Sent::Inline(v) => v.len() as u64,
+        Sent::Sourced(n) => *n,
+    };
+    let len = d.payload.len() as u64;
+    let offset = match d.frag {
+        Frag::Whole => {
+            assert_eq!(len, total, "a whole message of the wrong length");
+            0
+        }
+        Frag::First { total: t } => {
+            assert_eq!(t, total, "a first fragment with the wrong total");
+            0
+        }
+        Frag::Next { offset, last } => {
+            assert!(offset + len <= total, "a fragment beyond the end: {d:?}");
+            assert_eq!(last, offset + len == total, "last flag of {d:?}");
+            offset
+        }
+    };
+    for (i, b) in d.payload.iter().enumerate() {
+        let at = offset + i as u64;
+        let want = match msg {
+            Sent::Inline(v) => v.get(at as usize).copied(),
+            Sent::Sourced(_) => source.byte(at),
+        };
+        assert_eq!(Some(*b), want, "byte {at} of message {}", d.id);
+    }
 }
 
-fn peer_frame(session: Session, body: &PeerBody, out: &mut [u8]) -> Option<usize> {
-    let session = match session {
+fn session_id(session: Session) -> u32 {
+    match session {
         Session::Peer => PEER,
         Session::Restarted => PEER_RESTARTED,
         Session::Us => US,
         Session::Other(s) => s,
-    };
+    }
+}
+
+fn peer_frame(session: Session, body: &PeerBody, out: &mut [u8]) -> Option<usize> {
     let body = match body {
-        PeerBody::Heartbeat { floor } => Body::Heartbeat {
+        PeerBody::Heartbeat {
+            floor,
+            room,
+            window,
+            max_frame,
+            max_message,
+            ask,
+        } => Body::Heartbeat(Heartbeat {
             floor: u64::from(*floor),
-            room: 3,
-        },
+            room: u32::from(*room),
+            window: u32::from(*window),
+            caps: Caps {
+                max_frame: u32::from(*max_frame),
+                max_message: u64::from(*max_message),
+            },
+            ask: *ask,
+        }),
         PeerBody::Ack {
             to_us,
             next,
             bitmap,
             room,
+            window,
             retry,
         } => Body::Ack(Ack {
             to_session: if *to_us { US } else { PEER },
             next: u64::from(*next),
             bitmap: *bitmap,
-            room: *room,
+            room: u32::from(*room),
+            window: u32::from(*window),
             retry: *retry,
         }),
-        PeerBody::Request {
+        PeerBody::Data {
             seq,
             floor,
-            topic,
+            id,
+            kind,
+            shape,
             payload,
-        } => data(
-            seq,
-            floor,
-            Item::Request {
-                topic: topic.as_str(),
+        } => Body::Data(Data {
+            seq: u64::from(*seq),
+            floor: u64::from(*floor),
+            id: u64::from(*id),
+            item: kind.item(),
+            frag: match shape {
+                Shape::Whole => Frag::Whole,
+                Shape::First(total) => Frag::First {
+                    total: u64::from(*total),
+                },
+                Shape::Next(offset, last) => Frag::Next {
+                    offset: u64::from(*offset),
+                    last: *last,
+                },
             },
             payload,
-        ),
-        PeerBody::Reply {
+        }),
+        PeerBody::Extreme {
             seq,
             floor,
-            req_id,
-            topic,
-            payload,
-        } => data(
-            seq,
-            floor,
-            Item::Reply {
-                topic: topic.as_str(),
-                req_id: u64::from(*req_id),
-            },
-            payload,
-        ),
-        PeerBody::End {
-            seq,
-            floor,
-            payload,
-        } => data(seq, floor, Item::End, payload),
-        PeerBody::Abort {
-            seq,
-            floor,
-            payload,
-        } => data(seq, floor, Item::Abort, payload),
-        PeerBody::Extreme { seq, floor, next } => {
-            if seq % 2 == 0 {
-                Body::Data(Data {
-                    seq: *seq,
-                    floor: *floor,
-                    item: Item::Request { topic: "x" },
-                    payload: b"",
-                })
-            } else {
-                Body::Ack(Ack {
-                    to_session: US,
-                    next: *next,
-                    bitmap: u32::MAX,
-                    room: 3,
-                    retry: true,
-                })
-            }
-        }
+            next,
+            max_frame,
+            max_message,
+        } => match seq % 3 {
+            0 => Body::Data(Data {
+                seq: *seq,
+                floor: *floor,
+                id: *next,
+                item: Item::Request { topic: "x" },
+                frag: Frag::Next {
+                    offset: next.saturating_add(1),
+                    last: floor % 2 == 0,
+                },
+                payload: b"",
+            }),
+            1 => Body::Ack(Ack {
+                to_session: US,
+                next: *next,
+                bitmap: u32::MAX,
+                room: u32::MAX,
+                window: u32::MAX,
+                retry: true,
+            }),
+            _ => Body::Heartbeat(Heartbeat {
+                floor: *floor,
+                room: u32::MAX,
+                window: u32::MAX,
+                caps: Caps {
+                    max_frame: *max_frame,
+                    max_message: *max_message,
+                },
+                ask: true,
+            }),
+        },
     };
-    // Frames the encoder refuses (e.g. a topic longer than 255 bytes) are simply not sent.
-    encode(&Frame { session, body }, out).ok()
+    // Frames the encoder refuses (a topic longer than 255 bytes, a frame longer than `out`)
+    // are simply not sent.
+    encode(
+        &Frame {
+            session: session_id(session),
+            body,
+        },
+        out,
+    )
+    .ok()
 }
 
 fuzz_target!(|ops: Vec<Op>| {
@@ -314,15 +572,24 @@ fuzz_target!(|ops: Vec<Op>| {
         now,
         issued: BTreeSet::new(),
         settled: BTreeSet::new(),
+        sent: BTreeMap::new(),
+        source: Repeat {
+            bytes: b"peerpipe".to_vec(),
+            fail_at: None,
+            scratch: Vec::new(),
+        },
         stopped: false,
+        following: None,
         out: [0; FRAME],
         check: Decoder::new(),
+        shadow: Decoder::new(),
+        announced: None,
     };
     let mut wire = vec![0u8; 4096];
 
     for op in ops.iter().take(256) {
         match op {
-            Op::Bytes(bytes) => h.ep.handle_bytes(h.now, bytes),
+            Op::Bytes(bytes) => h.feed(bytes),
             Op::Peer {
                 session,
                 body,
@@ -330,7 +597,46 @@ fuzz_target!(|ops: Vec<Op>| {
             } => {
                 if let Some(n) = peer_frame(*session, body, &mut wire) {
                     for part in wire[..n].chunks(usize::from(*chunk) + 1) {
-                        h.ep.handle_bytes(h.now, part);
+                        h.feed(part);
+                    }
+                }
+            }
+            Op::Fragments {
+                session,
+                seq,
+                floor,
+                id,
+                kind,
+                data,
+                cut,
+                skip,
+            } => {
+                let step = usize::from(*cut) + 1;
+                let total = data.len() as u64;
+                for (i, piece) in data.chunks(step).enumerate().take(64) {
+                    if i == usize::from(*skip) {
+                        continue;
+                    }
+                    let offset = (i * step) as u64;
+                    let frag = match (offset, offset + piece.len() as u64 == total) {
+                        (0, true) => Frag::Whole,
+                        (0, false) => Frag::First { total },
+                        (offset, last) => Frag::Next { offset, last },
+                    };
+                    let frame = Frame {
+                        session: session_id(*session),
+                        body: Body::Data(Data {
+                            seq: u64::from(*seq) + i as u64,
+                            floor: u64::from(*floor),
+                            id: u64::from(*id),
+                            item: kind.item(),
+                            frag,
+                            payload: piece,
+                        }),
+                    };
+                    if let Ok(n) = encode(&frame, &mut wire) {
+                        let bytes = wire[..n].to_vec();
+                        h.feed(&bytes);
                     }
                 }
             }
@@ -362,27 +668,42 @@ fuzz_target!(|ops: Vec<Op>| {
                 if let Ok(message) = message {
                     let timeout = timeout_ms.map(|ms| Duration::from_millis(u64::from(ms)));
                     let result = h.ep.send(h.now, message, timeout);
-                    h.issue(result);
+                    h.issue(result, Sent::Inline(payload.clone()));
                 }
             }
+            Op::SendFrom {
+                kind,
+                len,
+                timeout_ms,
+            } => {
+                let timeout = timeout_ms.map(|ms| Duration::from_millis(u64::from(ms)));
+                let len = u64::from(*len);
+                let result = h.ep.send_from(h.now, kind.item(), len, timeout);
+                h.issue(result, Sent::Sourced(len));
+            }
+            Op::SourceBytes(bytes) => h.source.bytes = bytes.clone(),
+            Op::SourceFailAt(at) => h.source.fail_at = at.map(u64::from),
             Op::End(data) => {
                 let result = h.ep.notify_end(h.now, data);
-                h.issue(result);
+                h.issue(result, Sent::Inline(data.clone()));
             }
             Op::Abort(data) => {
                 let result = h.ep.notify_abort(h.now, data);
-                h.issue(result);
+                h.issue(result, Sent::Inline(data.clone()));
             }
             Op::Pause => h.ep.pause(h.now),
             Op::Resume => h.ep.resume(h.now),
             Op::Stop => {
                 h.ep.stop();
                 h.stopped = true;
+                // A message arriving in parts ends silently with the endpoint.
+                h.following = None;
             }
             Op::TransportLost => h.ep.transport_lost(),
             Op::Transmit => h.transmit(),
             Op::Events => h.events(),
         }
+        h.check_progress();
     }
 
     // Let time run out: every send must settle.
