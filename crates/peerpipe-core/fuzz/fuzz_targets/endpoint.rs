@@ -6,8 +6,8 @@
 //! Checked besides "never panics":
 //! - `poll_transmit_from` with a `MAX_FRAME_LEN` buffer never fails, always runs dry, and every
 //!   frame it writes decodes, carrying this endpoint's session;
-//! - no DATA goes out before a heartbeat announced capabilities, and none is longer on the wire
-//!   than the largest `max_frame` announced;
+//! - no DATA goes out before a heartbeat announced capabilities, and none carries more payload
+//!   or a longer topic than the largest `max_payload` and `max_topic` announced;
 //! - every DATA frame carries a fragment of a message this endpoint was given, with the bytes
 //!   of that message (inline, or from the source as it was when the frame was built) at the
 //!   fragment's offset, and a shape (`Whole`, `First { total }`, `Next { offset, last }`) that
@@ -130,7 +130,8 @@ enum PeerBody {
         floor: u8,
         room: u8,
         window: u16,
-        max_frame: u16,
+        max_payload: u16,
+        max_topic: u8,
         max_message: u16,
         ask: bool,
     },
@@ -154,7 +155,8 @@ enum PeerBody {
         seq: u64,
         floor: u64,
         next: u64,
-        max_frame: u32,
+        max_payload: u32,
+        max_topic: u32,
         max_message: u64,
     },
 }
@@ -239,8 +241,8 @@ struct Harness {
     check: Decoder<FRAME>,
     /// Sees every byte the endpoint is fed, to know the capabilities announced to it.
     shadow: Decoder<FRAME>,
-    /// The largest `max_frame` of any heartbeat fed, once one was.
-    announced: Option<u32>,
+    /// The largest `max_payload` and `max_topic` of any heartbeat fed, once one was.
+    announced: Option<(u32, u32)>,
 }
 
 impl Harness {
@@ -254,7 +256,11 @@ impl Harness {
                 ..
             })) = frame
             {
-                self.announced = self.announced.max(Some(hb.caps.max_frame));
+                let (payload, topic) = self.announced.unwrap_or_default();
+                self.announced = Some((
+                    payload.max(hb.caps.max_payload),
+                    topic.max(hb.caps.max_topic),
+                ));
             }
             rest = &rest[used..];
         }
@@ -277,13 +283,20 @@ impl Harness {
                     };
                     assert_eq!(frame.session, US);
                     if let Body::Data(d) = frame.body {
-                        let Some(max_frame) = self.announced else {
+                        let Some((max_payload, max_topic)) = self.announced else {
                             panic!("DATA before any capabilities: {d:?}");
                         };
                         assert!(
-                            n <= max_frame as usize,
-                            "{n} bytes to a peer that takes {max_frame}"
+                            d.payload.len() <= max_payload as usize,
+                            "a fragment of {} bytes to a peer that takes {max_payload}",
+                            d.payload.len()
                         );
+                        if let Item::Request { topic } | Item::Reply { topic, .. } = d.item {
+                            assert!(
+                                topic.len() <= max_topic as usize,
+                                "topic {topic:?} to a peer that takes {max_topic} bytes"
+                            );
+                        }
                         check_fragment(&self.sent, &self.source, &d);
                     }
                 }
@@ -461,7 +474,8 @@ fn peer_frame(session: Session, body: &PeerBody, out: &mut [u8]) -> Option<usize
             floor,
             room,
             window,
-            max_frame,
+            max_payload,
+            max_topic,
             max_message,
             ask,
         } => Body::Heartbeat(Heartbeat {
@@ -469,7 +483,8 @@ fn peer_frame(session: Session, body: &PeerBody, out: &mut [u8]) -> Option<usize
             room: u32::from(*room),
             window: u32::from(*window),
             caps: Caps {
-                max_frame: u32::from(*max_frame),
+                max_payload: u32::from(*max_payload),
+                max_topic: u32::from(*max_topic),
                 max_message: u64::from(*max_message),
             },
             ask: *ask,
@@ -517,7 +532,8 @@ fn peer_frame(session: Session, body: &PeerBody, out: &mut [u8]) -> Option<usize
             seq,
             floor,
             next,
-            max_frame,
+            max_payload,
+            max_topic,
             max_message,
         } => match seq % 3 {
             0 => Body::Data(Data {
@@ -544,7 +560,8 @@ fn peer_frame(session: Session, body: &PeerBody, out: &mut [u8]) -> Option<usize
                 room: u32::MAX,
                 window: u32::MAX,
                 caps: Caps {
-                    max_frame: *max_frame,
+                    max_payload: *max_payload,
+                    max_topic: *max_topic,
                     max_message: *max_message,
                 },
                 ask: true,
