@@ -450,12 +450,42 @@ fn json_kind(f: &FrameInfo) -> &'static str {
     }
 }
 
+/// The INFO column of a frame: the start of a DATA frame's data; the room, window and
+/// capabilities an ACK or heartbeat announces.
 fn data_note(f: &FrameInfo) -> String {
     match &f.body {
         Info::Data { payload, .. } if !payload.is_empty() => {
             format!("\"{}\"", escape(payload, DATA_PREVIEW))
         }
-        _ => String::new(),
+        Info::Data { .. } => String::new(),
+        Info::Ack {
+            room,
+            window,
+            retry,
+            ..
+        } => format!(
+            "room={room} window={window}{}",
+            if *retry { " retry" } else { "" }
+        ),
+        Info::Heartbeat(h) => format!(
+            "room={} window={} max_payload={} max_topic={} max_message={}{}",
+            h.room,
+            h.window,
+            h.caps.max_payload,
+            h.caps.max_topic,
+            h.caps.max_message,
+            if h.ask { " ask" } else { "" }
+        ),
+    }
+}
+
+/// What part of its message a DATA frame carries, as `--json` names it.
+fn frag_name(frag: &Frag) -> &'static str {
+    match frag {
+        Frag::Whole => "whole",
+        Frag::First { .. } => "first",
+        Frag::Next { last: false, .. } => "middle",
+        Frag::Next { last: true, .. } => "last",
     }
 }
 
@@ -489,31 +519,13 @@ fn ids_topic_len(f: &FrameInfo) -> (String, String, String) {
             to_session,
             next,
             bitmap,
-            room,
-            window,
-            retry,
+            ..
         } => (
-            format!(
-                "to={to_session:08x} next={next} bits={bitmap:#x} room={room} win={window}{}",
-                if *retry { " retry" } else { "" }
-            ),
+            format!("to={to_session:08x} next={next} bits={bitmap:#x}"),
             "-".into(),
             "-".into(),
         ),
-        Info::Heartbeat(h) => (
-            format!(
-                "floor={} room={} win={} payload={} topic={} max={}{}",
-                h.floor,
-                h.room,
-                h.window,
-                h.caps.max_payload,
-                h.caps.max_topic,
-                h.caps.max_message,
-                if h.ask { " ask" } else { "" }
-            ),
-            "-".into(),
-            "-".into(),
-        ),
+        Info::Heartbeat(h) => (format!("floor={}", h.floor), "-".into(), "-".into()),
     }
 }
 
@@ -533,14 +545,16 @@ fn frame_json(o: &mut Map<String, Value>, f: &FrameInfo) {
             o.insert("seq".into(), (*seq).into());
             o.insert("floor".into(), (*floor).into());
             o.insert("id".into(), (*id).into());
+            // `offset` is the row's place in the stream: a fragment's place in its message
+            // is `at`.
+            o.insert("frag".into(), frag_name(frag).into());
             match frag {
                 Frag::Whole => {}
                 Frag::First { total } => {
                     o.insert("total".into(), (*total).into());
                 }
-                Frag::Next { offset, last } => {
-                    o.insert("offset".into(), (*offset).into());
-                    o.insert("last".into(), (*last).into());
+                Frag::Next { offset, .. } => {
+                    o.insert("at".into(), (*offset).into());
                 }
             }
             if let Some(r) = req_id {
