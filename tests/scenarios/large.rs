@@ -470,3 +470,24 @@ fn a_receiver_restart_mid_message_fails_it() {
     assert!(r.whole[0].3 == big(3_000, 13));
     assert_eq!(count(&p.events_a, |e| matches!(e, Event::PeerRestarted)), 1);
 }
+
+/// A paused endpoint still answers a peer that asks for its capabilities (a peer that
+/// restarted, here): messages still flow while paused, as `pause` promises.
+#[test]
+fn a_paused_endpoint_still_exchanges_capabilities() {
+    let mut p = pair(fast());
+    p.run_for(ms(10));
+    let now = p.now();
+    p.a.pause(now);
+    p.replace(Side::B, endpoint(fast(), 0xB2, now));
+    // B2's start heartbeat is lost: it must ask the paused A for its capabilities.
+    p.ba.set_cut(true);
+    p.step();
+    p.ba.set_cut(false);
+    let id = p
+        .send_from(Side::B, request("hello"), big(500, 14), None)
+        .unwrap();
+    assert!(p.run_until(at_ms(2_000), |p| !outcomes(&p.events_b).is_empty()));
+    assert_eq!(outcomes(&p.events_b), [(id, Outcome::Delivered)]);
+    assert!(p.a.is_paused());
+}

@@ -133,6 +133,7 @@ impl<
             refused: false,
             peer_room: PeerRoom::default(),
             heartbeat_due: true,
+            caps_due: false,
             sends: SendQueue::new(),
             recv: RecvQueue::new(),
             current: None,
@@ -260,7 +261,9 @@ impl<
         Ok(id)
     }
 
-    /// Stops sending heartbeats and checking the peer's silence. Messages still flow.
+    /// Stops sending heartbeats and checking the peer's silence. Messages still flow, and so
+    /// do the heartbeats of the capabilities exchange (a peer sends no DATA before it has
+    /// them): one that answers the peer's `ask`, and one that asks for the peer's.
     pub fn pause(&mut self, _now: Instant) {
         let m = &mut self.machine;
         m.paused = true;
@@ -295,6 +298,7 @@ impl<
         m.timers.clear();
         m.ack_due = false;
         m.heartbeat_due = false;
+        m.caps_due = false;
         m.current = None;
     }
 

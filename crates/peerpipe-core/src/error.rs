@@ -121,8 +121,8 @@ pub enum FailReason {
     /// refuses a send at once with [`Error::SendQueueFull`]); drivers that queue sends
     /// before the endpoint do.
     NoSlot,
-    /// The peer does not accept a message this long, or its frames cannot carry the
-    /// message's first fragment (announced in its capabilities); nothing was sent.
+    /// The peer does not accept a message this long, or a topic this long (announced in its
+    /// capabilities); nothing of the message was sent.
     TooLarge,
     /// The peer restarted while this message was arriving there in parts: what its old
     /// incarnation took of it is lost, and the new one cannot complete it. (Whole messages in

@@ -51,6 +51,9 @@ pub(crate) struct Machine<
     /// The room the peer's last ACK or heartbeat announced (see [`wire::Ack::room`]).
     pub(crate) peer_room: PeerRoom,
     pub(crate) heartbeat_due: bool,
+    /// A heartbeat is due for the capabilities exchange (the peer asked for ours, or this
+    /// endpoint needs the peer's): it goes even while paused, or no DATA could ever flow.
+    pub(crate) caps_due: bool,
     pub(crate) sends: SendQueue<I, T, TX>,
     pub(crate) recv: RecvQueue<P, T, RX>,
     /// The message being delivered in parts.
@@ -95,7 +98,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
         // ask for them.
         self.sends.cut(self.peer_caps, P);
         if self.peer_caps.is_none() && self.peer.is_some() {
-            self.heartbeat_due = true;
+            self.caps_due = true;
         }
         Ok(id)
     }
@@ -175,13 +178,13 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
                     window: hb.window,
                 };
                 self.peer_caps = Some(hb.caps);
-                self.heartbeat_due |= hb.ask;
+                self.caps_due |= hb.ask;
                 self.advance_floor(hb.floor);
             }
         }
         // Its capabilities come with its heartbeats: ask for one when they are needed.
         if self.asks_caps() && self.is_open() {
-            self.heartbeat_due = true;
+            self.caps_due = true;
         }
     }
 
@@ -303,7 +306,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
         if let Some(index) = self.sends.next_due(self.peer_room) {
             return Some(Transmit::Data(index));
         }
-        (self.heartbeat_due && !self.paused).then_some(Transmit::Heartbeat)
+        ((self.heartbeat_due && !self.paused) || self.caps_due).then_some(Transmit::Heartbeat)
     }
 
     /// The frame for `choice`; `Err` with the id of a message whose source could not supply
@@ -364,6 +367,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
             }
             Transmit::Heartbeat => {
                 self.heartbeat_due = false;
+                self.caps_due = false;
                 s.heartbeats_sent = s.heartbeats_sent.wrapping_add(1);
             }
         }
@@ -427,12 +431,19 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
         match self.recv.peek() {
             Some(Peeked::Marker(Marker::Gone(_))) => Some(CutReason::PeerGone),
             Some(Peeked::Marker(Marker::Restarted)) => Some(CutReason::PeerRestarted),
-            Some(Peeked::Item(seq, Inbound::Part { part, .. }))
-                if !part.is_first() && cur.continued_by(seq, part.id, part.offset) =>
+            Some(Peeked::Item(seq, Inbound::Part { part, last }))
+                if !part.is_first()
+                    && cur.continued_by(seq, part.id, part.offset, part.data.len(), *last) =>
             {
                 None
             }
-            Some(Peeked::Item(..)) => Some(CutReason::GivenUp),
+            // The rest will never come: the sender gave it up, unless the peer went or
+            // restarted (its held items were released ahead of the status event).
+            Some(Peeked::Item(..)) => Some(match self.recv.next_marker() {
+                Some(Marker::Gone(_)) => CutReason::PeerGone,
+                Some(Marker::Restarted) => CutReason::PeerRestarted,
+                None => CutReason::GivenUp,
+            }),
             None if self.recv.next() > cur.last_seq.saturating_add(1) => Some(CutReason::GivenUp),
             None => None,
         }

@@ -148,9 +148,23 @@ impl<const T: usize> Current<T> {
         }
     }
 
-    /// Whether the part at `seq` with this id and offset continues the message.
-    pub(crate) fn continued_by(&self, seq: u64, id: MsgId, offset: u64) -> bool {
-        seq == self.last_seq.wrapping_add(1) && id == self.id && offset == self.next_offset
+    /// Whether the continuation at `seq` with this id, offset, length and last flag
+    /// continues the message: next in sequence, at the next offset, within the message's
+    /// length, and flagged last exactly when it ends the message.
+    pub(crate) fn continued_by(
+        &self,
+        seq: u64,
+        id: MsgId,
+        offset: u64,
+        len: usize,
+        last: bool,
+    ) -> bool {
+        let end = offset.saturating_add(len as u64);
+        seq == self.last_seq.wrapping_add(1)
+            && id == self.id
+            && offset == self.next_offset
+            && end <= self.total
+            && last == (end == self.total)
     }
 
     /// Completes a continuation part (which carries only its id, offset and data) and
@@ -162,5 +176,32 @@ impl<const T: usize> Current<T> {
         self.next_offset += part.data.len() as u64;
         self.last_seq = seq;
         self.next_offset >= self.total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_continuation_must_fit_and_say_whether_it_ends() {
+        let cur = Current::<8> {
+            id: MsgId(4),
+            kind: PartKind::Request,
+            topic: String::new(),
+            total: 30,
+            next_offset: 10,
+            last_seq: 7,
+        };
+        assert!(cur.continued_by(8, MsgId(4), 10, 10, false));
+        assert!(cur.continued_by(8, MsgId(4), 10, 20, true));
+        // Out of sequence, another message, another offset.
+        assert!(!cur.continued_by(9, MsgId(4), 10, 10, false));
+        assert!(!cur.continued_by(8, MsgId(5), 10, 10, false));
+        assert!(!cur.continued_by(8, MsgId(4), 11, 10, false));
+        // Past the end, or a last flag that disagrees with the length.
+        assert!(!cur.continued_by(8, MsgId(4), 10, 21, true));
+        assert!(!cur.continued_by(8, MsgId(4), 10, 20, false));
+        assert!(!cur.continued_by(8, MsgId(4), 10, 10, true));
     }
 }

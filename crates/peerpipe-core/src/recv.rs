@@ -279,6 +279,11 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
         false
     }
 
+    /// The first status event waiting behind the items, if any.
+    pub(crate) fn next_marker(&self) -> Option<Marker> {
+        self.markers.first().map(|&(_, m)| m)
+    }
+
     /// What [`pop`](Self::pop) would hand out.
     pub(crate) fn peek(&self) -> Option<Peeked<'_, P, T>> {
         if let Some(&(0, marker)) = self.markers.first() {

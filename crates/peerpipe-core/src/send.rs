@@ -320,6 +320,8 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
                 let start = usize::try_from(f.offset).map_err(|_| f.id)?;
                 v.get(start..start.saturating_add(len))
             }
+            // An empty message asks its source for nothing.
+            Bytes::Sourced(_) if len == 0 => Some(&[][..]),
             Bytes::Sourced(_) => source
                 .and_then(|s| s.read(MsgId(f.id), f.offset, len))
                 .and_then(|b| b.get(..len)),

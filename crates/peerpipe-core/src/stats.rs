@@ -19,7 +19,8 @@ pub struct Stats {
     pub acks_sent: u64,
     /// Heartbeat frames sent.
     pub heartbeats_sent: u64,
-    /// Items (messages, END, ABORT) accepted into the receive queue.
+    /// DATA frames (whole messages, END, ABORT, or fragments of them) accepted into the
+    /// receive queue.
     pub accepted: u64,
     /// DATA frames already accepted before (acknowledged again, not delivered again).
     pub duplicates: u64,

@@ -1,10 +1,10 @@
 //! Writing a frame as COBS bytes with its CRC and the closing `0x00`.
 
 use super::cobs::CobsWriter;
-use super::frame::{Body, Frag, Frame, Item};
+use super::frame::{Body, Data, Frag, Frame, Item};
 use super::{
-    WireError, ACK_RETRY, DATA_ABORT, DATA_CONT, DATA_END, DATA_MORE, DATA_REPLY, DATA_REQUEST,
-    HEARTBEAT_ASK, KIND_ACK, KIND_DATA, KIND_HEARTBEAT, VERSION,
+    topic_ok, WireError, ACK_RETRY, DATA_ABORT, DATA_CONT, DATA_END, DATA_MORE, DATA_REPLY,
+    DATA_REQUEST, HEARTBEAT_ASK, KIND_ACK, KIND_DATA, KIND_HEARTBEAT, VERSION,
 };
 
 fn put_varint(w: &mut CobsWriter<'_>, mut v: u64) -> Result<(), WireError> {
@@ -24,8 +24,25 @@ fn put_topic(w: &mut CobsWriter<'_>, topic: &str) -> Result<(), WireError> {
     w.push_slice(topic.as_bytes())
 }
 
+/// Whether the parser would take this DATA frame's fields back: a valid topic on a whole
+/// message or first fragment of a request or reply, a total above the payload's length on
+/// a first fragment, an offset above zero on a later one.
+fn data_ok(d: &Data<'_>) -> bool {
+    let topic_fits = match (d.frag, d.item) {
+        (Frag::Next { .. }, _) | (_, Item::End | Item::Abort) => true,
+        (_, Item::Request { topic } | Item::Reply { topic, .. }) => topic_ok(topic.as_bytes()),
+    };
+    topic_fits
+        && match d.frag {
+            Frag::Whole => true,
+            Frag::First { total } => total > d.payload.len() as u64,
+            Frag::Next { offset, .. } => offset > 0,
+        }
+}
+
 /// Writes `frame` into `out` as COBS bytes with its CRC and the closing `0x00`; returns the
-/// number of bytes written.
+/// number of bytes written. A DATA frame the format forbids (a bad topic, a first fragment
+/// no shorter than its message, a later one at offset 0) is [`WireError::Malformed`].
 ///
 /// ```
 /// use peerpipe_core::wire::{encode, Body, Caps, Decoder, Frame, Heartbeat};
@@ -54,6 +71,9 @@ pub fn encode(frame: &Frame<'_>, out: &mut [u8]) -> Result<usize, WireError> {
     w.push_slice(&frame.session.to_le_bytes())?;
     match frame.body {
         Body::Data(d) => {
+            if !data_ok(&d) {
+                return Err(WireError::Malformed);
+            }
             let kind = match d.item {
                 Item::Request { .. } => DATA_REQUEST,
                 Item::Reply { .. } => DATA_REPLY,

@@ -2,7 +2,7 @@
 
 use super::frame::{Ack, Body, Caps, Data, Frag, Frame, Heartbeat, Item};
 use super::{
-    crc32c, WireError, ACK_RETRY, CRC_LEN, DATA_CONT, DATA_END, DATA_MORE, DATA_REPLY,
+    crc32c, topic_ok, WireError, ACK_RETRY, CRC_LEN, DATA_CONT, DATA_END, DATA_MORE, DATA_REPLY,
     DATA_REQUEST, HEARTBEAT_ASK, KIND_ACK, KIND_DATA, KIND_HEARTBEAT, MAX_VARINT, VERSION,
 };
 
@@ -63,19 +63,11 @@ impl<'a> Reader<'a> {
     fn topic(&mut self) -> Result<&'a str, WireError> {
         let len = usize::from(self.u8()?);
         let bytes = self.take(len)?;
-        if len == 0
-            || !bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
-        {
-            return Err(WireError::Malformed);
-        }
-        let topic = core::str::from_utf8(bytes).map_err(|_| WireError::Malformed)?;
         // The protocol's own topics never travel as messages.
-        if crate::RESERVED_TOPICS.contains(&topic) {
+        if !topic_ok(bytes) {
             return Err(WireError::Malformed);
         }
-        Ok(topic)
+        core::str::from_utf8(bytes).map_err(|_| WireError::Malformed)
     }
 
     fn finish(&self) -> Result<(), WireError> {

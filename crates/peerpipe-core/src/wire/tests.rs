@@ -238,3 +238,43 @@ fn max_len_holds_the_largest_frame() {
         assert!(encode(&f, &mut buf[..n - 1]).is_err());
     }
 }
+
+#[test]
+fn encode_refuses_what_parse_refuses() {
+    let mut buf = [0u8; 64];
+    for bad in [
+        data(
+            1,
+            Item::Request { topic: "x" },
+            Frag::First { total: 3 },
+            b"abc",
+        ),
+        data(
+            1,
+            Item::End,
+            Frag::Next {
+                offset: 0,
+                last: true,
+            },
+            b"abc",
+        ),
+        data(1, Item::Request { topic: "" }, Frag::Whole, b""),
+        data(
+            1,
+            Item::Request { topic: "a-b" },
+            Frag::First { total: 9 },
+            b"",
+        ),
+        data(
+            1,
+            Item::Reply {
+                topic: "_END_",
+                req_id: 0,
+            },
+            Frag::Whole,
+            b"",
+        ),
+    ] {
+        assert_eq!(encode(&bad, &mut buf), Err(WireError::Malformed), "{bad:?}");
+    }
+}
