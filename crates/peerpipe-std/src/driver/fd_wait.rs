@@ -25,6 +25,9 @@ pub(super) struct FdWait {
     events: mio::Events,
     buf: Vec<u8>,
     len: usize,
+    /// The last read stopped because the buffer was full: bytes may wait that no readiness
+    /// event will announce again (the events are edge-triggered).
+    unread: bool,
 }
 
 /// The reader's readiness.
@@ -53,6 +56,7 @@ impl FdWait {
             events: mio::Events::with_capacity(8),
             buf: vec![0; READ_BUF],
             len: 0,
+            unread: false,
         };
         Ok((wait, WakeVia::Mio(waker)))
     }
@@ -72,6 +76,11 @@ impl FdWait {
     /// for up to `spin` first; reads what came. An error is the link's end.
     pub(super) fn sleep(&mut self, until: StdInstant, spin: StdDuration) -> io::Result<()> {
         self.events.clear();
+        if std::mem::take(&mut self.unread) {
+            // No waiting: what the last read left is there now (other events stay queued
+            // for the next poll).
+            return self.read();
+        }
         // Poll without sleeping for a moment first: the answer to what this thread just sent
         // usually comes within it, and is then taken without the cost of a sleep and a
         // wake-up (high on virtual machines). Deadlines closer than epoll's millisecond
@@ -103,12 +112,21 @@ impl FdWait {
             .events
             .iter()
             .any(|e| e.token() == READ && (e.is_readable() || e.is_read_closed() || e.is_error()));
-        let Some(reader) = self.reader.as_mut().filter(|_| readable) else {
+        if !readable {
+            return Ok(());
+        }
+        self.read()
+    }
+
+    /// Reads what the reader has, until it would block or the buffer is full.
+    fn read(&mut self) -> io::Result<()> {
+        let Some(reader) = self.reader.as_mut() else {
             return Ok(());
         };
         loop {
             let free = self.buf.get_mut(self.len..).unwrap_or(&mut []);
             if free.is_empty() {
+                self.unread = true;
                 return Ok(());
             }
             match reader.read(free) {
