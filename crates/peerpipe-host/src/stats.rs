@@ -18,4 +18,7 @@ pub struct HandlerStats {
     pub late_replies: u64,
     /// Encoded bytes the transport has not taken yet.
     pub unsent_bytes: usize,
+    /// Data bytes of the received items counted in `queued_items` (message data and topics,
+    /// END and ABORT data).
+    pub queued_bytes: usize,
 }
