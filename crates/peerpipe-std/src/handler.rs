@@ -11,7 +11,7 @@ use peerpipe_core::{Config, FailReason, MsgId, PeerState};
 use crate::driver::{Done, GaveUp, Io, Outgoing, ReplyTo, SendReq, Shared};
 use crate::signal::{oneshot, Waited, Waiter};
 use crate::transport::Transport;
-use crate::{AbortSignal, Error, HandlerStats, Item, Message, Status};
+use crate::{AbortSignal, Error, HandlerStats, Item, Message, Progress, Status};
 
 /// What `start` moves to the I/O thread.
 type Startup = (Box<dyn Transport>, Sender<Item>);
@@ -130,7 +130,7 @@ impl PipeHandler {
         let session = crate::new_session_id();
         let ep = crate::new_endpoint(config, session).map_err(Error::Config)?;
         let shared = Shared::new(ep, &config);
-        let (queue_tx, queue_rx) = crossbeam_channel::bounded(crate::RX);
+        let (queue_tx, queue_rx) = crossbeam_channel::bounded(crate::QUEUE_ITEMS);
         Ok(PipeHandler {
             inner: Arc::new(Inner {
                 shared: Arc::new(shared),
@@ -447,6 +447,14 @@ impl PipeHandler {
         self.inner.shared.stats(self.inner.queue_rx.len())
     }
 
+    /// How far the send on the wire and the message arriving have got (see [`Progress`]):
+    /// for a progress bar, from any thread (a caller blocked in
+    /// [`send_to_peer`](Self::send_to_peer) learns its message's id only when it returns,
+    /// so another thread watches the oldest send still under way).
+    pub fn progress(&self) -> Progress {
+        self.inner.shared.progress()
+    }
+
     /// Stops sending heartbeats and checking the peer's silence.
     pub fn pause(&self) {
         self.inner.shared.with(|st, now| st.ep.pause(now));
@@ -463,8 +471,8 @@ impl PipeHandler {
             return None;
         }
         let item = self.inner.queue_rx.try_recv().ok();
-        if item.is_some() {
-            self.inner.shared.took_item();
+        if let Some(item) = &item {
+            self.inner.shared.took_item(item);
         }
         item
     }
@@ -475,8 +483,8 @@ impl PipeHandler {
             return None;
         }
         let item = self.inner.queue_rx.recv().ok();
-        if item.is_some() {
-            self.inner.shared.took_item();
+        if let Some(item) = &item {
+            self.inner.shared.took_item(item);
         }
         item.filter(|_| !self.inner.shared.stopped.load(Ordering::SeqCst))
     }
@@ -487,8 +495,8 @@ impl PipeHandler {
             return None;
         }
         let item = self.inner.queue_rx.recv_timeout(timeout).ok();
-        if item.is_some() {
-            self.inner.shared.took_item();
+        if let Some(item) = &item {
+            self.inner.shared.took_item(item);
         }
         item.filter(|_| !self.inner.shared.stopped.load(Ordering::SeqCst))
     }

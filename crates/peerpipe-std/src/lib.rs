@@ -101,6 +101,7 @@
 mod driver;
 mod handler;
 mod listener;
+mod progress;
 mod signal;
 pub mod transport;
 
@@ -113,9 +114,10 @@ pub use peerpipe_core::{
     CloseReason, Config, ConfigError, FailReason, GoneReason, MessageKind, MsgId, PeerState,
 };
 pub use peerpipe_host::{
-    new_session_id, Error, HandlerStats, IoCause, Item, Message, Status, FRAGMENT, MAX_PAYLOAD,
-    MAX_TOPIC, UNSENT_LIMIT,
+    new_session_id, Error, HandlerStats, IoCause, Item, Message, Status, FRAGMENT, FRAME,
+    MAX_PAYLOAD, MAX_TOPIC, UNSENT_LIMIT,
 };
+pub use progress::{Progress, Transfer};
 pub use signal::AbortSignal;
 #[cfg(feature = "serial")]
 pub use transport::SerialTransport;
@@ -126,37 +128,30 @@ pub use transport::{
     Transport,
 };
 
-/// Received items the handler holds for the application. (`peerpipe-tokio` defaults to 8:
-/// the README's "Capacities" explains every driver's defaults.)
-pub const RX: usize = 32;
-/// Sends in flight at once.
-pub const TX: usize = 32;
+/// Receive slots of the endpoint: fragments of up to [`FRAGMENT`] bytes that arrived and
+/// wait for the I/O thread (which takes them at once, unless the application's queue is
+/// full). They are most of an idle handler's memory (about 8.3 KiB each), and they make the
+/// window the peer may send ahead: `RX` fragments. (`peerpipe-tokio` has its own defaults:
+/// the README's "Capacities" explains every driver's.)
+pub const RX: usize = 4;
+/// Sends in flight at once (a send slot costs about 200 bytes: a message's data stays in
+/// the application's buffer, which the handler holds until the outcome).
+pub const TX: usize = 64;
 /// Sends that do not wait ([`PipeHandler::send_no_wait`]) queued for a send slot at
 /// most; one more is refused with [`Error::QueueFull`].
 pub const MAX_WAITING: usize = 256;
+/// Received items (messages and status changes) the application's queue holds at most;
+/// then the handler takes nothing more from the peer until the application takes one.
+pub const QUEUE_ITEMS: usize = 32;
+/// Data bytes the application's queue holds before the handler stops taking more from the
+/// peer: the queue and the message being put together hold at most this plus one fragment,
+/// or one message when that message alone is longer (a message is always delivered whole).
+pub const QUEUE_BYTES: usize = 16 << 20;
 
-/// The longest encoded frame of these capacities (a decoder buffer of this size holds any).
-pub const FRAME: usize = peerpipe_host::FRAME;
+pub(crate) type CoreEndpoint = peerpipe_host::HostEndpoint<RX, TX>;
 
-pub(crate) type CoreEndpoint =
-    peerpipe_core::Endpoint<{ peerpipe_host::FRAGMENT }, MAX_TOPIC, RX, TX, FRAME>;
-
-/// A new endpoint on the heap. It is over half a megabyte, and an unoptimized build makes
-/// several copies of it on the stack on the way into the box: more than a thread's default
-/// 2 MiB (every `#[test]` thread, every `std::thread::spawn`), hence a thread with room.
+/// A new endpoint on the heap (about 8.3 KiB per receive slot, plus the decoder's buffer of
+/// one frame and about 200 bytes per send slot).
 pub(crate) fn new_endpoint(config: Config, session: u32) -> Result<Box<CoreEndpoint>, ConfigError> {
-    let build =
-        move || CoreEndpoint::new(config, session, peerpipe_core::Instant::ZERO).map(Box::new);
-    if !cfg!(debug_assertions) {
-        return build();
-    }
-    std::thread::Builder::new()
-        .name("peerpipe-init".into())
-        .stack_size(32 << 20)
-        .spawn(build)
-        .ok()
-        .and_then(|t| t.join().ok())
-        .unwrap_or_else(|| {
-            CoreEndpoint::new(config, session, peerpipe_core::Instant::ZERO).map(Box::new)
-        })
+    CoreEndpoint::new(config, session, peerpipe_core::Instant::ZERO).map(Box::new)
 }

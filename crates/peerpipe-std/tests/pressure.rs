@@ -16,22 +16,29 @@ use std::time::{Duration, Instant};
 use common::{config, wait_until, STEP};
 use peerpipe_std::{
     memory_pair, Error, FailReason, Item, Message, MsgId, PipeHandler, Status, TcpTransport,
-    MAX_PAYLOAD, MAX_WAITING, TX,
+    FRAGMENT, FRAME, MAX_WAITING, TX, UNSENT_LIMIT,
 };
 
 const SHORT: Duration = Duration::from_millis(300);
 /// How late a call bounded by [`SHORT`] may return on a loaded machine.
 const LATE: Duration = Duration::from_millis(700);
 
-/// A handler on TCP whose peer is a raw socket the test holds; `drain` reads and discards
-/// everything on it (a peer that reads but never answers), else nothing reads it (a frozen
-/// peer: the socket's buffers fill).
+/// A handler on TCP whose peer is a raw socket the test holds. The peer announces itself
+/// with one heartbeat (its capabilities, and room for every send: without them the handler
+/// sends no DATA at all), then says nothing more; `drain` reads and discards everything
+/// on it (a peer that reads but never answers), else nothing reads it (a frozen peer: the
+/// socket's buffers fill).
 fn handler_with_raw_peer(config: peerpipe_std::Config, drain: bool) -> (PipeHandler, TcpStream) {
     let transport = TcpTransport::listen("127.0.0.1:0").expect("listen");
     let addr = transport.local_addr().expect("addr");
     let h = PipeHandler::new(transport, config).expect("config");
     h.start().expect("start");
-    let peer = TcpStream::connect(addr).expect("connect");
+    let mut peer = TcpStream::connect(addr).expect("connect");
+    peer.write_all(&common::hello(0x5EED, 1000)).expect("hello");
+    assert!(
+        wait_until(STEP, || h.peer_state() == peerpipe_std::PeerState::Up),
+        "the handler never saw the peer's heartbeat"
+    );
     if drain {
         let mut reader = peer.try_clone().expect("clone");
         std::thread::spawn(move || {
@@ -282,7 +289,7 @@ fn pair_through_a_relay(
 }
 
 /// Observation 5a: with a peer that is alive but does not read, resends do not pile up in
-/// the output buffer (less than 64 KiB plus one frame waits there).
+/// the output buffer (less than `UNSENT_LIMIT` (64 KiB) plus one frame waits there).
 #[test]
 fn a_stalled_peer_does_not_grow_the_output_buffer() {
     let config = peerpipe_std::Config {
@@ -296,12 +303,12 @@ fn a_stalled_peer_does_not_grow_the_output_buffer() {
     let echo = Message::request("echo", b"hi".to_vec()).unwrap();
     a.request(echo, Some(STEP), None).expect("echo");
     frozen.store(true, Ordering::SeqCst);
-    let big = vec![0xA5u8; MAX_PAYLOAD];
+    let big = vec![0xA5u8; 4 * FRAGMENT];
     for _ in 0..TX {
         a.send_no_wait(Message::request("big", big.clone()).unwrap())
             .expect("async send");
     }
-    let bound = 64 * 1024 + MAX_PAYLOAD + 1024;
+    let bound = UNSENT_LIMIT + FRAME;
     let mut worst = 0;
     let until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < until {

@@ -12,9 +12,10 @@ use peerpipe_core::Instant;
 
 #[cfg(unix)]
 use super::fd_wait::FdWait;
+use super::sends::item_bytes;
 use super::{Act, Out, Shared, State, WakeVia, ACK_HOLD, CHUNKS_AT_ONCE, POLL};
 use crate::transport::{Chunk, Link, LinkIo, Transport};
-use crate::{Error, Item, RX};
+use crate::{Error, Item, QUEUE_BYTES, QUEUE_ITEMS};
 
 /// What the I/O thread waits on.
 enum Wait {
@@ -174,35 +175,43 @@ impl Io {
     }
 
     /// Takes events from the endpoint: outcomes and replies for their waiters, items for the
-    /// application, as many as its queue has room for (unless callbacks take them). Returns
-    /// whether more events may be waiting.
+    /// application while its queue has room (unless callbacks take them): fewer than
+    /// [`QUEUE_ITEMS`] items, and fewer than [`QUEUE_BYTES`] data bytes counting the message
+    /// being put together (or none: a message longer than that still gets through, alone).
+    /// Returns whether more events may be waiting.
     fn collect(&mut self, st: &mut State, acts: &mut Vec<Act>) -> bool {
         if !self.pending.is_empty() {
             return false;
         }
         let callbacks = self.shared.message_cb.is_set() && self.shared.status_cb.is_set();
-        let mut room = if callbacks {
-            usize::MAX
-        } else {
-            RX.saturating_sub(self.queue_tx.len())
-        };
-        if room == 0 {
-            self.shared.want_room.store(true, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
-            room = RX.saturating_sub(self.queue_tx.len());
-            if room == 0 {
-                return false;
+        let (mut items, mut bytes) = (0, 0);
+        loop {
+            if !callbacks && !self.has_room(st, items, bytes) {
+                self.shared.want_room.store(true, Ordering::SeqCst);
+                fence(Ordering::SeqCst);
+                // The application may have taken an item just before the flag was set.
+                return self.has_room(st, items, bytes);
             }
-        }
-        while room > 0 {
             let Some(event) = st.ep.poll_event() else {
                 return false;
             };
-            if st.act(&event, acts) {
-                room -= 1;
+            if let Some(n) = st.act(event, acts) {
+                items += 1;
+                bytes += n;
             }
         }
-        true
+    }
+
+    /// Whether the application's queue has room for another item, with `items` items of
+    /// `bytes` bytes on their way to it.
+    fn has_room(&self, st: &State, items: usize, bytes: usize) -> bool {
+        let queued = self.shared.queued_bytes.load(Ordering::SeqCst) + bytes;
+        let arriving = st
+            .assembler
+            .progress()
+            .map_or(0, |(_, got, _)| usize::try_from(got).unwrap_or(usize::MAX));
+        self.queue_tx.len() + items < QUEUE_ITEMS
+            && (queued == 0 || queued.saturating_add(arriving) < QUEUE_BYTES)
     }
 
     /// Tells the waiters and hands items to the callbacks or the application's queue, in
@@ -234,25 +243,23 @@ impl Io {
                 continue;
             }
             if let Some(item) = self.shared.callback(item) {
-                match self.queue_tx.try_send(item) {
-                    Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-                    Err(TrySendError::Full(item)) => queue.push_back(item),
+                if let Err(item) = self.enqueue(item) {
+                    queue.push_back(item);
                 }
             }
         }
         // Items held back from an earlier round: try them again, in order.
         while let Some(item) = queue.pop_front() {
             if let Some(item) = self.shared.callback(item) {
-                match self.queue_tx.try_send(item) {
-                    Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-                    Err(TrySendError::Full(item)) => {
-                        queue.push_front(item);
-                        break;
-                    }
+                if let Err(item) = self.enqueue(item) {
+                    queue.push_front(item);
+                    break;
                 }
             }
         }
         self.pending = queue;
+        let held: usize = self.pending.iter().map(item_bytes).sum();
+        self.shared.held_bytes.store(held, Ordering::Relaxed);
         self.shared
             .held_items
             .store(self.pending.len(), Ordering::Relaxed);
@@ -261,7 +268,25 @@ impl Io {
         }
         self.shared.want_room.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        self.queue_tx.len() < RX
+        self.queue_tx.len() < QUEUE_ITEMS
+    }
+
+    /// Puts an item into the application's queue, counting its bytes; hands it back when
+    /// the queue is full.
+    fn enqueue(&self, item: Item) -> Result<(), Item> {
+        let bytes = item_bytes(&item);
+        self.shared.queued_bytes.fetch_add(bytes, Ordering::SeqCst);
+        match self.queue_tx.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Disconnected(_)) => {
+                self.shared.queued_bytes.fetch_sub(bytes, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(TrySendError::Full(item)) => {
+                self.shared.queued_bytes.fetch_sub(bytes, Ordering::SeqCst);
+                Err(item)
+            }
+        }
     }
 
     /// Sleeps until `until`, input, room to write or a wake-up.
@@ -336,7 +361,8 @@ impl Io {
         st.settle(&mut acts);
         st.sends.fail_all(&mut acts, || Error::Stopped);
         let link = std::mem::replace(&mut st.link, Out::Lost);
-        st.out = Vec::new();
+        st.out = Default::default();
+        st.assembler = Default::default();
         drop(st);
         for act in acts {
             match act {

@@ -43,9 +43,12 @@ use peerpipe_core::{Config, Instant, MsgId, PeerState};
 use crate::transport::Chunk;
 #[cfg(unix)]
 use crate::transport::FdWrite;
-use crate::{CoreEndpoint, Error, HandlerStats, Item, Message, Status, UNSENT_LIMIT};
+use crate::{
+    CoreEndpoint, Error, HandlerStats, Item, Message, Progress, Status, Transfer, UNSENT_LIMIT,
+};
 use callback::{Callback, CallbackFn};
 pub(crate) use io_thread::Io;
+use peerpipe_host::Assembler;
 use sends::Sends;
 pub(crate) use sends::{Done, GaveUp, Outgoing, ReplyTo, SendReq};
 
@@ -90,10 +93,11 @@ pub(crate) struct State {
     origin: StdInstant,
     last: Instant,
     link: Out,
-    /// Encoded bytes not yet taken by a non-blocking descriptor.
-    out: Vec<u8>,
-    frame: Box<[u8]>,
+    /// Encoded bytes not yet taken by the link (a non-blocking descriptor may take part).
+    out: OutBuf,
     pub(crate) sends: Sends,
+    /// Puts together the message arriving in parts.
+    pub(crate) assembler: Assembler,
     gone_cause: Option<crate::IoCause>,
     /// Events were made outside the I/O thread (a write failed): it must take them.
     dispatch_needed: bool,
@@ -117,9 +121,9 @@ impl State {
             origin: StdInstant::now(),
             last: Instant::ZERO,
             link: Out::Opening,
-            out: Vec::new(),
-            frame: vec![0; CoreEndpoint::MAX_FRAME_LEN].into_boxed_slice(),
+            out: OutBuf::default(),
             sends: Sends::default(),
+            assembler: Assembler::default(),
             gone_cause: None,
             dispatch_needed: false,
             io_busy: true,
@@ -162,19 +166,29 @@ impl State {
         }
         log::warn!("peerpipe: transport lost: {e}");
         self.link = Out::Lost;
-        self.out = Vec::new();
+        self.out = OutBuf::default();
         self.gone_cause.get_or_insert_with(|| e.into());
         self.ep.transport_lost();
         self.dispatch_needed = true;
     }
 
     /// Encodes every frame that is due and writes them, in one write when the link takes it.
+    /// Frames are encoded straight into the output buffer, each fragment's bytes read from
+    /// the outbox: a message's data is never copied whole.
     pub(crate) fn transmit(&mut self, now: Instant) {
         self.hold_until = None;
         match self.link {
             Out::Opening => return,
             Out::Lost => {
-                while let Ok(Some(_)) = self.ep.poll_transmit(now, &mut self.frame) {}
+                // Frames are dropped (the buffer holds one at a time).
+                let (ep, outbox) = (&mut self.ep, &mut self.sends.outbox);
+                self.out.clear();
+                while self
+                    .out
+                    .encode(|buf| ep.poll_transmit_from(now, buf, outbox).ok().flatten())
+                {
+                    self.out.clear();
+                }
                 return;
             }
             #[cfg(unix)]
@@ -182,18 +196,20 @@ impl State {
             Out::Blocking(_) => {}
         }
         while self.out.len() < UNSENT_LIMIT {
-            let Ok(Some(n)) = self.ep.poll_transmit(now, &mut self.frame) else {
+            let (ep, outbox) = (&mut self.ep, &mut self.sends.outbox);
+            let encoded = self
+                .out
+                .encode(|buf| ep.poll_transmit_from(now, buf, outbox).ok().flatten());
+            if !encoded {
                 break;
-            };
-            self.out
-                .extend_from_slice(self.frame.get(..n).unwrap_or(&[]));
+            }
         }
         if self.out.is_empty() {
             return;
         }
         let r = match &mut self.link {
             Out::Blocking(w) => {
-                let r = w.write_all(&self.out).and_then(|()| w.flush());
+                let r = w.write_all(self.out.bytes()).and_then(|()| w.flush());
                 self.out.clear();
                 r
             }
@@ -230,10 +246,10 @@ impl State {
 
 /// Writes what a non-blocking descriptor takes now; keeps the rest.
 #[cfg(unix)]
-fn write_some(w: &mut Box<dyn FdWrite>, out: &mut Vec<u8>) -> io::Result<()> {
+fn write_some(w: &mut Box<dyn FdWrite>, out: &mut OutBuf) -> io::Result<()> {
     let mut done = 0;
     while done < out.len() {
-        match w.write(out.get(done..).unwrap_or(&[])) {
+        match w.write(out.bytes().get(done..).unwrap_or(&[])) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -241,12 +257,62 @@ fn write_some(w: &mut Box<dyn FdWrite>, out: &mut Vec<u8>) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    if done == out.len() {
-        out.clear();
-    } else {
-        out.drain(..done);
-    }
+    out.consume(done);
     Ok(())
+}
+
+/// Encoded bytes waiting for the link, `buf[..len]`, and room to encode the next frame
+/// into: the buffer grows to [`UNSENT_LIMIT`] plus one frame at most, and is zeroed only
+/// when it grows (not for each frame).
+#[derive(Default)]
+struct OutBuf {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl OutBuf {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// The first `n` bytes were written: keeps the rest.
+    fn consume(&mut self, n: usize) {
+        let n = n.min(self.len);
+        if n == self.len {
+            self.len = 0;
+        } else {
+            self.buf.copy_within(n..self.len, 0);
+            self.len -= n;
+        }
+    }
+
+    /// Appends what `encode` writes into room for one frame; returns whether it wrote.
+    fn encode(&mut self, encode: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
+        let need = self.len + crate::FRAME;
+        if self.buf.len() < need {
+            self.buf.resize(need, 0);
+        }
+        let room = self.buf.get_mut(self.len..).unwrap_or(&mut []);
+        match encode(room) {
+            Some(n) => {
+                self.len += n;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// How to wake the I/O thread, once it waits on its link.
@@ -291,6 +357,10 @@ pub(crate) struct Shared {
     wake_period: StdDuration,
     /// Items the I/O thread holds back because the application's queue is full.
     held_items: AtomicUsize,
+    /// Their data bytes.
+    held_bytes: AtomicUsize,
+    /// Data bytes of the items in the application's queue.
+    queued_bytes: AtomicUsize,
     /// Waiting threads poll briefly before they sleep (`PipeHandler::set_spin`).
     pub(crate) spin: AtomicBool,
     /// Late replies found once the lock was released (their requester gave up just then).
@@ -316,6 +386,8 @@ impl Shared {
             status_cb: Callback::new(),
             wake_period: period.max(StdDuration::from_millis(1)),
             held_items: AtomicUsize::new(0),
+            held_bytes: AtomicUsize::new(0),
+            queued_bytes: AtomicUsize::new(0),
             spin: AtomicBool::new(true),
             late_replies: AtomicU64::new(0),
         }
@@ -331,7 +403,27 @@ impl Shared {
         stats.queued_items = queued + self.held_items.load(Ordering::Relaxed);
         stats.late_replies = st.sends.late_replies + self.late_replies.load(Ordering::Relaxed);
         stats.unsent_bytes = st.out.len();
+        stats.queued_bytes =
+            self.queued_bytes.load(Ordering::Relaxed) + self.held_bytes.load(Ordering::Relaxed);
         stats
+    }
+
+    /// The send on the wire and the message arriving.
+    pub(crate) fn progress(&self) -> Progress {
+        let st = self.lock();
+        let sending = st
+            .sends
+            .in_flight()
+            .filter_map(|id| {
+                let (done, total) = st.ep.progress(id)?;
+                Some(Transfer { id, done, total })
+            })
+            .find(|t| t.done < t.total);
+        let receiving =
+            st.assembler
+                .progress()
+                .map(|(id, done, total)| Transfer { id, done, total });
+        Progress { sending, receiving }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -355,7 +447,9 @@ impl Shared {
 
     /// The application took an item from its queue: the I/O thread may go on if it waited
     /// for room.
-    pub(crate) fn took_item(&self) {
+    pub(crate) fn took_item(&self, item: &Item) {
+        self.queued_bytes
+            .fetch_sub(sends::item_bytes(item), Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if self.want_room.swap(false, Ordering::SeqCst) {
             self.waker.wake();

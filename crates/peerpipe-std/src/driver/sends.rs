@@ -7,15 +7,17 @@
 //! ([`FailReason::NoSlot`]), no acknowledgement ([`FailReason::TimedOut`]) or no reply
 //! ([`Error::NoReply`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant as StdInstant;
 
+use bytes::Bytes;
+use peerpipe_core::wire::Item as WireItem;
 use peerpipe_core::{Duration, Event, FailReason, GoneReason, Instant, MsgId, Outcome};
 
 use super::{Act, State};
 use crate::signal::Promise;
 use crate::{Error, Item, Message, Status, MAX_WAITING};
-use peerpipe_host::AbandonedRequests;
+use peerpipe_host::{AbandonedRequests, Assembled, Outbox};
 
 pub(crate) type Done = Promise<Result<MsgId, Error>>;
 pub(crate) type ReplyTo = Promise<Result<Message, Error>>;
@@ -93,6 +95,10 @@ pub(crate) struct Sends {
     /// How many of them nobody waits for (`send_no_wait`): at most [`MAX_WAITING`].
     detached: usize,
     waiters: HashMap<MsgId, Done>,
+    /// The data of every send in the endpoint, until its outcome is taken.
+    pub(crate) outbox: Outbox,
+    /// Their ids, oldest first.
+    in_flight: BTreeSet<MsgId>,
     replies: HashMap<MsgId, ReplyWaiter>,
     /// Requests that gave up, for their late replies.
     abandoned: AbandonedRequests,
@@ -128,6 +134,14 @@ impl Sends {
         for (_, w) in self.replies.drain() {
             acts.push(Act::Reply(w.promise, Err(e())));
         }
+        self.outbox.clear();
+        self.in_flight.clear();
+    }
+
+    /// The sends in the endpoint, oldest first (the endpoint cuts messages into fragments
+    /// in that order).
+    pub(crate) fn in_flight(&self) -> impl Iterator<Item = MsgId> + '_ {
+        self.in_flight.iter().copied()
     }
 }
 
@@ -158,25 +172,25 @@ impl State {
         Ok(())
     }
 
-    /// Gives a send to the endpoint with the time it has left.
+    /// Gives a send to the endpoint with the time it has left; its data goes to the outbox
+    /// (moved, not copied), where the endpoint reads each fragment as it transmits it.
     fn try_send(&mut self, req: SendReq, now: Instant) -> Attempt {
         let left = Duration::from(req.deadline.saturating_duration_since(StdInstant::now()));
         let r = if left.is_zero() {
             Err(Error::Failed(FailReason::NoSlot))
         } else {
-            match &req.what {
-                Outgoing::Message(msg) => msg
-                    .to_core()
-                    .and_then(|core| Ok(self.ep.send(now, core, Some(left))?)),
-                Outgoing::End(data) => self
-                    .ep
-                    .notify_end_within(now, data, Some(left))
-                    .map_err(Error::from),
-                Outgoing::Abort(data) => self
-                    .ep
-                    .notify_abort_within(now, data, Some(left))
-                    .map_err(Error::from),
-            }
+            let (item, len) = match &req.what {
+                Outgoing::Message(msg) => (msg.item(), msg.data().len()),
+                Outgoing::End(data) => (WireItem::End, data.len()),
+                Outgoing::Abort(data) => (WireItem::Abort, data.len()),
+            };
+            u64::try_from(len)
+                .map_err(|_| peerpipe_core::Error::PayloadTooLarge {
+                    len,
+                    max: crate::MAX_PAYLOAD,
+                })
+                .and_then(|len| self.ep.send_from(now, item, len, Some(left)))
+                .map_err(Error::from)
         };
         let id = match r.map_err(|e| self.with_cause(e)) {
             Ok(id) => id,
@@ -187,13 +201,26 @@ impl State {
                 return Attempt::Taken;
             }
         };
-        if let Some(d) = req.done {
+        let SendReq {
+            what,
+            ticket,
+            done,
+            reply,
+            ..
+        } = req;
+        let data = match what {
+            Outgoing::Message(msg) => msg.into_data(),
+            Outgoing::End(data) | Outgoing::Abort(data) => data,
+        };
+        self.sends.outbox.insert(id, Bytes::from(data));
+        self.sends.in_flight.insert(id);
+        if let Some(d) = done {
             self.sends.waiters.insert(id, d);
         }
-        if let Some(promise) = req.reply {
+        if let Some(promise) = reply {
             let waiter = ReplyWaiter {
                 promise,
-                ticket: req.ticket,
+                ticket,
                 delivered: false,
             };
             self.sends.replies.insert(id, waiter);
@@ -241,6 +268,8 @@ impl State {
     /// Settles a send: its waiter learns the outcome; a request that failed learns it too
     /// (a delivered request waits on for its reply).
     fn outcome(&mut self, id: MsgId, outcome: Outcome, acts: &mut Vec<Act>) {
+        self.sends.outbox.remove(id);
+        self.sends.in_flight.remove(&id);
         let result = match outcome {
             Outcome::Delivered => Ok(id),
             Outcome::Failed(r) => Err(self.with_cause(Error::from(r))),
@@ -279,40 +308,31 @@ impl State {
     }
 
     /// Turns one endpoint event into what to do about it: a reply someone waits for goes to
-    /// them, a late reply is dropped, items go to the application. Returns whether it is an
-    /// item.
+    /// them, a late reply is dropped, items go to the application; the parts of a long
+    /// message are put together first. Returns the data bytes of the item it made, if any.
     pub(crate) fn act(
         &mut self,
-        event: &Event<{ peerpipe_host::FRAGMENT }, { crate::MAX_TOPIC }>,
+        event: Event<{ crate::FRAGMENT }, { crate::MAX_TOPIC }>,
         acts: &mut Vec<Act>,
-    ) -> bool {
+    ) -> Option<usize> {
         let item = match event {
-            &Event::SendOutcome { id, outcome } => {
+            Event::SendOutcome { id, outcome } => {
                 self.outcome(id, outcome, acts);
-                return false;
+                return None;
             }
-            Event::Message(m) => {
-                let m = Message::from_core(m);
-                if let Some(req_id) = m.req_id() {
-                    if let Some(w) = self.sends.replies.remove(&req_id) {
-                        acts.push(Act::Reply(w.promise, Ok(m)));
-                        return false;
-                    }
-                    if self.sends.is_late(req_id) {
-                        return false;
-                    }
-                }
-                Item::Message(m)
+            Event::Message(m) => return self.message(Message::from_core(&m), acts),
+            Event::Part(part) => match self.assembler.part(part)? {
+                Assembled::Message(m) => return self.message(m, acts),
+                Assembled::End(data) => self.peer_closed(Status::End(data), acts),
+                Assembled::Abort(data) => self.peer_closed(Status::Abort(data), acts),
+            },
+            Event::Cut { id, .. } => {
+                self.assembler.cut(id);
+                return None;
             }
-            Event::End(data) => {
-                self.fail_replies(FailReason::PeerEnded, acts);
-                Item::Status(Status::End(data.to_vec()))
-            }
-            Event::Abort(data) => {
-                self.fail_replies(FailReason::PeerAborted, acts);
-                Item::Status(Status::Abort(data.to_vec()))
-            }
-            &Event::Gone(reason) => {
+            Event::End(data) => self.peer_closed(Status::End(data.to_vec()), acts),
+            Event::Abort(data) => self.peer_closed(Status::Abort(data.to_vec()), acts),
+            Event::Gone(reason) => {
                 self.fail_replies(FailReason::PeerGone, acts);
                 let cause = if reason == GoneReason::TransportLost {
                     self.gone_cause.clone()
@@ -322,9 +342,47 @@ impl State {
                 Item::Status(Status::Gone { reason, cause })
             }
             Event::PeerRestarted => Item::Status(Status::PeerRestarted),
-            _ => return false,
+            _ => return None,
         };
+        let bytes = item_bytes(&item);
         acts.push(Act::Item(item));
-        true
+        Some(bytes)
+    }
+
+    /// A whole message: a reply goes to its requester (or is dropped, late), anything else
+    /// to the application.
+    fn message(&mut self, m: Message, acts: &mut Vec<Act>) -> Option<usize> {
+        if let Some(req_id) = m.req_id() {
+            if let Some(w) = self.sends.replies.remove(&req_id) {
+                acts.push(Act::Reply(w.promise, Ok(m)));
+                return None;
+            }
+            if self.sends.is_late(req_id) {
+                return None;
+            }
+        }
+        let item = Item::Message(m);
+        let bytes = item_bytes(&item);
+        acts.push(Act::Item(item));
+        Some(bytes)
+    }
+
+    /// The peer's END or ABORT: requests still waiting for a reply fail now.
+    fn peer_closed(&mut self, status: Status, acts: &mut Vec<Act>) -> Item {
+        let reason = match status {
+            Status::Abort(_) => FailReason::PeerAborted,
+            _ => FailReason::PeerEnded,
+        };
+        self.fail_replies(reason, acts);
+        Item::Status(status)
+    }
+}
+
+/// The data bytes an item holds (what [`QUEUE_BYTES`](crate::QUEUE_BYTES) counts).
+pub(crate) fn item_bytes(item: &Item) -> usize {
+    match item {
+        Item::Message(m) => m.data().len() + m.topic().len(),
+        Item::Status(Status::End(data) | Status::Abort(data)) => data.len(),
+        Item::Status(_) => 0,
     }
 }

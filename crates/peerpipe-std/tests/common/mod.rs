@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use peerpipe_std::peerpipe_core::wire::{self, Body, Caps, Frame, Heartbeat};
 use peerpipe_std::transport::Link;
-use peerpipe_std::{Config, Item, Message, PipeHandler, Status, Transport, MAX_PAYLOAD};
+use peerpipe_std::{Config, Item, Message, PipeHandler, Status, Transport, FRAGMENT, MAX_TOPIC};
 
 /// Bound for anything the tests expect to happen "soon".
 pub const STEP: Duration = Duration::from_secs(5);
@@ -97,14 +98,57 @@ pub fn echo_server(h: &PipeHandler) -> Receiver<Message> {
 }
 
 /// Payloads worth a round trip: empty, one byte, every byte value (COBS must escape the
-/// zeros), and the largest allowed.
+/// zeros), and lengths around the fragment size (one frame, or several).
 pub fn payloads() -> Vec<Vec<u8>> {
-    vec![
+    let mut v = vec![
         Vec::new(),
         b"x".to_vec(),
         (0..=255u8).cycle().take(1000).collect(),
-        (0..MAX_PAYLOAD).map(|i| (i % 7) as u8).collect(),
-    ]
+    ];
+    for len in [FRAGMENT - 1, FRAGMENT, FRAGMENT + 1, 3 * FRAGMENT] {
+        v.push(pattern(len, len as u64));
+    }
+    v
+}
+
+/// `len` bytes of a pattern that differs with `seed` and from one fragment to the next (a
+/// fragment delivered twice, lost or out of place shows), zeros included.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let take = (len - out.len()).min(8);
+        out.extend_from_slice(&x.to_le_bytes()[..take]);
+    }
+    out
+}
+
+/// A peer's first heartbeat, from session `session`: the capabilities of a host endpoint
+/// (fragments of [`FRAGMENT`] bytes, topics of [`MAX_TOPIC`], messages of any length) and room for `room` fragments. A
+/// raw peer a test plays writes it first: no endpoint sends DATA before it knows its
+/// peer's capabilities.
+pub fn hello(session: u32, room: u32) -> Vec<u8> {
+    let frame = Frame {
+        session,
+        body: Body::Heartbeat(Heartbeat {
+            floor: 0,
+            room,
+            window: room.saturating_mul(FRAGMENT as u32),
+            caps: Caps {
+                max_payload: FRAGMENT as u32,
+                max_topic: MAX_TOPIC as u32,
+                max_message: 0,
+            },
+            ask: false,
+        }),
+    };
+    let mut buf = vec![0u8; 64];
+    let n = wire::encode(&frame, &mut buf).expect("a heartbeat fits");
+    buf.truncate(n);
+    buf
 }
 
 /// Request/reply and one-way messages in both directions; both handlers must be started
