@@ -136,7 +136,7 @@ pub use transport::{
 pub const RX: usize = 4;
 /// Sends in flight at once (a send slot costs about 200 bytes: a message's data stays in
 /// the application's buffer, which the handler holds until the outcome).
-pub const TX: usize = 64;
+pub const TX: usize = 32;
 /// Sends that do not wait ([`PipeHandler::send_no_wait`]) queued for a send slot at
 /// most; one more is refused with [`Error::QueueFull`].
 pub const MAX_WAITING: usize = 256;

@@ -14,8 +14,12 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use super::WakeVia;
 use crate::transport::{FdRead, FdWrite};
 
-/// Bytes the I/O thread reads from a descriptor at once.
-const READ_BUF: usize = 64 * 1024;
+/// Bytes the I/O thread reads from a descriptor at once: at first, and again once reads
+/// bring little (an idle handler holds no more)...
+const READ_MIN: usize = 4 * 1024;
+/// ... and at most, after reads that filled the buffer (a fast peer sending large messages:
+/// fewer system calls).
+const READ_MAX: usize = 64 * 1024;
 
 /// The link's descriptors (the reader while the link is up), their poller, and what was
 /// read.
@@ -25,6 +29,8 @@ pub(super) struct FdWait {
     events: mio::Events,
     buf: Vec<u8>,
     len: usize,
+    /// Bytes the last round of reads brought, to size the buffer by.
+    last: usize,
     /// The last read stopped because the buffer was full: bytes may wait that no readiness
     /// event will announce again (the events are edge-triggered).
     unread: bool,
@@ -54,8 +60,9 @@ impl FdWait {
             reader: Some(reader),
             poll,
             events: mio::Events::with_capacity(8),
-            buf: vec![0; READ_BUF],
+            buf: vec![0; READ_MIN],
             len: 0,
+            last: 0,
             unread: false,
         };
         Ok((wait, WakeVia::Mio(waker)))
@@ -64,6 +71,7 @@ impl FdWait {
     /// The bytes read since the last call.
     pub(super) fn take_input(&mut self) -> &[u8] {
         let len = std::mem::take(&mut self.len);
+        self.last = len;
         self.buf.get(..len).unwrap_or(&[])
     }
 
@@ -120,6 +128,7 @@ impl FdWait {
 
     /// Reads what the reader has, until it would block or the buffer is full.
     fn read(&mut self) -> io::Result<()> {
+        self.fit();
         let Some(reader) = self.reader.as_mut() else {
             return Ok(());
         };
@@ -142,6 +151,29 @@ impl FdWait {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Sizes the buffer (empty now) by the last round of reads: doubled after one that
+    /// filled it, halved after one that used less than a quarter of it.
+    fn fit(&mut self) {
+        if self.len != 0 {
+            return;
+        }
+        let size = self.buf.len();
+        let want = if self.last >= size {
+            (size * 2).min(READ_MAX)
+        } else if self.last < size / 4 {
+            (size / 2).max(READ_MIN)
+        } else {
+            size
+        };
+        if want > size {
+            self.buf.reserve_exact(want - size);
+            self.buf.resize(want, 0);
+        } else if want < size {
+            self.buf.truncate(want);
+            self.buf.shrink_to_fit();
         }
     }
 }

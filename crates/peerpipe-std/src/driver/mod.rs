@@ -30,6 +30,7 @@ mod callback;
 #[cfg(unix)]
 mod fd_wait;
 mod io_thread;
+mod out_buf;
 mod sends;
 
 use std::io::{self, Write};
@@ -48,6 +49,7 @@ use crate::{
 };
 use callback::{Callback, CallbackFn};
 pub(crate) use io_thread::Io;
+use out_buf::OutBuf;
 use peerpipe_host::Assembler;
 use sends::Sends;
 pub(crate) use sends::{Done, GaveUp, Outgoing, ReplyTo, SendReq};
@@ -185,7 +187,7 @@ impl State {
                 self.out.clear();
                 while self
                     .out
-                    .encode(|buf| ep.poll_transmit_from(now, buf, outbox).ok().flatten())
+                    .encode(|buf| ep.poll_transmit_from(now, buf, outbox))
                 {
                     self.out.clear();
                 }
@@ -195,18 +197,20 @@ impl State {
             Out::Fd(_) => {}
             Out::Blocking(_) => {}
         }
+        let before = self.out.len();
         while self.out.len() < UNSENT_LIMIT {
             let (ep, outbox) = (&mut self.ep, &mut self.sends.outbox);
-            let encoded = self
+            if !self
                 .out
-                .encode(|buf| ep.poll_transmit_from(now, buf, outbox).ok().flatten());
-            if !encoded {
+                .encode(|buf| ep.poll_transmit_from(now, buf, outbox))
+            {
                 break;
             }
         }
         if self.out.is_empty() {
             return;
         }
+        let made = self.out.len() - before;
         let r = match &mut self.link {
             Out::Blocking(w) => {
                 let r = w.write_all(self.out.bytes()).and_then(|()| w.flush());
@@ -217,6 +221,7 @@ impl State {
             Out::Fd(w) => write_some(w, &mut self.out),
             Out::Opening | Out::Lost => Ok(()),
         };
+        self.out.fit(made);
         if let Err(e) = r {
             self.lose_link(&e);
         }
@@ -259,60 +264,6 @@ fn write_some(w: &mut Box<dyn FdWrite>, out: &mut OutBuf) -> io::Result<()> {
     }
     out.consume(done);
     Ok(())
-}
-
-/// Encoded bytes waiting for the link, `buf[..len]`, and room to encode the next frame
-/// into: the buffer grows to [`UNSENT_LIMIT`] plus one frame at most, and is zeroed only
-/// when it grows (not for each frame).
-#[derive(Default)]
-struct OutBuf {
-    buf: Vec<u8>,
-    len: usize,
-}
-
-impl OutBuf {
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn bytes(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or(&[])
-    }
-
-    fn clear(&mut self) {
-        self.len = 0;
-    }
-
-    /// The first `n` bytes were written: keeps the rest.
-    fn consume(&mut self, n: usize) {
-        let n = n.min(self.len);
-        if n == self.len {
-            self.len = 0;
-        } else {
-            self.buf.copy_within(n..self.len, 0);
-            self.len -= n;
-        }
-    }
-
-    /// Appends what `encode` writes into room for one frame; returns whether it wrote.
-    fn encode(&mut self, encode: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
-        let need = self.len + crate::FRAME;
-        if self.buf.len() < need {
-            self.buf.resize(need, 0);
-        }
-        let room = self.buf.get_mut(self.len..).unwrap_or(&mut []);
-        match encode(room) {
-            Some(n) => {
-                self.len += n;
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 /// How to wake the I/O thread, once it waits on its link.
