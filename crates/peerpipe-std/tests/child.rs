@@ -23,6 +23,8 @@ use peerpipe_std::{
 };
 
 const WORKER_ENV: &str = "PEERPIPE_WORKER";
+/// Bound on a large transfer in an unoptimized build on a loaded machine.
+const LONG: Duration = Duration::from_secs(120);
 
 /// The command that runs this binary as a worker.
 fn worker_command() -> Command {
@@ -33,7 +35,9 @@ fn worker_command() -> Command {
 }
 
 /// The worker: answers `echo` and `pid` requests; never answers `hang` (says `hanging`); answers
-/// a one-way `note` by asking the parent to echo it and sending it back as a `note`.
+/// a one-way `note` by asking the parent to echo it and sending it back as a `note`; answers
+/// `big` (a length and a seed, 8 bytes each) with a one-way `big` of that many bytes of
+/// [`pattern`].
 #[test]
 fn worker_entry() {
     if std::env::var_os(WORKER_ENV).is_none() {
@@ -50,8 +54,14 @@ fn worker_entry() {
         };
         let result = match m.topic() {
             "echo" => h
-                .send_to_peer(m.reply_to(m.data().to_vec()).unwrap(), None, None)
+                .send_to_peer(m.reply_to(m.data().to_vec()).unwrap(), Some(LONG), None)
                 .map(drop),
+            "big" => {
+                let word = |i: usize| u64::from_le_bytes(m.data()[i..i + 8].try_into().unwrap());
+                let data = pattern(word(0) as usize, word(8));
+                let big = Message::request("big", data).unwrap();
+                h.send_to_peer(big, Some(LONG), None).map(drop)
+            }
             "pid" => h
                 .send_to_peer(
                     m.reply_to(std::process::id().to_le_bytes()).unwrap(),
@@ -248,5 +258,57 @@ fn child_frozen_is_gone_by_silence() {
     );
     // The last frame may have come up to one heartbeat interval before the stop.
     assert!(took >= GONE_AFTER - Duration::from_millis(150), "{took:?}");
+    parent.stop(true);
+}
+
+/// 16 MiB each way through the child's stdin and stdout.
+#[test]
+fn child_process_carries_sixteen_mib_each_way() {
+    let (parent, _) = spawn_worker(config());
+    let data = pattern(16 << 20, 3);
+    let reply = parent
+        .request(
+            Message::request("echo", data.clone()).unwrap(),
+            Some(LONG),
+            None,
+        )
+        .expect("the echo of 16 MiB");
+    assert!(reply.data() == &data[..], "the echo differs");
+    parent.stop(true);
+}
+
+/// kill -9 while the worker sends a 64 MiB message: GONE, and no part of the message
+/// reaches the parent's application.
+#[cfg(unix)]
+#[test]
+fn child_killed_mid_message_delivers_no_part_of_it() {
+    let (parent, pid) = spawn_worker(config());
+    let mut ask = (64u64 << 20).to_le_bytes().to_vec();
+    ask.extend(5u64.to_le_bytes());
+    parent
+        .send_to_peer(Message::request("big", ask).unwrap(), Some(STEP), None)
+        .expect("asked");
+    assert!(
+        wait_until(LONG, || parent
+            .progress()
+            .receiving
+            .is_some_and(|t| t.done >= 2 << 20)),
+        "the message never started arriving"
+    );
+    signal(pid, libc::SIGKILL);
+    match next_status(&parent, MARGIN) {
+        Status::Gone {
+            reason: GoneReason::TransportLost,
+            ..
+        } => {}
+        s => panic!("expected GONE, got {s:?}"),
+    }
+    assert_eq!(parent.get_next(), None, "a message arrived");
+    assert_eq!(
+        parent.progress().receiving,
+        None,
+        "the partial message is dropped"
+    );
+    assert_eq!(parent.stats().queued_bytes, 0);
     parent.stop(true);
 }
