@@ -27,7 +27,9 @@ pub(super) struct FdWait {
     reader: Option<Box<dyn FdRead>>,
     poll: mio::Poll,
     events: mio::Events,
+    /// Bytes read are `buf[start..len]`: what was fed to the endpoint is before `start`.
     buf: Vec<u8>,
+    start: usize,
     len: usize,
     /// Bytes the last round of reads brought, to size the buffer by.
     last: usize,
@@ -61,6 +63,7 @@ impl FdWait {
             poll,
             events: mio::Events::with_capacity(8),
             buf: vec![0; READ_MIN],
+            start: 0,
             len: 0,
             last: 0,
             unread: false,
@@ -68,11 +71,18 @@ impl FdWait {
         Ok((wait, WakeVia::Mio(waker)))
     }
 
-    /// The bytes read since the last call.
-    pub(super) fn take_input(&mut self) -> &[u8] {
-        let len = std::mem::take(&mut self.len);
-        self.last = len;
-        self.buf.get(..len).unwrap_or(&[])
+    /// The bytes read and not yet fed to the endpoint.
+    pub(super) fn input(&self) -> &[u8] {
+        self.buf.get(self.start..self.len).unwrap_or(&[])
+    }
+
+    /// `n` more bytes of the input were fed to the endpoint.
+    pub(super) fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.len);
+        if self.start == self.len {
+            self.start = 0;
+            self.len = 0;
+        }
     }
 
     /// The link is lost: stop polling its reader.
@@ -132,10 +142,33 @@ impl FdWait {
         let Some(reader) = self.reader.as_mut() else {
             return Ok(());
         };
+        if self.start > 0 {
+            // Input not yet fed stays; it moves to the front.
+            self.buf.copy_within(self.start..self.len, 0);
+            self.len -= self.start;
+            self.start = 0;
+        }
+        let before = self.len;
+        let r = Self::read_into(reader, &mut self.buf, &mut self.len, &mut self.unread);
+        // A round that filled the buffer counts as full.
+        self.last = if self.unread {
+            usize::MAX
+        } else {
+            self.len - before
+        };
+        r
+    }
+
+    fn read_into(
+        reader: &mut Box<dyn FdRead>,
+        buf: &mut [u8],
+        len: &mut usize,
+        unread: &mut bool,
+    ) -> io::Result<()> {
         loop {
-            let free = self.buf.get_mut(self.len..).unwrap_or(&mut []);
+            let free = buf.get_mut(*len..).unwrap_or(&mut []);
             if free.is_empty() {
-                self.unread = true;
+                *unread = true;
                 return Ok(());
             }
             match reader.read(free) {
@@ -146,7 +179,7 @@ impl FdWait {
                     ));
                 }
                 // Edge-triggered readiness: read until the descriptor says it is empty.
-                Ok(n) => self.len += n,
+                Ok(n) => *len += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),

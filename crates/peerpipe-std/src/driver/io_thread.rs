@@ -13,7 +13,9 @@ use peerpipe_core::Instant;
 #[cfg(unix)]
 use super::fd_wait::FdWait;
 use super::sends::item_bytes;
-use super::{Act, Out, Shared, State, WakeVia, ACK_HOLD, CHUNKS_AT_ONCE, POLL};
+use super::{
+    Act, Out, Shared, State, WakeVia, ACK_HOLD, CHUNKS_AT_ONCE, FEED_AT_ONCE, POLL, POLL_LARGE,
+};
 use crate::transport::{Chunk, Link, LinkIo, Transport};
 use crate::{Error, Item, QUEUE_BYTES, QUEUE_ITEMS};
 
@@ -34,8 +36,10 @@ pub(crate) struct Io {
     queue_tx: Sender<Item>,
     wait: Wait,
     closer: Option<Box<dyn FnOnce() + Send>>,
-    /// Chunks received from a channel link, not yet fed to the endpoint.
-    chunks: Vec<Vec<u8>>,
+    /// Chunks received from a channel link, not yet fed to the endpoint (the first from
+    /// `chunk_pos` on).
+    chunks: VecDeque<Vec<u8>>,
+    chunk_pos: usize,
     /// The link broke (after the input above).
     lost: Option<io::Error>,
     /// Items for the application's queue that did not fit.
@@ -51,7 +55,8 @@ impl Io {
             queue_tx,
             wait: Wait::Token(crossbeam_channel::never()),
             closer: None,
-            chunks: Vec::new(),
+            chunks: VecDeque::new(),
+            chunk_pos: 0,
             lost: None,
             pending: VecDeque::new(),
             served_reply: false,
@@ -86,14 +91,14 @@ impl Io {
                 return;
             }
             let now = st.now();
-            self.feed(&mut st, now);
+            let mut more = self.feed(&mut st, now);
             if st.ep.poll_timeout().is_some_and(|t| t <= now) {
                 st.ep.handle_timeout(now);
             }
             st.dispatch_needed = false;
             st.settle(&mut acts);
             st.feed_backlog(now);
-            let mut more = self.collect(&mut st, &mut acts);
+            more |= self.collect(&mut st, &mut acts);
             // Before the items go out: whoever reads END, ABORT or GONE sees the state too.
             self.shared.set_peer_state(st.ep.peer_state());
             drop(st);
@@ -129,8 +134,13 @@ impl Io {
             }
             st.io_until = Some(until);
             st.io_busy = false;
+            let poll = if st.moving_large_message() {
+                POLL_LARGE
+            } else {
+                POLL
+            };
             drop(st);
-            self.sleep(until);
+            self.sleep(until, poll);
         }
     }
 
@@ -157,21 +167,49 @@ impl Io {
         }
     }
 
-    /// Feeds what arrived to the endpoint, then a broken link.
-    fn feed(&mut self, st: &mut State, now: Instant) {
-        for chunk in self.chunks.drain(..) {
-            st.ep.handle_bytes(now, &chunk);
+    /// Feeds what arrived to the endpoint, about [`FEED_AT_ONCE`] bytes at a time (whole
+    /// frames), then a broken link once everything before it was fed. Returns whether input
+    /// is left for the next round.
+    ///
+    /// A round ends with the events taken and the frames due written: feeding a large
+    /// input in rounds acknowledges every other large fragment as soon as it is taken, so
+    /// that the peer sends the next ones while this thread takes the rest, instead of both
+    /// waiting in turn for a whole window.
+    fn feed(&mut self, st: &mut State, now: Instant) -> bool {
+        let mut budget = FEED_AT_ONCE;
+        while budget > 0 {
+            let Some(chunk) = self.chunks.front() else {
+                break;
+            };
+            let rest = chunk.get(self.chunk_pos..).unwrap_or(&[]);
+            let n = cut(rest, budget);
+            st.ep.handle_bytes(now, rest.get(..n).unwrap_or(&[]));
+            budget = budget.saturating_sub(n);
+            self.chunk_pos += n;
+            if self.chunk_pos >= chunk.len() {
+                self.chunks.pop_front();
+                self.chunk_pos = 0;
+            }
         }
         #[cfg(unix)]
         if let Wait::Fd(fd) = &mut self.wait {
-            let input = fd.take_input();
-            if !input.is_empty() {
-                st.ep.handle_bytes(now, input);
+            let input = fd.input();
+            let n = cut(input, budget);
+            if n > 0 {
+                st.ep.handle_bytes(now, input.get(..n).unwrap_or(&[]));
+                fd.consume(n);
             }
+            if !fd.input().is_empty() {
+                return true;
+            }
+        }
+        if !self.chunks.is_empty() {
+            return true;
         }
         if let Some(e) = self.lost.take() {
             st.lose_link(&e);
         }
+        false
     }
 
     /// Takes events from the endpoint: outcomes and replies for their waiters, items for the
@@ -290,9 +328,9 @@ impl Io {
     }
 
     /// Sleeps until `until`, input, room to write or a wake-up.
-    fn sleep(&mut self, until: StdInstant) {
+    fn sleep(&mut self, until: StdInstant, poll: StdDuration) {
         let spin = if self.shared.spin.load(Ordering::Relaxed) {
-            POLL
+            poll
         } else {
             StdDuration::ZERO
         };
@@ -317,7 +355,7 @@ impl Io {
                 loop {
                     match next {
                         Ok(Ok(bytes)) if bytes.is_empty() => {}
-                        Ok(Ok(bytes)) => self.chunks.push(bytes),
+                        Ok(Ok(bytes)) => self.chunks.push_back(bytes),
                         Ok(Err(e)) => {
                             self.lost = Some(e);
                             return;
@@ -381,5 +419,20 @@ impl Io {
         }
         self.pending.clear();
         self.shared.clear_callbacks();
+    }
+}
+
+/// How much of `input` to feed with `budget` bytes left: through the first frame delimiter
+/// at or past `budget` bytes (a round ends at the end of a frame), or all of it.
+fn cut(input: &[u8], budget: usize) -> usize {
+    if budget == 0 {
+        return 0;
+    }
+    match input.get(budget - 1..) {
+        None => input.len(),
+        Some(tail) => tail
+            .iter()
+            .position(|&b| b == 0)
+            .map_or(input.len(), |i| budget + i),
     }
 }
