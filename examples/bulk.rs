@@ -1,0 +1,327 @@
+//! One large message through two `peerpipe-std` handlers, against a bare copy of the same
+//! bytes through the same kind of channel.
+//!
+//! ```text
+//! cargo run --release -p peerpipe-examples --example bulk -- [--size 1G] [--transport memory|tcp|unix]
+//! ```
+//!
+//! Prints exactly one line on stdout (diagnostics go to stderr):
+//!
+//! ```text
+//! transport=tcp size=1073741824 mb_per_s=.. raw_mb_per_s=.. peak_rss_mib=..
+//! ```
+//!
+//! - `mb_per_s`: one message of `size` bytes from one handler to the other in this process
+//!   ([`PipeHandler::send_to_peer`], the receiver's [`PipeHandler::recv`]), in MB (10^6
+//!   bytes) per second, from the call until both the receiving application has the whole
+//!   message and the sender has its acknowledgement. The data is checked afterwards.
+//! - `raw_mb_per_s`: the same number of bytes from one thread to another through the same
+//!   kind of channel without peerpipe, into a buffer of the same size (a crossbeam channel
+//!   of 64 KiB chunks for `memory`, what peerpipe's in-memory pair is; a loopback TCP
+//!   connection; a Unix socket pair).
+//! - `peak_rss_mib`: the process's peak resident memory (VmHWM, Linux; "n/a" elsewhere)
+//!   after the peerpipe transfer and before the bare one. The program holds the message
+//!   twice then (the sender's and the receiver's copy): the figure is that, plus the
+//!   handlers' windows and buffers, plus the program itself.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use peerpipe_examples::cli;
+use peerpipe_std::{memory_pair, Config, Item, Message, PipeHandler, TcpTransport, Transport};
+
+const USAGE: &str = "\
+Usage: bulk [OPTIONS]
+
+One message of SIZE bytes through two peerpipe handlers in one process, next to a bare copy of
+as many bytes through the same kind of channel. Prints one line:
+transport=.. size=.. mb_per_s=.. raw_mb_per_s=.. peak_rss_mib=..
+
+Options:
+  --size SIZE     bytes, with an optional K, M or G (KiB, MiB, GiB)   (default 1G)
+  --transport T   memory, tcp or unix                                (default memory)
+  -h, --help      print this help";
+
+/// Bound on the transfer.
+const TIMEOUT: Duration = Duration::from_secs(600);
+/// Chunks of the bare in-memory copy.
+const CHUNK: usize = 64 * 1024;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Memory,
+    Tcp,
+    Unix,
+}
+
+struct Args {
+    kind: Kind,
+    size: usize,
+}
+
+/// `64M`, `1G`, `4096`, `512K`: binary multiples.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let (digits, shift) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 10),
+        Some('m' | 'M') => (&t[..t.len() - 1], 20),
+        Some('g' | 'G') => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|e| format!("--size: {e}: {text:?}"))?;
+    n.checked_mul(1 << shift)
+        .filter(|&n| n <= peerpipe_std::MAX_PAYLOAD)
+        .ok_or_else(|| format!("--size: at most {} bytes", peerpipe_std::MAX_PAYLOAD))
+}
+
+fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
+    use cli::{Long, Short, ValueExt};
+    let mut a = Args {
+        kind: Kind::Memory,
+        size: 1 << 30,
+    };
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("transport") => {
+                a.kind = match parser.value()?.string()?.as_str() {
+                    "memory" => Kind::Memory,
+                    "tcp" => Kind::Tcp,
+                    "unix" => Kind::Unix,
+                    other => {
+                        return Err(format!("--transport: memory, tcp or unix, not {other}").into())
+                    }
+                }
+            }
+            Long("size") => a.size = parse_size(&parser.value()?.string()?)?,
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(Some(a))
+}
+
+fn main() -> ExitCode {
+    let args = cli::parse_or_exit("bulk", USAGE, parse_args);
+    match run(&args) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bulk: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn run(args: &Args) -> Result<String, String> {
+    let name = match args.kind {
+        Kind::Memory => "memory",
+        Kind::Tcp => "tcp",
+        Kind::Unix => "unix",
+    };
+    let took = through_peerpipe(args)?;
+    let peak = peak_rss_mib();
+    let raw = bare_copy(args)?;
+    let mb = |d: Duration| args.size as f64 / d.as_secs_f64() / 1e6;
+    eprintln!(
+        "bulk: {name}: peerpipe {:.3} s, bare {:.3} s: {:.0} % of the bare copy",
+        took.as_secs_f64(),
+        raw.as_secs_f64(),
+        100.0 * raw.as_secs_f64() / took.as_secs_f64()
+    );
+    Ok(format!(
+        "transport={name} size={} mb_per_s={:.0} raw_mb_per_s={:.0} peak_rss_mib={peak}",
+        args.size,
+        mb(took),
+        mb(raw)
+    ))
+}
+
+// --- the data ----------------------------------------------------------------------------------
+
+/// The byte at `i` of the message: a pattern with zeros in it (COBS has work to do), that
+/// differs from one fragment to the next, and can be checked without a second copy.
+fn byte_at(i: usize) -> u8 {
+    let x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x >> 56) as u8 ^ (i >> 13) as u8
+}
+
+fn make(size: usize) -> Vec<u8> {
+    (0..size).map(byte_at).collect()
+}
+
+fn check(data: &[u8], size: usize) -> Result<(), String> {
+    if data.len() != size {
+        return Err(format!("received {} bytes, not {size}", data.len()));
+    }
+    match data.iter().enumerate().find(|&(i, &b)| b != byte_at(i)) {
+        Some((i, _)) => Err(format!("byte {i} differs")),
+        None => Ok(()),
+    }
+}
+
+// --- peerpipe ----------------------------------------------------------------------------------
+
+fn config() -> Config {
+    Config {
+        default_request_timeout: TIMEOUT,
+        ..Config::default()
+    }
+}
+
+/// Two started handlers over the chosen transport: (sender, receiver).
+fn pair(kind: Kind) -> Result<(PipeHandler, PipeHandler), String> {
+    let (a, b): (Box<dyn TransportBox>, Box<dyn TransportBox>) = match kind {
+        Kind::Memory => {
+            let (a, b) = memory_pair();
+            (Box::new(a), Box::new(b))
+        }
+        Kind::Tcp => {
+            let server = TcpTransport::listen("127.0.0.1:0").map_err(err)?;
+            let addr = server.local_addr().ok_or("no local address")?;
+            (
+                Box::new(TcpTransport::connect(addr).map_err(err)?),
+                Box::new(server),
+            )
+        }
+        Kind::Unix => {
+            let path =
+                std::env::temp_dir().join(format!("peerpipe-bulk-{}.sock", std::process::id()));
+            let server = peerpipe_std::UnixTransport::listen(&path).map_err(err)?;
+            (
+                Box::new(peerpipe_std::UnixTransport::connect(&path)),
+                Box::new(server),
+            )
+        }
+    };
+    Ok((a.handler()?, b.handler()?))
+}
+
+/// A transport that becomes a started handler.
+trait TransportBox {
+    fn handler(self: Box<Self>) -> Result<PipeHandler, String>;
+}
+
+impl<T: Transport> TransportBox for T {
+    fn handler(self: Box<Self>) -> Result<PipeHandler, String> {
+        let h = PipeHandler::new(*self, config()).map_err(err)?;
+        h.start().map_err(err)?;
+        Ok(h)
+    }
+}
+
+/// Moves one message from one handler to the other; returns how long it took.
+fn through_peerpipe(args: &Args) -> Result<Duration, String> {
+    let (sender, receiver) = pair(args.kind)?;
+    let data = make(args.size);
+    let msg = Message::request("bulk", data).map_err(err)?;
+    let reader = std::thread::spawn({
+        let receiver = receiver.clone();
+        move || match receiver.recv_timeout(TIMEOUT) {
+            Some(Item::Message(m)) => Ok((Instant::now(), m)),
+            other => Err(format!("expected the message, got {other:?}")),
+        }
+    });
+    let t0 = Instant::now();
+    sender.send_to_peer(msg, Some(TIMEOUT), None).map_err(err)?;
+    let acked = Instant::now();
+    let (arrived, m) = reader.join().map_err(|_| "the reader panicked")??;
+    let took = acked.max(arrived) - t0;
+    let (s, r) = (sender.stats(), receiver.stats());
+    eprintln!(
+        "bulk: acknowledged after {:.3} s, received after {:.3} s; sender: {} DATA frames, {} resends; receiver: {} refused",
+        (acked - t0).as_secs_f64(),
+        (arrived - t0).as_secs_f64(),
+        s.core.data_sent,
+        s.core.resends,
+        r.core.refused_full,
+    );
+    check(m.data(), args.size)?;
+    drop(m);
+    sender.stop(true);
+    receiver.stop(true);
+    Ok(took)
+}
+
+// --- the bare copy -----------------------------------------------------------------------------
+
+/// Copies `size` bytes from one thread to another through the same kind of channel, into a
+/// buffer of that size; returns how long it took (from the first byte written to the last
+/// read).
+fn bare_copy(args: &Args) -> Result<Duration, String> {
+    let data = make(args.size);
+    let size = args.size;
+    let (took, got) = match args.kind {
+        Kind::Memory => {
+            let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(16);
+            let reader = std::thread::spawn(move || {
+                let mut got = Vec::with_capacity(size);
+                while got.len() < size {
+                    match rx.recv() {
+                        Ok(chunk) => got.extend_from_slice(&chunk),
+                        Err(_) => break,
+                    }
+                }
+                (Instant::now(), got)
+            });
+            let t0 = Instant::now();
+            for chunk in data.chunks(CHUNK) {
+                tx.send(chunk.to_vec()).map_err(err)?;
+            }
+            let (end, got) = reader.join().map_err(|_| "the reader panicked")?;
+            (end - t0, got)
+        }
+        Kind::Tcp => {
+            let listener = TcpListener::bind("127.0.0.1:0").map_err(err)?;
+            let w = TcpStream::connect(listener.local_addr().map_err(err)?).map_err(err)?;
+            let (r, _) = listener.accept().map_err(err)?;
+            stream_copy(r, w, &data)?
+        }
+        Kind::Unix => {
+            let (r, w) = std::os::unix::net::UnixStream::pair().map_err(err)?;
+            stream_copy(r, w, &data)?
+        }
+    };
+    if got.len() != size || got != data {
+        return Err("the bare copy differs".into());
+    }
+    Ok(took)
+}
+
+fn stream_copy(
+    r: impl Read + Send + 'static,
+    mut w: impl Write,
+    data: &[u8],
+) -> Result<(Duration, Vec<u8>), String> {
+    let size = data.len();
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::with_capacity(size);
+        let r = r.take(size as u64).read_to_end(&mut got);
+        (Instant::now(), r.map(|_| got))
+    });
+    let t0 = Instant::now();
+    w.write_all(data).map_err(err)?;
+    let (end, got) = reader.join().map_err(|_| "the reader panicked")?;
+    Ok((end - t0, got.map_err(err)?))
+}
+
+/// The process's peak resident memory in MiB, or "n/a".
+fn peak_rss_mib() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(format!("{:.0}", kib as f64 / 1024.0))
+        })
+        .unwrap_or_else(|| "n/a".into())
+}
