@@ -50,7 +50,7 @@ next to a bare ping-pong over the same kind of transport.
 Options:
   --transport T   memory, tcp or unix                          (default memory)
   --count N       round trips, and one-way messages            (default 2000)
-  --payload B     payload bytes, at most 8192                  (default 64)
+  --payload B     payload bytes                                (default 64)
   --threads K     sender threads of the throughput phase       (default 16)
   --warmup W      round trips of each kind before measuring    (default 200)
   -h, --help      print this help";
