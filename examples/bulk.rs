@@ -231,16 +231,19 @@ fn through_peerpipe(args: &Args) -> Result<Duration, String> {
             other => Err(format!("expected the message, got {other:?}")),
         }
     });
-    let t0 = Instant::now();
+    let (t0, cpu0) = (Instant::now(), cpu_time());
     sender.send_to_peer(msg, Some(TIMEOUT), None).map_err(err)?;
     let acked = Instant::now();
     let (arrived, m) = reader.join().map_err(|_| "the reader panicked")??;
     let took = acked.max(arrived) - t0;
+    let cpu = cpu_time().saturating_sub(cpu0);
     let (s, r) = (sender.stats(), receiver.stats());
     eprintln!(
-        "bulk: acknowledged after {:.3} s, received after {:.3} s; sender: {} DATA frames, {} resends; receiver: {} refused",
+        "bulk: acknowledged after {:.3} s, received after {:.3} s, {:.2} s of CPU ({:.0} % of a core); sender: {} DATA frames, {} resends; receiver: {} refused",
         (acked - t0).as_secs_f64(),
         (arrived - t0).as_secs_f64(),
+        cpu.as_secs_f64(),
+        100.0 * cpu.as_secs_f64() / took.as_secs_f64(),
         s.core.data_sent,
         s.core.resends,
         r.core.refused_full,
@@ -260,6 +263,7 @@ fn through_peerpipe(args: &Args) -> Result<Duration, String> {
 fn bare_copy(args: &Args) -> Result<Duration, String> {
     let data = make(args.size);
     let size = args.size;
+    let cpu0 = cpu_time();
     let (took, got) = match args.kind {
         Kind::Memory => {
             let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(16);
@@ -291,6 +295,13 @@ fn bare_copy(args: &Args) -> Result<Duration, String> {
             stream_copy(r, w, &data)?
         }
     };
+    let cpu = cpu_time().saturating_sub(cpu0);
+    eprintln!(
+        "bulk: bare copy: {:.3} s, {:.2} s of CPU ({:.0} % of a core)",
+        took.as_secs_f64(),
+        cpu.as_secs_f64(),
+        100.0 * cpu.as_secs_f64() / took.as_secs_f64()
+    );
     if got.len() != size || got != data {
         return Err("the bare copy differs".into());
     }
@@ -324,4 +335,16 @@ fn peak_rss_mib() -> String {
             Some(format!("{:.0}", kib as f64 / 1024.0))
         })
         .unwrap_or_else(|| "n/a".into())
+}
+
+/// CPU time this process used so far (user and system, every thread).
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage(2) fills the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
