@@ -26,8 +26,17 @@ type Startup = (Box<dyn Transport>, Sender<Item>);
 /// same queue as messages, in arrival order; messages go to the message callback if set.
 /// Callbacks run on the handler's I/O thread and must be short.
 ///
-/// The queue holds at most `RX` items: an application that does not read stops the endpoint
-/// from accepting more, and the peer's resends cover it (memory stays bounded).
+/// Messages have any length up to [`MAX_PAYLOAD`](crate::MAX_PAYLOAD) (4 GiB): a long one
+/// travels in fragments of [`FRAGMENT`](crate::FRAGMENT) bytes, is put together on the
+/// heap, and arrives whole (a message cut short, because its sender gave it up or the peer
+/// went, is dropped: no part of it is delivered). [`progress`](Self::progress) shows how far
+/// the send on the wire and the message arriving have got.
+///
+/// The queue holds at most [`QUEUE_ITEMS`](crate::QUEUE_ITEMS) items, and stops growing
+/// once it holds [`QUEUE_BYTES`](crate::QUEUE_BYTES) bytes of data: an application that
+/// does not read stops the endpoint from accepting more, the peer waits (and its resends
+/// cover it), and memory stays bounded. The queue and the message being put together hold
+/// at most `QUEUE_BYTES` plus one fragment, or one message when it alone is longer.
 ///
 /// ```
 /// use std::time::Duration;
@@ -246,9 +255,17 @@ impl PipeHandler {
     /// From a callback it fails with [`Error::InCallback`]: use
     /// [`send_no_wait`](Self::send_no_wait) there.
     ///
+    /// - [`Error::Failed`]`(`[`FailReason::TooLarge`](crate::FailReason::TooLarge)`)`: the
+    ///   message is longer than the peer accepts (its `Config::max_message`), or its topic;
+    ///   it fails as soon as the peer's limits are known (from its first heartbeat), not at
+    ///   the timeout.
+    ///
     /// Waiting sends get slots first come, first served. The calling thread encodes and
-    /// writes the message itself; it then waits for the acknowledgement, which the I/O
-    /// thread hands over.
+    /// writes the first fragments itself; the I/O thread sends the rest as the peer
+    /// acknowledges them, then hands over the outcome. "Acknowledged" means the peer's
+    /// endpoint accepted the whole message. The message's data is not copied: the handler
+    /// holds it (the `Vec` the message was made of) until the outcome, and reads each
+    /// fragment from it as it goes out, so a 1 GiB message costs 1 GiB.
     pub fn send_to_peer(
         &self,
         msg: Message,
@@ -392,7 +409,9 @@ impl PipeHandler {
     /// send slot is taken, END waits its turn behind the sends already waiting (a busy
     /// handler is not an error; if no slot comes free in time it fails with
     /// [`Error::Failed`]`(`[`FailReason::NoSlot`](crate::FailReason::NoSlot)`)`). Later
-    /// sends are refused with [`Error::Closed`].
+    /// sends are refused with [`Error::Closed`]. The data may have any length, like a
+    /// message's (the whole call, the data's transfer included, is bounded by
+    /// `default_request_timeout`).
     ///
     /// Called from a callback, it queues the END and returns at once: the callback's thread
     /// is the one that would report the outcome.

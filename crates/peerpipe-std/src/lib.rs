@@ -83,18 +83,40 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Capacities and bounds: messages carry up to [`MAX_PAYLOAD`] bytes with topics up to
-//! [`MAX_TOPIC`]; up to [`TX`] sends are in flight at once (more callers wait their turn,
-//! first come, first served, within their own timeout; at most [`MAX_WAITING`] sends that do
-//! not wait queue up, then [`Error::QueueFull`]); up to [`RX`] received items wait for the
-//! application; less than [`UNSENT_LIMIT`] plus one frame of encoded bytes wait for a slow
-//! transport.
+//! Messages of any size: a message carries up to [`MAX_PAYLOAD`] bytes (4 GiB), END and
+//! ABORT data too. One longer than [`FRAGMENT`] (8 KiB) travels in fragments, each
+//! acknowledged, resent and bounded like a small message; the send succeeds once the peer's
+//! endpoint accepted the whole message, and the receiver gets it whole (on the heap) or not
+//! at all. The data is never copied whole: [`PipeHandler::send_to_peer`] keeps the message's
+//! `Vec` until the outcome and encodes each fragment straight from it (a `bytes::Bytes`
+//! that is the only handle to its buffer becomes that `Vec` without a copy). A peer that
+//! accepts less (its [`Config::max_message`]) makes a longer send fail at once with
+//! [`FailReason::TooLarge`]. [`PipeHandler::progress`] tells how many bytes of the send on
+//! the wire the peer has acknowledged and how many of the message arriving have come.
+//! `cargo run --release -p peerpipe-examples --example bulk` moves one message of 1 GiB and
+//! compares it with a bare copy.
+//!
+//! Capacities and bounds: topics up to [`MAX_TOPIC`] bytes; up to [`TX`] sends are in
+//! flight at once (more callers wait their turn, first come, first served, within their own
+//! timeout; at most [`MAX_WAITING`] sends that do not wait queue up, then
+//! [`Error::QueueFull`]); the endpoint holds [`RX`] received fragments, which the I/O thread
+//! takes at once into the application's queue (or the message being put together) while
+//! that queue holds fewer than [`QUEUE_ITEMS`] items and [`QUEUE_BYTES`] bytes of data (a
+//! message longer than that still gets through, alone); less than [`UNSENT_LIMIT`] plus one
+//! frame of encoded bytes wait for a slow transport. So memory stays bounded whatever the
+//! peer sends and however slowly the application reads: an idle handler holds less than
+//! 64 KiB of heap (endpoint and driver, measured by `tests/memory.rs`: about 54 KiB over the
+//! in-memory pair, 61 KiB over TCP, the four receive slots of 8 KiB being most of it), a busy
+//! one at most the messages themselves plus `QUEUE_BYTES` and its buffers (its output and
+//! read buffers grow with the traffic, to `UNSENT_LIMIT` plus a frame and 64 KiB, and shrink
+//! again when it stops).
 //! [`PipeHandler::stats`] shows the counters and how full each of these is.
 //!
 //! Errors say what happened: [`Error::Failed`] with [`FailReason::NoSlot`] (the timeout
 //! passed while waiting for a send slot: nothing was sent), [`FailReason::TimedOut`] (sent,
-//! not acknowledged in time), [`Error::NoReply`] (the request was acknowledged, its reply did
-//! not come in time; a reply that comes later is dropped and counted, never queued).
+//! not acknowledged in time), [`FailReason::TooLarge`] (longer than the peer accepts),
+//! [`Error::NoReply`] (the request was acknowledged, its reply did not come in time; a reply
+//! that comes later is dropped and counted, never queued).
 
 #![warn(missing_docs)]
 
