@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use peerpipe_std::{
-    memory_pair, Config, Error, FailReason, Item, Message, PipeHandler, Progress, Status,
-    TcpTransport, FRAGMENT, QUEUE_BYTES, RX,
+    memory_pair, Config, Error, FailReason, Message, PipeHandler, Progress, Status, TcpTransport,
+    FRAGMENT, QUEUE_BYTES, RX,
 };
 
 /// Bound on a large transfer in an unoptimized build on a loaded machine.
@@ -402,8 +402,44 @@ fn a_peer_that_stops_mid_message_delivers_no_part_of_it() {
     a.stop(true);
 }
 
-/// Items a test's queue may hold (one big message counts once).
-#[allow(dead_code)]
-fn drain(h: &PipeHandler) -> Vec<Item> {
-    std::iter::from_fn(|| h.get_next()).collect()
+/// A send's timeout bounds the whole message: one that cannot be moved in time fails at
+/// its timeout (not when its last fragment would have gone), and the receiver, told by the
+/// sender's floor, drops what arrived of it; the conversation goes on.
+#[test]
+fn a_large_send_that_runs_out_of_time_fails_in_time_and_delivers_nothing() {
+    let (a, b) = memory_pair();
+    let (a, b) = start_pair(a, b, long_config());
+    // Slowed by a reader that takes its time: the receiver's queue is full of small items.
+    for i in 0..peerpipe_std::QUEUE_ITEMS {
+        a.send_to_peer(
+            Message::request("small", vec![i as u8]).unwrap(),
+            Some(STEP),
+            None,
+        )
+        .expect("small");
+    }
+    let timeout = Duration::from_millis(300);
+    let t0 = Instant::now();
+    let r = a.send_to_peer(
+        Message::request("big", pattern(8 * MIB, 3)).unwrap(),
+        Some(timeout),
+        None,
+    );
+    let took = t0.elapsed();
+    assert!(
+        matches!(r, Err(Error::Failed(FailReason::TimedOut))),
+        "{r:?}"
+    );
+    assert!(took < timeout + Duration::from_millis(700), "took {took:?}");
+    for i in 0..peerpipe_std::QUEUE_ITEMS {
+        assert_eq!(next_message(&b, STEP).data(), &[i as u8]);
+    }
+    let m = Message::request("after", pattern(3 * FRAGMENT, 4)).unwrap();
+    a.send_to_peer(m.clone(), Some(STEP), None).expect("after");
+    let got = next_message(&b, STEP);
+    assert_eq!((got.topic(), got.data()), ("after", m.data()));
+    assert_eq!(b.get_next(), None, "a part of the big message arrived");
+    assert_eq!(b.progress().receiving, None);
+    a.stop(true);
+    b.stop(true);
 }
