@@ -94,7 +94,9 @@
 //! [`FailReason::TooLarge`]. [`PipeHandler::progress`] tells how many bytes of the send on
 //! the wire the peer has acknowledged and how many of the message arriving have come.
 //! `cargo run --release -p peerpipe-examples --example bulk` moves one message of 1 GiB and
-//! compares it with a bare copy.
+//! compares it with a bare copy through the same kind of channel: on a busy 2-core machine
+//! 0.43-0.70 GB/s, 31-50 % of the bare copy (which takes 2.4 to 2.6 times less CPU per byte:
+//! no COBS, no CRC, one copy), with a peak RSS of the message's two copies plus 3 MiB.
 //!
 //! Capacities and bounds: topics up to [`MAX_TOPIC`] bytes; up to [`TX`] sends are in
 //! flight at once (more callers wait their turn, first come, first served, within their own
