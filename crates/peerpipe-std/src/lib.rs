@@ -108,7 +108,7 @@
 //! frame of encoded bytes wait for a slow transport. So memory stays bounded whatever the
 //! peer sends and however slowly the application reads: an idle handler holds less than
 //! 64 KiB of heap (endpoint and driver, measured by `tests/memory.rs`: about 54 KiB over the
-//! in-memory pair, 61 KiB over TCP, the four receive slots of 8 KiB being most of it), a busy
+//! in-memory pair, 57 KiB over TCP, the four receive slots of 8 KiB being most of it), a busy
 //! one at most the messages themselves plus `QUEUE_BYTES` and its buffers (its output and
 //! read buffers grow with the traffic, to `UNSENT_LIMIT` plus a frame and 64 KiB, and shrink
 //! again when it stops).
