@@ -49,7 +49,7 @@ pub const MAX_PAYLOAD: usize = (u32::MAX as usize).saturating_add(1);
 
 /// The largest fragment of a message a host endpoint sends or receives in one frame, in
 /// bytes: also the size of each of its receive slots.
-pub const FRAGMENT: usize = 8 * 1024;
+pub const FRAGMENT: usize = 4 * 1024;
 
 /// The decoder's buffer of a host endpoint: the longest frame of [`FRAGMENT`] bytes.
 pub const FRAME: usize = peerpipe_core::wire::max_encoded_len(FRAGMENT, MAX_TOPIC);

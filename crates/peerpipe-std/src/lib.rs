@@ -84,7 +84,7 @@
 //! ```
 //!
 //! Messages of any size: a message carries up to [`MAX_PAYLOAD`] bytes (4 GiB), END and
-//! ABORT data too. One longer than [`FRAGMENT`] (8 KiB) travels in fragments, each
+//! ABORT data too. One longer than [`FRAGMENT`] (4 KiB) travels in fragments, each
 //! acknowledged, resent and bounded like a small message; the send succeeds once the peer's
 //! endpoint accepted the whole message, and the receiver gets it whole (on the heap) or not
 //! at all. The data is never copied whole: [`PipeHandler::send_to_peer`] keeps the message's
@@ -107,8 +107,8 @@
 //! message longer than that still gets through, alone); less than [`UNSENT_LIMIT`] plus one
 //! frame of encoded bytes wait for a slow transport. So memory stays bounded whatever the
 //! peer sends and however slowly the application reads: an idle handler holds less than
-//! 64 KiB of heap (endpoint and driver, measured by `tests/memory.rs`: about 54 KiB over the
-//! in-memory pair, 57 KiB over TCP, the four receive slots of 8 KiB being most of it), a busy
+//! 64 KiB of heap (endpoint and driver, measured by `tests/memory.rs`: about 51 KiB over the
+//! in-memory pair, 53 KiB over TCP, the eight receive slots of 4 KiB being most of it), a busy
 //! one at most the messages themselves plus `QUEUE_BYTES` and its buffers (its output and
 //! read buffers grow with the traffic, to `UNSENT_LIMIT` plus a frame and 64 KiB, and shrink
 //! again when it stops).
@@ -154,10 +154,10 @@ pub use transport::{
 
 /// Receive slots of the endpoint: fragments of up to [`FRAGMENT`] bytes that arrived and
 /// wait for the I/O thread (which takes them at once, unless the application's queue is
-/// full). They are most of an idle handler's memory (about 8.3 KiB each), and they make the
+/// full). They are most of an idle handler's memory (about 4.2 KiB each), and they make the
 /// window the peer may send ahead: `RX` fragments. (`peerpipe-tokio` has its own defaults:
 /// the README's "Capacities" explains every driver's.)
-pub const RX: usize = 4;
+pub const RX: usize = 8;
 /// Sends in flight at once (a send slot costs about 200 bytes: a message's data stays in
 /// the application's buffer, which the handler holds until the outcome).
 pub const TX: usize = 32;
