@@ -71,9 +71,13 @@ impl Assembler {
             return None;
         }
         if p.data.capacity() - p.data.len() < part.data().len() {
+            // Room grows geometrically (amortized linear copying) but never past the
+            // announced length, so that a whole message's allocation is its length (`reserve`
+            // could round it up to twice that).
             let left = p.total.saturating_sub(p.data.len() as u64);
+            let ahead = (p.data.capacity() as u64).max(RESERVE_AHEAD);
             p.data
-                .reserve(left.min(RESERVE_AHEAD).max(part.data().len() as u64) as usize);
+                .reserve_exact(left.min(ahead).max(part.data().len() as u64) as usize);
         }
         p.data.extend_from_slice(part.data());
         if !part.is_last() {
