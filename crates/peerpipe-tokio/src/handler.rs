@@ -16,8 +16,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant as TokioInstant;
 
 use crate::guards::{Ticket, Waiting};
+use crate::outgoing::Outgoing;
 use crate::state::{Shared, State, Wait};
 use crate::task::PipeTask;
+use crate::Progress;
 
 /// What giving an item to the endpoint returns: its id, or why not.
 type CoreResult = Result<MsgId, peerpipe_core::Error>;
@@ -76,13 +78,13 @@ type CoreResult = Result<MsgId, peerpipe_core::Error>;
 /// # }
 /// ```
 pub struct PipeHandler<
-    const PAYLOAD: usize = { crate::DEFAULT_PAYLOAD },
+    const FRAGMENT: usize = { crate::DEFAULT_FRAGMENT },
     const TOPIC: usize = { crate::DEFAULT_TOPIC },
     const RX: usize = { crate::DEFAULT_SLOTS },
     const TX: usize = { crate::DEFAULT_SLOTS },
     const FRAME: usize = { crate::DEFAULT_FRAME },
 > {
-    inner: Arc<Inner<PAYLOAD, TOPIC, RX, TX, FRAME>>,
+    inner: Arc<Inner<FRAGMENT, TOPIC, RX, TX, FRAME>>,
 }
 
 impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: usize> Clone
@@ -162,10 +164,10 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         timeout: Option<Duration>,
     ) -> Result<MsgId, Error> {
         let deadline = self.deadline(timeout)?;
-        let core = msg.to_core::<P, T>()?;
+        let out = Outgoing::message::<T>(msg)?;
         let id = self
             .enqueue(deadline, Wait::Outcome, |st, now, left| {
-                st.ep.send(now, core.clone(), Some(left))
+                st.send(now, &out, Some(left))
             })
             .await?;
         let guard = Waiting::new(&self.inner.shared, id, Wait::Outcome);
@@ -190,12 +192,12 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     pub fn send_no_wait(&self, msg: Message) -> Result<MsgId, Error> {
         let mut st = self.inner.shared.lock();
         st.check_running()?;
-        let core = msg.to_core::<P, T>()?;
+        let out = Outgoing::message::<T>(msg)?;
         if !st.room.is_empty() {
             return Err(Error::QueueFull);
         }
         let now = st.now();
-        match st.ep.send(now, core, None) {
+        match st.send(now, &out, None) {
             Err(peerpipe_core::Error::SendQueueFull) => Err(Error::QueueFull),
             Err(e) => Err(st.refused(e)),
             Ok(id) => {
@@ -233,10 +235,10 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
             return Err(Error::Invalid(peerpipe_core::Error::InvalidTopic));
         }
         let deadline = self.deadline(timeout)?;
-        let core = msg.to_core::<P, T>()?;
+        let out = Outgoing::message::<T>(msg)?;
         let id = self
             .enqueue(deadline, Wait::Reply, |st, now, left| {
-                st.ep.send(now, core.clone(), Some(left))
+                st.send(now, &out, Some(left))
             })
             .await?;
         let mut guard = Waiting::new(&self.inner.shared, id, Wait::Reply);
@@ -267,11 +269,8 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         data: impl Into<Vec<u8>>,
         timeout: Option<Duration>,
     ) -> Result<(), Error> {
-        let data = data.into();
-        self.close_with(&data, timeout, |st, now, left| {
-            st.ep.notify_end_within(now, &data, Some(left))
-        })
-        .await
+        self.close_with(Outgoing::close(true, data.into()), timeout)
+            .await
     }
 
     /// Sends ABORT with `data`, like [`notify_end`](Self::notify_end) (same timeout and
@@ -281,11 +280,8 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         data: impl Into<Vec<u8>>,
         timeout: Option<Duration>,
     ) -> Result<(), Error> {
-        let data = data.into();
-        self.close_with(&data, timeout, |st, now, left| {
-            st.ep.notify_abort_within(now, &data, Some(left))
-        })
-        .await
+        self.close_with(Outgoing::close(false, data.into()), timeout)
+            .await
     }
 
     /// Stops sending heartbeats and checking the peer's silence. Messages still flow.
@@ -376,6 +372,37 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         self.inner.shared.lock().stats()
     }
 
+    /// How far the send `id` got (from [`send_no_wait`](Self::send_no_wait), or from
+    /// [`sending`](Self::sending) for a call still waiting): the bytes of it the peer has
+    /// acknowledged, of its length. `None` once its outcome is known, or for an id this
+    /// handler is not sending.
+    ///
+    /// Acknowledged bytes grow fragment by fragment (at most
+    /// [`DEFAULT_FRAGMENT`](crate::DEFAULT_FRAGMENT) bytes each with the default
+    /// capacities) and equal the length just before the outcome: delivered.
+    pub fn progress(&self, id: MsgId) -> Option<Progress> {
+        self.inner.shared.lock().progress(id)
+    }
+
+    /// Every message handed to the endpoint whose outcome is not known yet (at most `TX`),
+    /// oldest first, with its progress: for a progress bar next to a
+    /// [`send_to_peer`](Self::send_to_peer) or [`request`](Self::request) that is still
+    /// waiting (it returns the id only at the end). Calls still waiting for a send slot are
+    /// not among them.
+    pub fn sending(&self) -> Vec<Progress> {
+        let st = self.inner.shared.lock();
+        st.sending.iter().filter_map(|&id| st.progress(id)).collect()
+    }
+
+    /// The message arriving in parts (longer than one fragment) that the handler is putting
+    /// together: its id, the bytes that arrived so far, its length. `None` when no message
+    /// is half-way (a message of one fragment arrives whole). Fragments still in the
+    /// endpoint's receive slots, not yet taken while the application's queue is full, are
+    /// not counted yet.
+    pub fn receiving(&self) -> Option<Progress> {
+        self.inner.shared.lock().receiving()
+    }
+
     fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Item>> {
         self.inner.shared.lock().next_item(cx.waker())
     }
@@ -390,19 +417,17 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     /// END or ABORT: waits its turn for a send slot, then for its outcome, by `timeout`.
     async fn close_with(
         &self,
-        data: &[u8],
+        out: Result<Outgoing, Error>,
         timeout: Option<Duration>,
-        give: impl FnMut(&mut State<P, T, RX, TX, F>, CoreInstant, CoreDuration) -> CoreResult,
     ) -> Result<(), Error> {
         let deadline = self.deadline(timeout)?;
-        if data.len() > P {
-            // Refused before it queues: a bad argument is not reported after a wait.
-            return Err(Error::Invalid(peerpipe_core::Error::PayloadTooLarge {
-                len: data.len(),
-                max: P,
-            }));
-        }
-        let id = self.enqueue(deadline, Wait::Outcome, give).await?;
+        // Refused before it queues: a bad argument is not reported after a wait.
+        let out = out?;
+        let id = self
+            .enqueue(deadline, Wait::Outcome, |st, now, left| {
+                st.send(now, &out, Some(left))
+            })
+            .await?;
         let guard = Waiting::new(&self.inner.shared, id, Wait::Outcome);
         match tokio::time::timeout_at(deadline, guard.outcome()).await {
             Ok(r) => r.map(drop),
@@ -463,13 +488,13 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
 /// [`PipeHandler::events`]. Ends once the handler stopped or its transport closed and every
 /// item was taken. Keeps the pipe alive while it exists.
 pub struct Events<
-    const PAYLOAD: usize = { crate::DEFAULT_PAYLOAD },
+    const FRAGMENT: usize = { crate::DEFAULT_FRAGMENT },
     const TOPIC: usize = { crate::DEFAULT_TOPIC },
     const RX: usize = { crate::DEFAULT_SLOTS },
     const TX: usize = { crate::DEFAULT_SLOTS },
     const FRAME: usize = { crate::DEFAULT_FRAME },
 > {
-    handler: PipeHandler<PAYLOAD, TOPIC, RX, TX, FRAME>,
+    handler: PipeHandler<FRAGMENT, TOPIC, RX, TX, FRAME>,
 }
 
 impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: usize> Stream

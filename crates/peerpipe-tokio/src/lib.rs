@@ -86,6 +86,8 @@
 mod guards;
 mod handler;
 mod listener;
+mod outgoing;
+mod receive;
 #[cfg(feature = "serial")]
 mod serial;
 mod state;
@@ -101,19 +103,43 @@ pub use peerpipe_core::{
     CloseReason, Config, ConfigError, FailReason, GoneReason, MessageKind, MsgId, PeerState, Stats,
 };
 pub use peerpipe_host::ABANDONED_REQUESTS;
-pub use peerpipe_host::UNSENT_LIMIT;
+pub use peerpipe_host::{MAX_PAYLOAD, UNSENT_LIMIT};
 pub use peerpipe_host::{Error, HandlerStats, Item, Message, Status};
 #[cfg(feature = "serial")]
 pub use serial::open_serial;
 
-/// The default largest payload: as in `peerpipe_std`, so that the two interoperate fully.
-pub const DEFAULT_PAYLOAD: usize = peerpipe_host::FRAGMENT;
+/// The default fragment size: the most message bytes one frame carries, and the size of
+/// each receive slot. Messages of any length (up to [`MAX_PAYLOAD`]) travel in fragments of
+/// at most this many bytes; the peer's own limit may cut them smaller. 1 KiB keeps an idle
+/// default pipe near 12 KiB (8 receive slots of 1 KiB dominate it) where `peerpipe_std`'s
+/// 8 KiB fragments would make it about 80 KiB; the crate docs give the throughput it costs.
+pub const DEFAULT_FRAGMENT: usize = 1024;
 /// The default longest topic: as in `peerpipe_std`.
 pub const DEFAULT_TOPIC: usize = peerpipe_host::MAX_TOPIC;
 /// The default number of receive and of send slots: fewer than `peerpipe_std`'s 32, since a
 /// server runs thousands of pipes and callers beyond the slots wait as futures (the README's
-/// "Capacities" explains every driver's defaults).
+/// "Capacities" explains every driver's defaults). A send slot holds one message (of any
+/// length) until its outcome, and bounds the fragments in flight.
 pub const DEFAULT_SLOTS: usize = 8;
 /// The frame buffer of the default capacities.
 pub const DEFAULT_FRAME: usize =
-    peerpipe_core::wire::max_encoded_len(DEFAULT_PAYLOAD, DEFAULT_TOPIC);
+    peerpipe_core::wire::max_encoded_len(DEFAULT_FRAGMENT, DEFAULT_TOPIC);
+
+/// Received data a handler holds for its application, in bytes, beyond one message: while
+/// the items in its queue and the message it is putting together come to this much, it
+/// takes nothing more from the endpoint (whose receive slots then fill, so that the peer
+/// waits), unless the queue is empty. The crate docs give the whole bound.
+pub const RECEIVED_LIMIT: usize = 1 << 20;
+
+/// How far a message got: `done` of its `total` bytes (acknowledged by the peer, for a send;
+/// arrived, for a message being received). From [`PipeHandler::progress`],
+/// [`PipeHandler::sending`] and [`PipeHandler::receiving`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The message's id (the sender's: the receiver sees the same id).
+    pub id: MsgId,
+    /// Bytes done.
+    pub done: u64,
+    /// The message's length in bytes.
+    pub total: u64,
+}

@@ -44,7 +44,7 @@ enum Socket {
 /// # }
 /// ```
 pub struct PipeListener<
-    const PAYLOAD: usize = { crate::DEFAULT_PAYLOAD },
+    const FRAGMENT: usize = { crate::DEFAULT_FRAGMENT },
     const TOPIC: usize = { crate::DEFAULT_TOPIC },
     const RX: usize = { crate::DEFAULT_SLOTS },
     const TX: usize = { crate::DEFAULT_SLOTS },

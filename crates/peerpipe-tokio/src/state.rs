@@ -3,13 +3,14 @@
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker};
+use std::task::Waker;
 
-use peerpipe_core::{Config, Endpoint, Event, FailReason, GoneReason, Instant, MsgId, Outcome};
-use peerpipe_host::{Error, HandlerStats, Item, Message, Status};
+use peerpipe_core::{Config, Endpoint, Instant, MsgId};
+use peerpipe_host::{Assembler, Error, HandlerStats, Item, Message, Outbox};
 use tokio::time::Instant as TokioInstant;
 
 use crate::waiters::{enlist, set_waker, wake_all, RoomQueue, Waiters};
+use crate::Progress;
 
 /// Which waiters an id belongs to.
 #[derive(Clone, Copy)]
@@ -22,36 +23,46 @@ pub(crate) enum Wait {
 
 /// The state behind the lock.
 pub(crate) struct State<
-    const PAYLOAD: usize,
+    const FRAGMENT: usize,
     const TOPIC: usize,
     const RX: usize,
     const TX: usize,
     const FRAME: usize,
 > {
-    pub(crate) ep: Box<Endpoint<PAYLOAD, TOPIC, RX, TX, FRAME>>,
+    /// No inline storage (`INLINE` = 0): every message is sent from the outbox.
+    pub(crate) ep: Box<Endpoint<FRAGMENT, TOPIC, RX, TX, FRAME, 0>>,
+    /// The data of every message handed to the endpoint, until its outcome is taken.
+    pub(crate) outbox: Outbox,
+    /// The ids of those messages, oldest first (at most `TX`).
+    pub(crate) sending: Vec<MsgId>,
+    /// The message arriving in parts, put together.
+    pub(crate) assembler: Assembler,
     /// The tokio instant of the endpoint's `Instant::ZERO`.
     origin: TokioInstant,
     /// The last instant handed to the endpoint: its clock never goes back.
     last: Instant,
-    /// Items for the application, at most `RX` (then the endpoint holds the rest, and the
-    /// peer's resends cover what it cannot take).
-    inbox: VecDeque<Item>,
+    /// Items for the application, at most `RX` and, beyond one item, about
+    /// [`RECEIVED_LIMIT`](crate::RECEIVED_LIMIT) bytes (then the endpoint holds the rest,
+    /// and the peer's resends cover what it cannot take).
+    pub(crate) inbox: VecDeque<Item>,
+    /// Data bytes of the items in `inbox`.
+    pub(crate) inbox_bytes: usize,
     /// Readers waiting for an item.
-    readers: Vec<Waker>,
-    outcomes: Waiters<Result<MsgId, Error>>,
-    replies: Waiters<Result<Message, Error>>,
+    pub(crate) readers: Vec<Waker>,
+    pub(crate) outcomes: Waiters<Result<MsgId, Error>>,
+    pub(crate) replies: Waiters<Result<Message, Error>>,
     /// Callers waiting for a free send slot, first come, first served.
     pub(crate) room: RoomQueue,
     /// Requests whose caller gave up: their late replies are dropped and counted.
-    abandoned: peerpipe_host::AbandonedRequests,
+    pub(crate) abandoned: peerpipe_host::AbandonedRequests,
     /// Replies dropped because their request had given up.
-    late_replies: u64,
+    pub(crate) late_replies: u64,
     /// Encoded bytes the pipe task holds that the transport has not taken yet.
     pub(crate) unsent: usize,
     /// The pipe task, to be woken when there may be frames to send or a stop to act on.
     task: Option<Waker>,
     /// Why the transport broke, for [`Status::Gone`].
-    gone_cause: Option<peerpipe_host::IoCause>,
+    pub(crate) gone_cause: Option<peerpipe_host::IoCause>,
     /// [`stop`](crate::PipeHandler::stop) was called.
     pub(crate) stopping: bool,
     /// The pipe task ended: the transport is closed.
@@ -68,9 +79,13 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         let ep = Endpoint::new(config, session, Instant::ZERO).map_err(Error::Config)?;
         Ok(State {
             ep: Box::new(ep),
+            outbox: Outbox::default(),
+            sending: Vec::new(),
+            assembler: Assembler::default(),
             origin: TokioInstant::now(),
             last: Instant::ZERO,
             inbox: VecDeque::new(),
+            inbox_bytes: 0,
             readers: Vec::new(),
             outcomes: Waiters::new(),
             replies: Waiters::new(),
@@ -199,129 +214,16 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         s
     }
 
-    /// The next item for the application; `Ready(None)` when none will ever come; else
-    /// registers `waker`.
-    pub(crate) fn next_item(&mut self, waker: &Waker) -> Poll<Option<Item>> {
-        if self.inbox.is_empty() {
-            self.dispatch();
-        }
-        match self.inbox.pop_front() {
-            Some(item) => {
-                // Room in the inbox: the endpoint may hand over more, and once it has, it may
-                // have room to announce (a frame for the task to send).
-                if self.dispatch() {
-                    self.wake_task();
-                }
-                Poll::Ready(Some(item))
-            }
-            None if self.stopping || self.finished => Poll::Ready(None),
-            None => {
-                enlist(&mut self.readers, waker);
-                Poll::Pending
-            }
-        }
-    }
-
     /// Registers a caller of `closed`.
     pub(crate) fn wait_closed(&mut self, waker: &Waker) {
         enlist(&mut self.closed, waker);
     }
 
-    /// Moves the endpoint's outcomes to their waiters and its events into the inbox (as far
-    /// as it has room), routing replies to the requests that wait for them. Returns whether
-    /// it took anything from the endpoint.
-    pub(crate) fn dispatch(&mut self) -> bool {
-        let mut settled = false;
-        while let Some((id, outcome)) = self.ep.poll_outcome() {
-            self.settle(id, outcome);
-            settled = true;
-        }
-        let mut arrived = false;
-        let mut took = settled;
-        while self.inbox.len() < RX.max(1) {
-            let Some(event) = self.ep.poll_event() else {
-                break;
-            };
-            took = true;
-            let item = match event {
-                Event::SendOutcome { id, outcome } => {
-                    self.settle(id, outcome);
-                    settled = true;
-                    continue;
-                }
-                Event::Message(m) => {
-                    let m = Message::from_core(&m);
-                    match m.req_id() {
-                        Some(r) if self.replies.contains(r) => {
-                            self.replies.fulfil(r, Ok(m));
-                            continue;
-                        }
-                        // Its request gave up: dropped, never queued (an application that
-                        // only makes requests would never take it, and a full queue would
-                        // hold back the replies that live requests wait for).
-                        Some(r) if self.abandoned.take(r) => {
-                            self.late_replies = self.late_replies.wrapping_add(1);
-                            continue;
-                        }
-                        _ => Item::Message(m),
-                    }
-                }
-                Event::End(data) => {
-                    self.fail_replies(FailReason::PeerEnded);
-                    Item::Status(Status::End(data.to_vec()))
-                }
-                Event::Abort(data) => {
-                    self.fail_replies(FailReason::PeerAborted);
-                    Item::Status(Status::Abort(data.to_vec()))
-                }
-                Event::Gone(reason) => {
-                    self.fail_replies(FailReason::PeerGone);
-                    let cause = match reason {
-                        GoneReason::TransportLost => self.gone_cause.clone(),
-                        _ => None,
-                    };
-                    Item::Status(Status::Gone { reason, cause })
-                }
-                Event::PeerRestarted => Item::Status(Status::PeerRestarted),
-                _ => continue,
-            };
-            self.inbox.push_back(item);
-            arrived = true;
-        }
-        if settled {
-            // A slot came free: the caller first in line takes it.
-            self.room.wake_front();
-        }
-        if arrived {
-            wake_all(&mut self.readers);
-        }
-        took
-    }
-
-    /// Settles a send: its waiter learns the outcome; a request that failed learns it too,
-    /// and a delivered request is marked so (it waits on for its reply).
-    fn settle(&mut self, id: MsgId, outcome: Outcome) {
-        match outcome {
-            Outcome::Delivered => {
-                if !self.outcomes.fulfil(id, Ok(id)) {
-                    if let Some(slot) = self.replies.get_mut(id) {
-                        slot.delivered = true;
-                    }
-                }
-            }
-            Outcome::Failed(r) => {
-                let e = Error::from(r).or_transport_lost(self.gone_cause.as_ref());
-                if !self.outcomes.fulfil(id, Err(e.clone())) {
-                    self.replies.fulfil(id, Err(e));
-                }
-            }
-        }
-    }
-
-    /// The peer will send nothing more: requests still waiting for a reply fail now.
-    fn fail_replies(&mut self, reason: FailReason) {
-        let e = Error::Failed(reason).or_transport_lost(self.gone_cause.as_ref());
-        self.replies.fail_all(|| Err(e.clone()));
+    /// How far the send `id` got: bytes the peer acknowledged, of its length; `None` once
+    /// its outcome is known (or for an unknown id).
+    pub(crate) fn progress(&self, id: MsgId) -> Option<Progress> {
+        let (done, total) = self.ep.progress(id)?;
+        self.sending.contains(&id).then_some(Progress { id, done, total })
     }
 
     /// The endpoint refused a call: the error, naming the broken transport if that is why.
@@ -345,9 +247,10 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         }
         self.stopping = true;
         self.ep.stop();
-        self.inbox.clear();
         self.dispatch();
         self.inbox.clear();
+        self.inbox_bytes = 0;
+        self.assembler = Assembler::default();
         self.replies.fail_all(|| Err(Error::Stopped));
         self.wake_everyone();
     }
@@ -359,7 +262,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         self.wake_everyone();
     }
 
-    fn wake_everyone(&mut self) {
+    pub(crate) fn wake_everyone(&mut self) {
         self.outcomes.wake_all();
         self.replies.wake_all();
         wake_all(&mut self.readers);
@@ -372,12 +275,12 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
 /// The lock around [`State`]; a poisoned lock is taken anyway (the state stays consistent:
 /// nothing in it panics halfway through an update).
 pub(crate) struct Shared<
-    const PAYLOAD: usize,
+    const FRAGMENT: usize,
     const TOPIC: usize,
     const RX: usize,
     const TX: usize,
     const FRAME: usize,
->(Mutex<State<PAYLOAD, TOPIC, RX, TX, FRAME>>);
+>(Mutex<State<FRAGMENT, TOPIC, RX, TX, FRAME>>);
 
 impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: usize>
     Shared<P, T, RX, TX, F>

@@ -27,13 +27,13 @@ const ROUNDS_PER_POLL: usize = 8;
 /// The future that drives one pipe; ends when the handler stops or the transport breaks.
 pub(crate) struct PipeTask<
     S,
-    const PAYLOAD: usize,
+    const FRAGMENT: usize,
     const TOPIC: usize,
     const RX: usize,
     const TX: usize,
     const FRAME: usize,
 > {
-    shared: Arc<Shared<PAYLOAD, TOPIC, RX, TX, FRAME>>,
+    shared: Arc<Shared<FRAGMENT, TOPIC, RX, TX, FRAME>>,
     io: Pin<Box<S>>,
     sleep: Pin<Box<Sleep>>,
     /// Encoded frames not yet taken by the transport, from `sent` on.
@@ -144,7 +144,8 @@ where
     fn gather(&mut self, now: peerpipe_core::Instant, st: &mut State<P, T, RX, TX, F>) {
         let mut frame = [0u8; F];
         while self.out.len() < UNSENT_LIMIT {
-            match st.ep.poll_transmit(now, &mut frame) {
+            // The outbox supplies the bytes of each fragment as it goes out.
+            match st.ep.poll_transmit_from(now, &mut frame, &mut st.outbox) {
                 Ok(Some(n)) => self.out.extend_from_slice(frame.get(..n).unwrap_or(&[])),
                 // A FRAME-sized buffer always suffices (checked by the endpoint's type).
                 Ok(None) | Err(_) => break,

@@ -354,7 +354,8 @@ async fn bad_input_from_the_caller_gets_a_clear_error() {
         a.request(reply, None).await,
         Err(Error::Invalid(_))
     ));
-    // A payload the endpoint's capacity cannot take.
+    // A topic longer than the endpoint's topics: refused at once, before any wait (a
+    // message of any length fits: it goes in fragments).
     let (s, _t) = tokio::io::duplex(1024);
     let small: PipeHandler<
         16,
@@ -364,13 +365,13 @@ async fn bad_input_from_the_caller_gets_a_clear_error() {
         { peerpipe_tokio::peerpipe_core::wire::max_encoded_len(16, 8) },
     > = PipeHandler::start(s, config()).unwrap();
     assert!(matches!(
-        small.send_to_peer(msg("x", &[0; 17]), None).await,
+        small.send_to_peer(msg("topiclong", b""), None).await,
         Err(Error::Invalid(
-            peerpipe_tokio::peerpipe_core::Error::PayloadTooLarge { len: 17, max: 16 }
+            peerpipe_tokio::peerpipe_core::Error::TopicTooLong { len: 9, max: 8 }
         ))
     ));
     assert!(matches!(
-        small.send_to_peer(msg("topiclong", b""), None).await,
+        small.send_no_wait(msg("topiclong", &[0; 17])),
         Err(Error::Invalid(_))
     ));
     let bad = Config {
@@ -378,10 +379,8 @@ async fn bad_input_from_the_caller_gets_a_clear_error() {
         ..config()
     };
     let (s, _t) = tokio::io::duplex(1024);
-    assert!(matches!(
-        PipeHandler::<8192>::start(s, bad),
-        Err(Error::Config(_))
-    ));
+    let started: Result<PipeHandler, Error> = PipeHandler::start(s, bad);
+    assert!(matches!(started, Err(Error::Config(_))));
 }
 
 /// While paused neither side sends heartbeats nor checks silence; after resume both do.
