@@ -11,11 +11,12 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
 
+use peerpipe_tokio::peerpipe_core::{Endpoint, Instant as CoreInstant};
 use peerpipe_tokio::{
-    Config, Error, FailReason, Item, Message, MsgId, PipeHandler, Status, DEFAULT_FRAME,
-    DEFAULT_SLOTS, UNSENT_LIMIT,
+    Config, Error, FailReason, Item, Message, MsgId, PipeHandler, Status, DEFAULT_FRAGMENT,
+    DEFAULT_FRAME, DEFAULT_SLOTS, DEFAULT_TOPIC, UNSENT_LIMIT,
 };
-use tokio::io::{AsyncReadExt, DuplexStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio::time::{sleep, Instant};
 
@@ -333,6 +334,27 @@ fn flood_config() -> Config {
     }
 }
 
+/// What a fake peer says before it freezes: the first heartbeat of a real core endpoint
+/// with the handler's default capacities. No DATA goes out before the peer's capabilities
+/// are known, so a peer that never said anything would never be sent a message at all.
+async fn announce(end: &mut DuplexStream) {
+    let mut ep = Endpoint::<
+        DEFAULT_FRAGMENT,
+        DEFAULT_TOPIC,
+        DEFAULT_SLOTS,
+        DEFAULT_SLOTS,
+        DEFAULT_FRAME,
+        0,
+    >::new(flood_config(), 0x5eed, CoreInstant::ZERO)
+    .unwrap();
+    let mut frame = [0u8; DEFAULT_FRAME];
+    let n = ep
+        .poll_transmit(CoreInstant::ZERO, &mut frame)
+        .unwrap()
+        .expect("a new endpoint announces itself");
+    end.write_all(&frame[..n]).await.unwrap();
+}
+
 /// Fills every slot with 8 KiB sends and keeps 32 more callers waiting for one.
 fn flood(a: &PipeHandler) -> Vec<tokio::task::JoinHandle<Result<MsgId, Error>>> {
     (0..40u8)
@@ -343,13 +365,15 @@ fn flood(a: &PipeHandler) -> Vec<tokio::task::JoinHandle<Result<MsgId, Error>>> 
         .collect()
 }
 
-/// (e) A peer that is alive but never reads, 40 sends of 8 KiB and resends every 10 ms:
-/// for 3 s the bytes waiting for the transport stay under the documented bound (a resend
-/// of a frame still waiting adds nothing). Once the peer starts reading, every send is
-/// delivered: frames that came due meanwhile stayed due in the endpoint.
+/// (e) A peer that announced itself (one heartbeat) and then never reads, 40 sends of
+/// 8 KiB (8 fragments each) and resends every 10 ms: for 3 s the bytes waiting for the
+/// transport stay under the documented bound (a resend of a frame still waiting adds
+/// nothing). Once the peer starts reading, every send is delivered: frames that came due
+/// meanwhile stayed due in the endpoint.
 #[tokio::test(start_paused = true)]
 async fn a_frozen_peer_costs_bounded_memory() {
-    let (a, frozen) = tokio::io::duplex(4 * 1024);
+    let (a, mut frozen) = tokio::io::duplex(4 * 1024);
+    announce(&mut frozen).await;
     let a: PipeHandler = PipeHandler::start(a, flood_config()).unwrap();
     let sends = flood(&a);
     let mut most = 0;
@@ -358,9 +382,8 @@ async fn a_frozen_peer_costs_bounded_memory() {
         most = most.max(a.stats().unsent_bytes);
     }
     assert!(most > 0, "nothing waited for the transport");
-    // The first message's resends (due every 10 ms; the others wait for the peer to
-    // announce room) stayed in the endpoint while its first transmission was still
-    // waiting for the transport.
+    // The resends of the fragments in flight (due every 10 ms) stayed in the endpoint while
+    // their first transmissions were still waiting for the transport.
     let core = a.stats().core;
     assert_eq!(core.resends, 0, "{core:?}");
     assert!(most <= UNSENT_LIMIT + DEFAULT_FRAME, "{most} bytes unsent");
@@ -376,6 +399,8 @@ async fn a_frozen_peer_costs_bounded_memory() {
                 Item::Status(_) => {}
             }
         }
+        // Kept open until the acknowledgements went out.
+        b
     });
     let start = Instant::now();
     for s in sends {
@@ -389,13 +414,14 @@ async fn a_frozen_peer_costs_bounded_memory() {
     );
 }
 
-/// (e) A peer that reads, but only 512 bytes per millisecond, slower than the resend of
-/// the first 8 KiB message comes due (every 10 ms; the others wait for the peer to
-/// announce room): the handler's memory does not grow with what the transport took (it
-/// used to keep every byte written since its buffer was last empty).
+/// (e) A peer that announced itself (one heartbeat) and then reads, but only 512 bytes per
+/// millisecond and never acknowledges, slower than the resends of the fragments in flight
+/// come due (8 of 1 KiB every 10 ms): the handler's memory does not grow with what the
+/// transport took (it used to keep every byte written since its buffer was last empty).
 #[tokio::test(start_paused = true)]
 async fn a_trickling_peer_costs_bounded_memory() {
     let (a, mut slow) = tokio::io::duplex(4 * 1024);
+    announce(&mut slow).await;
     let a: PipeHandler = PipeHandler::start(a, flood_config()).unwrap();
     let _sends = flood(&a);
     sleep(Duration::from_millis(100)).await;
