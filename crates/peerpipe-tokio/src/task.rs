@@ -114,8 +114,9 @@ where
                 self.sent = 0;
                 self.gather(now, st);
                 if self.out.is_empty() {
-                    // Nothing to send: an idle pipe keeps no large buffer.
-                    if self.out.capacity() > UNSENT_LIMIT {
+                    // Nothing to send: an idle pipe keeps no buffer larger than a frame
+                    // (after a burst of fragments it may have grown to UNSENT_LIMIT).
+                    if self.out.capacity() > F {
                         self.out = Vec::new();
                     }
                     return Ok(());

@@ -7,8 +7,6 @@
 //! The peers are raw ends of `tokio::io::duplex` (a peer that reads and never answers, or
 //! never reads) or handlers whose application is slow or silent.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
 use peerpipe_tokio::peerpipe_core::{Endpoint, Instant as CoreInstant};
@@ -281,48 +279,12 @@ async fn no_reply_only_for_a_delivered_request() {
     assert_eq!(reply.req_id(), Some(seen.recv().await.unwrap()));
 }
 
-/// Live heap bytes allocated minus freed on each thread: the tests run on a current-thread
-/// runtime, so a handler's whole memory shows on the test's thread.
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-fn count(delta: isize) {
-    let _ = LIVE.try_with(|c| c.set(c.get() + delta));
-}
-
-fn live_bytes() -> isize {
-    LIVE.with(Cell::get)
-}
-
-// SAFETY: every call is forwarded to `System` unchanged; only counters are added.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            count(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        count(-(layout.size() as isize));
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            count(new_size as isize - layout.size() as isize);
-        }
-        p
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
+use counting::live_bytes;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 /// A config with fast resends and no silence check: nothing stops the resends.
 fn flood_config() -> Config {
