@@ -8,18 +8,16 @@
 
 use std::time::Duration;
 
-use peerpipe_tokio::peerpipe_core::{
-    self, wire, Endpoint, Event, Instant as CoreInstant, MsgId, Outcome, Source,
-};
-use peerpipe_tokio::{
-    Config, Item, Message, PipeHandler, DEFAULT_FRAGMENT, DEFAULT_FRAME, DEFAULT_SLOTS,
-    DEFAULT_TOPIC, RECEIVED_LIMIT,
-};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio::time::{sleep, sleep_until, Instant};
+use peerpipe_tokio::peerpipe_core::{self, wire, Event, MsgId, Outcome, Source};
+use peerpipe_tokio::{Config, Item, Message, PipeHandler, DEFAULT_FRAGMENT, RECEIVED_LIMIT};
+use tokio::io::DuplexStream;
+use tokio::time::{sleep, Instant};
 
+#[path = "common/core_peer.rs"]
+mod core_peer;
 #[path = "common/counting.rs"]
 mod counting;
+use core_peer::{CoreEndpoint, CorePeer};
 use counting::{live_bytes, peak_bytes, reset_peak};
 
 #[global_allocator]
@@ -88,24 +86,17 @@ impl Source for Pattern {
     }
 }
 
-type CoreEndpoint =
-    Endpoint<DEFAULT_FRAGMENT, DEFAULT_TOPIC, DEFAULT_SLOTS, DEFAULT_SLOTS, DEFAULT_FRAME, 0>;
-
-/// Sends `count` requests of `len` bytes from a core endpoint over `io`, starting at
-/// `start`, as fast as the receiver acknowledges them; returns when all were delivered
-/// (with the connection, still open).
-async fn flood(mut io: DuplexStream, count: u64, len: u64, start: Instant) -> DuplexStream {
-    let origin = Instant::now();
-    let now = move || CoreInstant::from_micros(origin.elapsed().as_micros() as u64);
-    let mut ep = Box::new(CoreEndpoint::new(config(), 0xf100d, now()).unwrap());
+/// Sends `count` requests of `len` bytes from a core endpoint over `io`, from `start` on,
+/// as fast as the receiver acknowledges them; returns when all were delivered (with the
+/// connection, still open).
+async fn flood(io: DuplexStream, count: u64, len: u64, start: Instant) -> CorePeer {
+    let mut peer = CorePeer::new(io, config(), 0xf100d);
     let mut source = Pattern(Vec::with_capacity(DEFAULT_FRAGMENT));
-    let mut frame = vec![0u8; DEFAULT_FRAME];
-    let mut input = vec![0u8; 8 * 1024];
     let (mut queued, mut delivered) = (0, 0);
-    loop {
+    peer.run(&mut source, |ep, now| {
         while queued < count && Instant::now() >= start {
             let item = wire::Item::Request { topic: "flood" };
-            match ep.send_from(now(), item, len, None) {
+            match ep.send_from(now, item, len, None) {
                 Ok(_) => queued += 1,
                 Err(peerpipe_core::Error::SendQueueFull) => break,
                 Err(e) => panic!("{e}"),
@@ -117,36 +108,10 @@ async fn flood(mut io: DuplexStream, count: u64, len: u64, start: Instant) -> Du
                 delivered += 1;
             }
         }
-        if delivered == count {
-            return io;
-        }
-        while let Some(n) = ep
-            .poll_transmit_from(now(), &mut frame, &mut source)
-            .unwrap()
-        {
-            io.write_all(&frame[..n]).await.unwrap();
-        }
-        let mut wake = ep
-            .poll_timeout()
-            .map_or(origin + Duration::from_secs(3600), |t| {
-                origin + Duration::from_micros(t.as_micros())
-            });
-        if queued == 0 {
-            wake = wake.min(start);
-        }
-        tokio::select! {
-            r = io.read(&mut input) => {
-                let n = r.unwrap();
-                assert!(n > 0, "the receiver closed the connection");
-                ep.handle_bytes(now(), &input[..n]);
-            }
-            () = sleep_until(wake) => {}
-        }
-        let t = now();
-        if ep.poll_timeout().is_some_and(|d| d <= t) {
-            ep.handle_timeout(t);
-        }
-    }
+        delivered == count
+    })
+    .await;
+    peer
 }
 
 /// `count` messages of `len` bytes flood a default pipe whose application takes one every
