@@ -35,6 +35,7 @@ async fn requests_and_end_over_serial_ports() {
         resend_interval: Some(Duration::from_millis(500)),
         max_resends: None,
         default_request_timeout: Duration::from_secs(20),
+        max_message: 0,
     };
     let a: PipeHandler =
         PipeHandler::start(open_serial(&p1.path, 115_200).unwrap(), config).unwrap();
@@ -52,7 +53,7 @@ async fn requests_and_end_over_serial_ports() {
         }
         panic!("stream ended without a status");
     });
-    for size in [0usize, 1, 64, 1000, 8192] {
+    for size in [0usize, 1, 64, 1000, 8192, 100_000] {
         let data: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
         let reply = a
             .request(Message::request("serial", data.clone()).unwrap(), None)
