@@ -40,13 +40,15 @@ type CoreResult = Result<MsgId, peerpipe_core::Error>;
 /// slot leaves the queue; a dropped request's reply, should it come, is dropped and counted
 /// ([`HandlerStats::late_replies`]), never queued.
 ///
-/// **Capacities** are const generics, as in the core: `PAYLOAD` and `TOPIC` bound a message;
-/// `RX` and `TX` are the receive and send slots; `FRAME` must be
-/// [`max_encoded_len(PAYLOAD, TOPIC)`](peerpipe_core::wire::max_encoded_len) or more
-/// (checked at compile time). The defaults match `peerpipe_std` (8 KiB payloads, 64-byte
-/// topics) with 8 slots each way; an endpoint takes about `(RX + TX + 1) * PAYLOAD` bytes, so
-/// a server with thousands of pipes of small messages picks smaller ones (see the
-/// `many_pipes` example).
+/// **Capacities** are const generics, as in the core: `FRAGMENT`, the most message bytes
+/// in one frame (a message of any length up to [`MAX_PAYLOAD`](crate::MAX_PAYLOAD) goes
+/// in fragments), and `TOPIC`, the longest topic; `RX` and `TX`, the receive and send
+/// slots; `FRAME`, which must be
+/// [`max_encoded_len(FRAGMENT, TOPIC)`](peerpipe_core::wire::max_encoded_len) or more
+/// (checked at compile time). The defaults are 1 KiB fragments, `peerpipe_std`'s 64-byte
+/// topics and 8 slots each way: an endpoint of 12.75 KiB, about `RX * (FRAGMENT + TOPIC)`
+/// plus a frame. Either side's fragments suit the other (each sends the smaller). The
+/// crate docs weigh memory against throughput.
 ///
 /// The handler is a cheap handle ([`Clone`]); the pipe stops when [`stop`](Self::stop) is
 /// called or the last handle (including [`Events`] streams) is dropped.
@@ -151,13 +153,14 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     /// - [`Error::Failed`]`(`[`FailReason::NoSlot`]`)`: the timeout passed while it waited
     ///   for a send slot; nothing was sent.
     /// - [`Error::Failed`]`(`[`FailReason::TimedOut`]`)`: sent, but not acknowledged in
-    ///   time (the peer may or may not have it); other [`FailReason`]s: resends exhausted,
-    ///   the peer gone, ended or aborted before acknowledging it.
+    ///   time (the peer may or may not have it); [`FailReason::TooLarge`]: longer than the
+    ///   peer accepts (its `max_message`), at once; other [`FailReason`]s: resends
+    ///   exhausted, the peer gone, ended, aborted or restarted before acknowledging it.
     /// - [`Error::Closed`]: the conversation is over (END or ABORT sent or received, peer
     ///   gone), before or while it waited for a slot.
     /// - [`Error::Stopped`]: the handler was stopped.
-    /// - [`Error::Invalid`]: the message or the timeout (zero) is invalid; never because
-    ///   the handler is busy.
+    /// - [`Error::Invalid`]: the topic is longer than `TOPIC`, or the timeout is zero;
+    ///   never because the handler is busy (checked before any wait).
     pub async fn send_to_peer(
         &self,
         msg: Message,
@@ -262,8 +265,9 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     /// when no slot came free in time (END was not sent, and the conversation stays open),
     /// [`Error::Failed`]`(`[`FailReason::TimedOut`]`)` when END was sent but not
     /// acknowledged in time, [`Error::Closed`] when the conversation was already over,
-    /// [`Error::Stopped`], and [`Error::Invalid`] only for `data` too large or a zero
-    /// timeout. A busy send queue is never `Invalid`.
+    /// [`Error::Stopped`], and [`Error::Invalid`] only for `data` beyond
+    /// [`MAX_PAYLOAD`](crate::MAX_PAYLOAD) or a zero timeout. A busy send queue is never
+    /// `Invalid`. END data of any length goes in fragments, like a message.
     pub async fn notify_end(
         &self,
         data: impl Into<Vec<u8>>,
@@ -391,7 +395,10 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     /// not among them.
     pub fn sending(&self) -> Vec<Progress> {
         let st = self.inner.shared.lock();
-        st.sending.iter().filter_map(|&id| st.progress(id)).collect()
+        st.sending
+            .iter()
+            .filter_map(|&id| st.progress(id))
+            .collect()
     }
 
     /// The message arriving in parts (longer than one fragment) that the handler is putting

@@ -223,7 +223,9 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     /// its outcome is known (or for an unknown id).
     pub(crate) fn progress(&self, id: MsgId) -> Option<Progress> {
         let (done, total) = self.ep.progress(id)?;
-        self.sending.contains(&id).then_some(Progress { id, done, total })
+        self.sending
+            .contains(&id)
+            .then_some(Progress { id, done, total })
     }
 
     /// The endpoint refused a call: the error, naming the broken transport if that is why.

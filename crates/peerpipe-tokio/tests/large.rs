@@ -171,12 +171,22 @@ async fn a_peer_that_accepts_less_refuses_at_once() {
     let r = a
         .send_to_peer(Message::request("big", vec![7; 4097]).unwrap(), None)
         .await;
-    assert!(matches!(r, Err(Error::Failed(FailReason::TooLarge))), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::Failed(FailReason::TooLarge))),
+        "{r:?}"
+    );
     let r = a
         .request(Message::request("big", vec![7; 1 << 20]).unwrap(), None)
         .await;
-    assert!(matches!(r, Err(Error::Failed(FailReason::TooLarge))), "{r:?}");
-    assert!(start.elapsed() < Duration::from_millis(5), "{:?}", start.elapsed());
+    assert!(
+        matches!(r, Err(Error::Failed(FailReason::TooLarge))),
+        "{r:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_millis(5),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(a.stats().core.resends, 0);
 
     let reply = a
@@ -255,7 +265,10 @@ async fn progress_on_both_sides() {
     let message = loop {
         if let Some(p) = a.progress(id) {
             let listed = a.sending();
-            assert!(listed.len() <= 1 && listed.iter().all(|q| q.id == id), "{listed:?}");
+            assert!(
+                listed.len() <= 1 && listed.iter().all(|q| q.id == id),
+                "{listed:?}"
+            );
             sent.push(p);
         }
         if let Some(p) = b.receiving() {
@@ -270,12 +283,17 @@ async fn progress_on_both_sides() {
     assert!(message.data() == pattern(5, total as usize).as_slice());
     for (name, seen) in [("sent", &sent), ("arrived", &arrived)] {
         assert!(seen.len() >= 3, "{name}: too few samples: {seen:?}");
-        assert!(seen.iter().all(|p| p.id == id && p.total == total && p.done <= total));
+        assert!(seen
+            .iter()
+            .all(|p| p.id == id && p.total == total && p.done <= total));
         assert!(
             seen.windows(2).all(|w| w[0].done <= w[1].done),
             "{name} went back: {seen:?}"
         );
-        assert!(seen.iter().any(|p| p.done > 0 && p.done < total), "{name}: {seen:?}");
+        assert!(
+            seen.iter().any(|p| p.done > 0 && p.done < total),
+            "{name}: {seen:?}"
+        );
     }
     // Delivered: the outcome settles it.
     for _ in 0..1000 {

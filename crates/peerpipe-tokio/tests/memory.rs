@@ -66,7 +66,10 @@ async fn an_idle_default_pipe_takes_at_most_16_kib() {
     sleep(Duration::from_millis(500)).await;
     let after = (live_bytes() - before) / 2;
     println!("the same pipe idle after 1 MiB went through: {after} bytes");
-    assert!(after <= 16 * KIB, "an idle pipe takes {after} bytes after a transfer");
+    assert!(
+        after <= 16 * KIB,
+        "an idle pipe takes {after} bytes after a transfer"
+    );
 }
 
 /// The bytes of message `id` at `offset` in the flood.
@@ -129,7 +132,11 @@ async fn slow_application_under_a_flood(count: u64, len: u64) -> isize {
             panic!("no message")
         };
         assert_eq!(m.data().len() as u64, len);
-        assert!(m.data().iter().enumerate().all(|(i, &v)| v == byte(m.id(), i as u64)));
+        assert!(m
+            .data()
+            .iter()
+            .enumerate()
+            .all(|(i, &v)| v == byte(m.id(), i as u64)));
         sleep(Duration::from_millis(50)).await;
     }
     let _connection = sender.await.unwrap();
@@ -139,7 +146,10 @@ async fn slow_application_under_a_flood(count: u64, len: u64) -> isize {
         "{count} messages of {len} bytes to a slow application: at most {most} bytes held; \
          {handled:?}"
     );
-    assert!(handled.core.refused_full > 0, "the receiver never held back");
+    assert!(
+        handled.core.refused_full > 0,
+        "the receiver never held back"
+    );
     most
 }
 
@@ -149,7 +159,10 @@ async fn slow_application_under_a_flood(count: u64, len: u64) -> isize {
 async fn a_flood_of_large_messages_costs_two_messages() {
     let len: isize = 4 << 20;
     let most = slow_application_under_a_flood(10, len as u64).await;
-    assert!(most <= 2 * len + 512 * KIB, "{most} bytes for 40 MiB flooded");
+    assert!(
+        most <= 2 * len + 512 * KIB,
+        "{most} bytes for 40 MiB flooded"
+    );
 }
 
 /// Messages of 192 KiB: the handler holds at most twice [`RECEIVED_LIMIT`] besides the one
@@ -159,5 +172,8 @@ async fn a_flood_of_medium_messages_costs_the_received_limit() {
     let len: isize = 192 * KIB;
     let most = slow_application_under_a_flood(60, len as u64).await;
     let limit = RECEIVED_LIMIT as isize;
-    assert!(most <= 2 * limit + len + 512 * KIB, "{most} bytes for 11 MiB flooded");
+    assert!(
+        most <= 2 * limit + len + 512 * KIB,
+        "{most} bytes for 11 MiB flooded"
+    );
 }

@@ -65,10 +65,12 @@ impl CorePeer {
             if done {
                 return;
             }
-            let wake = self.ep.poll_timeout().map_or(
-                self.origin + Duration::from_secs(24 * 3600),
-                |t| self.origin + Duration::from_micros(t.as_micros()),
-            );
+            let wake = self
+                .ep
+                .poll_timeout()
+                .map_or(self.origin + Duration::from_secs(24 * 3600), |t| {
+                    self.origin + Duration::from_micros(t.as_micros())
+                });
             tokio::select! {
                 r = self.io.read(&mut self.input) => {
                     let n = r.unwrap();
