@@ -242,7 +242,7 @@ fn run_tokio_with<const SLOTS: usize>(args: Args) -> Result<Report, String> {
 }
 
 async fn tokio_load<const SLOTS: usize>(args: Args) -> Result<Report, String> {
-    use peerpipe_tokio::{Error, Item, DEFAULT_PAYLOAD as P, DEFAULT_TOPIC as T};
+    use peerpipe_tokio::{Error, Item, DEFAULT_FRAGMENT as P, DEFAULT_TOPIC as T};
     type PipeHandler<const S: usize> = peerpipe_tokio::PipeHandler<P, T, S, S>;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
