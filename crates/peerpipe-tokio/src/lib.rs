@@ -115,12 +115,14 @@
 //! - **Receiving:** the handler holds at most `RX` items for the application, and takes
 //!   nothing more from the endpoint while those and the message it is putting together
 //!   come to [`RECEIVED_LIMIT`] (1 MiB) or more, unless its queue is empty (so that a
-//!   message longer than the limit gets through). Its received data is then at most
-//!   twice `RECEIVED_LIMIT`, or one message when a message is longer; add what the
-//!   application holds, and replies handed to waiting requests. Meanwhile the endpoint's
-//!   receive slots fill and the peer waits (flow control, not loss). Measured with an
-//!   application that takes one message per 50 ms, everything allocated on its side
-//!   included: 8.0 MiB at most for a flood of 4 MiB messages, 1.33 MiB for 192 KiB ones.
+//!   message longer than the limit gets through) or that message is a reply a request waits
+//!   for (it goes to the request, never to the queue, so an unread queue cannot hold it
+//!   back). Its received data is then at most twice `RECEIVED_LIMIT`, or one message when a
+//!   message is longer; add what the application holds, and replies handed to waiting
+//!   requests. Meanwhile the endpoint's receive slots fill and the peer waits (flow
+//!   control, not loss). Measured with an application that takes one message per 50 ms,
+//!   everything allocated on its side included: 8.0 MiB at most for a flood of 4 MiB
+//!   messages, 1.33 MiB for 192 KiB ones.
 //! - **Sending:** the messages in the send slots, whose data the application gave.
 //!
 //! ## Throughput

@@ -5,7 +5,7 @@
 
 use std::task::{Poll, Waker};
 
-use peerpipe_core::{Event, FailReason, GoneReason, MsgId, Outcome};
+use peerpipe_core::{Event, FailReason, GoneReason, MsgId, Outcome, PartKind};
 use peerpipe_host::{Assembled, Error, Item, Message, Status};
 
 use crate::state::State;
@@ -56,11 +56,15 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
 
     /// Whether the handler may take another event from the endpoint: the queue has room
     /// for an item, and (unless it is empty, so that a message longer than the limit still
-    /// gets through) the bytes it holds, with the message being put together, are under
-    /// [`RECEIVED_LIMIT`].
+    /// gets through, or the message being put together is a reply a request waits for,
+    /// which never takes a place in the queue) the bytes it holds, with the message being
+    /// put together, are under [`RECEIVED_LIMIT`].
     fn has_room(&self) -> bool {
         self.inbox.len() < RX.max(1)
             && (self.inbox.is_empty()
+                || self
+                    .reply_in_parts
+                    .is_some_and(|r| self.replies.contains(r))
                 || self.inbox_bytes + self.assembler.bytes_held() < RECEIVED_LIMIT)
     }
 
@@ -89,13 +93,25 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
                 Event::Message(m) => Assembled::Message(Message::from_core(&m)),
                 Event::End(data) => Assembled::End(data.to_vec()),
                 Event::Abort(data) => Assembled::Abort(data.to_vec()),
-                Event::Part(part) => match self.assembler.part(part) {
-                    Some(whole) => whole,
-                    None => continue,
-                },
+                Event::Part(part) => {
+                    if part.is_first() {
+                        self.reply_in_parts = match part.kind() {
+                            PartKind::Reply { req_id } => Some(req_id),
+                            _ => None,
+                        };
+                    }
+                    if part.is_last() {
+                        self.reply_in_parts = None;
+                    }
+                    match self.assembler.part(part) {
+                        Some(whole) => whole,
+                        None => continue,
+                    }
+                }
                 Event::Cut { id, reason } => {
                     log::debug!("peerpipe-tokio: message {} cut: {reason}", id.0);
                     self.assembler.cut(id);
+                    self.reply_in_parts = None;
                     continue;
                 }
                 Event::Gone(reason) => {

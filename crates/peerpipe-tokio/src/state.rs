@@ -37,6 +37,8 @@ pub(crate) struct State<
     pub(crate) sending: Vec<MsgId>,
     /// The message arriving in parts, put together.
     pub(crate) assembler: Assembler,
+    /// The request the message arriving in parts replies to, if it is a reply.
+    pub(crate) reply_in_parts: Option<MsgId>,
     /// The tokio instant of the endpoint's `Instant::ZERO`.
     origin: TokioInstant,
     /// The last instant handed to the endpoint: its clock never goes back.
@@ -82,6 +84,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
             outbox: Outbox::default(),
             sending: Vec::new(),
             assembler: Assembler::default(),
+            reply_in_parts: None,
             origin: TokioInstant::now(),
             last: Instant::ZERO,
             inbox: VecDeque::new(),
@@ -253,6 +256,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         self.inbox.clear();
         self.inbox_bytes = 0;
         self.assembler = Assembler::default();
+        self.reply_in_parts = None;
         self.replies.fail_all(|| Err(Error::Stopped));
         self.wake_everyone();
     }

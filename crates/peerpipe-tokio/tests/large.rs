@@ -151,6 +151,31 @@ async fn end_and_abort_carry_large_data() {
     assert_eq!(a.recv().await.unwrap(), Item::Status(Status::Abort(abort)));
 }
 
+/// A 4 MiB reply gets through to its request while the application leaves a 600 KiB
+/// message from the peer unread in its queue: a reply a request waits for goes to it, not
+/// to the queue, so the queue's byte limit does not hold it back.
+#[tokio::test(start_paused = true)]
+async fn a_large_reply_passes_an_unread_message() {
+    let (x, y) = tokio::io::duplex(64 * 1024);
+    let a: PipeHandler = PipeHandler::start(x, config()).unwrap();
+    let b: PipeHandler = PipeHandler::start(y, config()).unwrap();
+    tokio::spawn(async move {
+        while let Some(Item::Message(req)) = b.recv().await {
+            let noise = Message::request("noise", pattern(7, 600 << 10)).unwrap();
+            b.send_to_peer(noise, None).await.unwrap();
+            let reply = req.reply_to(pattern(8, 4 << 20)).unwrap();
+            b.send_to_peer(reply, None).await.unwrap();
+        }
+    });
+    let req = Message::request("big", b"please".to_vec()).unwrap();
+    let reply = a.request(req, Some(Duration::from_secs(10))).await.unwrap();
+    assert!(reply.data() == pattern(8, 4 << 20).as_slice());
+    match a.get_next() {
+        Some(Item::Message(m)) => assert!(m.data() == pattern(7, 600 << 10).as_slice()),
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A peer whose `max_message` is 4 KiB: a longer send fails with `TooLarge` as soon as its
 /// capabilities are known (no resends, no timeout), a request too; one of 4 KiB goes
 /// through.
