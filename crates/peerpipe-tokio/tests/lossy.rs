@@ -110,3 +110,41 @@ async fn every_request_gets_its_reply_over_a_lossy_link() {
         assert_eq!(server.await.unwrap(), 200, "seed {seed}");
     }
 }
+
+/// Messages of several fragments over the same lossy link: requests of 1 KiB + 1, 64 KiB and
+/// 300 KiB from two tasks at once, each reply (the data reversed) whole and intact.
+#[tokio::test(start_paused = true)]
+async fn large_messages_arrive_whole_over_a_lossy_link() {
+    for seed in [4u64, 5] {
+        let (a, b) = lossy_pair(LinkConfig::lossy(0.15, 0.05, 0.05), seed);
+        tokio::spawn(async move {
+            while let Some(Item::Message(req)) = b.recv().await {
+                let mut data = req.data().to_vec();
+                data.reverse();
+                let _ = b.send_to_peer(req.reply_to(data).unwrap(), None).await;
+            }
+        });
+        let clients: Vec<_> = (0..2u8)
+            .map(|c| {
+                let a = a.clone();
+                tokio::spawn(async move {
+                    for len in [1025usize, 64 << 10, 300 << 10] {
+                        let data: Vec<u8> =
+                            (0..len).map(|i| (i * 7 + usize::from(c)) as u8).collect();
+                        let req = Message::request("big", data.clone()).unwrap();
+                        let reply = a.request(req, None).await.unwrap();
+                        assert!(
+                            reply.data().iter().rev().eq(data.iter()),
+                            "seed {seed}, {len}"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.await.unwrap();
+        }
+        assert!(a.stats().core.resends > 0, "seed {seed}: no resends");
+        a.stop();
+    }
+}
