@@ -19,7 +19,7 @@ use crate::guards::{Ticket, Waiting};
 use crate::outgoing::Outgoing;
 use crate::state::{Shared, State, Wait};
 use crate::task::PipeTask;
-use crate::Progress;
+use crate::{Progress, Transfer};
 
 /// What giving an item to the endpoint returns: its id, or why not.
 type CoreResult = Result<MsgId, peerpipe_core::Error>;
@@ -376,38 +376,28 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         self.inner.shared.lock().stats()
     }
 
-    /// How far the send `id` got (from [`send_no_wait`](Self::send_no_wait), or from
-    /// [`sending`](Self::sending) for a call still waiting): the bytes of it the peer has
-    /// acknowledged, of its length. `None` once its outcome is known, or for an id this
-    /// handler is not sending.
-    ///
-    /// Acknowledged bytes grow fragment by fragment (at most
-    /// [`DEFAULT_FRAGMENT`](crate::DEFAULT_FRAGMENT) bytes each with the default
-    /// capacities) and equal the length just before the outcome: delivered.
-    pub fn progress(&self, id: MsgId) -> Option<Progress> {
-        self.inner.shared.lock().progress(id)
+    /// How far the oldest send under way and the message arriving have got (see
+    /// [`Progress`]): for a progress bar, from another task (a caller waiting in
+    /// [`send_to_peer`](Self::send_to_peer) learns its message's id only when it returns).
+    pub fn progress(&self) -> Progress {
+        let st = self.inner.shared.lock();
+        Progress {
+            sending: st.sending.iter().find_map(|&id| st.transfer(id)),
+            receiving: st.receiving(),
+        }
     }
 
     /// Every message handed to the endpoint whose outcome is not known yet (at most `TX`),
-    /// oldest first, with its progress: for a progress bar next to a
-    /// [`send_to_peer`](Self::send_to_peer) or [`request`](Self::request) that is still
-    /// waiting (it returns the id only at the end). Calls still waiting for a send slot are
-    /// not among them.
-    pub fn sending(&self) -> Vec<Progress> {
+    /// oldest first, with the bytes the peer has acknowledged: find an id from
+    /// [`send_no_wait`](Self::send_no_wait) among them. Calls still waiting for a send slot
+    /// are not among them. Acknowledged bytes grow fragment by fragment and reach the
+    /// length just before the outcome: delivered.
+    pub fn sending(&self) -> Vec<Transfer> {
         let st = self.inner.shared.lock();
         st.sending
             .iter()
-            .filter_map(|&id| st.progress(id))
+            .filter_map(|&id| st.transfer(id))
             .collect()
-    }
-
-    /// The message arriving in parts (longer than one fragment) that the handler is putting
-    /// together: its id, the bytes that arrived so far, its length. `None` when no message
-    /// is half-way (a message of one fragment arrives whole). Fragments still in the
-    /// endpoint's receive slots, not yet taken while the application's queue is full, are
-    /// not counted yet.
-    pub fn receiving(&self) -> Option<Progress> {
-        self.inner.shared.lock().receiving()
     }
 
     fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Item>> {

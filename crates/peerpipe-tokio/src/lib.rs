@@ -94,9 +94,10 @@
 //!   completed (its sender gave it up, went away or restarted in the middle) is dropped
 //!   and counted in `stats().core.messages_cut`, never delivered in part; GONE or the
 //!   restart is reported as always.
-//! - **Progress.** [`PipeHandler::progress`] (for an id) and [`PipeHandler::sending`]
-//!   (every send in flight) give the bytes of a message the peer has acknowledged;
-//!   [`PipeHandler::receiving`], the bytes that arrived of the message being put together.
+//! - **Progress.** [`PipeHandler::progress`] gives the bytes of the oldest send under way
+//!   that the peer has acknowledged and the bytes that arrived of the message being put
+//!   together ([`Progress`], as in `peerpipe_std`); [`PipeHandler::sending`] lists every
+//!   send under way.
 //! - **The peer's limit.** [`Config::max_message`] (0: no limit) is announced to the peer,
 //!   and a send longer than the peer's limit fails at once with
 //!   [`Error::Failed`]`(`[`FailReason::TooLarge`]`)`. A server facing peers it does not
@@ -114,10 +115,10 @@
 //!   With `peerpipe_std`'s 8 KiB fragments the endpoint alone would be 75.5 KiB.
 //! - **Receiving:** the handler holds at most `RX` items for the application, and takes
 //!   nothing more from the endpoint while those and the message it is putting together
-//!   come to [`RECEIVED_LIMIT`] (1 MiB) or more, unless its queue is empty (so that a
+//!   come to [`QUEUE_BYTES`] (1 MiB) or more, unless its queue is empty (so that a
 //!   message longer than the limit gets through) or that message is a reply a request waits
 //!   for (it goes to the request, never to the queue, so an unread queue cannot hold it
-//!   back). Its received data is then at most twice `RECEIVED_LIMIT`, or one message when a
+//!   back). Its received data is then at most twice `QUEUE_BYTES`, or one message when a
 //!   message is longer; add what the application holds, and replies handed to waiting
 //!   requests. Meanwhile the endpoint's receive slots fill and the peer waits (flow
 //!   control, not loss). Measured with an application that takes one message per 50 ms,
@@ -147,6 +148,7 @@ mod guards;
 mod handler;
 mod listener;
 mod outgoing;
+mod progress;
 mod receive;
 #[cfg(feature = "serial")]
 mod serial;
@@ -165,6 +167,7 @@ pub use peerpipe_core::{
 pub use peerpipe_host::ABANDONED_REQUESTS;
 pub use peerpipe_host::{Error, HandlerStats, Item, Message, Status};
 pub use peerpipe_host::{MAX_PAYLOAD, UNSENT_LIMIT};
+pub use progress::{Progress, Transfer};
 #[cfg(feature = "serial")]
 pub use serial::open_serial;
 
@@ -185,21 +188,10 @@ pub const DEFAULT_SLOTS: usize = 8;
 pub const DEFAULT_FRAME: usize =
     peerpipe_core::wire::max_encoded_len(DEFAULT_FRAGMENT, DEFAULT_TOPIC);
 
-/// Received data a handler holds for its application, in bytes, beyond one message: while
-/// the items in its queue and the message it is putting together come to this much, it
-/// takes nothing more from the endpoint (whose receive slots then fill, so that the peer
-/// waits), unless the queue is empty. The crate docs give the whole bound.
-pub const RECEIVED_LIMIT: usize = 1 << 20;
-
-/// How far a message got: `done` of its `total` bytes (acknowledged by the peer, for a send;
-/// arrived, for a message being received). From [`PipeHandler::progress`],
-/// [`PipeHandler::sending`] and [`PipeHandler::receiving`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    /// The message's id (the sender's: the receiver sees the same id).
-    pub id: MsgId,
-    /// Bytes done.
-    pub done: u64,
-    /// The message's length in bytes.
-    pub total: u64,
-}
+/// Received data a handler's queue holds for its application before it takes no more from
+/// the endpoint (whose receive slots then fill, so that the peer waits), counting the
+/// message being put together: the queue holds at most twice this, or one message when that
+/// message alone is longer (a message is always delivered whole). 1 MiB, where
+/// `peerpipe_std` has 16 MiB: a server runs thousands of pipes. The crate docs give the
+/// whole bound.
+pub const QUEUE_BYTES: usize = 1 << 20;

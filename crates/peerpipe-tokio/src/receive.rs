@@ -10,7 +10,7 @@ use peerpipe_host::{Assembled, Error, Item, Message, Status};
 
 use crate::state::State;
 use crate::waiters::{enlist, wake_all};
-use crate::{Progress, RECEIVED_LIMIT};
+use crate::{Transfer, QUEUE_BYTES};
 
 /// The data bytes an item holds.
 fn data_len(item: &Item) -> usize {
@@ -49,23 +49,23 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     }
 
     /// The message arriving in parts: its id, the bytes put together so far, its length.
-    pub(crate) fn receiving(&self) -> Option<Progress> {
+    pub(crate) fn receiving(&self) -> Option<Transfer> {
         let (id, done, total) = self.assembler.progress()?;
-        Some(Progress { id, done, total })
+        Some(Transfer { id, done, total })
     }
 
     /// Whether the handler may take another event from the endpoint: the queue has room
     /// for an item, and (unless it is empty, so that a message longer than the limit still
     /// gets through, or the message being put together is a reply a request waits for,
     /// which never takes a place in the queue) the bytes it holds, with the message being
-    /// put together, are under [`RECEIVED_LIMIT`].
+    /// put together, are under [`QUEUE_BYTES`].
     fn has_room(&self) -> bool {
         self.inbox.len() < RX.max(1)
             && (self.inbox.is_empty()
                 || self
                     .reply_in_parts
                     .is_some_and(|r| self.replies.contains(r))
-                || self.inbox_bytes + self.assembler.bytes_held() < RECEIVED_LIMIT)
+                || self.inbox_bytes + self.assembler.bytes_held() < QUEUE_BYTES)
     }
 
     /// Moves the endpoint's outcomes to their waiters and its events into the inbox (as far

@@ -10,7 +10,7 @@ use peerpipe_host::{Assembler, Error, HandlerStats, Item, Message, Outbox};
 use tokio::time::Instant as TokioInstant;
 
 use crate::waiters::{enlist, set_waker, wake_all, RoomQueue, Waiters};
-use crate::Progress;
+use crate::Transfer;
 
 /// Which waiters an id belongs to.
 #[derive(Clone, Copy)]
@@ -44,7 +44,7 @@ pub(crate) struct State<
     /// The last instant handed to the endpoint: its clock never goes back.
     last: Instant,
     /// Items for the application, at most `RX` and, beyond one item, about
-    /// [`RECEIVED_LIMIT`](crate::RECEIVED_LIMIT) bytes (then the endpoint holds the rest,
+    /// [`QUEUE_BYTES`](crate::QUEUE_BYTES) bytes (then the endpoint holds the rest,
     /// and the peer's resends cover what it cannot take).
     pub(crate) inbox: VecDeque<Item>,
     /// Data bytes of the items in `inbox`.
@@ -224,11 +224,11 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
 
     /// How far the send `id` got: bytes the peer acknowledged, of its length; `None` once
     /// its outcome is known (or for an unknown id).
-    pub(crate) fn progress(&self, id: MsgId) -> Option<Progress> {
+    pub(crate) fn transfer(&self, id: MsgId) -> Option<Transfer> {
         let (done, total) = self.ep.progress(id)?;
         self.sending
             .contains(&id)
-            .then_some(Progress { id, done, total })
+            .then_some(Transfer { id, done, total })
     }
 
     /// The endpoint refused a call: the error, naming the broken transport if that is why.

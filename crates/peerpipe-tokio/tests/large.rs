@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use peerpipe_tokio::{
-    Config, Error, FailReason, GoneReason, Item, Message, PipeHandler, Progress, Status,
+    Config, Error, FailReason, GoneReason, Item, Message, PipeHandler, Status, Transfer,
     DEFAULT_FRAGMENT as F,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -269,7 +269,11 @@ async fn a_peer_killed_mid_message_is_gone_and_nothing_partial_arrives() {
         other => panic!("{other:?}"),
     }
     assert_eq!(b.stats().core.messages_cut, 1, "no partial message was cut");
-    assert_eq!(b.receiving(), None, "the partial message was dropped");
+    assert_eq!(
+        b.progress().receiving,
+        None,
+        "the partial message was dropped"
+    );
     assert!(b.get_next().is_none());
     assert!(b.recv().await.is_none());
 }
@@ -286,18 +290,18 @@ async fn progress_on_both_sides() {
     let id = a
         .send_no_wait(Message::request("big", pattern(5, total as usize)).unwrap())
         .unwrap();
-    let (mut sent, mut arrived): (Vec<Progress>, Vec<Progress>) = (Vec::new(), Vec::new());
+    let (mut sent, mut arrived): (Vec<Transfer>, Vec<Transfer>) = (Vec::new(), Vec::new());
     let message = loop {
-        if let Some(p) = a.progress(id) {
-            let listed = a.sending();
-            assert!(
-                listed.len() <= 1 && listed.iter().all(|q| q.id == id),
-                "{listed:?}"
-            );
-            sent.push(p);
+        if let Some(t) = a.progress().sending {
+            sent.push(t);
         }
-        if let Some(p) = b.receiving() {
-            arrived.push(p);
+        let listed = a.sending();
+        assert!(
+            listed.len() <= 1 && listed.iter().all(|t| t.id == id),
+            "{listed:?}"
+        );
+        if let Some(t) = b.progress().receiving {
+            arrived.push(t);
         }
         if let Some(Item::Message(m)) = b.get_next() {
             break m;
@@ -310,23 +314,24 @@ async fn progress_on_both_sides() {
         assert!(seen.len() >= 3, "{name}: too few samples: {seen:?}");
         assert!(seen
             .iter()
-            .all(|p| p.id == id && p.total == total && p.done <= total));
+            .all(|t| t.id == id && t.total == total && t.done <= total));
         assert!(
             seen.windows(2).all(|w| w[0].done <= w[1].done),
             "{name} went back: {seen:?}"
         );
         assert!(
-            seen.iter().any(|p| p.done > 0 && p.done < total),
+            seen.iter().any(|t| t.done > 0 && t.fraction() < 1.0),
             "{name}: {seen:?}"
         );
     }
     // Delivered: the outcome settles it.
     for _ in 0..1000 {
-        if a.progress(id).is_none() {
+        if a.progress().sending.is_none() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    assert_eq!(a.progress(id), None);
+    assert_eq!(a.progress().sending, None);
     assert!(a.sending().is_empty());
+    assert_eq!(b.progress().receiving, None);
 }

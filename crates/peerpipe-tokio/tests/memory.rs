@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use peerpipe_tokio::peerpipe_core::{self, wire, Event, MsgId, Outcome, Source};
-use peerpipe_tokio::{Config, Item, Message, PipeHandler, DEFAULT_FRAGMENT, RECEIVED_LIMIT};
+use peerpipe_tokio::{Config, Item, Message, PipeHandler, DEFAULT_FRAGMENT, QUEUE_BYTES};
 use tokio::io::DuplexStream;
 use tokio::time::{sleep, Instant};
 
@@ -153,7 +153,7 @@ async fn slow_application_under_a_flood(count: u64, len: u64) -> isize {
     most
 }
 
-/// Messages of 4 MiB, longer than [`RECEIVED_LIMIT`]: the handler holds at most one whole
+/// Messages of 4 MiB, longer than [`QUEUE_BYTES`]: the handler holds at most one whole
 /// message besides the one the application holds (and a few hundred KiB of buffers).
 #[tokio::test(start_paused = true)]
 async fn a_flood_of_large_messages_costs_two_messages() {
@@ -165,13 +165,13 @@ async fn a_flood_of_large_messages_costs_two_messages() {
     );
 }
 
-/// Messages of 192 KiB: the handler holds at most twice [`RECEIVED_LIMIT`] besides the one
+/// Messages of 192 KiB: the handler holds at most twice [`QUEUE_BYTES`] besides the one
 /// the application holds.
 #[tokio::test(start_paused = true)]
 async fn a_flood_of_medium_messages_costs_the_received_limit() {
     let len: isize = 192 * KIB;
     let most = slow_application_under_a_flood(60, len as u64).await;
-    let limit = RECEIVED_LIMIT as isize;
+    let limit = QUEUE_BYTES as isize;
     assert!(
         most <= 2 * limit + len + 512 * KIB,
         "{most} bytes for 11 MiB flooded"
