@@ -368,7 +368,9 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     /// What the handler did and holds: the endpoint's counters (frames, resends,
     /// duplicates, wire errors, refusals), the calls waiting for a send slot
     /// (`waiting_sends`), the items waiting for the application (`queued_items`: in its
-    /// queue, and held back in the endpoint while that is full), the replies dropped
+    /// queue, and held back in the endpoint while that is full; `queued_bytes`: the data
+    /// and topics of those in its queue, which stops taking more at
+    /// [`QUEUE_BYTES`](crate::QUEUE_BYTES)), the replies dropped
     /// because their request had given up (`late_replies`), and the encoded bytes the
     /// transport has not taken yet (`unsent_bytes`, never more than
     /// [`UNSENT_LIMIT`](crate::UNSENT_LIMIT) plus one frame).

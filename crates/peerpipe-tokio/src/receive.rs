@@ -12,10 +12,10 @@ use crate::state::State;
 use crate::waiters::{enlist, wake_all};
 use crate::{Transfer, QUEUE_BYTES};
 
-/// The data bytes an item holds.
+/// The data bytes an item holds (a message's with its topic, as `peerpipe_std` counts them).
 fn data_len(item: &Item) -> usize {
     match item {
-        Item::Message(m) => m.data().len(),
+        Item::Message(m) => m.data().len() + m.topic().len(),
         Item::Status(Status::End(d) | Status::Abort(d)) => d.len(),
         Item::Status(_) => 0,
     }

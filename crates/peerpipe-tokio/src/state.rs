@@ -47,7 +47,7 @@ pub(crate) struct State<
     /// [`QUEUE_BYTES`](crate::QUEUE_BYTES) bytes (then the endpoint holds the rest,
     /// and the peer's resends cover what it cannot take).
     pub(crate) inbox: VecDeque<Item>,
-    /// Data bytes of the items in `inbox`.
+    /// Data bytes of the items in `inbox` (a message's with its topic).
     pub(crate) inbox_bytes: usize,
     /// Readers waiting for an item.
     pub(crate) readers: Vec<Waker>,
@@ -212,6 +212,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         s.core = *self.ep.stats();
         s.waiting_sends = self.room.len();
         s.queued_items = self.inbox.len() + self.ep.received_len();
+        s.queued_bytes = self.inbox_bytes;
         s.late_replies = self.late_replies;
         s.unsent_bytes = self.unsent;
         s

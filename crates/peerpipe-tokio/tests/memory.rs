@@ -132,6 +132,11 @@ async fn slow_application_under_a_flood(count: u64, len: u64) -> isize {
             panic!("no message")
         };
         assert_eq!(m.data().len() as u64, len);
+        let queued = b.stats().queued_bytes;
+        assert!(
+            queued <= (2 * QUEUE_BYTES).max(len as usize + 8),
+            "{queued} bytes queued"
+        );
         assert!(m
             .data()
             .iter()
@@ -140,6 +145,7 @@ async fn slow_application_under_a_flood(count: u64, len: u64) -> isize {
         sleep(Duration::from_millis(50)).await;
     }
     let _connection = sender.await.unwrap();
+    assert_eq!(b.stats().queued_bytes, 0);
     let most = peak_bytes() - base;
     let handled = b.stats();
     println!(

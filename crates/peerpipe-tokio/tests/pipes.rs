@@ -443,7 +443,7 @@ async fn exchange(a: &PipeHandler, b: PipeHandler) {
 }
 
 /// One wire protocol: a tokio peer and a threaded `peerpipe-std` peer over TCP, requests
-/// both ways, END from each side.
+/// both ways (small ones, and one of 1 MiB each way), END from each side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn talks_to_the_threaded_driver() {
     use peerpipe_std::{PipeHandler as StdHandler, TcpTransport};
@@ -473,6 +473,14 @@ async fn talks_to_the_threaded_driver() {
             .unwrap();
         assert_eq!(reply.data(), i.to_be_bytes().repeat(2));
     }
+    // tokio -> std, a message of many fragments (8 KiB on std's side, 1 KiB on ours: each
+    // side sends the smaller) and its reply of twice that.
+    let big: Vec<u8> = (0..(1 << 20) + 3).map(|i| (i % 251) as u8).collect();
+    let reply = tokio_side
+        .request(msg("big", &big), Some(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert!(reply.data() == big.repeat(2).as_slice());
     // std -> tokio (the blocking call on a blocking thread)
     let server = serve(tokio_side.clone());
     let std_client = std_side.clone();
@@ -492,6 +500,20 @@ async fn talks_to_the_threaded_driver() {
     .await
     .unwrap()
     .unwrap();
+    let std_client = std_side.clone();
+    let big_back = tokio::task::spawn_blocking(move || {
+        let big: Vec<u8> = (0..(1 << 20) + 5).map(|i| (i % 253) as u8).collect();
+        let reply = std_client
+            .request(msg("big", &big), Some(Duration::from_secs(30)), None)
+            .unwrap();
+        let mut want = big;
+        want.reverse();
+        reply.data() == want.as_slice()
+    });
+    assert!(
+        big_back.await.unwrap(),
+        "std's large request came back wrong"
+    );
     for (i, r) in replies.iter().enumerate() {
         let mut want = (i as u32).to_be_bytes().to_vec();
         want.reverse();
