@@ -1,20 +1,23 @@
-//! One large message through two `peerpipe-std` handlers, against a bare copy of the same
-//! bytes through the same kind of channel.
+//! One large message through two `peerpipe-std` handlers (or, with `--driver tokio`, two
+//! `peerpipe-tokio` handlers at their default capacities on a two-thread runtime), against
+//! a bare copy of the same bytes through the same kind of channel.
 //!
 //! ```text
-//! cargo run --release -p peerpipe-examples --example bulk -- [--size 1G] [--transport memory|tcp|unix]
+//! cargo run --release -p peerpipe-examples --example bulk -- [--size 1G] [--transport memory|tcp|unix] [--driver std|tokio]
 //! ```
 //!
 //! Prints exactly one line on stdout (diagnostics go to stderr):
 //!
 //! ```text
-//! transport=tcp size=1073741824 mb_per_s=.. raw_mb_per_s=.. peak_rss_mib=..
+//! transport=tcp size=1073741824 mb_per_s=.. raw_mb_per_s=.. peak_rss_mib=.. driver=std
 //! ```
 //!
 //! - `mb_per_s`: one message of `size` bytes from one handler to the other in this process
 //!   ([`PipeHandler::send_to_peer`], the receiver's [`PipeHandler::recv`]), in MB (10^6
 //!   bytes) per second, from the call until both the receiving application has the whole
-//!   message and the sender has its acknowledgement. The data is checked afterwards.
+//!   message and the sender has its acknowledgement. The data is checked afterwards. For
+//!   `tokio`, `memory` is a `tokio::io::duplex` of 64 KiB, `tcp` and `unix` tokio's
+//!   sockets.
 //! - `raw_mb_per_s`: the same number of bytes from one thread to another through the same
 //!   kind of channel without peerpipe, into a buffer of the same size (a crossbeam channel
 //!   of 64 KiB chunks for `memory`, what peerpipe's in-memory pair is; a loopback TCP
@@ -37,11 +40,12 @@ Usage: bulk [OPTIONS]
 
 One message of SIZE bytes through two peerpipe handlers in one process, next to a bare copy of
 as many bytes through the same kind of channel. Prints one line:
-transport=.. size=.. mb_per_s=.. raw_mb_per_s=.. peak_rss_mib=..
+transport=.. size=.. mb_per_s=.. raw_mb_per_s=.. peak_rss_mib=.. driver=..
 
 Options:
   --size SIZE     bytes, with an optional K, M or G (KiB, MiB, GiB)   (default 1G)
   --transport T   memory, tcp or unix                                (default memory)
+  --driver D      std (threads) or tokio (async, default capacities) (default std)
   -h, --help      print this help";
 
 /// Bound on the transfer.
@@ -59,6 +63,8 @@ enum Kind {
 struct Args {
     kind: Kind,
     size: usize,
+    /// peerpipe-tokio instead of peerpipe-std.
+    tokio: bool,
 }
 
 /// `64M`, `1G`, `4096`, `512K`: binary multiples.
@@ -83,6 +89,7 @@ fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
     let mut a = Args {
         kind: Kind::Memory,
         size: 1 << 30,
+        tokio: false,
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -98,6 +105,13 @@ fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
                 }
             }
             Long("size") => a.size = parse_size(&parser.value()?.string()?)?,
+            Long("driver") => {
+                a.tokio = match parser.value()?.string()?.as_str() {
+                    "std" => false,
+                    "tokio" => true,
+                    other => return Err(format!("--driver: std or tokio, not {other}").into()),
+                }
+            }
             _ => return Err(arg.unexpected()),
         }
     }
@@ -128,7 +142,11 @@ fn run(args: &Args) -> Result<String, String> {
         Kind::Tcp => "tcp",
         Kind::Unix => "unix",
     };
-    let took = through_peerpipe(args)?;
+    let took = if args.tokio {
+        through_tokio(args)?
+    } else {
+        through_peerpipe(args)?
+    };
     let peak = peak_rss_mib();
     let raw = bare_copy(args)?;
     let mb = |d: Duration| args.size as f64 / d.as_secs_f64() / 1e6;
@@ -139,10 +157,11 @@ fn run(args: &Args) -> Result<String, String> {
         100.0 * raw.as_secs_f64() / took.as_secs_f64()
     );
     Ok(format!(
-        "transport={name} size={} mb_per_s={:.0} raw_mb_per_s={:.0} peak_rss_mib={peak}",
+        "transport={name} size={} mb_per_s={:.0} raw_mb_per_s={:.0} peak_rss_mib={peak} driver={}",
         args.size,
         mb(took),
-        mb(raw)
+        mb(raw),
+        if args.tokio { "tokio" } else { "std" }
     ))
 }
 
@@ -252,6 +271,89 @@ fn through_peerpipe(args: &Args) -> Result<Duration, String> {
     drop(m);
     sender.stop(true);
     receiver.stop(true);
+    Ok(took)
+}
+
+// --- peerpipe-tokio ---------------------------------------------------------------------------
+
+/// [`through_peerpipe`] with two `peerpipe-tokio` handlers at their default capacities, on a
+/// runtime of two worker threads.
+fn through_tokio(args: &Args) -> Result<Duration, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(err)?
+        .block_on(tokio_transfer(args))
+}
+
+/// Two started tokio handlers over the chosen transport: (sender, receiver).
+async fn tokio_pair(
+    kind: Kind,
+) -> Result<(peerpipe_tokio::PipeHandler, peerpipe_tokio::PipeHandler), String> {
+    use peerpipe_tokio::PipeHandler as Handler;
+    fn start<S>(io: S) -> Result<Handler, String>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    {
+        Handler::start(io, config()).map_err(err)
+    }
+    match kind {
+        Kind::Memory => {
+            let (a, b) = tokio::io::duplex(CHUNK);
+            Ok((start(a)?, start(b)?))
+        }
+        Kind::Tcp => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(err)?;
+            let addr = listener.local_addr().map_err(err)?;
+            let (a, b) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+            let (a, b) = (a.map_err(err)?, b.map_err(err)?.0);
+            a.set_nodelay(true).map_err(err)?;
+            b.set_nodelay(true).map_err(err)?;
+            Ok((start(a)?, start(b)?))
+        }
+        Kind::Unix => {
+            let (a, b) = tokio::net::UnixStream::pair().map_err(err)?;
+            Ok((start(a)?, start(b)?))
+        }
+    }
+}
+
+async fn tokio_transfer(args: &Args) -> Result<Duration, String> {
+    let (sender, receiver) = tokio_pair(args.kind).await?;
+    let msg = Message::request("bulk", make(args.size)).map_err(err)?;
+    let reader = tokio::spawn({
+        let receiver = receiver.clone();
+        async move {
+            match receiver.recv().await {
+                Some(Item::Message(m)) => Ok((Instant::now(), m)),
+                other => Err(format!("expected the message, got {other:?}")),
+            }
+        }
+    });
+    let (t0, cpu0) = (Instant::now(), cpu_time());
+    sender.send_to_peer(msg, Some(TIMEOUT)).await.map_err(err)?;
+    let acked = Instant::now();
+    let (arrived, m) = reader.await.map_err(err)??;
+    let took = acked.max(arrived) - t0;
+    let cpu = cpu_time().saturating_sub(cpu0);
+    let (s, r) = (sender.stats(), receiver.stats());
+    eprintln!(
+        "bulk: tokio: acknowledged after {:.3} s, received after {:.3} s, {:.2} s of CPU ({:.0} % of a core); sender: {} DATA frames, {} resends; receiver: {} refused",
+        (acked - t0).as_secs_f64(),
+        (arrived - t0).as_secs_f64(),
+        cpu.as_secs_f64(),
+        100.0 * cpu.as_secs_f64() / took.as_secs_f64(),
+        s.core.data_sent,
+        s.core.resends,
+        r.core.refused_full,
+    );
+    check(m.data(), args.size)?;
+    drop(m);
+    sender.stop();
+    receiver.stop();
     Ok(took)
 }
 
