@@ -138,6 +138,10 @@
 //! defaults give up about a third of the bulk throughput for a sixth of the memory. A
 //! program with a few pipes that move bulk data picks 8 KiB fragments; a server with
 //! thousands of pipes keeps the defaults.
+//! One message of 256 MiB (`cargo run --release -p peerpipe-examples --example bulk --
+//! --driver tokio --transport tcp --size 256M`) went at 321-351 MB/s with the defaults
+//! (`peerpipe_std` in the same runs: 253-535 MB/s), with a peak RSS of the message's two
+//! copies plus 3 MiB.
 //!
 //! ## Features
 //! - `serial`: `open_serial`, a serial port as a transport (through `tokio-serial`).
