@@ -112,7 +112,7 @@
 //!   `tests/memory.rs`, over TCP, also after a 1 MiB transfer): its endpoint is 12.75 KiB
 //!   (8 receive slots of a 1 KiB fragment and a 64-byte topic, a 1,155-byte frame buffer, 8
 //!   send slots of a few dozen bytes), the rest the shared state, the task and its timer.
-//!   With `peerpipe_std`'s 8 KiB fragments the endpoint alone would be 75.5 KiB.
+//!   With 8 KiB fragments the endpoint alone would be 75.5 KiB.
 //! - **Receiving:** the handler holds at most `RX` items for the application, and takes
 //!   nothing more from the endpoint while those and the message it is putting together
 //!   come to [`QUEUE_BYTES`] (1 MiB) or more, unless its queue is empty (so that a
@@ -139,9 +139,9 @@
 //! program with a few pipes that move bulk data picks 8 KiB fragments; a server with
 //! thousands of pipes keeps the defaults.
 //! One message of 256 MiB (`cargo run --release -p peerpipe-examples --example bulk --
-//! --driver tokio --transport tcp --size 256M`) went at 321-351 MB/s with the defaults
-//! (`peerpipe_std` in the same runs: 253-535 MB/s), with a peak RSS of the message's two
-//! copies plus 3 MiB.
+//! --driver tokio --transport tcp --size 256M`) went at 265-390 MB/s with the defaults
+//! in five runs (`peerpipe_std`, 4 KiB fragments, in three of them: 314-504 MB/s), with a
+//! peak RSS of the message's two copies plus 3 MiB.
 //!
 //! ## Features
 //! - `serial`: `open_serial`, a serial port as a transport (through `tokio-serial`).
@@ -178,8 +178,9 @@ pub use serial::open_serial;
 /// The default fragment size: the most message bytes one frame carries, and the size of
 /// each receive slot. Messages of any length (up to [`MAX_PAYLOAD`]) travel in fragments of
 /// at most this many bytes; the peer's own limit may cut them smaller. 1 KiB keeps an idle
-/// default pipe near 12 KiB (8 receive slots of 1 KiB dominate it) where `peerpipe_std`'s
-/// 8 KiB fragments would make it about 80 KiB; the crate docs give the throughput it costs.
+/// default pipe under 14 KiB (its endpoint 12.75 KiB, 8 receive slots of 1 KiB most of it)
+/// where 8 KiB fragments would make the endpoint 75.5 KiB; the crate docs give the
+/// throughput it costs.
 pub const DEFAULT_FRAGMENT: usize = 1024;
 /// The default longest topic: as in `peerpipe_std`.
 pub const DEFAULT_TOPIC: usize = peerpipe_host::MAX_TOPIC;

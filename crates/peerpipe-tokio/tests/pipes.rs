@@ -473,7 +473,7 @@ async fn talks_to_the_threaded_driver() {
             .unwrap();
         assert_eq!(reply.data(), i.to_be_bytes().repeat(2));
     }
-    // tokio -> std, a message of many fragments (8 KiB on std's side, 1 KiB on ours: each
+    // tokio -> std, a message of many fragments (4 KiB on std's side, 1 KiB on ours: each
     // side sends the smaller) and its reply of twice that.
     let big: Vec<u8> = (0..(1 << 20) + 3).map(|i| (i % 251) as u8).collect();
     let reply = tokio_side
