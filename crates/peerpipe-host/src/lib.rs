@@ -23,6 +23,7 @@ mod assemble;
 mod error;
 mod message;
 mod outbox;
+mod progress;
 mod stats;
 
 pub use abandoned::{AbandonedRequests, ABANDONED_REQUESTS};
@@ -31,6 +32,7 @@ pub use error::Error;
 pub use message::{IoCause, Item, Message, Status};
 pub use outbox::Outbox;
 pub use peerpipe_core::MsgId;
+pub use progress::{Progress, Transfer};
 pub use stats::HandlerStats;
 
 /// Encoded bytes a host driver gathers for its transport at most: it takes frames from the

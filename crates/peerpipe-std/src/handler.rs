@@ -470,6 +470,33 @@ impl PipeHandler {
     /// for a progress bar, from any thread (a caller blocked in
     /// [`send_to_peer`](Self::send_to_peer) learns its message's id only when it returns,
     /// so another thread watches the oldest send still under way).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use peerpipe_std::{memory_pair, Config, Message, PipeHandler, FRAGMENT};
+    ///
+    /// let (a, b) = memory_pair();
+    /// let (a, b) = (PipeHandler::new(a, Config::default())?, PipeHandler::new(b, Config::default())?);
+    /// a.start()?;
+    /// b.start()?;
+    /// let data = vec![7u8; 64 * FRAGMENT];
+    /// let sender = std::thread::spawn({
+    ///     let a = a.clone();
+    ///     move || a.send_to_peer(Message::request("file", data)?, Some(Duration::from_secs(30)), None)
+    /// });
+    /// // Another thread watches (a real program would draw a bar).
+    /// while !sender.is_finished() {
+    ///     if let Some(t) = a.progress().sending {
+    ///         assert!(t.done <= t.total && t.total == 64 * FRAGMENT as u64);
+    ///     }
+    ///     std::thread::sleep(Duration::from_millis(1));
+    /// }
+    /// sender.join().unwrap()?;
+    /// assert_eq!(a.progress().sending, None);
+    /// a.stop(true);
+    /// b.stop(true);
+    /// # Ok::<(), peerpipe_std::Error>(())
+    /// ```
     pub fn progress(&self) -> Progress {
         self.inner.shared.progress()
     }

@@ -125,7 +125,6 @@
 mod driver;
 mod handler;
 mod listener;
-mod progress;
 mod signal;
 pub mod transport;
 
@@ -141,7 +140,7 @@ pub use peerpipe_host::{
     new_session_id, Error, HandlerStats, IoCause, Item, Message, Status, FRAGMENT, FRAME,
     MAX_PAYLOAD, MAX_TOPIC, UNSENT_LIMIT,
 };
-pub use progress::{Progress, Transfer};
+pub use peerpipe_host::{Progress, Transfer};
 pub use signal::AbortSignal;
 #[cfg(feature = "serial")]
 pub use transport::SerialTransport;

@@ -381,12 +381,41 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     /// How far the oldest send under way and the message arriving have got (see
     /// [`Progress`]): for a progress bar, from another task (a caller waiting in
     /// [`send_to_peer`](Self::send_to_peer) learns its message's id only when it returns).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use peerpipe_tokio::{Config, Message, PipeHandler, DEFAULT_FRAGMENT};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), peerpipe_tokio::Error> {
+    /// let (a, b) = tokio::io::duplex(64 * 1024);
+    /// let a: PipeHandler = PipeHandler::start(a, Config::default())?;
+    /// let b: PipeHandler = PipeHandler::start(b, Config::default())?;
+    /// let data = vec![7u8; 64 * DEFAULT_FRAGMENT];
+    /// let send = tokio::spawn({
+    ///     let a = a.clone();
+    ///     async move { a.send_to_peer(Message::request("file", data)?, None).await }
+    /// });
+    /// let receive = tokio::spawn(async move { b.recv().await });
+    /// // Meanwhile another task watches (a real program would draw a bar).
+    /// while !send.is_finished() {
+    ///     if let Some(t) = a.progress().sending {
+    ///         assert!(t.done <= t.total && t.total == 64 * DEFAULT_FRAGMENT as u64);
+    ///     }
+    ///     tokio::time::sleep(Duration::from_millis(1)).await;
+    /// }
+    /// send.await.unwrap()?;
+    /// assert!(receive.await.unwrap().is_some());
+    /// assert_eq!(a.progress().sending, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn progress(&self) -> Progress {
         let st = self.inner.shared.lock();
-        Progress {
-            sending: st.sending.iter().find_map(|&id| st.transfer(id)),
-            receiving: st.receiving(),
-        }
+        Progress::new(
+            st.sending.iter().find_map(|&id| st.transfer(id)),
+            st.receiving(),
+        )
     }
 
     /// Every message handed to the endpoint whose outcome is not known yet (at most `TX`),

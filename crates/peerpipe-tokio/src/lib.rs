@@ -152,7 +152,6 @@ mod guards;
 mod handler;
 mod listener;
 mod outgoing;
-mod progress;
 mod receive;
 #[cfg(feature = "serial")]
 mod serial;
@@ -170,8 +169,8 @@ pub use peerpipe_core::{
 };
 pub use peerpipe_host::ABANDONED_REQUESTS;
 pub use peerpipe_host::{Error, HandlerStats, Item, Message, Status};
+pub use peerpipe_host::{Progress, Transfer};
 pub use peerpipe_host::{MAX_PAYLOAD, UNSENT_LIMIT};
-pub use progress::{Progress, Transfer};
 #[cfg(feature = "serial")]
 pub use serial::open_serial;
 

@@ -397,7 +397,7 @@ impl Shared {
             st.assembler
                 .progress()
                 .map(|(id, done, total)| Transfer { id, done, total });
-        Progress { sending, receiving }
+        Progress::new(sending, receiving)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
