@@ -15,15 +15,7 @@ use peerpipe_nvflare::FilePipeTransport;
 use peerpipe_std::{Config, Item, Message, Mode, PipeHandler, FRAGMENT};
 
 const MIB: usize = 1 << 20;
-const SIZES: [usize; 7] = [
-    0,
-    1,
-    FRAGMENT - 1,
-    FRAGMENT,
-    FRAGMENT + 1,
-    MIB,
-    64 * MIB,
-];
+const SIZES: [usize; 7] = [0, 1, FRAGMENT - 1, FRAGMENT, FRAGMENT + 1, MIB, 64 * MIB];
 /// Bound on a 64 MiB transfer (an unoptimised build on a busy 2-core machine).
 const BIG: Duration = Duration::from_secs(120);
 
@@ -185,13 +177,22 @@ fn every_size_both_ways_with_nvflare_played_by_hand() {
     let (ours, theirs) = (root.join("p/y"), root.join("p/x"));
     for n in SIZES {
         // Ours: a file, written whole; "read" (removed), the send is delivered.
+        let t = Instant::now();
         let sender = std::thread::spawn({
             let h = h.clone();
             move || h.send_to_peer(Message::request("up", data(n, 3)).unwrap(), Some(BIG), None)
         });
         let f = wait_for_file(&ours, "REQ.up.", BIG);
+        let took = t.elapsed();
+        eprintln!(
+            "{n} bytes to a file: {took:?} ({:.1} MiB/s)",
+            mib_s(n, took)
+        );
         std::thread::sleep(Duration::from_millis(20));
-        assert!(!sender.is_finished(), "{n} bytes: delivered before it was read");
+        assert!(
+            !sender.is_finished(),
+            "{n} bytes: delivered before it was read"
+        );
         let content = fs::read(&f).unwrap();
         let expected_sections = if n >= fobs::DATUM_THRESHOLD {
             vec![(102, n)]
@@ -275,5 +276,101 @@ fn a_file_larger_than_the_handler_takes_is_refused() {
     assert_eq!(rejections.count(), 1);
     let reason = &rejections.recent()[0].reason;
     assert!(reason.contains("more than the handler takes"), "{reason}");
+    h.stop(true);
+}
+
+/// Puts a FOBS file of `value` into the PASSIVE end's read directory, as NVFlare's sender
+/// does (written in `t/`, renamed into place).
+fn put_value(root: &Path, name: &str, value: &Value) {
+    let mut file = Vec::new();
+    fobs::write_file(&fobs::encode(value).unwrap(), &mut file).unwrap();
+    fs::write(root.join("p/t").join(name), &file).unwrap();
+    fs::rename(root.join("p/t").join(name), root.join("p/y").join(name)).unwrap();
+}
+
+fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A large file whose transfer stalls halfway (the application does not read, the handler's
+/// queue is full) and that its sender then withdraws is not delivered, not even in part; the
+/// next file is.
+#[test]
+fn a_file_withdrawn_halfway_is_not_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let h = PipeHandler::new(pipe(root, Mode::Passive), config()).unwrap();
+    h.start().unwrap();
+    wait_until("the pipe directories", STEP, || root.join("p/t").is_dir());
+    let big = |seed| Value::Bin(data(12 * MIB, seed));
+    put_value(root, "REQ.x.u1", &big(1));
+    wait_until("the first file taken", BIG, || {
+        !root.join("p/y/REQ.x.u1").exists()
+    });
+    // The handler holds 12 MiB for the application: the next 12 MiB do not fit.
+    put_value(root, "REQ.a.u2", &big(2));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        root.join("p/y/REQ.a.u2").exists(),
+        "the second file was taken whole: nothing stalled"
+    );
+    fs::remove_file(root.join("p/y/REQ.a.u2")).unwrap();
+    put_value(root, "REQ.b.u3", &Value::from("after"));
+    let Some(Item::Message(x)) = h.recv_timeout(STEP) else {
+        panic!("the first message is gone");
+    };
+    assert_eq!(x.topic(), "x");
+    check("the first message", x.data(), &big(1));
+    match h.recv_timeout(BIG) {
+        Some(Item::Message(m)) => {
+            assert_eq!(m.topic(), "b", "the withdrawn file was delivered");
+            assert_eq!(fobs::decode(m.data()), Ok(Value::from("after")));
+        }
+        other => panic!("expected the last message, got {other:?}"),
+    }
+    wait_until("the last file removed", STEP, || {
+        files(&root.join("p/y"), "").is_empty()
+    });
+    h.stop(true);
+}
+
+/// A large send that runs out of time while its fragments are on their way leaves no file
+/// (its last fragment never came, the handler's floor moved past it), and the bridge goes on
+/// with the next message.
+#[test]
+fn a_large_send_given_up_midway_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let h = PipeHandler::new(pipe(root, Mode::Active), config()).unwrap();
+    h.start().unwrap();
+    let r = h.send_to_peer(
+        Message::request("big", data(64 * MIB, 5)).unwrap(),
+        Some(Duration::from_millis(30)),
+        None,
+    );
+    assert!(r.is_err(), "64 MiB delivered within 30 ms");
+    let sender = std::thread::spawn({
+        let h = h.clone();
+        move || {
+            h.send_to_peer(
+                Message::request("next", data(3 * FRAGMENT, 6)).unwrap(),
+                Some(BIG),
+                None,
+            )
+        }
+    });
+    let f = wait_for_file(&root.join("p/y"), "REQ.next.", BIG);
+    check(
+        "the next message",
+        &fobs::from_file(&fs::read(&f).unwrap()).unwrap(),
+        &arrived(3 * FRAGMENT, 6),
+    );
+    assert!(files(&root.join("p/y"), "REQ.big.").is_empty());
+    fs::remove_file(&f).unwrap();
+    sender.join().unwrap().unwrap();
     h.stop(true);
 }
