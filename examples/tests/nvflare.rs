@@ -467,7 +467,7 @@ fn big_bytes_both_ways() {
     let data = pattern(n);
     let digest = sha256_hex(&data);
     let body = fobs::encode(&Value::Bin(data)).unwrap();
-    let t = Instant::now();
+    let (t, start) = (Instant::now(), epoch());
     let reply = h
         .request(Message::request("digest", body).unwrap(), long, None)
         .unwrap_or_else(|e| panic!("digest: {e}"));
@@ -475,21 +475,25 @@ fn big_bytes_both_ways() {
     let reply = fobs::decode(reply.data()).unwrap();
     assert_eq!(field(&reply, "len"), &Value::from(n as u64));
     assert_eq!(field(&reply, "sha256"), &Value::from(digest));
-    let Value::Float(read) = field(&reply, "read") else {
-        panic!("no read time: {reply:?}");
+    let (Value::Float(created), Value::Float(read)) =
+        (field(&reply, "created"), field(&reply, "read"))
+    else {
+        panic!("no times: {reply:?}");
     };
     eprintln!(
-        "{test}: peerpipe -> NVFlare, 64 MiB: request and digest reply in {round_trip:?}; \
-         NVFlare read the file {read:.3} s after its creation"
+        "{test}: peerpipe -> NVFlare, 64 MiB: the file was in NVFlare's directory {:.3} s after \
+         the request began, read by NVFlare after {:.3} s; the digest reply came after {:.3} s",
+        created - start,
+        read - start,
+        round_trip.as_secs_f64(),
     );
 
     // NVFlare -> peerpipe.
-    let t = Instant::now();
     let m = match h.recv_timeout(Duration::from_secs(120)) {
         Some(Item::Message(m)) => m,
         other => panic!("expected NVFlare's push, got {other:?}"),
     };
-    let arrived = t.elapsed();
+    let arrived = epoch();
     assert_eq!(m.topic(), "push");
     let push = fobs::decode(m.data()).unwrap();
     let Value::Bin(data) = field(&push, "data") else {
@@ -501,11 +505,13 @@ fn big_bytes_both_ways() {
     h.send_to_peer(m.reply_to(fobs::encode(&ok).unwrap()).unwrap(), long, None)
         .unwrap();
     let dumpf = peer.wait_line("fobs.dumpf");
+    let pushing = peer.wait_line("pushing");
+    let began: f64 = pushing.rsplit(' ').next().unwrap().parse().unwrap();
     let pushed = peer.wait_line("pushed");
     eprintln!(
-        "{test}: NVFlare -> peerpipe, 64 MiB: here {arrived:?} after the digest reply \
-         (NVFlare made 64 MiB of random bytes and their SHA-256 in between); NVFlare: \
-         {dumpf}; {pushed}"
+        "{test}: NVFlare -> peerpipe, 64 MiB: delivered to our application {:.3} s after \
+         NVFlare's send_to_peer began; NVFlare: {pushed}; {dumpf}",
+        arrived - began
     );
 
     h.send_to_peer(Message::request("quit", vec![0xc0]).unwrap(), long, None)
@@ -519,6 +525,14 @@ fn big_bytes_both_ways() {
     h.stop(true);
     assert!(peer.wait().success(), "the Python peer failed");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Now, in seconds since the Unix epoch (Python's `time.time()`).
+fn epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 /// The value of `key` in a map.

@@ -1,10 +1,11 @@
 """NVFlare's PipeHandler on a FilePipe that exchanges large bytes values with a Rust peer.
 
-On a request `digest` (data: bytes) it replies {"len": n, "sha256": hex, "read": seconds from
-the file's creation to the end of its reading}, prints `received N bytes ...`, then sends the
+On a request `digest` (data: bytes) it replies {"len": n, "sha256": hex, "created": when the
+file appeared, "read": when NVFlare had read it (both seconds since the epoch)}, prints `received N bytes ...`, then sends the
 peer a request `push` with {"data": N random bytes, "sha256": hex} and prints how long the
-send took (until the peer had read the file: `pushed N bytes ...`, after `fobs.dumpf ...`, what
-writing such a file alone takes); the peer's reply must be {"ok": True}. On `quit` it sends END ("bye") and exits 0. Anything else: exit 1.
+send took (`pushing N bytes at T` when it begins, `pushed N bytes in S s` once the peer had read
+the file, and before, `fobs.dumpf ...`, what writing such a file alone takes); the peer's reply
+must be {"ok": True}. On `quit` it sends END ("bye") and exits 0. Anything else: exit 1.
 """
 
 import hashlib
@@ -46,7 +47,8 @@ def main():
         n = len(data)
         read = msg.received_time - msg.sent_time
         say(f"received {n} bytes, {read:.3f} s from the file's creation to its reading")
-        reply = {"len": n, "sha256": hashlib.sha256(data).hexdigest(), "read": read}
+        digest = hashlib.sha256(data).hexdigest()
+        reply = {"len": n, "sha256": digest, "created": msg.sent_time, "read": msg.received_time}
         del data, msg.data
         if not h.send_to_peer(Message.new_reply("digest", reply, msg.msg_id), timeout=60.0):
             say("digest reply not read")
@@ -62,6 +64,7 @@ def main():
             say(f"fobs.dumpf of {n} bytes takes {time.time() - t0:.3f} s")
         push = Message.new_request("push", value)
         t0 = time.time()
+        say(f"pushing {n} bytes at {t0:.6f}")
         if not h.send_to_peer(push, timeout=60.0):
             say("push not read")
             h.stop()

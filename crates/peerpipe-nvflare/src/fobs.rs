@@ -356,7 +356,8 @@ pub(crate) fn write_file_with<W: std::io::Write>(
 
 /// The body to write for a message's data: the data itself when it is exactly one msgpack
 /// value, `None` (`c0`) when it is empty, otherwise the data as one msgpack bin (Python
-/// `bytes`).
+/// `bytes`; for data longer than a bin can be, 4 GiB - 1 bytes, the body is empty). All in
+/// the body: [`write_file`] writes a file as NVFlare would, with datum sections.
 pub fn body_for(data: &[u8]) -> Vec<u8> {
     if data.is_empty() {
         return vec![0xc0];
@@ -365,8 +366,10 @@ pub fn body_for(data: &[u8]) -> Vec<u8> {
         return data.to_vec();
     }
     let mut out = ByteBuf::with_capacity(data.len() + 5);
-    // Data longer than u32::MAX bytes cannot be a message (see MAX_PAYLOAD).
-    let _ = write_bin(&mut out, data);
+    // Data longer than u32::MAX bytes cannot be one bin (see the doc comment).
+    if write_bin(&mut out, data).is_err() {
+        return Vec::new();
+    }
     out.into_vec()
 }
 
