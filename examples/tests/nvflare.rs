@@ -447,7 +447,7 @@ fn fobs_datum_sections_we_write_are_read_by_nvflare() {
 
 /// 64 MiB of bytes each way between our handler (ACTIVE) and NVFlare's (PASSIVE,
 /// `tests/nvflare/bulk_peer.py`), each checked by its SHA-256 on the other side: ours goes
-/// as one message in 8 KiB fragments to the bridge, which writes the file as NVFlare's
+/// as one message in fragments (`peerpipe_std::FRAGMENT`) to the bridge, which writes the file as NVFlare's
 /// `fobs.dumpf` would (the bytes in a datum section); NVFlare's file (written by its own
 /// FilePipe) is read by the bridge and delivered in fragments. Prints the times.
 #[test]

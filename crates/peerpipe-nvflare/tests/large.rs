@@ -1,6 +1,6 @@
 //! Messages of any size through a FilePipe directory: a `PipeHandler` and the bridge, with a
-//! second handler or with a test playing NVFlare's side file by file. Sizes: 0 B, 1 B,
-//! 8 KiB - 1, 8 KiB, 8 KiB + 1 (around the fragment), 1 MiB, 64 MiB, content checked.
+//! second handler or with a test playing NVFlare's side file by file. Sizes: 0 B, 1 B, one
+//! fragment (`FRAGMENT`) - 1, + 0, + 1, 8 KiB - 1, + 0, + 1, 1 MiB, 64 MiB, content checked.
 
 #[path = "../../peerpipe-std/tests/common/mod.rs"]
 mod common;
@@ -15,7 +15,16 @@ use peerpipe_nvflare::FilePipeTransport;
 use peerpipe_std::{Config, Item, Message, Mode, PipeHandler, FRAGMENT};
 
 const MIB: usize = 1 << 20;
-const SIZES: [usize; 7] = [0, 1, FRAGMENT - 1, FRAGMENT, FRAGMENT + 1, MIB, 64 * MIB];
+/// The sizes tried, in increasing order.
+fn sizes() -> Vec<usize> {
+    let mut v = vec![0, 1, MIB, 64 * MIB];
+    for edge in [FRAGMENT, 8 << 10] {
+        v.extend([edge - 1, edge, edge + 1]);
+    }
+    v.sort();
+    v.dedup();
+    v
+}
 /// Bound on a 64 MiB transfer (an unoptimised build on a busy 2-core machine).
 const BIG: Duration = Duration::from_secs(120);
 
@@ -95,7 +104,7 @@ fn every_size_both_ways_between_two_handlers() {
     let server = std::thread::spawn({
         let b = b.clone();
         move || {
-            for _ in SIZES {
+            for _ in sizes() {
                 let Some(Item::Message(m)) = b.recv_timeout(BIG) else {
                     panic!("no request");
                 };
@@ -106,7 +115,7 @@ fn every_size_both_ways_between_two_handlers() {
             }
         }
     });
-    for n in SIZES {
+    for n in sizes() {
         let t = Instant::now();
         let req = Message::request(format!("n{n}"), data(n, 1)).unwrap();
         let reply = a.request(req, Some(BIG), None).unwrap();
@@ -175,7 +184,7 @@ fn every_size_both_ways_with_nvflare_played_by_hand() {
     let h = PipeHandler::new(pipe(root, Mode::Active), config()).unwrap();
     h.start().unwrap();
     let (ours, theirs) = (root.join("p/y"), root.join("p/x"));
-    for n in SIZES {
+    for n in sizes() {
         // Ours: a file, written whole; "read" (removed), the send is delivered.
         let t = Instant::now();
         let sender = std::thread::spawn({
