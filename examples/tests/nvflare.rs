@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use peerpipe_examples::nvflare::{client, echo, Settings};
-use peerpipe_nvflare::fobs::Value;
+use peerpipe_nvflare::fobs::{self, Value};
 use peerpipe_std::{Config, GoneReason, Item, Message, Mode, PipeHandler, Status};
 
 const PYTHON_ENV: &str = "PEERPIPE_NVFLARE_PYTHON";
@@ -354,7 +354,6 @@ fn bad_files_are_removed_and_reported() {
 
 /// A value of 10 MiB or more goes into a datum section after the body when NVFlare writes
 /// it (`fobs.dumpf`); the codec resolves the section back into the value, for bytes and str.
-/// (The FilePipe bridge still caps a message at the handler's largest payload.)
 #[test]
 fn fobs_datum_sections_written_by_nvflare_are_read() {
     let Some(py) = python("fobs_datum_sections_written_by_nvflare_are_read") else {
@@ -403,4 +402,244 @@ fn fobs_datum_sections_written_by_nvflare_are_read() {
         other => panic!("t: {:?}", std::mem::discriminant(other)),
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The other way round: a file we write (`fobs::write_file`) with bytes and str values of
+/// 10 MiB or more, at the top, in a dict and in a list, is loaded by NVFlare's own
+/// `fobs.loadf` with every value in place.
+#[test]
+fn fobs_datum_sections_we_write_are_read_by_nvflare() {
+    let Some(py) = python("fobs_datum_sections_we_write_are_read_by_nvflare") else {
+        return;
+    };
+    let dir = fresh_root("fobs_datum_written");
+    let n = 10 * 1024 * 1024 + 3;
+    let big = |seed: u8| Value::Bin((0..n).map(|i| (i % 251) as u8 ^ seed).collect());
+    let value = Value::Map(vec![
+        ("big".into(), big(0)),
+        ("s".into(), "small".into()),
+        ("t".into(), Value::Str("x".repeat(n))),
+        ("l".into(), Value::List(vec![1.into(), big(7)])),
+    ]);
+    let path = dir.join("ours.fobs");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    fobs::write_file(&fobs::encode(&value).unwrap(), &mut out).unwrap();
+    out.into_inner().unwrap();
+    let status = Command::new(py)
+        .arg("-c")
+        .arg(
+            "import sys\n\
+             from nvflare.fuel.utils import fobs\n\
+             v = fobs.loadf(sys.argv[1])\n\
+             n = 10 * 1024 * 1024 + 3\n\
+             big = bytes(i % 251 for i in range(n))\n\
+             assert v['big'] == big, 'big'\n\
+             assert v['s'] == 'small' and v['t'] == 'x' * n, 's, t'\n\
+             assert v['l'][0] == 1 and v['l'][1] == bytes(b ^ 7 for b in big), 'l'\n\
+             assert sorted(v) == ['big', 'l', 's', 't'], sorted(v)\n",
+        )
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "NVFlare did not load our file as written");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// 64 MiB of bytes each way between our handler (ACTIVE) and NVFlare's (PASSIVE,
+/// `tests/nvflare/bulk_peer.py`), each checked by its SHA-256 on the other side: ours goes
+/// as one message in fragments (`peerpipe_std::FRAGMENT`) to the bridge, which writes the file as NVFlare's
+/// `fobs.dumpf` would (the bytes in a datum section); NVFlare's file (written by its own
+/// FilePipe) is read by the bridge and delivered in fragments. Prints the times.
+#[test]
+fn big_bytes_both_ways() {
+    let test = "big_bytes";
+    let Some(py) = python(test) else { return };
+    let root = fresh_root(test);
+    let mut peer = Proc::python(&py, "bulk_peer.py", "passive", &root, &["--timeout", "300"]);
+    peer.wait_line("ready");
+    let s = settings(&root, Mode::Active, 0);
+    let h = PipeHandler::new(s.transport(), s.config).unwrap();
+    h.start().unwrap();
+    let long = Some(Duration::from_secs(120));
+    let n = 64 << 20;
+
+    // peerpipe -> NVFlare.
+    let data = pattern(n);
+    let digest = sha256_hex(&data);
+    let body = fobs::encode(&Value::Bin(data)).unwrap();
+    let (t, start) = (Instant::now(), epoch());
+    let reply = h
+        .request(Message::request("digest", body).unwrap(), long, None)
+        .unwrap_or_else(|e| panic!("digest: {e}"));
+    let round_trip = t.elapsed();
+    let reply = fobs::decode(reply.data()).unwrap();
+    assert_eq!(field(&reply, "len"), &Value::from(n as u64));
+    assert_eq!(field(&reply, "sha256"), &Value::from(digest));
+    let (Value::Float(created), Value::Float(read)) =
+        (field(&reply, "created"), field(&reply, "read"))
+    else {
+        panic!("no times: {reply:?}");
+    };
+    eprintln!(
+        "{test}: peerpipe -> NVFlare, 64 MiB: the file was in NVFlare's directory {:.3} s after \
+         the request began, read by NVFlare after {:.3} s; the digest reply came after {:.3} s",
+        created - start,
+        read - start,
+        round_trip.as_secs_f64(),
+    );
+
+    // NVFlare -> peerpipe.
+    let m = match h.recv_timeout(Duration::from_secs(120)) {
+        Some(Item::Message(m)) => m,
+        other => panic!("expected NVFlare's push, got {other:?}"),
+    };
+    let arrived = epoch();
+    assert_eq!(m.topic(), "push");
+    let push = fobs::decode(m.data()).unwrap();
+    let Value::Bin(data) = field(&push, "data") else {
+        panic!("push without bytes");
+    };
+    assert_eq!(data.len(), n);
+    assert_eq!(field(&push, "sha256"), &Value::from(sha256_hex(data)));
+    let ok = Value::Map(vec![("ok".into(), Value::Bool(true))]);
+    h.send_to_peer(m.reply_to(fobs::encode(&ok).unwrap()).unwrap(), long, None)
+        .unwrap();
+    let dumpf = peer.wait_line("fobs.dumpf");
+    let pushing = peer.wait_line("pushing");
+    let began: f64 = pushing.rsplit(' ').next().unwrap().parse().unwrap();
+    let pushed = peer.wait_line("pushed");
+    eprintln!(
+        "{test}: NVFlare -> peerpipe, 64 MiB: delivered to our application {:.3} s after \
+         NVFlare's send_to_peer began; NVFlare: {pushed}; {dumpf}",
+        arrived - began
+    );
+
+    h.send_to_peer(Message::request("quit", vec![0xc0]).unwrap(), long, None)
+        .unwrap();
+    match h.recv_timeout(PATIENCE) {
+        Some(Item::Status(Status::End(d))) => {
+            assert_eq!(fobs::decode(&d), Ok(Value::from("bye")));
+        }
+        other => panic!("expected END, got {other:?}"),
+    }
+    h.stop(true);
+    assert!(peer.wait().success(), "the Python peer failed");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Now, in seconds since the Unix epoch (Python's `time.time()`).
+fn epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The value of `key` in a map.
+fn field<'v>(map: &'v Value, key: &str) -> &'v Value {
+    let Value::Map(entries) = map else {
+        panic!("not a map: {map:?}");
+    };
+    entries
+        .iter()
+        .find(|(k, _)| *k == Value::from(key))
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no {key:?} in {map:?}"))
+}
+
+/// `len` bytes of a xorshift pattern.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// SHA-256 (FIPS 180-4) as lowercase hex, as Python's `hashlib.sha256(b).hexdigest()`.
+fn sha256_hex(bytes: &[u8]) -> String {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    let mut tail = bytes.chunks_exact(64).remainder().to_vec();
+    tail.push(0x80);
+    while tail.len() % 64 != 56 {
+        tail.push(0);
+    }
+    tail.extend_from_slice(&((bytes.len() as u64) * 8).to_be_bytes());
+    let whole = bytes.len() - bytes.len() % 64;
+    for block in bytes[..whole].chunks_exact(64).chain(tail.chunks_exact(64)) {
+        let mut w = [0u32; 64];
+        for (i, word) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes(word.try_into().unwrap());
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
+        for i in 0..64 {
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let ch = (e & f) ^ (!e & g);
+            let t1 = hh
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let maj = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(maj);
+            hh = g;
+            g = f;
+            f = e;
+            e = d.wrapping_add(t1);
+            d = c;
+            c = b;
+            b = a;
+            a = t1.wrapping_add(t2);
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    h.iter().map(|x| format!("{x:08x}")).collect()
+}
+
+#[test]
+fn sha256_matches_known_digests() {
+    assert_eq!(
+        sha256_hex(b""),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    assert_eq!(
+        sha256_hex(b"abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    let long = b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    assert_eq!(
+        sha256_hex(long),
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+    );
 }

@@ -12,16 +12,23 @@
 //! thread that turns the handler's frames into files and files into frames. The handler's
 //! message ids (sequence numbers) are mapped to NVFlare's uuid strings both ways, so replies
 //! match their requests on either side. A sent message is acknowledged when its file has
-//! disappeared; a message read from the directory is removed once the handler accepted it,
-//! so a full receive queue leaves files where they are (backpressure) and NVFlare's sender
-//! sees them unread. A message's data is the msgpack body; data that is not exactly one
-//! msgpack value goes out as one msgpack bin (Python `bytes`), empty data as `None`.
+//! disappeared; a message read from the directory is removed once the handler accepted all
+//! of it, so a full receive queue leaves files where they are (backpressure) and NVFlare's
+//! sender sees them unread. A message's data is the msgpack body; data that is not exactly
+//! one msgpack value goes out as one msgpack bin (Python `bytes`), empty data as `None`.
+//!
+//! Messages of any size go both ways (up to 4 GiB - 1 to NVFlare, up to what the handler
+//! takes from it): the handler's fragments are put together into one file, written as
+//! NVFlare's `fobs.dumpf` writes it (a bytes or str value of 10 MiB or more in a datum
+//! section after the body); a file read is cut into fragments for the handler. The bridge
+//! holds a message in memory while it puts it together or delivers it.
 //!
 //! Where the original is fragile, this end is not: a file it cannot take (a bad name, no
-//! FOBS header, truncated or not msgpack, a FOBS-only type such as a tuple, too large) is
-//! deleted and counted in [`Rejections`] with its reason, and reading goes on; END and ABORT
-//! stay on disk until read or until the handler gives up on them (NVFlare's own `notify_end`
-//! withdraws its file after 0.1 s). `docs/NVFLARE.md` describes the mapping in full.
+//! FOBS header, truncated or not msgpack, a FOBS-only type such as a tuple, larger than the
+//! handler takes) is deleted and counted in [`Rejections`] with its reason, and reading goes
+//! on; END and ABORT stay on disk until read or until the handler gives up on them
+//! (NVFlare's own `notify_end` withdraws its file after 0.1 s). `docs/NVFLARE.md` describes
+//! the mapping in full.
 
 mod bridge;
 mod names;

@@ -216,10 +216,11 @@ pub fn to_file(body: &[u8]) -> Vec<u8> {
 }
 
 /// The msgpack body of a FOBS file's content. When datum sections follow the body (NVFlare
-/// moves a bytes or str value of 10 MiB or more into one, leaving a `DatumRef` in the body),
-/// each reference is replaced by its value and the body written again, so that the result
-/// is plain msgpack either way; a file datum, a reference to a missing section or a
-/// malformed section is refused.
+/// moves a bytes or str value of [`DATUM_THRESHOLD`] or more into one, leaving a `DatumRef`
+/// in the body), each reference is replaced by its value, so that the result is plain msgpack
+/// either way (the rest of the body is copied as it is); a file datum, a reference to a
+/// missing section, a body that is not one msgpack value or a malformed section is refused.
+/// Without sections the body is returned as it is (borrowed). [`check`] or [`decode`] it.
 pub fn from_file(file: &[u8]) -> Result<Cow<'_, [u8]>, FobsError> {
     let Some((header, rest)) = file.split_first_chunk::<HEADER_LEN>() else {
         return Err(match file.first() {
@@ -244,20 +245,119 @@ pub fn from_file(file: &[u8]) -> Result<Cow<'_, [u8]>, FobsError> {
         return Ok(Cow::Borrowed(body));
     }
     let datums = datum::Datums::parse(sections)?;
-    let mut r = Reader::new(body);
-    r.datums = Some(&datums);
-    let value = r.value(0)?;
-    if !r.bytes.is_empty() {
-        return Err(FobsError::TrailingBytes {
-            extra: r.bytes.len(),
-        });
+    let spans = walk::walk(body, walk::Goal::Resolve(&datums))?;
+    let size = spans.iter().fold(body.len(), |n, s| match s.found {
+        walk::Found::Datum { data, .. } => n - s.range.len() + 5 + data.len(),
+        walk::Found::Large { .. } => n,
+    });
+    let mut out = ByteBuf::with_capacity(size);
+    let mut at = 0;
+    for s in spans {
+        let walk::Found::Datum { text, data } = s.found else {
+            continue;
+        };
+        out.as_mut_vec().extend_from_slice(&body[at..s.range.start]);
+        if text {
+            written(mp::write_str_len(&mut out, len_u32(data.len())?));
+        } else {
+            written(mp::write_bin_len(&mut out, len_u32(data.len())?));
+        }
+        out.as_mut_vec().extend_from_slice(data);
+        at = s.range.end;
     }
-    encode(&value).map(Cow::Owned)
+    out.as_mut_vec().extend_from_slice(&body[at..]);
+    Ok(Cow::Owned(out.into_vec()))
+}
+
+/// Checks that `body` is one msgpack value that [`decode`] accepts, without building it: the
+/// same errors, but no memory beyond a few words per nesting level, whatever the body's size.
+pub fn check(body: &[u8]) -> Result<(), FobsError> {
+    walk::walk(body, walk::Goal::Check).map(drop)
+}
+
+/// Values NVFlare's FOBS moves out of the body into a datum section: bytes values of this
+/// many bytes or more, str values of this many characters or more (its default
+/// `max_value_size`, 10 MiB).
+pub const DATUM_THRESHOLD: usize = 10 * 1024 * 1024;
+
+/// Writes the FOBS file for a message's data, as NVFlare 2.8.3's `fobs.dumpf` writes the
+/// same Python value: the body is what [`body_for`] makes of the data, except that every
+/// bytes or str value of [`DATUM_THRESHOLD`] or more that NVFlare's `Externalizer` would
+/// move (the value itself, or one reached through dict values and list items) goes into a
+/// datum section after the body, with a `DatumRef` in its place. The data is written in
+/// slices, never copied as a whole. Returns the bytes written.
+///
+/// Fails only when writing fails, or (`InvalidInput`) for data that is not one msgpack value
+/// and is longer than a msgpack bin can be (4 GiB - 1).
+pub fn write_file<W: std::io::Write>(data: &[u8], out: &mut W) -> std::io::Result<u64> {
+    write_file_with(data, DATUM_THRESHOLD, out)
+}
+
+/// [`write_file`] with NVFlare's `max_value_size` = `threshold`.
+pub(crate) fn write_file_with<W: std::io::Write>(
+    data: &[u8],
+    threshold: usize,
+    out: &mut W,
+) -> std::io::Result<u64> {
+    use std::io::{Error, ErrorKind};
+    // The body in pieces (slices of the data, and what replaces the rest), and the sections.
+    let mut body: Vec<Cow<'_, [u8]>> = Vec::new();
+    let mut sections: Vec<(bool, [u8; 16], &[u8])> = Vec::new();
+    // A new datum's reference for the body, and its UUID for the section.
+    let datum_ref = || {
+        let id = crate::uuid::uuid4();
+        let bytes = crate::uuid::uuid_bytes(&id).expect("uuid4 makes uuids");
+        let reference = encode(&datum::reference(&id)).expect("a DatumRef map encodes");
+        (reference, bytes)
+    };
+    if data.is_empty() {
+        body.push(Cow::Borrowed(&[0xc0]));
+    } else if let Ok(spans) = walk::walk(data, walk::Goal::Externalize { threshold }) {
+        let mut at = 0;
+        for s in spans {
+            let walk::Found::Large { text, payload } = s.found else {
+                continue;
+            };
+            body.push(Cow::Borrowed(&data[at..s.range.start]));
+            let (reference, id) = datum_ref();
+            body.push(Cow::Owned(reference));
+            sections.push((text, id, &data[payload]));
+            at = s.range.end;
+        }
+        body.push(Cow::Borrowed(&data[at..]));
+    } else if data.len() >= threshold {
+        // Not one value: Python bytes, and as such large.
+        let (reference, id) = datum_ref();
+        body.push(Cow::Owned(reference));
+        sections.push((false, id, data));
+    } else {
+        let mut head = ByteBuf::new();
+        let len = len_u32(data.len()).map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
+        written(mp::write_bin_len(&mut head, len));
+        body.push(Cow::Owned(head.into_vec()));
+        body.push(Cow::Borrowed(data));
+    }
+    let body_len: usize = body.iter().map(|p| p.len()).sum();
+    let mut header = [0u8; HEADER_LEN];
+    header[0] = MAIN_MARKER;
+    header[2..].copy_from_slice(&(body_len as u64).to_be_bytes());
+    out.write_all(&header)?;
+    let mut total = (HEADER_LEN + body_len) as u64;
+    for piece in &body {
+        out.write_all(piece)?;
+    }
+    for (text, id, data) in sections {
+        out.write_all(&datum::section_header(text, id, data.len() as u64))?;
+        out.write_all(data)?;
+        total += (HEADER_LEN + 16 + data.len()) as u64;
+    }
+    Ok(total)
 }
 
 /// The body to write for a message's data: the data itself when it is exactly one msgpack
 /// value, `None` (`c0`) when it is empty, otherwise the data as one msgpack bin (Python
-/// `bytes`).
+/// `bytes`; for data longer than a bin can be, 4 GiB - 1 bytes, the body is empty). All in
+/// the body: [`write_file`] writes a file as NVFlare would, with datum sections.
 pub fn body_for(data: &[u8]) -> Vec<u8> {
     if data.is_empty() {
         return vec![0xc0];
@@ -266,16 +366,22 @@ pub fn body_for(data: &[u8]) -> Vec<u8> {
         return data.to_vec();
     }
     let mut out = ByteBuf::with_capacity(data.len() + 5);
-    // Data longer than u32::MAX bytes cannot be a message (see MAX_PAYLOAD).
-    let _ = write_bin(&mut out, data);
+    // Data longer than u32::MAX bytes cannot be one bin (see the doc comment).
+    if write_bin(&mut out, data).is_err() {
+        return Vec::new();
+    }
     out.into_vec()
 }
 
 /// Whether `data` is exactly one msgpack value (FOBS-specific maps included).
 fn is_one_value(data: &[u8]) -> bool {
-    let mut r = Reader::new(data);
-    r.skip_fobs_check = true;
-    r.value(0).is_ok() && r.bytes.is_empty()
+    walk::walk(
+        data,
+        walk::Goal::Externalize {
+            threshold: usize::MAX,
+        },
+    )
+    .is_ok()
 }
 
 fn len_u32(n: usize) -> Result<u32, FobsError> {
@@ -353,8 +459,6 @@ struct Reader<'a> {
     bytes: &'a [u8],
     /// Take FOBS-specific maps as plain maps (to check the shape only).
     skip_fobs_check: bool,
-    /// The file's datum sections, which its `DatumRef` maps stand for.
-    datums: Option<&'a datum::Datums<'a>>,
 }
 
 impl<'a> Reader<'a> {
@@ -362,7 +466,6 @@ impl<'a> Reader<'a> {
         Reader {
             bytes,
             skip_fobs_check: false,
-            datums: None,
         }
     }
 
@@ -420,14 +523,6 @@ impl<'a> Reader<'a> {
             let k = self.value(depth + 1)?;
             let v = self.value(depth + 1)?;
             entries.push((k, v));
-        }
-        if let Some(value) = self
-            .datums
-            .map(|d| d.resolve(&entries))
-            .transpose()?
-            .flatten()
-        {
-            return Ok(value);
         }
         if !self.skip_fobs_check {
             if let Some((_, t)) = entries
@@ -499,3 +594,4 @@ impl<'a> Reader<'a> {
 mod datum;
 #[cfg(test)]
 mod tests;
+mod walk;

@@ -27,5 +27,6 @@
 
 mod file_pipe;
 pub mod fobs;
+mod uuid;
 
 pub use file_pipe::{FilePipeTransport, Rejected, Rejections};

@@ -241,18 +241,26 @@ fn bad_files_are_removed_and_counted_and_reading_goes_on() {
         (tuple[0].clone(), tuple[1].clone()),
         (tuple[2].clone(), tuple[3].clone()),
     ]);
-    let big = Value::Bin(vec![7; peerpipe_std::MAX_PAYLOAD + 1]);
-    let bad: [(&str, Vec<u8>); 6] = [
+    let bad: [(&str, Vec<u8>); 5] = [
         ("junk", b"x".to_vec()),
         ("REQ.ping.1.2.3", value_file(&Value::Nil)),
         ("REQ.ping.u1", vec![0x82, 0xa1, b'a', 1]),
         ("REQ.ping.u2", fobs::to_file(&[0x92, 1])),
         ("REQ.ping.u3", value_file(&tuple)),
-        ("REQ.ping.u4", value_file(&big)),
     ];
     for (name, content) in &bad {
         put(root, "y", name, content);
     }
+    // A file larger than any message (sparse: refused before it is read).
+    let huge = root.join("p/t/REQ.ping.u4");
+    fs::write(&huge, value_file(&Value::Nil)).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&huge)
+        .unwrap()
+        .set_len(peerpipe_std::MAX_PAYLOAD as u64 + (2 << 20))
+        .unwrap();
+    fs::rename(&huge, root.join("p/y/REQ.ping.u4")).unwrap();
     fs::create_dir(root.join("p/y/REQ.ping.dir")).unwrap();
     put(root, "y", "REQ.ping.good", &value_file(&Value::Bool(true)));
     let Some(Item::Message(m)) = h.recv_timeout(STEP) else {

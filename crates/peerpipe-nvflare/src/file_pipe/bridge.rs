@@ -1,31 +1,40 @@
 //! The bridge thread: the handler's frames become files, files become frames.
 //!
 //! Towards the handler the bridge is a peer endpoint with its own session: it sends DATA
-//! frames for the files it reads (its own sequence numbers), HEARTBEAT frames for NVFlare's
-//! heartbeat files, and ACK frames for the handler's items once their files are gone.
+//! frames for the files it reads (its own sequence numbers, a file's message cut into
+//! fragments), HEARTBEAT frames with its capabilities and for NVFlare's heartbeat files, and
+//! ACK frames for the handler's fragments: each fragment but a message's last as soon as it
+//! is put together with the ones before, the last once the message's file is gone (read).
+//!
+//! `to_disk` handles the handler's messages (fragments to files), `from_disk` the peer's
+//! files (files to fragments).
+
+mod from_disk;
+mod to_disk;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use peerpipe_core::wire::{self, Ack, Body, Caps, Data, Decoder, Frag, Frame, Heartbeat, Item};
-use peerpipe_core::{validate_topic, RESERVED_TOPICS};
+use peerpipe_core::wire::{self, Ack, Body, Caps, Decoder, Frag, Frame, Heartbeat, Item};
 
-use super::names::{self, Name};
+use super::names;
 use super::Rejections;
 use crate::fobs;
 use peerpipe_std::transport::Chunk;
-use peerpipe_std::FRAGMENT as MAX_PAYLOAD;
-use peerpipe_std::{Mode, FRAME, MAX_TOPIC};
+use peerpipe_std::{Mode, FRAGMENT, FRAME, MAX_TOPIC};
 
-/// Items the handler may have unacknowledged on disk (the room announced in ACKs is one
-/// less), and files read but not yet accepted by the handler.
-const WINDOW: usize = 16;
+use from_disk::{InFile, Sent};
+use to_disk::{Assembly, OutFile};
 
-/// How often a DATA frame the handler has not accepted yet is offered again.
+/// The longest message the bridge takes from the handler (announced as its `max_message`):
+/// the longest msgpack bin, as which data that is not one msgpack value goes out.
+pub(super) const MAX_MESSAGE: u64 = u32::MAX as u64;
+
+/// How often a DATA frame the handler has not acknowledged is sent again.
 const RESEND: Duration = Duration::from_millis(200);
 
 /// Message ids remembered for matching replies, each way.
@@ -40,19 +49,6 @@ pub(super) struct Setup {
     pub(super) rejections: Rejections,
     pub(super) to_handler: Sender<Chunk>,
     pub(super) from_handler: Receiver<Chunk>,
-}
-
-/// A handler's item written to disk, not yet read by the peer.
-struct OutFile {
-    path: PathBuf,
-}
-
-/// A file read from disk and offered to the handler, not yet accepted.
-struct InFile {
-    path: PathBuf,
-    name: String,
-    frame: Vec<u8>,
-    sent: Instant,
 }
 
 /// A bounded two-way map between our sequence numbers and NVFlare's uuid strings.
@@ -95,30 +91,45 @@ pub(super) struct Bridge {
     rejections: Rejections,
     to_handler: Sender<Chunk>,
     from_handler: Receiver<Chunk>,
-    decoder: Box<Decoder<FRAME>>,
     /// This bridge's session, as the handler sees it.
     session: u32,
     /// The handler's session, once it sent a frame.
     handler_session: Option<u32>,
+    /// What the handler receives, from its heartbeats: no DATA goes to it before.
+    handler_caps: Option<Caps>,
 
-    // The handler's items (outgoing files).
-    /// Every handler seq below this is read by the peer or given up by the handler.
+    // The handler's messages (outgoing files): see `to_disk`.
+    /// Every handler seq below this is acknowledged, or given up by the handler.
     ack_next: u64,
-    /// Handler seqs at or above `ack_next` read by the peer.
+    /// Handler seqs above `ack_next` acknowledged.
     confirmed: BTreeSet<u64>,
+    /// The handler's messages on disk, not read yet, by the seq of their last fragment.
     on_disk: BTreeMap<u64, OutFile>,
+    /// The next handler seq to take: the fragments below are taken, or given up.
+    expected: u64,
+    /// The handler's message being put together from its fragments.
+    assembly: Option<Assembly>,
+    /// An ACK is due (fragments were taken).
+    ack_due: bool,
     /// Our requests' uuids, for the peer's replies.
     our_ids: IdMap,
     heartbeat_file: Option<PathBuf>,
     last_write: Instant,
 
-    // The peer's files (incoming items).
+    // The peer's files (incoming messages): see `from_disk`.
+    /// The seq of the next message's first fragment.
     next_seq: u64,
-    in_flight: BTreeMap<u64, InFile>,
-    /// The peer's request uuids by the seq we gave them, for the handler's replies.
+    /// Files read and not yet delivered whole, in seq order.
+    incoming: VecDeque<InFile>,
+    /// Fragments sent and not acknowledged.
+    unacked: BTreeMap<u64, Sent>,
+    /// No fragment at or above this seq was sent yet.
+    fresh: u64,
+    /// The peer's request uuids by the id we gave them, for the handler's replies.
     peer_ids: IdMap,
-    /// The room the handler last announced: DATA frames it can take beyond the next one.
-    handler_room: usize,
+    /// The room and window the handler last announced.
+    handler_room: u32,
+    handler_window: u32,
 }
 
 impl Bridge {
@@ -136,19 +147,25 @@ impl Bridge {
             rejections: s.rejections,
             to_handler: s.to_handler,
             from_handler: s.from_handler,
-            decoder: Box::new(Decoder::new()),
             session: peerpipe_std::new_session_id(),
             handler_session: None,
+            handler_caps: None,
             ack_next: 0,
             confirmed: BTreeSet::new(),
             on_disk: BTreeMap::new(),
+            expected: 0,
+            assembly: None,
+            ack_due: false,
             our_ids: IdMap::default(),
             heartbeat_file: None,
             last_write: Instant::now(),
             next_seq: 0,
-            in_flight: BTreeMap::new(),
+            incoming: VecDeque::new(),
+            unacked: BTreeMap::new(),
+            fresh: 0,
             peer_ids: IdMap::default(),
             handler_room: 0,
+            handler_window: 0,
         }
     }
 
@@ -171,6 +188,7 @@ impl Bridge {
     }
 
     fn work(&mut self) -> Stop {
+        let mut decoder = Box::new(Decoder::<FRAME>::new());
         let mut next_scan = Instant::now();
         loop {
             match self
@@ -178,7 +196,7 @@ impl Bridge {
                 .recv_timeout(next_scan.saturating_duration_since(Instant::now()))
             {
                 Ok(Ok(bytes)) => {
-                    if let Err(e) = self.on_handler_bytes(&bytes) {
+                    if let Err(e) = self.on_handler_bytes(&mut decoder, &bytes) {
                         return Stop::Pipe(e);
                     }
                 }
@@ -197,62 +215,36 @@ impl Bridge {
 
     // ---- frames from the handler ----
 
-    fn on_handler_bytes(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+    fn on_handler_bytes(
+        &mut self,
+        decoder: &mut Decoder<FRAME>,
+        mut bytes: &[u8],
+    ) -> io::Result<()> {
         while !bytes.is_empty() {
-            let (used, frame) = self.decoder.feed(bytes);
+            let (used, frame) = decoder.feed(bytes);
             bytes = bytes.get(used..).unwrap_or(&[]);
             match frame {
                 Some(Ok(frame)) => {
-                    let frame = OwnedFrame::from(&frame);
-                    self.on_frame(frame)?;
+                    let session = frame.session;
+                    let first = self.handler_session.is_none();
+                    self.handler_session = Some(session);
+                    if first {
+                        // Our capabilities at once, so that its first send need not ask.
+                        self.send_heartbeat();
+                    }
+                    match frame.body {
+                        Body::Data(d) => self.on_data(&d)?,
+                        Body::Ack(ack) => self.on_ack(&ack),
+                        Body::Heartbeat(hb) => self.on_heartbeat(&hb)?,
+                    }
                 }
                 Some(Err(e)) => log::warn!("peerpipe: FilePipe bridge dropped a frame: {e}"),
                 None => {}
             }
         }
-        Ok(())
-    }
-
-    fn on_frame(&mut self, frame: OwnedFrame) -> io::Result<()> {
-        self.handler_session = Some(frame.session);
-        match frame.body {
-            OwnedBody::Data {
-                seq,
-                floor,
-                id,
-                item,
-                whole,
-                payload,
-            } => {
-                self.advance_floor(floor);
-                if seq < self.ack_next || self.confirmed.contains(&seq) {
-                    self.send_ack();
-                } else if !whole {
-                    // Announced in our capabilities: a handler never sends us fragments.
-                    log::warn!("peerpipe: FilePipe bridge dropped a fragment of message {id}");
-                } else if !self.on_disk.contains_key(&seq) {
-                    self.write_item(seq, id, &item, &payload)?;
-                }
-            }
-            OwnedBody::Ack(ack) => {
-                if ack.to_session == self.session {
-                    self.handler_room = ack.room as usize;
-                    self.accepted(&ack);
-                    if ack.retry {
-                        // Not the files their sender withdrew meanwhile.
-                        self.check_withdrawn();
-                        self.resend(Duration::ZERO);
-                    }
-                }
-            }
-            OwnedBody::Heartbeat { floor, room, ask } => {
-                self.advance_floor(floor);
-                self.handler_room = room as usize;
-                if ask {
-                    self.send_heartbeat();
-                }
-                self.write_heartbeat()?;
-            }
+        // One ACK for everything this chunk brought.
+        if std::mem::take(&mut self.ack_due) {
+            self.send_ack();
         }
         if self.last_write.elapsed() >= self.heartbeat_interval {
             self.write_heartbeat()?;
@@ -260,120 +252,31 @@ impl Bridge {
         Ok(())
     }
 
-    /// The handler gave up on everything below `floor`: withdraw those files.
-    fn advance_floor(&mut self, floor: u64) {
-        if floor <= self.ack_next {
+    fn on_ack(&mut self, ack: &Ack) {
+        if ack.to_session != self.session {
             return;
         }
-        let kept = self.on_disk.split_off(&floor);
-        for f in std::mem::replace(&mut self.on_disk, kept).into_values() {
-            let _ = fs::remove_file(f.path);
+        self.handler_room = ack.room;
+        self.handler_window = ack.window;
+        self.accepted(ack);
+        if ack.retry {
+            // Not the files their sender withdrew meanwhile.
+            self.check_withdrawn();
+            self.retry(ack);
         }
-        self.ack_next = floor;
-        self.confirmed = self.confirmed.split_off(&floor);
-        self.normalize();
+        self.pump();
     }
 
-    fn normalize(&mut self) {
-        while self.confirmed.remove(&self.ack_next) {
-            self.ack_next += 1;
+    fn on_heartbeat(&mut self, hb: &Heartbeat) -> io::Result<()> {
+        self.advance_floor(hb.floor);
+        self.handler_room = hb.room;
+        self.handler_window = hb.window;
+        self.handler_caps = Some(hb.caps);
+        if hb.ask {
+            self.send_heartbeat();
         }
-    }
-
-    fn write_item(
-        &mut self,
-        seq: u64,
-        msg_id: u64,
-        item: &OwnedItem,
-        payload: &[u8],
-    ) -> io::Result<()> {
-        let id = names::uuid4();
-        let name = match item {
-            OwnedItem::Request { topic } => names::request(topic, &id),
-            OwnedItem::Reply { topic, req_id } => {
-                let req = match self.peer_ids.by_seq.get(req_id) {
-                    Some(u) => u.clone(),
-                    None => {
-                        log::warn!(
-                            "peerpipe: reply to request {req_id}, whose NVFlare id is no longer \
-                             known: the peer will not match it"
-                        );
-                        names::uuid4()
-                    }
-                };
-                names::reply(topic, &req, &id)
-            }
-            OwnedItem::End => names::request(names::END, &id),
-            OwnedItem::Abort => names::request(names::ABORT, &id),
-        };
-        let content = fobs::to_file(&fobs::body_for(payload));
-        match self.put(&name, &content) {
-            Ok(path) => {
-                if let OwnedItem::Request { .. } = item {
-                    self.our_ids.insert(msg_id, id);
-                }
-                self.on_disk.insert(seq, OutFile { path });
-                Ok(())
-            }
-            // The handler resends: the next copy tries again.
-            Err(e) if self.write_dir.is_dir() => {
-                log::warn!("peerpipe: cannot write FilePipe file {name}: {e}");
-                Ok(())
-            }
-            Err(e) => Err(pipe_gone(&self.write_dir, e)),
-        }
-    }
-
-    /// Writes `t/<name>` and renames it into the peer's directory, as NVFlare does.
-    fn put(&mut self, name: &str, content: &[u8]) -> io::Result<PathBuf> {
-        let tmp = self.tmp_dir.join(name);
-        let path = self.write_dir.join(name);
-        fs::write(&tmp, content)?;
-        if let Err(e) = fs::rename(&tmp, &path) {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        self.last_write = Instant::now();
-        Ok(path)
-    }
-
-    /// Writes a heartbeat file unless ours is still unread.
-    fn write_heartbeat(&mut self) -> io::Result<()> {
-        if self.heartbeat_file.as_ref().is_some_and(|p| p.exists()) {
-            return Ok(());
-        }
-        let name = names::request(names::HEARTBEAT, &names::uuid4());
-        let content = fobs::to_file(&[0xa0]);
-        match self.put(&name, &content) {
-            Ok(path) => {
-                self.heartbeat_file = Some(path);
-                Ok(())
-            }
-            Err(e) if self.write_dir.is_dir() => {
-                log::warn!("peerpipe: cannot write FilePipe heartbeat: {e}");
-                Ok(())
-            }
-            Err(e) => Err(pipe_gone(&self.write_dir, e)),
-        }
-    }
-
-    /// The handler accepted some of our DATA frames: their files are read now.
-    fn accepted(&mut self, ack: &Ack) {
-        let done: Vec<u64> = self
-            .in_flight
-            .keys()
-            .copied()
-            .filter(|s| ack.covers(*s))
-            .collect();
-        for seq in done {
-            if let Some(f) = self.in_flight.remove(&seq) {
-                if let Err(e) = fs::remove_file(&f.path) {
-                    if e.kind() != io::ErrorKind::NotFound {
-                        log::warn!("peerpipe: cannot remove FilePipe file {}: {e}", f.name);
-                    }
-                }
-            }
-        }
+        self.pump();
+        self.write_heartbeat()
     }
 
     fn send_ack(&mut self) {
@@ -381,7 +284,10 @@ impl Bridge {
             return;
         };
         let mut bitmap = 0u32;
-        for s in self.confirmed.range(self.ack_next + 1..=self.ack_next + 32) {
+        for s in self
+            .confirmed
+            .range(self.ack_next + 1..=self.ack_next + to_disk::BITMAP)
+        {
             bitmap |= 1 << (s - self.ack_next - 1);
         }
         let room = self.room();
@@ -398,21 +304,33 @@ impl Bridge {
         });
     }
 
-    /// How many more of the handler's items may go on disk beyond the next one.
-    fn room(&self) -> u32 {
-        WINDOW.saturating_sub(1 + self.on_disk.len()) as u32
-    }
-
-    /// The payload bytes `room` items may carry.
-    fn window(room: u32) -> u32 {
-        room.saturating_mul(MAX_PAYLOAD as u32)
+    fn send_heartbeat(&mut self) {
+        let floor = self.floor();
+        let room = self.room();
+        self.send_frame(&Frame {
+            session: self.session,
+            body: Body::Heartbeat(Heartbeat {
+                floor,
+                room,
+                window: Self::window(room),
+                caps: Caps {
+                    max_payload: FRAGMENT as u32,
+                    max_topic: MAX_TOPIC as u32,
+                    max_message: MAX_MESSAGE,
+                },
+                ask: self.handler_caps.is_none(),
+            }),
+        });
     }
 
     fn send_frame(&mut self, frame: &Frame<'_>) {
         let mut buf = vec![0u8; FRAME];
-        if let Ok(n) = wire::encode(frame, &mut buf) {
-            buf.truncate(n);
-            let _ = self.to_handler.send(Ok(buf));
+        match wire::encode(frame, &mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                let _ = self.to_handler.send(Ok(buf));
+            }
+            Err(e) => log::warn!("peerpipe: FilePipe bridge cannot encode a frame: {e}"),
         }
     }
 
@@ -429,130 +347,42 @@ impl Bridge {
         Ok(())
     }
 
-    /// Sends again the frames offered to the handler at least `age` ago and not accepted:
-    /// at the resend interval, and at once when the handler asks for a retry (it refused
-    /// some for a full queue and has room again).
-    fn resend(&mut self, age: Duration) {
-        let now = Instant::now();
-        let stale: Vec<Vec<u8>> = self
-            .in_flight
-            .values_mut()
-            .filter(|f| now.duration_since(f.sent) >= age)
-            .map(|f| {
-                f.sent = now;
-                f.frame.clone()
-            })
-            .collect();
-        for frame in stale {
-            let _ = self.to_handler.send(Ok(frame));
-        }
-    }
-
-    /// Files offered to the handler but not accepted yet (its queue is full) that their
-    /// sender has withdrawn (its send timed out, it was told "not read"): they are not
-    /// delivered any more, and the handler learns the new floor from a heartbeat.
-    fn check_withdrawn(&mut self) {
-        let before = self.in_flight.len();
-        self.in_flight.retain(|_, f| f.path.exists());
-        if self.in_flight.len() < before {
-            self.send_heartbeat();
-        }
-    }
-
-    fn send_heartbeat(&mut self) {
-        let floor = self.floor();
-        let room = self.room();
-        self.send_frame(&Frame {
-            session: self.session,
-            body: Body::Heartbeat(Heartbeat {
-                floor,
-                room,
-                window: Self::window(room),
-                caps: Caps {
-                    max_payload: MAX_PAYLOAD as u32,
-                    max_topic: MAX_TOPIC as u32,
-                    max_message: MAX_PAYLOAD as u64,
-                },
-                ask: self.handler_session.is_none(),
-            }),
+    /// Writes `t/<name>` and renames it into the peer's directory, as NVFlare does.
+    fn put(&mut self, name: &str, data: &[u8]) -> io::Result<PathBuf> {
+        let tmp = self.tmp_dir.join(name);
+        let path = self.write_dir.join(name);
+        let written = fs::File::create(&tmp).and_then(|f| {
+            let mut out = io::BufWriter::with_capacity(1 << 16, f);
+            fobs::write_file(data, &mut out)?;
+            out.into_inner().map_err(io::IntoInnerError::into_error)?;
+            fs::rename(&tmp, &path)
         });
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        self.last_write = Instant::now();
+        Ok(path)
     }
 
-    /// Our files that have disappeared were read: acknowledge them to the handler.
-    ///
-    /// Files that vanished with the directory (the peer closed the pipe) count as read, as on
-    /// NVFlare's side: a peer that stops and closes right after reading our END must not make
-    /// it fail. The broken pipe is reported after this acknowledgement.
-    fn check_read(&mut self) {
-        let gone: Vec<u64> = self
-            .on_disk
-            .iter()
-            .filter(|(_, f)| !f.path.exists())
-            .map(|(s, _)| *s)
-            .collect();
-        if gone.is_empty() {
-            return;
+    /// Writes a heartbeat file unless ours is still unread.
+    fn write_heartbeat(&mut self) -> io::Result<()> {
+        if self.heartbeat_file.as_ref().is_some_and(|p| p.exists()) {
+            return Ok(());
         }
-        for seq in gone {
-            self.on_disk.remove(&seq);
-            if seq >= self.ack_next {
-                self.confirmed.insert(seq);
+        let name = names::request(names::HEARTBEAT, &names::uuid4());
+        // A str, "" (msgpack `a0`), as NVFlare's own heartbeat.
+        match self.put(&name, &[0xa0]) {
+            Ok(path) => {
+                self.heartbeat_file = Some(path);
+                Ok(())
             }
-        }
-        self.normalize();
-        self.send_ack();
-    }
-
-    fn read_files(&mut self) -> io::Result<()> {
-        let entries = fs::read_dir(&self.read_dir).map_err(|e| pipe_gone(&self.read_dir, e))?;
-        let mut files: Vec<(SystemTime, String)> = Vec::new();
-        for entry in entries {
-            let Ok(entry) = entry else { continue };
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if self.in_flight.values().any(|f| f.name == name) {
-                continue;
+            Err(e) if self.write_dir.is_dir() => {
+                log::warn!("peerpipe: cannot write FilePipe heartbeat: {e}");
+                Ok(())
             }
-            // A file removed meanwhile sorts last and is skipped when read.
-            let mtime = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .unwrap_or(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX)));
-            files.push((mtime, name));
+            Err(e) => Err(pipe_gone(&self.write_dir, e)),
         }
-        files.sort();
-        let mut heartbeat = false;
-        for (_, name) in files {
-            let path = self.read_dir.join(&name);
-            match names::parse(&name) {
-                Ok(Name::Request { topic, .. }) if topic == names::HEARTBEAT => {
-                    if remove(&path) {
-                        heartbeat = true;
-                    }
-                }
-                Ok(Name::Request { topic, .. }) if topic == names::STREAM_PROGRESS => {
-                    remove(&path);
-                }
-                Ok(parsed) => {
-                    // Beyond the first, only as many as the handler has said it has room for.
-                    if self.in_flight.len() < (self.handler_room + 1).min(WINDOW) {
-                        self.take(&path, &name, parsed);
-                    }
-                }
-                Err(reason) => self.reject(&path, &name, format!("bad file name: {reason}")),
-            }
-        }
-        if heartbeat {
-            self.send_heartbeat();
-        }
-        Ok(())
-    }
-
-    fn floor(&self) -> u64 {
-        self.in_flight
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or(self.next_seq)
     }
 
     fn reject(&mut self, path: &Path, name: &str, reason: String) {
@@ -560,98 +390,12 @@ impl Bridge {
             self.rejections.push(name, reason);
         }
     }
-
-    /// Reads a message, END or ABORT file and offers it to the handler.
-    fn take(&mut self, path: &Path, name: &str, parsed: Name<'_>) {
-        let content = match read_limited(path) {
-            Ok(Some(c)) => c,
-            // Withdrawn by its sender meanwhile.
-            Ok(None) => return,
-            Err(reason) => return self.reject(path, name, reason),
-        };
-        let body = match fobs::from_file(&content).and_then(|b| fobs::decode(&b).map(|_| b)) {
-            Ok(b) => b,
-            Err(e) => return self.reject(path, name, e.to_string()),
-        };
-        if body.len() > MAX_PAYLOAD {
-            let reason = format!("data of {} bytes, more than {MAX_PAYLOAD}", body.len());
-            return self.reject(path, name, reason);
-        }
-        let (item, peer_id) = match parsed {
-            Name::Request { topic, .. } if topic == names::END => (Item::End, None),
-            Name::Request { topic, .. } if topic == names::ABORT => (Item::Abort, None),
-            Name::Request { topic, id } => (Item::Request { topic }, Some(id)),
-            Name::Reply { topic, req_id, .. } => match self.our_ids.by_uuid.get(req_id) {
-                Some(&req_id) => (Item::Reply { topic, req_id }, None),
-                None => {
-                    let reason = format!("reply to unknown request {req_id}");
-                    return self.reject(path, name, reason);
-                }
-            },
-        };
-        if let Item::Request { topic } | Item::Reply { topic, .. } = item {
-            if RESERVED_TOPICS.contains(&topic) || validate_topic(topic, MAX_TOPIC).is_err() {
-                return self.reject(path, name, format!("topic {topic:?} not accepted"));
-            }
-        }
-        let seq = self.next_seq;
-        let floor = self.floor();
-        let frame = Frame {
-            session: self.session,
-            body: Body::Data(Data {
-                seq,
-                floor,
-                id: seq,
-                item,
-                frag: Frag::Whole,
-                payload: &body,
-            }),
-        };
-        let mut buf = vec![0u8; FRAME];
-        let Ok(n) = wire::encode(&frame, &mut buf) else {
-            return self.reject(path, name, "cannot be framed".into());
-        };
-        buf.truncate(n);
-        self.next_seq += 1;
-        if let Some(id) = peer_id {
-            self.peer_ids.insert(seq, id.to_owned());
-        }
-        let _ = self.to_handler.send(Ok(buf.clone()));
-        self.in_flight.insert(
-            seq,
-            InFile {
-                path: path.to_owned(),
-                name: name.to_owned(),
-                frame: buf,
-                sent: Instant::now(),
-            },
-        );
-    }
 }
 
 /// Removes a file (or a directory, which NVFlare's reader removes too); whether it was
 /// still there.
 fn remove(path: &Path) -> bool {
     fs::remove_file(path).is_ok() || (path.is_dir() && fs::remove_dir_all(path).is_ok())
-}
-
-/// A file's content, `None` when it is gone, or why it cannot be taken (too large).
-fn read_limited(path: &Path) -> Result<Option<Vec<u8>>, String> {
-    use std::io::Read;
-    let limit = (fobs::HEADER_LEN + MAX_PAYLOAD) as u64;
-    let file = match fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read: {e}")),
-    };
-    let mut content = Vec::new();
-    match file.take(limit + 1).read_to_end(&mut content) {
-        Ok(_) if content.len() as u64 > limit => Err(format!(
-            "larger than {limit} bytes (a FOBS header and {MAX_PAYLOAD} bytes of data)"
-        )),
-        Ok(_) => Ok(Some(content)),
-        Err(e) => Err(format!("cannot read: {e}")),
-    }
 }
 
 fn pipe_gone(dir: &Path, e: io::Error) -> io::Error {
@@ -664,29 +408,8 @@ fn pipe_gone(dir: &Path, e: io::Error) -> io::Error {
     )
 }
 
-/// A frame from the handler, owned (the decoder's buffer is reused).
-struct OwnedFrame {
-    session: u32,
-    body: OwnedBody,
-}
-
-enum OwnedBody {
-    Data {
-        seq: u64,
-        floor: u64,
-        id: u64,
-        item: OwnedItem,
-        whole: bool,
-        payload: Vec<u8>,
-    },
-    Ack(Ack),
-    Heartbeat {
-        floor: u64,
-        room: u32,
-        ask: bool,
-    },
-}
-
+/// What a message is, owned (the decoder's buffer is reused).
+#[derive(Debug, Clone)]
 enum OwnedItem {
     Request { topic: String },
     Reply { topic: String, req_id: u64 },
@@ -694,37 +417,41 @@ enum OwnedItem {
     Abort,
 }
 
-impl From<&Frame<'_>> for OwnedFrame {
-    fn from(f: &Frame<'_>) -> Self {
-        let body = match f.body {
-            Body::Data(d) => OwnedBody::Data {
-                seq: d.seq,
-                floor: d.floor,
-                id: d.id,
-                whole: d.frag == Frag::Whole,
-                item: match d.item {
-                    Item::Request { topic } => OwnedItem::Request {
-                        topic: topic.to_owned(),
-                    },
-                    Item::Reply { topic, req_id } => OwnedItem::Reply {
-                        topic: topic.to_owned(),
-                        req_id,
-                    },
-                    Item::End => OwnedItem::End,
-                    Item::Abort => OwnedItem::Abort,
-                },
-                payload: d.payload.to_vec(),
+impl OwnedItem {
+    fn new(item: &Item<'_>) -> Self {
+        match *item {
+            Item::Request { topic } => OwnedItem::Request {
+                topic: topic.to_owned(),
             },
-            Body::Ack(a) => OwnedBody::Ack(a),
-            Body::Heartbeat(h) => OwnedBody::Heartbeat {
-                floor: h.floor,
-                room: h.room,
-                ask: h.ask,
+            Item::Reply { topic, req_id } => OwnedItem::Reply {
+                topic: topic.to_owned(),
+                req_id,
             },
-        };
-        OwnedFrame {
-            session: f.session,
-            body,
+            Item::End => OwnedItem::End,
+            Item::Abort => OwnedItem::Abort,
         }
+    }
+
+    fn item(&self) -> Item<'_> {
+        match self {
+            OwnedItem::Request { topic } => Item::Request { topic },
+            OwnedItem::Reply { topic, req_id } => Item::Reply {
+                topic,
+                req_id: *req_id,
+            },
+            OwnedItem::End => Item::End,
+            OwnedItem::Abort => Item::Abort,
+        }
+    }
+}
+
+/// Which part of a message a fragment is, from its offset and length in a message of
+/// `total` bytes.
+fn frag_of(offset: u64, len: usize, total: u64) -> Frag {
+    let last = offset + len as u64 >= total;
+    match (offset, last) {
+        (0, true) => Frag::Whole,
+        (0, false) => Frag::First { total },
+        (offset, last) => Frag::Next { offset, last },
     }
 }

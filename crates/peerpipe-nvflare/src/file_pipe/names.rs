@@ -1,8 +1,5 @@
 //! NVFlare's FilePipe file names and message ids.
 
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-
 /// The heartbeat topic.
 pub(super) const HEARTBEAT: &str = "_HEARTBEAT_";
 /// The END topic.
@@ -58,36 +55,7 @@ pub(super) fn reply(topic: &str, req_id: &str, id: &str) -> String {
     format!("REP.{topic}.{req_id}.{id}")
 }
 
-/// A new random (version 4) uuid string, as Python's `str(uuid.uuid4())`.
-pub(super) fn uuid4() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut words = [0u64; 2];
-    for w in &mut words {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        *w = h.finish();
-    }
-    let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&words[0].to_le_bytes());
-    b[8..].copy_from_slice(&words[1].to_le_bytes());
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
-}
+pub(super) use crate::uuid::uuid4;
 
 #[cfg(test)]
 mod tests {
@@ -138,16 +106,5 @@ mod tests {
                 id: "u2"
             }
         );
-    }
-
-    #[test]
-    fn uuids_are_v4_and_distinct() {
-        let a = uuid4();
-        let b = uuid4();
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 36);
-        assert_eq!(a.as_bytes()[14], b'4');
-        assert!(matches!(a.as_bytes()[19], b'8' | b'9' | b'a' | b'b'));
-        assert!(!a.contains('.'));
     }
 }

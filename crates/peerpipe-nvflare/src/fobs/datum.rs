@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use super::{FobsError, Value, HEADER_LEN};
 
 /// The FOBS type of a reference to a datum section.
-const DATUM_REF: &str = "nvflare.fuel.utils.fobs.datum.DatumRef";
+pub(super) const DATUM_REF: &str = "nvflare.fuel.utils.fobs.datum.DatumRef";
 const TEXT: u8 = 101;
 const BLOB: u8 = 102;
 const FILE: u8 = 103;
@@ -56,12 +56,8 @@ impl<'a> Datums<'a> {
         Ok(Datums(sections))
     }
 
-    /// The value a FOBS map stands for, if it is a `DatumRef` (`Ok(None)` for other maps).
-    pub(super) fn resolve(&self, entries: &[(Value, Value)]) -> Result<Option<Value>, FobsError> {
-        match field(entries, super::FOBS_TYPE_KEY) {
-            Some(Value::Str(t)) if t == DATUM_REF => {}
-            _ => return Ok(None),
-        }
+    /// The section a `DatumRef` map's entries name: whether it is text, and its data.
+    pub(super) fn lookup(&self, entries: &[(Value, Value)]) -> Result<(bool, &'a [u8]), FobsError> {
         let id = match field(entries, "__fobs_data__") {
             Some(Value::Map(data)) => match field(data, "data") {
                 Some(Value::Map(inner)) => match field(inner, "datum_id") {
@@ -73,16 +69,50 @@ impl<'a> Datums<'a> {
             _ => return Err(FobsError::BadDatum("DatumRef without data")),
         };
         match self.0.get(&id) {
-            Some(&(BLOB, data)) => Ok(Some(Value::Bin(data.to_vec()))),
-            Some(&(TEXT, data)) => std::str::from_utf8(data)
-                .map(|s| Some(Value::Str(s.to_owned())))
-                .map_err(|_| FobsError::InvalidUtf8),
+            Some(&(BLOB, data)) => Ok((false, data)),
+            Some(&(TEXT, data)) => match std::str::from_utf8(data) {
+                Ok(_) => Ok((true, data)),
+                Err(_) => Err(FobsError::InvalidUtf8),
+            },
             Some(_) => Err(FobsError::Unsupported {
                 fobs_type: "file datum (a DatumRef to a file)".into(),
             }),
             None => Err(FobsError::BadDatum("DatumRef to a missing section")),
         }
     }
+}
+
+/// The `DatumRef` map NVFlare 2.8.3 leaves in the body for the datum `id` (a uuid string).
+pub(super) fn reference(id: &str) -> Value {
+    let data = Value::Map(vec![
+        ("datum_id".into(), id.into()),
+        ("unwrap".into(), Value::Bool(true)),
+    ]);
+    Value::Map(vec![
+        (super::FOBS_TYPE_KEY.into(), DATUM_REF.into()),
+        (
+            "__fobs_data__".into(),
+            Value::Map(vec![("data".into(), data)]),
+        ),
+        (
+            "__fobs_dc__".into(),
+            "nvflare.fuel.utils.fobs.decomposer.DataClassDecomposer".into(),
+        ),
+    ])
+}
+
+/// A section's header: its marker (text or bytes), a zero byte, its size (the UUID and
+/// `len` bytes of data), then the datum's UUID.
+pub(super) fn section_header(
+    text: bool,
+    id: [u8; UUID_LEN],
+    len: u64,
+) -> [u8; HEADER_LEN + UUID_LEN] {
+    let mut h = [0u8; HEADER_LEN + UUID_LEN];
+    h[0] = if text { TEXT } else { BLOB };
+    h[2..HEADER_LEN].copy_from_slice(&(UUID_LEN as u64 + len).to_be_bytes());
+    h[HEADER_LEN..].copy_from_slice(&id);
+    h
 }
 
 /// The value of `key` in a map's entries.
@@ -111,9 +141,8 @@ fn parse_uuid(text: &str) -> Result<[u8; UUID_LEN], FobsError> {
 /// A section's bytes, for tests: marker, UUID and data.
 #[cfg(test)]
 pub(super) fn section(marker: u8, id: [u8; UUID_LEN], data: &[u8]) -> Vec<u8> {
-    let mut out = vec![marker, 0];
-    out.extend_from_slice(&((UUID_LEN + data.len()) as u64).to_be_bytes());
-    out.extend_from_slice(&id);
+    let mut out = section_header(false, id, data.len() as u64).to_vec();
+    out[0] = marker;
     out.extend_from_slice(data);
     out
 }

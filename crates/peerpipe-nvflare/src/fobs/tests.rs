@@ -195,6 +195,153 @@ fn bodies_for_raw_data() {
     assert_eq!(body_for(&[0xc1]), [0xc4, 1, 0xc1]);
 }
 
+/// A datum section: marker, UUID, data.
+type Section<'a> = (u8, [u8; 16], &'a [u8]);
+
+/// The body and the sections of a FOBS file.
+fn split_file(file: &[u8]) -> (&[u8], Vec<Section<'_>>) {
+    let len = u64::from_be_bytes(file[2..10].try_into().unwrap()) as usize;
+    let (body, mut rest) = file[10..].split_at(len);
+    let mut sections = Vec::new();
+    while !rest.is_empty() {
+        let size = u64::from_be_bytes(rest[2..10].try_into().unwrap()) as usize;
+        let id: [u8; 16] = rest[10..26].try_into().unwrap();
+        sections.push((rest[0], id, &rest[26..10 + size]));
+        rest = &rest[10 + size..];
+    }
+    (body, sections)
+}
+
+fn file_of(data: &[u8], threshold: usize) -> Vec<u8> {
+    let mut file = Vec::new();
+    let n = write_file_with(data, threshold, &mut file).unwrap();
+    assert_eq!(n, file.len() as u64);
+    file
+}
+
+/// The uuid string of a section's UUID bytes.
+fn uuid_text(id: [u8; 16]) -> String {
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+#[test]
+fn a_large_bytes_value_is_written_as_nvflare_writes_it() {
+    // NVFlare 2.8.3, `fobs.dumpf(b"x" * (10 << 20), path)`: a 199-byte body (the DatumRef),
+    // then one section of marker 102 and size 16 + 10 MiB.
+    let data = encode(&Value::Bin(vec![b'x'; DATUM_THRESHOLD])).unwrap();
+    let mut file = Vec::new();
+    write_file(&data, &mut file).unwrap();
+    assert_eq!(file[..10], hex("64 00 00 00 00 00 00 00 00 c7"));
+    let (body, sections) = split_file(&file);
+    assert_eq!(sections.len(), 1);
+    let (marker, id, section) = sections[0];
+    assert_eq!(marker, 102);
+    assert_eq!(
+        file[10 + 199..10 + 199 + 10],
+        hex("66 00 00 00 00 00 00 a0 00 10")
+    );
+    assert!(section.len() == DATUM_THRESHOLD && section.iter().all(|&b| b == b'x'));
+    // The body NVFlare wrote, but for the uuid.
+    let python = hex(
+        "83ad5f5f666f62735f747970655f5fd9266e76666c6172652e6675656c2e7574696c732e666f6273         2e646174756d2e446174756d526566ad5f5f666f62735f646174615f5f81a46461746182a8646174         756d5f6964d924 UUID a6756e77726170c3ab5f5f666f62735f64635f5fd9366e76666c6172652e         6675656c2e7574696c732e666f62732e6465636f6d706f7365722e44617461436c617373446563         6f6d706f736572"
+            .replace(char::is_whitespace, "")
+            .replace("UUID", &uuid_text(id).bytes().map(|b| format!("{b:02x}")).collect::<String>())
+            .as_bytes()
+            .chunks(2)
+            .map(|p| std::str::from_utf8(p).unwrap())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .as_str(),
+    );
+    assert_eq!(body, python);
+    assert_eq!(from_file(&file).unwrap(), data);
+    // One byte less stays in the body.
+    let data = encode(&Value::Bin(vec![b'x'; DATUM_THRESHOLD - 1])).unwrap();
+    let mut file = Vec::new();
+    write_file(&data, &mut file).unwrap();
+    assert_eq!(split_file(&file), (&data[..], vec![]));
+}
+
+#[test]
+fn large_values_go_where_the_externalizer_puts_them() {
+    let t = 64;
+    let big = || Value::Bin((0..100u8).collect());
+    let big_str = || Value::Str("é".repeat(40) + &"x".repeat(30)); // 70 characters
+    let few_chars = Value::Str("é".repeat(40)); // 80 bytes, 40 characters
+    let tuple = Value::Map(vec![
+        ("__fobs_type__".into(), "tuple".into()),
+        ("__fobs_data__".into(), Value::List(vec![big()])),
+    ]);
+    let v = Value::Map(vec![
+        ("a".into(), big()),
+        (
+            "l".into(),
+            Value::List(vec![1.into(), big_str(), few_chars.clone()]),
+        ),
+        (big(), "key".into()),
+        ("t".into(), tuple),
+        (
+            "m".into(),
+            Value::Map(vec![("deep".into(), Value::List(vec![big()]))]),
+        ),
+    ]);
+    let data = encode(&v).unwrap();
+    let file = file_of(&data, t);
+    let (body, sections) = split_file(&file);
+    let markers: Vec<u8> = sections.iter().map(|s| s.0).collect();
+    // Not the key, not inside the FOBS map; in order of appearance.
+    assert_eq!(markers, [102, 101, 102]);
+    // The references, by their uuids, in the body.
+    for (_, id, _) in &sections {
+        let text = uuid_text(*id);
+        assert!(body.windows(36).any(|w| w == text.as_bytes()), "{text}");
+    }
+    assert_eq!(from_file(&file).unwrap(), data);
+    // The top-level value itself, and data that is not one value (Python bytes).
+    let file = file_of(&encode(&big_str()).unwrap(), t);
+    assert_eq!(split_file(&file).1.len(), 1);
+    assert_eq!(from_file(&file).unwrap(), encode(&big_str()).unwrap());
+    let raw = vec![0xc1; 100];
+    let file = file_of(&raw, t);
+    let (_, sections) = split_file(&file);
+    assert_eq!(sections, [(102, sections[0].1, &raw[..])]);
+    assert_eq!(decode(&from_file(&file).unwrap()), Ok(Value::Bin(raw)));
+    // Small: as body_for.
+    for data in [&[][..], b"hi", &[0x2a]] {
+        assert_eq!(file_of(data, t), to_file(&body_for(data)));
+    }
+}
+
+#[test]
+fn check_refuses_what_decode_refuses() {
+    let tuple = hex("82 ad 5f 5f 66 6f 62 73 5f 74 79 70 65 5f 5f a5 74 75 70 6c 65 a1 78 01");
+    assert_eq!(
+        check(&tuple),
+        Err(FobsError::Unsupported {
+            fobs_type: "tuple".into()
+        })
+    );
+    assert_eq!(check(&hex("92 01")), Err(FobsError::Truncated));
+    assert_eq!(
+        check(&hex("01 02")),
+        Err(FobsError::TrailingBytes { extra: 1 })
+    );
+    assert_eq!(check(&[0x91; 100]), Err(FobsError::TooDeep));
+    assert_eq!(check(&hex("c1")), Err(FobsError::Reserved));
+    // A list of a million ints: checked without a Value per int.
+    let mut many = hex("dd 00 0f 42 40");
+    many.resize(many.len() + 1_000_000, 0x07);
+    assert_eq!(check(&many), Ok(()));
+}
+
 fn value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Nil),
@@ -226,9 +373,19 @@ proptest! {
     }
 
     #[test]
+    fn large_values_round_trip_through_datum_sections(v in value(), t in 1usize..200) {
+        let body = encode(&v).unwrap();
+        let file = file_of(&body, t);
+        prop_assert_eq!(from_file(&file).unwrap(), body);
+    }
+
+    #[test]
     fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-        let _ = decode(&bytes);
+        prop_assert_eq!(check(&bytes), decode(&bytes).map(drop));
         let _ = from_file(&bytes);
+        let file = file_of(&bytes, 16);
+        let body = from_file(&file);
+        prop_assert!(body.is_ok(), "{:?}", body);
         let body = body_for(&bytes);
         prop_assert!(is_one_value(&body));
     }
