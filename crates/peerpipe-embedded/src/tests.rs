@@ -280,7 +280,11 @@ fn bytes_fed_from_an_interrupt_reach_the_endpoint() {
     a.endpoint_mut()
         .send(Instant::ZERO, Message::request("irq", b"x").unwrap(), None)
         .unwrap();
+    // No DATA goes out before the peer's capabilities are known: b's start-up heartbeat
+    // reaches a first (a's poll reads it, then sends its own heartbeat and the request).
+    b.poll(Instant::ZERO);
     a.poll(Instant::ZERO);
+    assert_eq!(a.endpoint().peer_state(), PeerState::Up);
     // An "interrupt handler" takes the bytes off the wire before b's poll could read them.
     let received: Vec<u8> = b.serial().rx.borrow_mut().drain(..).collect();
     assert!(!received.is_empty());
