@@ -151,8 +151,8 @@ pub use embedded_hal_nb;
 pub use peerpipe_core;
 pub use peerpipe_core::wire::Item;
 pub use peerpipe_core::{
-    Config, ConfigError, CutReason, Endpoint, Event, Instant, MsgId, NoSource, Part, PartKind,
-    Source,
+    Config, ConfigError, CutReason, Endpoint, Event, Instant, Message, MsgId, NoSource, Part,
+    PartKind, Source,
 };
 
 use embedded_hal_nb::serial::{Read, Write};
