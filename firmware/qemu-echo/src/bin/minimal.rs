@@ -33,8 +33,9 @@ fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant, streaming: &m
         let Some(event) = ep.poll_event() else {
             break;
         };
-        if let Event::Message(m) = event {
-            if m.is_request() {
+        // One reply path for both kinds (one inlined `send`, one `Message::new`).
+        let reply = match event {
+            Event::Message(m) if m.is_request() => {
                 #[cfg(feature = "stack-probe")]
                 let used = qemu_echo::stack::used().to_le_bytes();
                 #[cfg(feature = "stack-probe")]
@@ -45,24 +46,28 @@ fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant, streaming: &m
                 };
                 #[cfg(not(feature = "stack-probe"))]
                 let payload = m.data();
-                if let Ok(reply) = m.reply_to(payload) {
-                    ep.send(now, reply, None).ok();
+                m.reply_to(payload)
+            }
+            Event::Part(part) => {
+                if part.is_first() {
+                    *streaming = (part.kind() == PartKind::Request).then_some((part.id(), 0));
                 }
-            }
-        } else if let Event::Part(part) = event {
-            if part.is_first() {
-                *streaming = (part.kind() == PartKind::Request).then_some((part.id(), 0));
-            }
-            if let Some((id, crc)) = streaming.as_mut().filter(|(id, _)| *id == part.id()) {
+                let Some((id, crc)) = streaming.as_mut().filter(|(id, _)| *id == part.id())
+                else {
+                    continue;
+                };
                 *crc = qemu_echo::crc32(*crc, part.data());
-                if part.is_last() {
-                    let reply = Message::reply(part.topic(), &crc.to_le_bytes(), *id);
-                    if let Ok(reply) = reply {
-                        ep.send(now, reply, None).ok();
-                    }
-                    *streaming = None;
+                if !part.is_last() {
+                    continue;
                 }
+                let (id, crc) = (*id, *crc);
+                *streaming = None;
+                Message::reply(part.topic(), &crc.to_le_bytes(), id)
             }
+            _ => continue,
+        };
+        if let Ok(reply) = reply {
+            ep.send(now, reply, None).ok();
         }
     }
     pipe.poll(now);
