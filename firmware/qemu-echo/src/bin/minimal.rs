@@ -52,8 +52,7 @@ fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant, streaming: &m
                 if part.is_first() {
                     *streaming = (part.kind() == PartKind::Request).then_some((part.id(), 0));
                 }
-                let Some((id, crc)) = streaming.as_mut().filter(|(id, _)| *id == part.id())
-                else {
+                let Some((id, crc)) = streaming.as_mut().filter(|(id, _)| *id == part.id()) else {
                     continue;
                 };
                 *crc = qemu_echo::crc32(*crc, part.data());
