@@ -584,23 +584,15 @@ const GEN_LEN: u32 = 64 * 1024;
 const LONG_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Long messages through peerpipe-std's `request`: a 256 KiB `crc` request and a 64 KiB
-/// `gen` reply, whole `Vec`s on the host. Skipped (with a line saying so) while the
-/// peerpipe-std of this build refuses a message longer than its fragment.
+/// `gen` reply, whole `Vec`s on the host.
 fn std_long(h: &PipeHandler) -> Res<()> {
     let data = noise(CRC_LEN, 0xBEEF);
     let want = crc32fast::hash(&data);
     let req = Message::request("crc", data).map_err(|e| e.to_string())?;
     let t = Instant::now();
-    let reply = match h.request(req, Some(LONG_TIMEOUT), None) {
-        Ok(reply) => reply,
-        Err(peerpipe_std::Error::Invalid(ppc::Error::PayloadTooLarge { max, .. })) => {
-            say!(
-                "peerpipe-std sends at most {max} B in this build: its long-message checks are skipped (a core endpoint sends them below)"
-            );
-            return Ok(());
-        }
-        Err(e) => return Err(format!("peerpipe-std crc request of {CRC_LEN} B: {e}")),
-    };
+    let reply = h
+        .request(req, Some(LONG_TIMEOUT), None)
+        .map_err(|e| format!("peerpipe-std crc request of {CRC_LEN} B: {e}"))?;
     let secs = t.elapsed().as_secs_f64();
     check(
         reply.data() == want.to_le_bytes(),
