@@ -1,6 +1,10 @@
 //! Drives the `firmware/qemu-echo` firmware in QEMU with peerpipe-std over TCP: requests and
 //! replies of several sizes, a burst of garbage bytes, END and ABORT both ways, GONE when QEMU
-//! is killed, and the restart of a second QEMU run. A third QEMU run is driven by the async
+//! is killed, and the restart of a second QEMU run. Then messages of any size, through a core
+//! endpoint driven straight over the connection: a 256 KiB request the firmware streams into
+//! a CRC-32, a 64 KiB reply it generates from a source, a message cut off half way (its source
+//! fails), and one over the firmware's `max_message`; payload throughput through the UART is
+//! printed for both directions. A third QEMU run is driven by the async
 //! driver, peerpipe-tokio, straight over the TCP connection: echo from concurrent tasks, END
 //! from the firmware, GONE when QEMU is killed (one wire protocol for every driver). Prints
 //! wire and throughput numbers. `cargo xtask qemu` builds the firmware for each board and runs this; by hand:
@@ -15,8 +19,9 @@
 //! (riscv32imac); without the argument it follows the target named in the ELF's path.
 //!
 //! `qemu_host --stack ELF [BOARD]` instead drives the minimal firmware built with the feature
-//! `stack-probe` (what `cargo xtask size` does): requests of every size, pipelined, and
-//! garbage, then the request `stack`; prints `stack=<bytes>`, its stack high-water mark.
+//! `stack-probe` (what `cargo xtask size` does): requests of every size, pipelined, garbage,
+//! and requests in parts (answered with their CRC-32), then the request `stack`; prints
+//! `stack=<bytes>`, its stack high-water mark.
 //!
 //! Wiring: this program listens for QEMU's `-serial tcp:` client on one port and runs a small
 //! proxy between QEMU and the current `PipeHandler` (a `TcpTransport` it connects to). The
@@ -33,6 +38,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use peerpipe_examples::cli;
+use peerpipe_std::peerpipe_core::{self as ppc, wire, FailReason, MsgId, Outcome, PartKind};
 use peerpipe_std::{Config, Item, Message, PipeHandler, Status, TcpTransport};
 
 type Res<T> = Result<T, String>;
@@ -230,6 +236,28 @@ impl Proxy {
         Ok(handler)
     }
 
+    /// A new connection through the proxy, in place of the handler's: the far end of it, for
+    /// a [`RawPeer`].
+    fn new_raw(self: &Arc<Self>) -> Res<TcpStream> {
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let near = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        let (far, _) = listener.accept().map_err(|e| e.to_string())?;
+        for s in [&near, &far] {
+            s.set_nodelay(true).map_err(|e| e.to_string())?;
+        }
+        if let Some(old) = self
+            .handler
+            .lock()
+            .unwrap()
+            .replace(near.try_clone().map_err(|e| e.to_string())?)
+        {
+            let _ = old.shutdown(Shutdown::Both);
+        }
+        self.forward(near, true);
+        Ok(far)
+    }
+
     /// Writes raw bytes to the firmware.
     fn inject(&self, bytes: &[u8]) -> Res<()> {
         let mut slot = self.qemu.lock().unwrap();
@@ -285,15 +313,21 @@ struct FwStats {
     dropped: u32,
     stack_used: u32,
     uptime_ms: u32,
+    part_bytes: u32,
+    cuts: u32,
+    gen_bytes: u32,
 }
 
 fn stats(h: &PipeHandler) -> Res<FwStats> {
-    let raw = request(h, "stats", b"")?;
+    parse_stats(&request(h, "stats", b"")?)
+}
+
+fn parse_stats(raw: &[u8]) -> Res<FwStats> {
     let w: Vec<u32> = raw
         .chunks_exact(4)
         .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    if w.len() != 11 {
+    if w.len() != 14 {
         return Err(format!("stats reply of {} bytes", raw.len()));
     }
     Ok(FwStats {
@@ -308,7 +342,406 @@ fn stats(h: &PipeHandler) -> Res<FwStats> {
         dropped: w[8],
         stack_used: w[9],
         uptime_ms: w[10],
+        part_bytes: w[11],
+        cuts: w[12],
+        gen_bytes: w[13],
     })
+}
+
+// ---- Messages of any size, through a core endpoint of the host's own
+
+/// The raw peer's capacities: 1 KiB inline messages (fragments go at the firmware's 128 B),
+/// 8 + 8 slots.
+const RAW_PAYLOAD: usize = 1024;
+const RAW_TOPIC: usize = 32;
+const RAW_FRAME: usize = wire::max_encoded_len(RAW_PAYLOAD, RAW_TOPIC);
+type RawEndpoint = ppc::Endpoint<RAW_PAYLOAD, RAW_TOPIC, 8, 8, RAW_FRAME>;
+type RawEvent = ppc::Event<RAW_PAYLOAD, RAW_TOPIC>;
+
+/// The bytes of the raw peer's long messages, by id; a message is unreadable from its
+/// `fail_from` on (to have it cut off half way).
+#[derive(Default)]
+struct Held {
+    msgs: Vec<(MsgId, Vec<u8>, Option<u64>)>,
+}
+
+impl ppc::Source for Held {
+    fn read(&mut self, id: MsgId, offset: u64, len: usize) -> Option<&[u8]> {
+        let (_, data, fail_from) = self.msgs.iter().find(|(m, _, _)| *m == id)?;
+        if fail_from.is_some_and(|f| offset >= f) {
+            return None;
+        }
+        data.get(offset as usize..)?.get(..len)
+    }
+}
+
+/// A core endpoint driven straight over a TCP connection to the firmware (through the
+/// proxy): what any v3 peer sends and receives, independent of the host drivers' limits.
+struct RawPeer {
+    ep: Box<RawEndpoint>,
+    stream: TcpStream,
+    start: Instant,
+    held: Held,
+    buf: Vec<u8>,
+    /// Events other than send outcomes, in order.
+    events: std::collections::VecDeque<RawEvent>,
+    /// Send outcomes, by id, until asked for.
+    outcomes: std::collections::HashMap<MsgId, Outcome>,
+}
+
+impl RawPeer {
+    fn new(stream: TcpStream) -> Res<Self> {
+        let start = Instant::now();
+        let ep = RawEndpoint::new(config(), peerpipe_std::new_session_id(), ppc::Instant::ZERO)
+            .map_err(|e| e.to_string())?;
+        let mut peer = RawPeer {
+            ep: Box::new(ep),
+            stream,
+            start,
+            held: Held::default(),
+            buf: vec![0; RAW_FRAME],
+            events: Default::default(),
+            outcomes: Default::default(),
+        };
+        peer.transmit()?;
+        Ok(peer)
+    }
+
+    fn now(&self) -> ppc::Instant {
+        ppc::Instant::from_micros(self.start.elapsed().as_micros() as u64)
+    }
+
+    fn transmit(&mut self) -> Res<()> {
+        let now = self.now();
+        let mut out = Vec::new();
+        while let Some(n) = self
+            .ep
+            .poll_transmit_from(now, &mut self.buf, &mut self.held)
+            .map_err(|e| e.to_string())?
+        {
+            out.extend_from_slice(&self.buf[..n]);
+        }
+        if !out.is_empty() {
+            self.stream.write_all(&out).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// One turn: waits up to `wait` (less when a deadline comes first) for bytes, feeds them,
+    /// acts on deadlines, queues the events, transmits.
+    fn turn(&mut self, wait: Duration) -> Res<()> {
+        let now = self.now();
+        let until_deadline = self
+            .ep
+            .poll_timeout()
+            .map(|t| Duration::from_micros(t.as_micros().saturating_sub(now.as_micros())))
+            .unwrap_or(wait);
+        let wait = wait.min(until_deadline).max(Duration::from_micros(200));
+        self.stream
+            .set_read_timeout(Some(wait))
+            .map_err(|e| e.to_string())?;
+        let mut chunk = [0u8; 16 * 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => return Err("the proxy closed the raw peer's connection".into()),
+            Ok(n) => {
+                let now = self.now();
+                self.ep.handle_bytes(now, &chunk[..n]);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        let now = self.now();
+        if self.ep.poll_timeout().is_some_and(|t| t <= now) {
+            self.ep.handle_timeout(now);
+        }
+        while let Some(e) = self.ep.poll_event() {
+            match e {
+                ppc::Event::SendOutcome { id, outcome } => {
+                    self.outcomes.insert(id, outcome);
+                }
+                other => self.events.push_back(other),
+            }
+        }
+        self.transmit()
+    }
+
+    /// Turns until `f` takes an event (events it does not take are dropped; send outcomes are
+    /// kept apart for [`outcome`](Self::outcome)), within `timeout`.
+    fn wait_for<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut(&mut Self, RawEvent) -> Res<Option<T>>,
+    ) -> Res<T> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            while let Some(e) = self.events.pop_front() {
+                if let Some(t) = f(self, e)? {
+                    return Ok(t);
+                }
+            }
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .ok_or_else(|| format!("raw peer: no {what} within {timeout:?}"))?;
+            self.turn(left.min(Duration::from_millis(50)))?;
+        }
+    }
+
+    /// Sends `data` (any length) as a request on `topic`, from the peer's source.
+    fn send_long(&mut self, topic: &str, data: Vec<u8>, fail_from: Option<u64>) -> Res<MsgId> {
+        let now = self.now();
+        let len = data.len() as u64;
+        let id = self
+            .ep
+            .send_from(
+                now,
+                wire::Item::Request { topic },
+                len,
+                Some(ppc::Duration::from_secs(120)),
+            )
+            .map_err(|e| format!("send_from {topic} ({len} B): {e}"))?;
+        self.held.msgs.push((id, data, fail_from));
+        self.transmit()?;
+        Ok(id)
+    }
+
+    /// Sends a short (inline) request.
+    fn send_short(&mut self, topic: &str, data: &[u8]) -> Res<MsgId> {
+        let now = self.now();
+        let msg = ppc::Message::request(topic, data).map_err(|e| e.to_string())?;
+        let id = self
+            .ep
+            .send(now, msg, Some(ppc::Duration::from_secs(20)))
+            .map_err(|e| format!("send {topic}: {e}"))?;
+        self.transmit()?;
+        Ok(id)
+    }
+
+    /// The outcome of send `id`.
+    fn outcome(&mut self, id: MsgId, timeout: Duration) -> Res<Outcome> {
+        let deadline = Instant::now() + timeout;
+        let outcome = loop {
+            if let Some(outcome) = self.outcomes.remove(&id) {
+                break outcome;
+            }
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .ok_or_else(|| format!("raw peer: no outcome for {id:?} within {timeout:?}"))?;
+            self.turn(left.min(Duration::from_millis(50)))?;
+        };
+        self.held.msgs.retain(|(m, _, _)| *m != id);
+        Ok(outcome)
+    }
+
+    /// A one-frame reply to `id` (other events: passed over).
+    fn reply(&mut self, id: MsgId, timeout: Duration) -> Res<Vec<u8>> {
+        self.wait_for("reply", timeout, |_, e| match e {
+            ppc::Event::Message(m) if m.req_id() == Some(id) => Ok(Some(m.data().to_vec())),
+            ppc::Event::Part(p) if matches!(p.kind(), PartKind::Reply { req_id } if req_id == id) => {
+                Err(format!("reply to {id:?} in parts: a one-frame reply was expected"))
+            }
+            _ => Ok(None),
+        })
+    }
+
+    /// The firmware's counters.
+    fn stats(&mut self) -> Res<FwStats> {
+        let id = self.send_short("stats", b"")?;
+        let raw = self.reply(id, REQUEST_TIMEOUT)?;
+        parse_stats(&raw)
+    }
+}
+
+/// `len` bytes that look random (a CRC over them tells any error).
+fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 11) as u8
+        })
+        .collect()
+}
+
+/// Byte `i` of the firmware's `gen` replies.
+fn generated(i: usize) -> u8 {
+    (i.wrapping_mul(31).wrapping_add(7) & 0xFF) as u8
+}
+
+/// The firmware's `max_message` (`qemu_echo::MAX_MESSAGE`).
+const FW_MAX_MESSAGE: usize = 1 << 20;
+/// The long request streamed into a CRC, and the generated reply.
+const CRC_LEN: usize = 256 * 1024;
+const GEN_LEN: u32 = 64 * 1024;
+/// Generous: QEMU may share two cores with a parallel build (at about 10 KB/s, 256 KiB take
+/// 26 s).
+const LONG_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Long messages through peerpipe-std's `request`: a 256 KiB `crc` request and a 64 KiB
+/// `gen` reply, whole `Vec`s on the host.
+fn std_long(h: &PipeHandler) -> Res<()> {
+    let data = noise(CRC_LEN, 0xBEEF);
+    let want = crc32fast::hash(&data);
+    let req = Message::request("crc", data).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let reply = h
+        .request(req, Some(LONG_TIMEOUT), None)
+        .map_err(|e| format!("peerpipe-std crc request of {CRC_LEN} B: {e}"))?;
+    let secs = t.elapsed().as_secs_f64();
+    check(
+        reply.data() == want.to_le_bytes(),
+        &format!(
+            "CRC-32 of {CRC_LEN} B through peerpipe-std: {:02x?}",
+            reply.data()
+        ),
+    )?;
+    say!(
+        "peerpipe-std: crc of a {} KiB request ok, {secs:.2} s, {:.0} B/s payload host->fw",
+        CRC_LEN / 1024,
+        CRC_LEN as f64 / secs
+    );
+    let t = Instant::now();
+    let got = request(h, "gen", &GEN_LEN.to_le_bytes())?;
+    let secs = t.elapsed().as_secs_f64();
+    check(
+        got.len() == GEN_LEN as usize,
+        &format!("gen reply of {} B", got.len()),
+    )?;
+    if let Some(i) = (0..got.len()).find(|&i| got[i] != generated(i)) {
+        return Err(format!("peerpipe-std: gen byte {i} is {:#04x}", got[i]));
+    }
+    say!(
+        "peerpipe-std: gen of {} KiB, every byte checked, {secs:.2} s, {:.0} B/s payload fw->host",
+        GEN_LEN / 1024,
+        f64::from(GEN_LEN) / secs
+    );
+    Ok(())
+}
+
+/// Messages of any size, through a core endpoint of the host's own over the proxy: a message
+/// over the firmware's `max_message` (refused at once), a 256 KiB `crc` request, a 64 KiB
+/// `gen` reply checked byte by byte, a `crc` request whose source fails half way (the
+/// firmware sees it cut off). Prints the payload throughput each way.
+fn stream_checks(proxy: &Arc<Proxy>) -> Res<()> {
+    let mut p = RawPeer::new(proxy.new_raw()?)?;
+    // No DATA goes out before the firmware's capabilities (its first heartbeat) are known.
+    let deadline = Instant::now() + STATUS_TIMEOUT;
+    while p.ep.peer_state() != ppc::PeerState::Up {
+        if Instant::now() > deadline {
+            return Err("raw peer: the firmware never answered".to_string());
+        }
+        p.turn(Duration::from_millis(20))?;
+    }
+
+    // Over the firmware's limit: refused at once, nothing sent.
+    let id = p.send_long("crc", vec![0; FW_MAX_MESSAGE + 1], None)?;
+    let outcome = p.outcome(id, Duration::from_secs(5))?;
+    check(
+        outcome == Outcome::Failed(FailReason::TooLarge),
+        &format!("a message over the firmware's max_message fails with TooLarge ({outcome:?})"),
+    )?;
+    say!(
+        "a {} B message (over the firmware's max_message) fails at once with TooLarge: ok",
+        FW_MAX_MESSAGE + 1
+    );
+
+    // 256 KiB into the firmware's running CRC.
+    let data = noise(CRC_LEN, 0xC0FFEE);
+    let want = crc32fast::hash(&data);
+    let (to0, from0) = proxy.bytes();
+    let t = Instant::now();
+    let id = p.send_long("crc", data, None)?;
+    let got = p.reply(id, LONG_TIMEOUT)?;
+    let secs = t.elapsed().as_secs_f64();
+    let (to1, from1) = proxy.bytes();
+    check(
+        got == want.to_le_bytes(),
+        &format!("CRC-32 of {CRC_LEN} B: firmware {got:02x?}, host {want:08x}"),
+    )?;
+    check(
+        p.outcome(id, LONG_TIMEOUT)? == Outcome::Delivered,
+        "the long request is delivered",
+    )?;
+    say!(
+        "crc of a {} KiB request: {want:08x} matches crc32fast; {secs:.2} s, {:.0} B/s payload host->fw ({:.0} B/s on the wire; {:.1} % overhead, fw->host {} B of ACKs)",
+        CRC_LEN / 1024,
+        CRC_LEN as f64 / secs,
+        (to1 - to0) as f64 / secs,
+        ((to1 - to0) as f64 / CRC_LEN as f64 - 1.0) * 100.0,
+        from1 - from0
+    );
+
+    // 64 KiB generated by the firmware, checked byte by byte as the parts come.
+    let (to0, from0) = proxy.bytes();
+    let t = Instant::now();
+    let id = p.send_short("gen", &GEN_LEN.to_le_bytes())?;
+    let mut next = 0usize;
+    let mut parts = 0usize;
+    p.wait_for("gen reply", LONG_TIMEOUT, |_, e| match e {
+        ppc::Event::Part(part) if part.kind() == (PartKind::Reply { req_id: id }) => {
+            if part.offset() as usize != next || part.total() != u64::from(GEN_LEN) {
+                return Err(format!(
+                    "gen part at {} of {} (expected {next} of {GEN_LEN})",
+                    part.offset(),
+                    part.total()
+                ));
+            }
+            if let Some(k) = (0..part.data().len()).find(|&k| part.data()[k] != generated(next + k))
+            {
+                return Err(format!("gen byte {} is {:#04x}", next + k, part.data()[k]));
+            }
+            next += part.data().len();
+            parts += 1;
+            Ok(part.is_last().then_some(()))
+        }
+        ppc::Event::Cut { id: cut, reason } => Err(format!("gen reply {cut:?} cut: {reason}")),
+        _ => Ok(None),
+    })?;
+    let secs = t.elapsed().as_secs_f64();
+    let (to1, from1) = proxy.bytes();
+    check(next == GEN_LEN as usize, "every generated byte arrived")?;
+    say!(
+        "gen of {} KiB: every byte checked, {parts} parts; {secs:.2} s, {:.0} B/s payload fw->host ({:.0} B/s on the wire, host->fw {} B of ACKs)",
+        GEN_LEN / 1024,
+        f64::from(GEN_LEN) / secs,
+        (from1 - from0) as f64 / secs,
+        to1 - to0
+    );
+
+    // A long request whose source fails after 4 KiB: the host gives it up, the firmware is
+    // told (a Cut), drops its CRC and goes on.
+    let before = p.stats()?;
+    let id = p.send_long("crc", noise(16 * 1024, 7), Some(4096))?;
+    let outcome = p.outcome(id, LONG_TIMEOUT)?;
+    check(
+        outcome == Outcome::Failed(FailReason::Unreadable),
+        &format!("a request whose source fails is given up ({outcome:?})"),
+    )?;
+    // Requests after it: answered as usual (the firmware's floor moved past the rest).
+    let small = noise(1000, 99);
+    let id = p.send_long("crc", small.clone(), None)?;
+    check(
+        p.reply(id, REQUEST_TIMEOUT)? == crc32fast::hash(&small).to_le_bytes(),
+        "a crc request after the cut one is answered",
+    )?;
+    let after = p.stats()?;
+    check(
+        after.cuts == before.cuts + 1,
+        &format!(
+            "the firmware saw one Cut ({} -> {})",
+            before.cuts, after.cuts
+        ),
+    )?;
+    say!(
+        "a request cut off after 4 KiB (its source failed): the firmware saw the Cut and answered the next; {after:?}"
+    );
+    Ok(())
 }
 
 /// Waits for a status matching `want` from the async handler, skipping other items.
@@ -368,8 +801,15 @@ fn frame_len(len: usize) -> usize {
         Err(_) => return 0,
     };
     let mut buf = [0u8; 700];
-    // The first frame is the start-up heartbeat.
+    // The first frame is the start-up heartbeat; DATA goes once the peer's capabilities
+    // (its first heartbeat) are known.
     let _ = ep.poll_transmit(now, &mut buf);
+    let Ok(mut peer) = Endpoint::<512, 32, 4, 4, 700>::new(CoreConfig::default(), 2, now) else {
+        return 0;
+    };
+    if let Ok(Some(n)) = peer.poll_transmit(now, &mut buf) {
+        ep.handle_bytes(now, &buf[..n]);
+    }
     let msg = peerpipe_std::peerpipe_core::Message::request("echo", &vec![0xA5; len]);
     let Ok(msg) = msg else { return 0 };
     if ep.send(now, msg, None).is_err() {
@@ -379,7 +819,8 @@ fn frame_len(len: usize) -> usize {
 }
 
 /// Runs the minimal firmware (feature `stack-probe`) through requests of every size,
-/// pipelined requests and garbage, and returns its stack high-water mark.
+/// pipelined requests, garbage and requests in parts, and returns its stack high-water
+/// mark.
 fn probe_stack(board: Board, elf: &str) -> Res<u32> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -417,6 +858,15 @@ fn probe_stack(board: Board, elf: &str) -> Res<u32> {
         .collect();
     proxy.inject(&garbage)?;
     plain_echo(b"after the garbage")?;
+    // Requests in parts (the streaming receive): the minimal firmware answers their CRC-32.
+    for len in [129usize, 1000, 4000] {
+        let data = noise(len, len as u32);
+        let got = request(&h, "crc", &data)?;
+        check(
+            got == crc32fast::hash(&data).to_le_bytes(),
+            &format!("the minimal firmware's CRC-32 of a {len}-byte request in parts"),
+        )?;
+    }
     let raw = request(&h, "stack", b"")?;
     let used: [u8; 4] = raw
         .as_slice()
@@ -448,14 +898,20 @@ fn run(board: Board, elf: &str) -> Res<()> {
         echo(&h1, &data)?;
     }
     say!("echo of 0/1/8/64/100/128 B: ok");
-    // A payload larger than the firmware's 128 bytes: its frame is dropped as oversize there,
-    // never acknowledged; the request fails on the host (short timeout here).
-    let big = Message::request("echo", vec![0u8; 129]).map_err(|e| e.to_string())?;
+    // A payload larger than the firmware's 128-byte frames arrives there in parts; the
+    // firmware echoes at most 128 B and refuses it with `too-long`. (What it cannot take at
+    // all, over its max_message, fails on the host at once: see the long messages below.)
     check(
-        h1.request(big, Some(Duration::from_secs(2)), None).is_err(),
-        "a 129-byte request is not answered (firmware payloads hold 128 B)",
+        request(&h1, "echo", &[7u8; 129])? == b"too-long",
+        "a 129-byte echo is refused with too-long (the firmware echoes 128 B at most)",
     )?;
-    say!("a 129-byte request fails on the host: ok");
+    let short = noise(5000, 5);
+    check(
+        request(&h1, "crc", &short)? == crc32fast::hash(&short).to_le_bytes(),
+        "the CRC-32 of a 5000-byte request (40 parts) through peerpipe-std",
+    )?;
+    say!("a 129-byte echo is refused with too-long; crc of 5000 B through peerpipe-std: ok");
+    std_long(&h1)?;
 
     // Wire bytes per request/reply round trip, both directions, measured at the proxy.
     for len in [8usize, 64, 128] {
@@ -606,6 +1062,10 @@ fn run(board: Board, elf: &str) -> Res<()> {
         board.target()
     );
     h3.stop(true);
+
+    // Messages of any size, through a core endpoint of the host's own (a new session: the
+    // firmware sees a restart).
+    stream_checks(&proxy)?;
     drop(qemu);
 
     // ---- QEMU run 3: the same firmware driven by the async driver (peerpipe-tokio).

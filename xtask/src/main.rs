@@ -7,7 +7,9 @@
 //!   a summary. FILTERs keep only the steps whose name
 //!   starts with one of them (`fmt`, `clippy`, `host`, `no_std`, `firmware`, `nvflare`, `many_pipes`, `doc`).
 //! - `cargo xtask qemu`: builds `firmware/qemu-echo` for each QEMU board (lm3s6965evb, micro:bit,
-//!   RISC-V virt) and drives it in QEMU over TCP with peerpipe-std (`examples/qemu_host.rs`).
+//!   RISC-V virt) and drives it in QEMU over TCP with peerpipe-std, a core endpoint (messages
+//!   of any size: a 256 KiB request streamed into a CRC, a 64 KiB generated reply) and
+//!   peerpipe-tokio (`examples/qemu_host.rs`).
 //! - `cargo xtask size`: builds the echo firmware with panic-halt for each firmware target and
 //!   prints `target=<triple> flash=<bytes> ram=<bytes> stack=<bytes or ?> bin=minimal` for its
 //!   minimal binary (the core and the driver at default capacities, echo only); the stack
@@ -64,11 +66,14 @@ commands:
         FILTERs keep only the steps whose name starts with one of them:
         fmt, clippy, host, no_std, firmware, nvflare, many_pipes, doc.
   qemu  build firmware/qemu-echo and drive it in QEMU over TCP with peerpipe-std, on each
-        board (lm3s6965evb, microbit, virt): requests, garbage, END/ABORT both ways, GONE,
-        restart; then with peerpipe-tokio: concurrent echo, END, GONE
+        board (lm3s6965evb, microbit, virt): requests, oversize, garbage, END/ABORT both
+        ways, GONE, restart; then with a core endpoint: a 256 KiB request streamed into a
+        CRC-32, a 64 KiB generated reply, a message cut off (UART throughput printed); then
+        with peerpipe-tokio: concurrent echo, END, GONE
   size  print target=<triple> flash=<bytes> ram=<bytes> stack=<bytes or ?> bin=minimal for
         the minimal echo firmware (firmware/qemu-echo/src/bin/minimal.rs: core + SerialDriver
-        at default capacities, panic-halt), per target; stack measured in QEMU by
+        at default capacities, requests in parts answered with their CRC, panic-halt), per
+        target; stack measured in QEMU by
         stack painting (? when QEMU is missing or the run fails)
   fuzz [--seconds N] [TARGET...]
         run each cargo-fuzz target of peerpipe-core for N seconds (default 60) on nightly,

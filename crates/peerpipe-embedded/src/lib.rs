@@ -16,6 +16,18 @@
 //! has room again while [`SerialDriver::tx_blocked`] (TX interrupt), and after the
 //! application sent something or took events.
 //!
+//! ## Messages of any size
+//!
+//! A message longer than one frame (`PAYLOAD` bytes, 128 by default) travels in fragments.
+//! Received, it arrives as [`Event::Part`]s, in order, from its first byte to its last (or an
+//! [`Event::Cut`] when it will not be completed): firmware consumes each part as it comes
+//! (hashes it, writes it to flash) and never needs room for the whole message. Sent, its
+//! bytes come from a [`Source`] the application gives [`SerialDriver::poll_with`] (instead of
+//! `poll`): [`Endpoint::send_from`] names the message and its length, and the driver asks the
+//! source for one fragment's bytes at a time when it encodes the frame (again for a resend),
+//! so a message in flash or generated on the fly is never copied into RAM. Nothing else
+//! changes: the driver's one frame buffer still holds any frame.
+//!
 //! ## Ports
 //!
 //! - One type that is both `Read<u8>` and `Write<u8>`: [`SerialDriver::new`].
@@ -137,7 +149,11 @@ pub use io06::{IoError, IoSerial};
 
 pub use embedded_hal_nb;
 pub use peerpipe_core;
-pub use peerpipe_core::{Config, ConfigError, Endpoint, Event, Instant};
+pub use peerpipe_core::wire::Item;
+pub use peerpipe_core::{
+    Config, ConfigError, CutReason, Endpoint, Event, Instant, Message, MsgId, NoSource, Part,
+    PartKind, Source,
+};
 
 use embedded_hal_nb::serial::{Read, Write};
 
@@ -234,12 +250,63 @@ where
     /// Call it again at that instant, when bytes arrive, when the port has room again while
     /// [`tx_blocked`](Self::tx_blocked), and after sending or taking events through
     /// [`endpoint_mut`](Self::endpoint_mut).
+    ///
+    /// Messages sent with [`Endpoint::send_from`] need their bytes: use
+    /// [`poll_with`](Self::poll_with) for them (here they fail as unreadable).
     pub fn poll(&mut self, now: Instant) -> Option<Instant> {
+        self.poll_with(now, &mut NoSource)
+    }
+
+    /// [`poll`](Self::poll), reading the bytes of messages sent with [`Endpoint::send_from`]
+    /// from `source` as their frames are encoded: a message of any length goes out fragment
+    /// by fragment, never held in RAM as a whole (bytes in flash, generated on the fly, read
+    /// from a sensor). The source is asked for one fragment's bytes at a time (at most
+    /// `PAYLOAD`), and again for a resend: it must give the same bytes each time until the
+    /// send's outcome was polled. A frame the port did not take completely is kept encoded,
+    /// so the next poll may be given another source (or none).
+    ///
+    /// ```
+    /// use peerpipe_embedded::{Config, Instant, Item, MsgId, SerialDriver, Source, TxOnly};
+    /// # use embedded_hal_nb::serial::{ErrorType, Write};
+    /// # struct Tx;
+    /// # impl ErrorType for Tx { type Error = core::convert::Infallible; }
+    /// # impl Write<u8> for Tx {
+    /// #     fn write(&mut self, _: u8) -> nb::Result<(), Self::Error> { Ok(()) }
+    /// #     fn flush(&mut self) -> nb::Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// /// Byte `i` of every message is `i` mod 251: made up on the fly, one fragment at a time.
+    /// struct Counting([u8; 128]);
+    ///
+    /// impl Source for Counting {
+    ///     fn read(&mut self, _id: MsgId, offset: u64, len: usize) -> Option<&[u8]> {
+    ///         let out = self.0.get_mut(..len)?;
+    ///         for (i, b) in out.iter_mut().enumerate() {
+    ///             *b = ((offset + i as u64) % 251) as u8;
+    ///         }
+    ///         Some(out)
+    ///     }
+    /// }
+    ///
+    /// let mut pipe: SerialDriver<TxOnly<Tx>> =
+    ///     SerialDriver::new(TxOnly(Tx), Config::default(), 1, Instant::ZERO)?;
+    /// let mut source = Counting([0; 128]);
+    /// let now = Instant::ZERO;
+    /// // A 64 KiB request; it goes out once the peer's first heartbeat has arrived.
+    /// let id = pipe.endpoint_mut().send_from(now, Item::Request { topic: "log" }, 65_536, None)?;
+    /// pipe.poll_with(now, &mut source);
+    /// # let _ = id;
+    /// # Ok::<(), Box<dyn core::error::Error>>(())
+    /// ```
+    pub fn poll_with<Src: Source + ?Sized>(
+        &mut self,
+        now: Instant,
+        source: &mut Src,
+    ) -> Option<Instant> {
         self.receive(now);
         if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
             self.endpoint.handle_timeout(now);
         }
-        self.transmit(now);
+        self.transmit(now, source);
         self.endpoint.poll_timeout()
     }
 
@@ -339,7 +406,7 @@ where
         }
     }
 
-    fn transmit(&mut self, now: Instant) {
+    fn transmit<Src: Source + ?Sized>(&mut self, now: Instant, source: &mut Src) {
         loop {
             if let Some(&byte) = self.tx_buf.get(self.tx_pos).filter(|_| self.tx_blocked()) {
                 match self.serial.write(byte) {
@@ -361,12 +428,16 @@ where
                     }
                 }
             } else {
-                match self.endpoint.poll_transmit(now, &mut self.tx_buf) {
+                match self
+                    .endpoint
+                    .poll_transmit_from(now, &mut self.tx_buf, source)
+                {
                     Ok(Some(len)) => {
                         self.tx_len = len;
                         self.tx_pos = 0;
                     }
-                    // `tx_buf` holds MAX_FRAME_LEN bytes: BufferTooSmall cannot happen.
+                    // `tx_buf` holds MAX_FRAME_LEN bytes: BufferTooSmall cannot happen (a
+                    // fragment is cut to PAYLOAD, whatever the message's length).
                     Ok(None) | Err(_) => {
                         self.tx_len = 0;
                         self.tx_pos = 0;

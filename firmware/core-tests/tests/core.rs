@@ -1,5 +1,6 @@
 //! peerpipe-core on the MCU (run in QEMU): the wire codec through the stream decoder, and two
-//! endpoints talking over a lossy in-memory link in deterministic virtual time.
+//! endpoints talking over a lossy in-memory link in deterministic virtual time: requests and
+//! replies, a message of any size sent from a source and received in parts, GONE.
 //!
 //! `cargo test --release --target thumbv7m-none-eabi` (lm3s6965evb) or `thumbv6m-none-eabi`
 //! (micro:bit, 16K RAM). Everything lives on the stack: the endpoints are of the default
@@ -12,10 +13,12 @@ use core::mem::size_of;
 
 use core_tests::{note, Runner};
 use panic_semihosting as _;
-use peerpipe_core::wire::{self, Ack, Body, Data, Decoder, Frame, Item, WireError};
+use peerpipe_core::wire::{
+    self, Ack, Body, Caps, Data, Decoder, Frag, Frame, Heartbeat, Item, WireError,
+};
 use peerpipe_core::{
     CloseReason, Config, Duration, Endpoint, Error, Event, GoneReason, Instant, Message, MsgId,
-    Outcome,
+    Outcome, PartKind, Source,
 };
 
 /// The default endpoint: 128-byte payloads, 32-byte topics, 4 receive and 4 send slots.
@@ -44,6 +47,10 @@ fn main() -> ! {
         exchange_lossy,
     );
     t.run(
+        "endpoints: 20 KiB each way from sources, received in parts, over a lossy link",
+        long_message_lossy,
+    );
+    t.run(
         "endpoints: GONE after silence, at the exact deadline",
         gone_after_silence,
     );
@@ -63,28 +70,47 @@ static LONG: [u8; 128] = {
     p
 };
 
-/// One frame of every kind and item, with edge values.
-fn sample_frames() -> [Frame<'static>; 8] {
-    let data = |session, seq, floor, item, payload| Frame {
+/// One frame of every kind and item, with edge values: whole messages and fragments.
+fn sample_frames() -> [Frame<'static>; 11] {
+    let data = |session, seq, floor, id, item, frag, payload| Frame {
         session,
         body: Body::Data(Data {
             seq,
             floor,
+            id,
             item,
+            frag,
             payload,
         }),
     };
     [
         Frame {
             session: 1,
-            body: Body::Heartbeat { floor: 0, room: 0 },
+            body: Body::Heartbeat(Heartbeat {
+                floor: 0,
+                room: 0,
+                window: 0,
+                caps: Caps {
+                    max_payload: 128,
+                    max_topic: 32,
+                    max_message: 0,
+                },
+                ask: true,
+            }),
         },
         Frame {
             session: u32::MAX,
-            body: Body::Heartbeat {
+            body: Body::Heartbeat(Heartbeat {
                 floor: u64::MAX,
-                room: 255,
-            },
+                room: u32::MAX,
+                window: u32::MAX,
+                caps: Caps {
+                    max_payload: u32::MAX,
+                    max_topic: u32::MAX,
+                    max_message: u64::MAX,
+                },
+                ask: false,
+            }),
         },
         Frame {
             session: 7,
@@ -93,6 +119,7 @@ fn sample_frames() -> [Frame<'static>; 8] {
                 next: 300,
                 bitmap: 0b1011,
                 room: 3,
+                window: 384,
                 retry: true,
             }),
         },
@@ -103,6 +130,7 @@ fn sample_frames() -> [Frame<'static>; 8] {
                 next: 0,
                 bitmap: u32::MAX,
                 room: 0,
+                window: u32::MAX,
                 retry: false,
             }),
         },
@@ -110,21 +138,59 @@ fn sample_frames() -> [Frame<'static>; 8] {
             0xDEAD_BEEF,
             5,
             2,
+            5,
             Item::Request { topic: "train" },
+            Frag::Whole,
             &[0, 1, 0, 0xFF],
         ),
         data(
             3,
             1 << 40,
             1 << 39,
+            u64::MAX,
             Item::Reply {
                 topic: "Topic_32_bytes_long_exactly_0123",
                 req_id: 77,
             },
+            Frag::Whole,
             &LONG,
         ),
-        data(3, 6, 6, Item::End, b"bye"),
-        data(3, 7, 6, Item::Abort, b""),
+        data(3, 6, 6, 6, Item::End, Frag::Whole, b"bye"),
+        data(3, 7, 6, 7, Item::Abort, Frag::Whole, b""),
+        // A message in three fragments: the first names it, the rest continue it.
+        data(
+            3,
+            8,
+            8,
+            8,
+            Item::Request { topic: "big" },
+            Frag::First { total: 1 << 33 },
+            &LONG,
+        ),
+        data(
+            3,
+            9,
+            8,
+            8,
+            Item::Request { topic: "" },
+            Frag::Next {
+                offset: 128,
+                last: false,
+            },
+            &LONG[..100],
+        ),
+        data(
+            3,
+            10,
+            8,
+            8,
+            Item::Request { topic: "" },
+            Frag::Next {
+                offset: (1 << 33) - 1,
+                last: true,
+            },
+            b"z",
+        ),
     ]
 }
 
@@ -174,7 +240,7 @@ fn codec_every_kind() {
         assert_eq!(decoded, Some(Ok(*frame)));
     }
     // All of them back to back in one stream.
-    let mut stream = [0u8; 640];
+    let mut stream = [0u8; 1024];
     let mut len = 0;
     for frame in &frames {
         len += encode(frame, &mut stream[len..]);
@@ -212,7 +278,7 @@ fn codec_garbage() {
     let mut frame = [0u8; FRAME_BUF];
     let n = encode(good, &mut frame);
 
-    let mut stream = [0u8; 1024];
+    let mut stream = [0u8; 1280];
     let mut len = 0;
     let mut push = |bytes: &[u8]| {
         stream[len..len + bytes.len()].copy_from_slice(bytes);
@@ -310,9 +376,30 @@ fn transfer(
     buf: &mut [u8],
     to_heard: &mut Instant,
 ) -> bool {
+    transfer_from(
+        now,
+        from,
+        to,
+        link,
+        buf,
+        to_heard,
+        &mut peerpipe_core::NoSource,
+    )
+}
+
+/// [`transfer`], the bytes of `from`'s messages sent with `send_from` read from `source`.
+fn transfer_from(
+    now: Instant,
+    from: &mut Ep,
+    to: &mut Ep,
+    link: &mut Link,
+    buf: &mut [u8],
+    to_heard: &mut Instant,
+    source: &mut dyn Source,
+) -> bool {
     let mut sent = false;
     for _ in 0..64 {
-        match from.poll_transmit(now, buf) {
+        match from.poll_transmit_from(now, buf, source) {
             Ok(Some(n)) => {
                 sent = true;
                 if link.pass() {
@@ -527,6 +614,198 @@ fn exchange_lossy() {
         replies_delivered,
         end_delivered,
         end_received
+    );
+}
+
+/// Byte `i` of generated message `salt`: made on the fly, never held (20 KiB would not fit
+/// next to the endpoints in the micro:bit's 16 KiB).
+fn generated(salt: u8, i: u64) -> u8 {
+    (i as u32)
+        .wrapping_mul(7)
+        .wrapping_add(u32::from(salt) + (i >> 8) as u32) as u8
+}
+
+/// A [`Source`] of generated messages: message `id` is `generated(salt, ..)`, of any length.
+struct Generator {
+    id: Option<MsgId>,
+    salt: u8,
+    buf: [u8; 128],
+    asked: u32,
+}
+
+impl Generator {
+    const fn new(salt: u8) -> Self {
+        Generator {
+            id: None,
+            salt,
+            buf: [0; 128],
+            asked: 0,
+        }
+    }
+}
+
+impl Source for Generator {
+    fn read(&mut self, id: MsgId, offset: u64, len: usize) -> Option<&[u8]> {
+        if Some(id) != self.id {
+            return None;
+        }
+        let out = self.buf.get_mut(..len)?;
+        for (k, b) in out.iter_mut().enumerate() {
+            *b = generated(self.salt, offset + k as u64);
+        }
+        self.asked += len as u32;
+        Some(out)
+    }
+}
+
+/// What a receiver checks of a message arriving in parts: order, no gap, every byte.
+struct Receiving {
+    salt: u8,
+    next: u64,
+    parts: u32,
+    done: bool,
+}
+
+impl Receiving {
+    fn take(&mut self, part: &peerpipe_core::Part) {
+        assert!(!self.done, "a part after the last");
+        assert_eq!(part.offset(), self.next, "parts in order, no gap");
+        for (k, &b) in part.data().iter().enumerate() {
+            assert_eq!(
+                b,
+                generated(self.salt, self.next + k as u64),
+                "byte {}",
+                self.next + k as u64
+            );
+        }
+        self.next += part.data().len() as u64;
+        self.parts += 1;
+        self.done = part.is_last();
+        assert_eq!(self.done, self.next == part.total());
+    }
+}
+
+const LONG_LEN: u64 = 20 * 1024;
+
+fn long_message_lossy() {
+    let config = Config {
+        max_resends: None,
+        default_request_timeout: core::time::Duration::from_secs(600),
+        ..Config::default()
+    };
+    let mut now = Instant::ZERO;
+    let mut a: Ep = Endpoint::new(config, 0xA3, now).unwrap();
+    let mut b: Ep = Endpoint::new(config, 0xB4, now).unwrap();
+    let mut link = Link::new(4);
+    let mut buf = [0u8; FRAME_BUF];
+    let (mut a_heard, mut b_heard) = (now, now);
+    let (mut a_src, mut b_src) = (Generator::new(1), Generator::new(2));
+    let mut request = Receiving {
+        salt: 1,
+        next: 0,
+        parts: 0,
+        done: false,
+    };
+    let mut reply = Receiving {
+        salt: 2,
+        next: 0,
+        parts: 0,
+        done: false,
+    };
+
+    // a: a long request from its source; b answers it with a long reply from its own.
+    let req = a
+        .send_from(now, Item::Request { topic: "upload" }, LONG_LEN, None)
+        .unwrap();
+    a_src.id = Some(req);
+    let (mut a_settled, mut b_settled) = (false, false);
+
+    for _ in 0..50_000 {
+        timeouts(now, &mut a, &mut b);
+        let mut moved = transfer_from(
+            now,
+            &mut a,
+            &mut b,
+            &mut link,
+            &mut buf,
+            &mut b_heard,
+            &mut a_src,
+        );
+        moved |= transfer_from(
+            now,
+            &mut b,
+            &mut a,
+            &mut link,
+            &mut buf,
+            &mut a_heard,
+            &mut b_src,
+        );
+        while let Some(event) = b.poll_event() {
+            moved = true;
+            match event {
+                Event::Part(part) => {
+                    assert_eq!(part.kind(), PartKind::Request);
+                    assert_eq!((part.id(), part.topic()), (req, "upload"));
+                    request.take(&part);
+                    if part.is_last() {
+                        let item = Item::Reply {
+                            topic: "upload",
+                            req_id: part.id().0,
+                        };
+                        b_src.id = Some(b.send_from(now, item, LONG_LEN, None).unwrap());
+                    }
+                }
+                Event::SendOutcome { id, outcome } => {
+                    assert_eq!((Some(id), outcome), (b_src.id, Outcome::Delivered));
+                    b_settled = true;
+                }
+                other => panic!("b: unexpected {:?}", other),
+            }
+        }
+        while let Some(event) = a.poll_event() {
+            moved = true;
+            match event {
+                Event::Part(part) => {
+                    assert_eq!(part.kind(), PartKind::Reply { req_id: req });
+                    assert_eq!(part.topic(), "upload");
+                    reply.take(&part);
+                }
+                Event::SendOutcome { id, outcome } => {
+                    assert_eq!((id, outcome), (req, Outcome::Delivered));
+                    a_settled = true;
+                }
+                other => panic!("a: unexpected {:?}", other),
+            }
+        }
+        if request.done && reply.done && a_settled && b_settled {
+            assert_eq!((request.next, reply.next), (LONG_LEN, LONG_LEN));
+            assert_eq!(request.parts as u64, LONG_LEN.div_ceil(128));
+            // Each fragment's bytes were asked for when it was sent (and again when resent).
+            assert!(u64::from(a_src.asked) >= LONG_LEN && u64::from(b_src.asked) >= LONG_LEN);
+            assert!(link.dropped > 0);
+            note(format_args!(
+                "{} + {} parts, {} frames carried, {} dropped, source reads {} + {} B, {} ms virtual",
+                request.parts,
+                reply.parts,
+                link.carried,
+                link.dropped,
+                a_src.asked,
+                b_src.asked,
+                now.as_millis()
+            ));
+            return;
+        }
+        if !moved {
+            now = next_deadline(now, &a, &b);
+        }
+    }
+    panic!(
+        "unfinished at {} ms: request {} B, reply {} B, settled {}/{}",
+        now.as_millis(),
+        request.next,
+        reply.next,
+        a_settled,
+        b_settled
     );
 }
 

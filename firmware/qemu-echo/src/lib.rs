@@ -10,6 +10,14 @@
 //!
 //! What the application does (see [`App`]):
 //! - a request with topic `stats` is answered with the counters (see [`Stats`]);
+//! - a request `crc` of any length is answered with its CRC-32 (IEEE, as zlib and
+//!   `crc32fast` compute it; 4 bytes, little-endian). A long one arrives in parts, which go
+//!   into a running CRC as they come: the message is never held (the micro:bit has 16 KiB of
+//!   RAM);
+//! - a request `gen` with a length N (`u32`, little-endian) is answered with an N-byte reply
+//!   whose byte `i` is `(i * 31 + 7) & 0xFF` (see [`generated`]), sent from a [`Source`]
+//!   ([`Generated`]) that makes each fragment's bytes when the driver encodes its frame;
+//! - any other request in parts (too long to echo) is answered with `too-long`;
 //! - a request `end` (`abort`) is answered with `ok`, then the firmware sends END (ABORT) with
 //!   the data `fw-end` (`fw-abort`);
 //! - any other request is answered with the same topic and the payload reversed;
@@ -394,7 +402,10 @@ pub fn run<T: Write<u8>>(tx: T, rx: &Ring, mut board: impl Board) -> ! {
 
 use embedded_hal_nb::serial::{Read, Write};
 use peerpipe_embedded::peerpipe_core::Duration;
-use peerpipe_embedded::{Config, Endpoint, Event, Instant, SerialDriver, TxOnly};
+use peerpipe_embedded::{
+    Config, Endpoint, Event, Instant, Item, Message, MsgId, Part, PartKind, SerialDriver, Source,
+    TxOnly,
+};
 use ring::Ring;
 
 /// The pipe: default capacities (128-byte payloads, 32-byte topics, 4 + 4 slots).
@@ -403,9 +414,18 @@ pub type Pipe<S> = SerialDriver<S>;
 /// How long a closed conversation may wait for its last sends before the endpoint is replaced.
 pub const LINGER_MS: u64 = 3_000;
 
-/// The endpoint's timing: heartbeats every second, the host is gone after 5 s of silence.
-/// (`Config` takes `core::time::Duration`; the endpoint's own `Duration`, in microseconds,
-/// is for arithmetic on its `Instant`.)
+/// The longest message the firmware accepts, announced to the host: a longer send fails
+/// there at once (`TooLarge`). Long ones are streamed, never held, so this is a choice, not
+/// a memory limit.
+pub const MAX_MESSAGE: u64 = 1 << 20;
+
+/// How long a `gen` reply may take, resends included (64 KiB take a few seconds over QEMU's
+/// UART; a busy host makes it slower).
+pub const GEN_TIMEOUT_MS: u64 = 60_000;
+
+/// The endpoint's timing: heartbeats every second, the host is gone after 5 s of silence;
+/// messages up to [`MAX_MESSAGE`]. (`Config` takes `core::time::Duration`; the endpoint's own
+/// `Duration`, in microseconds, is for arithmetic on its `Instant`.)
 pub fn config() -> Config {
     use core::time::Duration;
     Config {
@@ -414,6 +434,7 @@ pub fn config() -> Config {
         resend_interval: Some(Duration::from_millis(500)),
         max_resends: Some(10),
         default_request_timeout: Duration::from_millis(6_000),
+        max_message: MAX_MESSAGE,
     }
 }
 
@@ -442,11 +463,17 @@ pub struct Stats {
     pub stack_used: u32,
     /// Milliseconds since boot, by the firmware's clock.
     pub uptime_ms: u32,
+    /// Payload bytes received in parts (messages longer than one frame).
+    pub part_bytes: u32,
+    /// Messages in parts that were cut off (`Event::Cut`).
+    pub cuts: u32,
+    /// Payload bytes the [`Generated`] source supplied (resends included).
+    pub gen_bytes: u32,
 }
 
 impl Stats {
     /// Number of counters.
-    pub const LEN: usize = 11;
+    pub const LEN: usize = 14;
 
     /// The counters in wire order.
     pub fn to_bytes(&self) -> [u8; Self::LEN * 4] {
@@ -462,6 +489,9 @@ impl Stats {
             self.dropped,
             self.stack_used,
             self.uptime_ms,
+            self.part_bytes,
+            self.cuts,
+            self.gen_bytes,
         ];
         let mut out = [0u8; Self::LEN * 4];
         for (chunk, word) in out.chunks_exact_mut(4).zip(words) {
@@ -471,6 +501,102 @@ impl Stats {
     }
 }
 
+/// CRC-32 (IEEE 802.3, reflected, as zlib and `crc32fast` compute it) of `bytes`, continued
+/// from `crc` (0 to start): `crc32(crc32(0, a), b) == crc32(0, ab)`. Bitwise: a few dozen
+/// bytes of code and no table (QEMU runs it at well over UART speed).
+pub fn crc32(crc: u32, bytes: &[u8]) -> u32 {
+    let mut c = !crc;
+    for &b in bytes {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = (c >> 1) ^ (0xEDB8_8320 & (c & 1).wrapping_neg());
+        }
+    }
+    !c
+}
+
+/// Byte `i` of every `gen` reply: `(i * 31 + 7) & 0xFF`.
+pub fn generated(i: u64) -> u8 {
+    // The low byte of i * 31 + 7 depends on the low byte of i only: no 64-bit multiply.
+    (i as u32).wrapping_mul(31).wrapping_add(7) as u8
+}
+
+/// The [`Source`] of the `gen` replies: each fragment's bytes are made when the driver
+/// encodes its frame (and again for a resend) into one fragment-sized buffer, never the
+/// whole reply. It answers for the replies it was told of ([`add`](Self::add)) until their
+/// outcome ([`forget`](Self::forget)).
+pub struct Generated {
+    ids: [Option<MsgId>; 4],
+    buf: [u8; 128],
+    /// Bytes supplied, resends included.
+    pub supplied: u32,
+}
+
+impl Generated {
+    /// A source that knows no reply yet.
+    pub const fn new() -> Self {
+        Generated {
+            ids: [None; 4],
+            buf: [0; 128],
+            supplied: 0,
+        }
+    }
+
+    /// Answers for reply `id` from now on; false when four are in flight already.
+    pub fn add(&mut self, id: MsgId) -> bool {
+        match self.ids.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => {
+                *slot = Some(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reply `id` was settled: its bytes are not asked for any more.
+    pub fn forget(&mut self, id: MsgId) {
+        for slot in self.ids.iter_mut() {
+            if *slot == Some(id) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// Forgets every reply (a new endpoint numbers its messages from 0 again).
+    pub fn clear(&mut self) {
+        self.ids = [None; 4];
+    }
+}
+
+impl Default for Generated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Source for Generated {
+    fn read(&mut self, id: MsgId, offset: u64, len: usize) -> Option<&[u8]> {
+        if !self.ids.contains(&Some(id)) {
+            return None;
+        }
+        let out = self.buf.get_mut(..len)?;
+        let mut v = generated(offset);
+        for b in out.iter_mut() {
+            *b = v;
+            v = v.wrapping_add(31);
+        }
+        self.supplied = self.supplied.wrapping_add(len as u32);
+        Some(out)
+    }
+}
+
+/// A request arriving in parts, followed as its parts come.
+struct Streaming {
+    id: MsgId,
+    /// Topic `crc`: the running CRC of the parts so far. Otherwise the parts are dropped.
+    crc: Option<u32>,
+}
+
 /// The application state around one [`Pipe`].
 pub struct App {
     /// The counters.
@@ -478,6 +604,10 @@ pub struct App {
     base_session: u32,
     /// Set when the conversation closed: replace the endpoint by then at the latest.
     linger_until: Option<Instant>,
+    /// The request arriving in parts, if any.
+    streaming: Option<Streaming>,
+    /// The bytes of the `gen` replies.
+    source: Generated,
 }
 
 impl App {
@@ -488,6 +618,8 @@ impl App {
             stats: Stats::default(),
             base_session,
             linger_until: None,
+            streaming: None,
+            source: Generated::new(),
         }
     }
 
@@ -505,9 +637,11 @@ impl App {
         now: Instant,
     ) -> Option<Instant> {
         self.stats.uptime_ms = now.as_millis() as u32;
-        pipe.poll(now);
-        // Outcomes are not needed: settled sends free their slots.
-        while pipe.endpoint_mut().poll_outcome().is_some() {}
+        pipe.poll_with(now, &mut self.source);
+        // Settled sends free their slots; a settled `gen` reply is not read any more.
+        while let Some((id, _)) = pipe.endpoint_mut().poll_outcome() {
+            self.source.forget(id);
+        }
         // Take an event only when its answer (at most two sends) has room.
         while pipe.endpoint().pending_sends() + 2 <= 4 {
             let Some(event) = pipe.endpoint_mut().poll_event() else {
@@ -522,10 +656,14 @@ impl App {
                 if let Ok(endpoint) = Endpoint::new(config(), self.session(), now) {
                     *pipe.endpoint_mut() = endpoint;
                 }
+                // The new endpoint numbers its messages from 0 again.
+                self.source.clear();
+                self.streaming = None;
                 self.linger_until = None;
             }
         }
-        let next = pipe.poll(now);
+        let next = pipe.poll_with(now, &mut self.source);
+        self.stats.gen_bytes = self.source.supplied;
         let stats = pipe.endpoint().stats();
         self.stats.dropped = (stats.cobs_errors
             + stats.crc_errors
@@ -558,6 +696,33 @@ impl App {
                 self.stats.requests = self.stats.requests.wrapping_add(1);
                 let ep = pipe.endpoint_mut();
                 match m.topic() {
+                    "crc" => {
+                        let crc = crc32(0, m.data()).to_le_bytes();
+                        if let Ok(reply) = m.reply_to(&crc) {
+                            ep.send(now, reply, None).ok();
+                        }
+                    }
+                    "gen" => {
+                        let len = <[u8; 4]>::try_from(m.data()).map(u32::from_le_bytes);
+                        let timeout = Some(Duration::from_millis(GEN_TIMEOUT_MS));
+                        let item = Item::Reply {
+                            topic: "gen",
+                            req_id: m.id().0,
+                        };
+                        match len {
+                            Ok(len) => {
+                                if let Ok(id) = ep.send_from(now, item, u64::from(len), timeout) {
+                                    // Room for it: at most two sends are pending here.
+                                    self.source.add(id);
+                                }
+                            }
+                            Err(_) => {
+                                if let Ok(reply) = m.reply_to(b"bad-length") {
+                                    ep.send(now, reply, None).ok();
+                                }
+                            }
+                        }
+                    }
                     "stats" => {
                         self.stats.stack_used = stack::used();
                         if let Ok(reply) = m.reply_to(&self.stats.to_bytes()) {
@@ -588,6 +753,13 @@ impl App {
                     }
                 }
             }
+            Event::Part(part) => self.on_part(pipe, now, &part),
+            Event::Cut { id, .. } => {
+                self.stats.cuts = self.stats.cuts.wrapping_add(1);
+                if self.streaming.as_ref().is_some_and(|s| s.id == id) {
+                    self.streaming = None;
+                }
+            }
             Event::End(_) => {
                 self.stats.ends = self.stats.ends.wrapping_add(1);
                 self.close_soon(now);
@@ -599,6 +771,55 @@ impl App {
             Event::Gone(_) => self.stats.gone = self.stats.gone.wrapping_add(1),
             Event::PeerRestarted => self.stats.restarts = self.stats.restarts.wrapping_add(1),
             _ => {}
+        }
+    }
+
+    /// One part of a message longer than a frame: a `crc` request goes into the running CRC,
+    /// answered on its last part; any other request is answered `too-long` then; END and
+    /// ABORT in parts close the conversation with their last part.
+    fn on_part<S: Read<u8> + Write<u8>>(&mut self, pipe: &mut Pipe<S>, now: Instant, part: &Part) {
+        self.stats.part_bytes = self.stats.part_bytes.wrapping_add(part.data().len() as u32);
+        if part.is_first() {
+            self.streaming = Some(Streaming {
+                id: part.id(),
+                crc: (part.kind() == PartKind::Request && part.topic() == "crc").then_some(0),
+            });
+        }
+        let Some(streaming) = self.streaming.as_mut().filter(|s| s.id == part.id()) else {
+            return;
+        };
+        if let Some(crc) = streaming.crc.as_mut() {
+            *crc = crc32(*crc, part.data());
+        }
+        if !part.is_last() {
+            return;
+        }
+        let crc = streaming.crc;
+        self.streaming = None;
+        match part.kind() {
+            PartKind::Request => {
+                self.stats.requests = self.stats.requests.wrapping_add(1);
+                let bytes;
+                let data: &[u8] = match crc {
+                    Some(crc) => {
+                        bytes = crc.to_le_bytes();
+                        &bytes
+                    }
+                    None => b"too-long",
+                };
+                if let Ok(reply) = Message::reply(part.topic(), data, part.id()) {
+                    pipe.endpoint_mut().send(now, reply, None).ok();
+                }
+            }
+            PartKind::End => {
+                self.stats.ends = self.stats.ends.wrapping_add(1);
+                self.close_soon(now);
+            }
+            PartKind::Abort => {
+                self.stats.aborts = self.stats.aborts.wrapping_add(1);
+                self.close_soon(now);
+            }
+            PartKind::Reply { .. } => {}
         }
     }
 }

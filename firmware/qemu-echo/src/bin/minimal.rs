@@ -1,6 +1,8 @@
 //! The minimal firmware `cargo xtask size` measures: the core and `SerialDriver` at default
 //! capacities, panic-halt, nothing else. It answers every request with the same topic and
-//! payload (an echo); no stats, no endpoint replacement. With the feature `stack-probe` it
+//! payload (an echo), and a request too long for one frame, which arrives in parts, with its
+//! CRC-32 (4 bytes, little-endian; the streaming receive: the parts go into a running CRC,
+//! the message is never held); no stats, no endpoint replacement, no sending from a source. With the feature `stack-probe` it
 //! paints its stack at boot and answers a request `stack` with the stack high-water mark
 //! (little-endian `u32`) instead: `cargo xtask size` runs that variant in QEMU.
 //!
@@ -15,11 +17,15 @@
 use panic_halt as _;
 
 use embedded_hal_nb::serial::{Read, Write};
-use peerpipe_embedded::{Event, Instant};
+use peerpipe_embedded::{Event, Instant, Message, MsgId, PartKind};
 use qemu_echo::Pipe;
 
-/// One turn: move bytes, echo requests, drop outcomes.
-fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant) {
+/// The request arriving in parts and its CRC so far.
+type Streaming = Option<(MsgId, u32)>;
+
+/// One turn: move bytes, echo requests, answer requests in parts with their CRC, drop
+/// outcomes.
+fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant, streaming: &mut Streaming) {
     pipe.poll(now);
     let ep = pipe.endpoint_mut();
     while ep.poll_outcome().is_some() {}
@@ -27,8 +33,9 @@ fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant) {
         let Some(event) = ep.poll_event() else {
             break;
         };
-        if let Event::Message(m) = event {
-            if m.is_request() {
+        // One reply path for both kinds (one inlined `send`, one `Message::new`).
+        let reply = match event {
+            Event::Message(m) if m.is_request() => {
                 #[cfg(feature = "stack-probe")]
                 let used = qemu_echo::stack::used().to_le_bytes();
                 #[cfg(feature = "stack-probe")]
@@ -39,10 +46,27 @@ fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant) {
                 };
                 #[cfg(not(feature = "stack-probe"))]
                 let payload = m.data();
-                if let Ok(reply) = m.reply_to(payload) {
-                    ep.send(now, reply, None).ok();
-                }
+                m.reply_to(payload)
             }
+            Event::Part(part) => {
+                if part.is_first() {
+                    *streaming = (part.kind() == PartKind::Request).then_some((part.id(), 0));
+                }
+                let Some((id, crc)) = streaming.as_mut().filter(|(id, _)| *id == part.id()) else {
+                    continue;
+                };
+                *crc = qemu_echo::crc32(*crc, part.data());
+                if !part.is_last() {
+                    continue;
+                }
+                let (id, crc) = (*id, *crc);
+                *streaming = None;
+                Message::reply(part.topic(), &crc.to_le_bytes(), id)
+            }
+            _ => continue,
+        };
+        if let Ok(reply) = reply {
+            ep.send(now, reply, None).ok();
         }
     }
     pipe.poll(now);
@@ -82,8 +106,9 @@ mod arm {
                 cortex_m::asm::wfi();
             }
         };
+        let mut streaming = None;
         loop {
-            super::step(&mut pipe, now());
+            super::step(&mut pipe, now(), &mut streaming);
         }
     }
 }
@@ -105,8 +130,9 @@ mod rv {
             #[allow(clippy::empty_loop)]
             loop {}
         };
+        let mut streaming = None;
         loop {
-            super::step(&mut pipe, now());
+            super::step(&mut pipe, now(), &mut streaming);
         }
     }
 }
