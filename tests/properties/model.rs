@@ -201,16 +201,6 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 fire_due(&mut self.eps[s], s, now);
             }
             for s in 0..2 {
-                while let Some(n) = self.eps[s]
-                    .poll_transmit_from(now, &mut self.buf, &mut self.stores[s])
-                    .unwrap()
-                {
-                    let bytes = self.buf[..n].to_vec();
-                    self.on_transmit(s, bytes);
-                    moved = true;
-                }
-            }
-            for s in 0..2 {
                 if !self.held[s] {
                     // Not re-chunked: one frame (or one damaged copy) per chunk.
                     for bytes in self.links[s].deliver(now) {
@@ -220,9 +210,21 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 }
             }
             for s in 0..2 {
-                // Taking events may make an ACK due (room again): the loop goes on until
-                // transmissions and events both run dry, as the endpoint's docs ask.
+                // Taking events may make an ACK due (room again), even when the endpoint
+                // drops what it took (the stray rest of a cut message) and reports nothing:
+                // transmissions come last, and the loop goes on until transmissions and
+                // events both run dry, as the endpoint's docs ask.
                 if self.polls[s] && self.drain(s) {
+                    moved = true;
+                }
+            }
+            for s in 0..2 {
+                while let Some(n) = self.eps[s]
+                    .poll_transmit_from(now, &mut self.buf, &mut self.stores[s])
+                    .unwrap()
+                {
+                    let bytes = self.buf[..n].to_vec();
+                    self.on_transmit(s, bytes);
                     moved = true;
                 }
             }
@@ -232,8 +234,10 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
         }
         for s in 0..2 {
             let ep = &self.eps[s];
+            // (Without the peer's capabilities, from its heartbeat, no new fragment can go:
+            // the retry then waits for them.)
             assert!(
-                !self.owed[s] || ep.peer_state() != PeerState::Up,
+                !self.owed[s] || ep.peer_state() != PeerState::Up || ep.peer_caps().is_none(),
                 "side {s}: the peer asked for a retry at {now:?}, no DATA went out"
             );
             let open = !ep.is_stopped() && ep.peer_state() != PeerState::Gone;
@@ -351,8 +355,22 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                 && self.cfg[1 - rec.from].heartbeat_timeout.is_zero();
             // A message in parts that was not delivered may have been cut by its receiver
             // after its last fragment was accepted (out of order, or as the stray rest of a
-            // message whose beginning was skipped).
-            if rec.in_parts && rec.outcome != Some(Outcome::Delivered) {
+            // message whose beginning was skipped); and a later incarnation of the receiver
+            // may accept its last fragment as a stray resend. So for a message in parts: once
+            // delivered to its sender's knowledge, some receiver incarnation that accepted it
+            // got it whole, unless all of them stopped or were replaced.
+            if rec.in_parts {
+                let alive = rec.accepted_by.iter().any(|&k| {
+                    let r = &self.incs[1 - rec.from][k];
+                    !r.stopped && !r.replaced
+                });
+                assert!(
+                    rec.outcome != Some(Outcome::Delivered)
+                        || !rec.delivered_by.is_empty()
+                        || !alive
+                        || stranded,
+                    "tag {tag} {rec:?} delivered to its sender's knowledge, never whole"
+                );
                 continue;
             }
             for &k in &rec.accepted_by {

@@ -130,8 +130,11 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
         self.eps[to].handle_bytes(self.now, bytes);
         let accepted = self.eps[to].stats().accepted - before.accepted;
         if self.eps[to].peer_session() != peer_before {
-            // Refusals of an old peer session are not retried by the new one.
+            // Refusals of an old peer session are not retried by the new one, and what the
+            // old one asked to be retried is moot (messages in parts to it failed, whole
+            // ones go on to the new one, whose capabilities come first).
             self.retry_owed[to] = false;
+            self.owed[to] = false;
         }
         if self.eps[to].stats().refused_full > before.refused_full {
             self.retry_owed[to] = true;

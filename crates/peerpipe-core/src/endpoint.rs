@@ -440,6 +440,12 @@ impl<
         self.machine.peer
     }
 
+    /// What the peer announced it receives (from its last heartbeat): `None` until its
+    /// first heartbeat arrives, and again after it restarts. No DATA goes out without it.
+    pub fn peer_caps(&self) -> Option<Caps> {
+        self.machine.peer_caps
+    }
+
     /// This endpoint's session id.
     pub fn session(&self) -> u32 {
         self.machine.session
