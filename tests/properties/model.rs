@@ -54,6 +54,10 @@ pub(crate) struct Inc {
     pub(crate) met: Vec<u32>,
 }
 
+/// A message an application is receiving in parts: its tag, id, what it is and the data so
+/// far.
+pub(crate) type Partial = (usize, u64, ItemRec, Vec<u8>);
+
 /// One successful send.
 #[derive(Debug)]
 pub(crate) struct Rec {
@@ -113,9 +117,8 @@ pub(crate) struct World<const RX: usize, const TX: usize> {
     pub(crate) refused: Vec<Error>,
     /// The data of each side's sends from a source (its current incarnation's).
     pub(crate) stores: [Store; 2],
-    /// The message each side's application is receiving in parts: its tag, id, what it is
-    /// and the data so far.
-    pub(crate) partial: [Option<(usize, u64, ItemRec, Vec<u8>)>; 2],
+    /// The message each side's application is receiving in parts.
+    pub(crate) partial: [Option<Partial>; 2],
     /// An ACK asking for a retry reached side `s` while it had sends in flight: it owes a
     /// DATA transmission before time moves on (nothing waits for a resend timer once the
     /// peer announced room for it).
