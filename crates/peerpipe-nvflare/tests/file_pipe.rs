@@ -4,59 +4,16 @@
 
 #[path = "../../peerpipe-std/tests/common/mod.rs"]
 mod common;
+mod dir;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+
 use std::time::{Duration, Instant};
 
 use common::*;
+use dir::*;
 use peerpipe_nvflare::fobs::{self, Value};
-use peerpipe_nvflare::FilePipeTransport;
 use peerpipe_std::{Error, FailReason, GoneReason, Item, Message, Mode, PipeHandler, Status};
-
-fn pipe(root: &Path, mode: Mode) -> FilePipeTransport {
-    FilePipeTransport::new(root, "p", mode)
-        .file_check_interval(Duration::from_millis(5))
-        .heartbeat_interval(Duration::from_millis(100))
-}
-
-/// Waits for `cond` (polling: the other side is a directory).
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + STEP;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// The files in `dir` whose names start with `prefix`.
-fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with(prefix))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-/// Puts a file into `dir` as NVFlare's sender does: written in `t/`, renamed into place.
-fn put(root: &Path, dir: &str, name: &str, content: &[u8]) {
-    let tmp = root.join("p/t").join(name);
-    fs::write(&tmp, content).unwrap();
-    fs::rename(&tmp, root.join("p").join(dir).join(name)).unwrap();
-}
-
-fn value_file(v: &Value) -> Vec<u8> {
-    fobs::to_file(&fobs::encode(v).unwrap())
-}
 
 #[test]
 fn two_handlers_talk_through_the_directory() {
@@ -109,7 +66,7 @@ fn passive_close_removes_the_pipe_and_active_reports_gone() {
     );
     b.stop(true);
     // (A handler stopped while still opening its transport closes it a moment later.)
-    wait_until("PASSIVE removing root/name", || {
+    wait_dir("PASSIVE removing root/name", || {
         !dir.path().join("p").exists()
     });
     assert!(dir.path().exists(), "root stays");
@@ -129,7 +86,7 @@ fn nvflare_names_ids_and_acknowledgement_by_removal() {
     let root = dir.path();
     let h = PipeHandler::new(pipe(root, Mode::Active), config()).unwrap();
     h.start().unwrap();
-    wait_until("the pipe directories", || root.join("p/x").is_dir());
+    wait_dir("the pipe directories", || root.join("p/x").is_dir());
 
     // A request from "NVFlare" arrives with its FOBS header stripped.
     let id = "5d0f4c2e-8a4b-4f4e-9a1c-0123456789ab";
@@ -143,7 +100,7 @@ fn nvflare_names_ids_and_acknowledgement_by_removal() {
         panic!("no request");
     };
     assert_eq!((req.topic(), req.data()), ("train", &[3u8][..]));
-    wait_until("the request file removed once accepted", || {
+    wait_dir("the request file removed once accepted", || {
         files(&root.join("p/x"), "REQ.").is_empty()
     });
 
@@ -153,7 +110,7 @@ fn nvflare_names_ids_and_acknowledgement_by_removal() {
         move || h.send_to_peer(req.reply_to(b"hi".to_vec()).unwrap(), Some(STEP), None)
     });
     let prefix = format!("REP.train.{id}.");
-    wait_until("the reply file", || {
+    wait_dir("the reply file", || {
         !files(&root.join("p/y"), &prefix).is_empty()
     });
     let reply = files(&root.join("p/y"), &prefix).remove(0);
@@ -170,7 +127,7 @@ fn nvflare_names_ids_and_acknowledgement_by_removal() {
         let h = h.clone();
         move || h.send_to_peer(Message::request("q", Vec::new()).unwrap(), Some(STEP), None)
     });
-    wait_until("the request file", || {
+    wait_dir("the request file", || {
         !files(&root.join("p/y"), "REQ.q.").is_empty()
     });
     let ours = files(&root.join("p/y"), "REQ.q.").remove(0);
@@ -192,7 +149,7 @@ fn nvflare_names_ids_and_acknowledgement_by_removal() {
             )
         }
     });
-    wait_until("the question", || {
+    wait_dir("the question", || {
         !files(&root.join("p/y"), "REQ.ask.").is_empty()
     });
     let q = files(&root.join("p/y"), "REQ.ask.").remove(0);
@@ -230,7 +187,7 @@ fn bad_files_are_removed_and_counted_and_reading_goes_on() {
     let rejections = transport.rejections();
     let h = PipeHandler::new(transport, config()).unwrap();
     h.start().unwrap();
-    wait_until("the pipe directories", || root.join("p/y").is_dir());
+    wait_dir("the pipe directories", || root.join("p/y").is_dir());
     let tuple = [
         "__fobs_type__".into(),
         "tuple".into(),
@@ -267,8 +224,8 @@ fn bad_files_are_removed_and_counted_and_reading_goes_on() {
         panic!("the good file was not delivered");
     };
     assert_eq!(m.data(), [0xc3]);
-    wait_until("every bad file rejected", || rejections.count() == 7);
-    wait_until("the good file removed once accepted", || {
+    wait_dir("every bad file rejected", || rejections.count() == 7);
+    wait_dir("the good file removed once accepted", || {
         files(&root.join("p/y"), "").is_empty()
     });
     let reasons: Vec<String> = rejections.recent().into_iter().map(|r| r.reason).collect();
@@ -302,7 +259,7 @@ fn an_unread_message_is_withdrawn_when_the_handler_gives_up() {
         matches!(r, Err(Error::Failed(FailReason::TimedOut))),
         "{r:?}"
     );
-    wait_until("the request file withdrawn", || {
+    wait_dir("the request file withdrawn", || {
         files(&root.join("p/y"), "REQ.ping.").is_empty()
     });
     h.stop(true);
@@ -314,7 +271,7 @@ fn one_heartbeat_file_at_most() {
     let root = dir.path();
     let h = PipeHandler::new(pipe(root, Mode::Active), config()).unwrap();
     h.start().unwrap();
-    wait_until("a heartbeat file", || {
+    wait_dir("a heartbeat file", || {
         !files(&root.join("p/y"), "REQ._HEARTBEAT_.").is_empty()
     });
     // Heartbeats are due every 100 ms; nobody reads them.
@@ -327,7 +284,7 @@ fn one_heartbeat_file_at_most() {
     );
     // Read, it is replaced by a new one.
     fs::remove_file(&hb[0]).unwrap();
-    wait_until("the next heartbeat file", || {
+    wait_dir("the next heartbeat file", || {
         files(&root.join("p/y"), "REQ._HEARTBEAT_.").len() == 1
     });
     h.stop(true);
@@ -343,7 +300,7 @@ fn a_withdrawn_file_is_not_delivered_later() {
     let root = dir.path();
     let h = PipeHandler::new(pipe(root, Mode::Passive), config()).unwrap();
     h.start().unwrap();
-    wait_until("the pipe directories", || root.join("p/y").is_dir());
+    wait_dir("the pipe directories", || root.join("p/y").is_dir());
     let sent = 100;
     for i in 0..sent {
         put(
@@ -400,7 +357,7 @@ fn abort_both_ways() {
         let h = h.clone();
         move || h.notify_abort(fobs::encode(&Value::from("stop")).unwrap())
     });
-    wait_until("our ABORT file", || {
+    wait_dir("our ABORT file", || {
         !files(&root.join("p/x"), "REQ._ABORT_.").is_empty()
     });
     let ours = files(&root.join("p/x"), "REQ._ABORT_.").remove(0);
@@ -414,7 +371,7 @@ fn abort_both_ways() {
 
     let h = PipeHandler::new(pipe(root, Mode::Passive), config()).unwrap();
     h.start().unwrap();
-    wait_until("the pipe directories", || root.join("p/y").is_dir());
+    wait_dir("the pipe directories", || root.join("p/y").is_dir());
     put(root, "y", "REQ._ABORT_.u1", &value_file(&Value::Nil));
     match h.recv_timeout(STEP) {
         Some(Item::Status(Status::Abort(d))) => assert_eq!(d, [0xc0]),

@@ -4,14 +4,15 @@
 
 #[path = "../../peerpipe-std/tests/common/mod.rs"]
 mod common;
+mod dir;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{start_pair, STEP};
+use dir::{files, pipe};
 use peerpipe_nvflare::fobs::{self, Value};
-use peerpipe_nvflare::FilePipeTransport;
 use peerpipe_std::{Config, Item, Message, Mode, PipeHandler, FRAGMENT};
 
 const MIB: usize = 1 << 20;
@@ -33,12 +34,6 @@ fn config() -> Config {
         default_request_timeout: BIG,
         ..common::config()
     }
-}
-
-fn pipe(root: &Path, mode: Mode) -> FilePipeTransport {
-    FilePipeTransport::new(root, "p", mode)
-        .file_check_interval(Duration::from_millis(5))
-        .heartbeat_interval(Duration::from_millis(100))
 }
 
 /// `len` bytes that differ with `seed` and along the message (a fragment delivered twice,
@@ -129,24 +124,6 @@ fn every_size_both_ways_between_two_handlers() {
     server.join().unwrap();
     a.stop(true);
     b.stop(true);
-}
-
-/// The files in `dir` whose names start with `prefix`.
-fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with(prefix))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 fn wait_for_file(dir: &Path, prefix: &str, within: Duration) -> PathBuf {
