@@ -23,6 +23,12 @@ pub(crate) fn uuid4() -> String {
     b[8..].copy_from_slice(&words[1].to_le_bytes());
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
+    uuid_text(b)
+}
+
+/// The uuid string (`8-4-4-4-12` hexadecimal digits) of 16 bytes, as Python's
+/// `str(uuid.UUID(bytes=b))`.
+pub(crate) fn uuid_text(b: [u8; 16]) -> String {
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",

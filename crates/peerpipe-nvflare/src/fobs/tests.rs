@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::uuid::uuid_text;
 
 fn hex(s: &str) -> Vec<u8> {
     s.split_whitespace()
@@ -217,19 +218,6 @@ fn file_of(data: &[u8], threshold: usize) -> Vec<u8> {
     let n = write_file_with(data, threshold, &mut file).unwrap();
     assert_eq!(n, file.len() as u64);
     file
-}
-
-/// The uuid string of a section's UUID bytes.
-fn uuid_text(id: [u8; 16]) -> String {
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
 
 #[test]
