@@ -4,10 +4,10 @@
 
 use peerpipe_core::wire::{self, Item};
 use peerpipe_core::{
-    Config, CutReason, Endpoint, Event, FailReason, Instant, Message, MessageKind, MsgId, Outcome,
-    PartKind,
+    Config, CutReason, Duration, Endpoint, Event, FailReason, Instant, Message, MessageKind, MsgId,
+    Outcome, PartKind,
 };
-use peerpipe_sim::{LinkConfig, Side};
+use peerpipe_sim::{LinkConfig, Pair, Side};
 
 use crate::support::*;
 
@@ -84,6 +84,17 @@ fn big(n: usize, salt: u8) -> Vec<u8> {
 
 fn request(topic: &str) -> Item<'_> {
     Item::Request { topic }
+}
+
+/// Sends a 50 000-byte request from A (with this timeout) and runs until B has more than
+/// ten of its parts: a message half way.
+fn half_sent(p: &mut Pair, salt: u8, timeout: Option<Duration>) -> MsgId {
+    let id = p
+        .send_from(Side::A, request("big"), big(50_000, salt), timeout)
+        .unwrap();
+    let parts = |p: &mut Pair| count(&p.events_b, |e| matches!(e, Event::Part(_))) > 10;
+    assert!(p.run_until(at_ms(10_000), parts));
+    id
 }
 
 /// A 100 000-byte request goes in 782 fragments of at most 128 bytes (the simulator's
@@ -185,15 +196,7 @@ fn mixed_sizes_survive_a_bad_link() {
 #[test]
 fn a_message_given_up_half_way_is_cut() {
     let mut p = pair(fast());
-    let id = p
-        .send_from(Side::A, request("big"), big(50_000, 2), Some(secs(2)))
-        .unwrap();
-    assert!(
-        p.run_until(at_ms(10_000), |p| count(&p.events_b, |e| matches!(
-            e,
-            Event::Part(_)
-        )) > 10)
-    );
+    let id = half_sent(&mut p, 2, Some(secs(2)));
     // Cut past the send's timeout, but for less than the heartbeat timeout: the peer stays
     // up, the message is given up.
     p.ab.set_cut(true);
@@ -226,15 +229,7 @@ fn a_message_given_up_half_way_is_cut() {
 #[test]
 fn gone_mid_message_cuts_it_first() {
     let mut p = pair(fast());
-    let id = p
-        .send_from(Side::A, request("big"), big(50_000, 4), None)
-        .unwrap();
-    assert!(
-        p.run_until(at_ms(10_000), |p| count(&p.events_b, |e| matches!(
-            e,
-            Event::Part(_)
-        )) > 10)
-    );
+    let id = half_sent(&mut p, 4, None);
     p.ab.set_cut(true);
     p.ba.set_cut(true);
     assert!(
@@ -262,15 +257,7 @@ fn gone_mid_message_cuts_it_first() {
 #[test]
 fn a_restart_mid_message_cuts_it() {
     let mut p = pair(fast());
-    let id = p
-        .send_from(Side::A, request("big"), big(50_000, 5), None)
-        .unwrap();
-    assert!(
-        p.run_until(at_ms(10_000), |p| count(&p.events_b, |e| matches!(
-            e,
-            Event::Part(_)
-        )) > 10)
-    );
+    let id = half_sent(&mut p, 5, None);
     let now = p.now();
     p.replace(Side::A, endpoint(fast(), 0xA2, now));
     p.store_a = Default::default();
@@ -442,15 +429,7 @@ fn a_version_2_peer_is_refused_and_counted() {
 #[test]
 fn a_receiver_restart_mid_message_fails_it() {
     let mut p = pair(fast());
-    let id = p
-        .send_from(Side::A, request("big"), big(50_000, 12), None)
-        .unwrap();
-    assert!(
-        p.run_until(at_ms(10_000), |p| count(&p.events_b, |e| matches!(
-            e,
-            Event::Part(_)
-        )) > 10)
-    );
+    let id = half_sent(&mut p, 12, None);
     let now = p.now();
     p.replace(Side::B, endpoint(fast(), 0xB2, now));
     p.events_b.clear();
