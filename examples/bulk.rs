@@ -254,18 +254,14 @@ fn through_peerpipe(args: &Args) -> Result<Duration, String> {
     sender.send_to_peer(msg, Some(TIMEOUT), None).map_err(err)?;
     let acked = Instant::now();
     let (arrived, m) = reader.join().map_err(|_| "the reader panicked")??;
-    let took = acked.max(arrived) - t0;
-    let cpu = cpu_time().saturating_sub(cpu0);
-    let (s, r) = (sender.stats(), receiver.stats());
-    eprintln!(
-        "bulk: acknowledged after {:.3} s, received after {:.3} s, {:.2} s of CPU ({:.0} % of a core); sender: {} DATA frames, {} resends; receiver: {} refused",
-        (acked - t0).as_secs_f64(),
-        (arrived - t0).as_secs_f64(),
-        cpu.as_secs_f64(),
-        100.0 * cpu.as_secs_f64() / took.as_secs_f64(),
-        s.core.data_sent,
-        s.core.resends,
-        r.core.refused_full,
+    let took = report(
+        "std",
+        t0,
+        cpu0,
+        acked,
+        arrived,
+        sender.stats(),
+        receiver.stats(),
     );
     check(m.data(), args.size)?;
     drop(m);
@@ -337,18 +333,14 @@ async fn tokio_transfer(args: &Args) -> Result<Duration, String> {
     sender.send_to_peer(msg, Some(TIMEOUT)).await.map_err(err)?;
     let acked = Instant::now();
     let (arrived, m) = reader.await.map_err(err)??;
-    let took = acked.max(arrived) - t0;
-    let cpu = cpu_time().saturating_sub(cpu0);
-    let (s, r) = (sender.stats(), receiver.stats());
-    eprintln!(
-        "bulk: tokio: acknowledged after {:.3} s, received after {:.3} s, {:.2} s of CPU ({:.0} % of a core); sender: {} DATA frames, {} resends; receiver: {} refused",
-        (acked - t0).as_secs_f64(),
-        (arrived - t0).as_secs_f64(),
-        cpu.as_secs_f64(),
-        100.0 * cpu.as_secs_f64() / took.as_secs_f64(),
-        s.core.data_sent,
-        s.core.resends,
-        r.core.refused_full,
+    let took = report(
+        "tokio",
+        t0,
+        cpu0,
+        acked,
+        arrived,
+        sender.stats(),
+        receiver.stats(),
     );
     check(m.data(), args.size)?;
     drop(m);
@@ -449,4 +441,30 @@ fn cpu_time() -> Duration {
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Prints the transfer's times, CPU and frame counts on stderr (the figures line goes to
+/// stdout); returns the time until both the acknowledgement and the message had come.
+fn report(
+    driver: &str,
+    t0: Instant,
+    cpu0: Duration,
+    acked: Instant,
+    arrived: Instant,
+    s: peerpipe_std::HandlerStats,
+    r: peerpipe_std::HandlerStats,
+) -> Duration {
+    let took = acked.max(arrived) - t0;
+    let cpu = cpu_time().saturating_sub(cpu0);
+    eprintln!(
+        "bulk: {driver}: acknowledged after {:.3} s, received after {:.3} s, {:.2} s of CPU ({:.0} % of a core); sender: {} DATA frames, {} resends; receiver: {} refused",
+        (acked - t0).as_secs_f64(),
+        (arrived - t0).as_secs_f64(),
+        cpu.as_secs_f64(),
+        100.0 * cpu.as_secs_f64() / took.as_secs_f64(),
+        s.core.data_sent,
+        s.core.resends,
+        r.core.refused_full,
+    );
+    took
 }
