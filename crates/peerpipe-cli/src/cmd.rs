@@ -6,13 +6,16 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use peerpipe_std::{Config, Error, GoneReason, Item, Message, PipeHandler, Status, MAX_PAYLOAD};
+use peerpipe_std::{
+    Config, Error, GoneReason, Item, Message, PipeHandler, Status, FRAGMENT, MAX_PAYLOAD,
+};
 use serde_json::{Map, Value};
 
 use crate::exit::{from_link, from_pipe, CliError, Code};
 use crate::link::{self, LinkSpec, Side};
 use crate::obj;
 use crate::out::{escape, put_data, Out};
+use crate::xfer;
 
 /// The topic `serve` answers on when its command fails, and that makes `request` exit 8.
 pub const ERROR_TOPIC: &str = "error";
@@ -28,33 +31,57 @@ pub fn config(timeout: Duration) -> Config {
     }
 }
 
-/// `DATA`, `@file` or `-` (stdin); none is empty data.
+/// The most a message carries, for messages: "4294967296 bytes (4 GiB)".
+pub fn max_payload_text() -> String {
+    format!("{MAX_PAYLOAD} bytes (4 GiB)")
+}
+
+/// Refuses `len` bytes of data when they are more than a message carries.
+pub fn check_len(len: u64, what: &str) -> Result<(), CliError> {
+    if len > MAX_PAYLOAD as u64 {
+        return Err(CliError::new(
+            Code::Refused,
+            format!(
+                "{what} is {len} bytes; a message carries at most {}",
+                max_payload_text()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `DATA`, `@file` or `-` (stdin); none is empty data. Any size up to `MAX_PAYLOAD`: a
+/// longer file is refused before it is read, stdin once that much has come.
 pub fn read_data(arg: Option<&str>) -> Result<Vec<u8>, CliError> {
     let data = match arg {
         None => Vec::new(),
         Some("-") => {
             let mut buf = Vec::new();
             std::io::stdin()
+                .lock()
+                .take(MAX_PAYLOAD as u64 + 1)
                 .read_to_end(&mut buf)
                 .map_err(|e| CliError::new(Code::Refused, format!("cannot read stdin: {e}")))?;
             buf
         }
         Some(arg) => match arg.strip_prefix('@') {
-            Some(path) => std::fs::read(path)
-                .map_err(|e| CliError::new(Code::Refused, format!("cannot read {path}: {e}")))?,
+            Some(path) => {
+                let unreadable = |e: std::io::Error| {
+                    CliError::new(Code::Refused, format!("cannot read {path}: {e}"))
+                };
+                let file = std::fs::File::open(path).map_err(unreadable)?;
+                let len = file.metadata().map_err(unreadable)?.len();
+                check_len(len, path)?;
+                let mut buf = Vec::with_capacity(len as usize);
+                file.take(MAX_PAYLOAD as u64 + 1)
+                    .read_to_end(&mut buf)
+                    .map_err(unreadable)?;
+                buf
+            }
             None => arg.as_bytes().to_vec(),
         },
     };
-    if data.len() > MAX_PAYLOAD {
-        return Err(CliError::new(
-            Code::Refused,
-            format!(
-                "the data is {} bytes; a message carries at most {MAX_PAYLOAD} bytes \
-                 (send-file, for files of any size, is planned)",
-                data.len()
-            ),
-        ));
-    }
+    check_len(data.len() as u64, "the data")?;
     Ok(data)
 }
 
@@ -88,7 +115,7 @@ pub fn request(
     let h = link::handler(link, side, config(timeout))?;
     start(&h)?;
     let t0 = Instant::now();
-    let result = h.request(msg, Some(timeout), None);
+    let result = xfer::request(&h, msg, timeout, timeout, &mut xfer::quiet);
     let rtt = t0.elapsed();
     let reply = match result {
         Ok(reply) => reply,
@@ -144,7 +171,7 @@ pub fn send(
     let len = msg.data().len();
     let h = link::handler(link, side, config(timeout))?;
     start(&h)?;
-    let id = match h.send_to_peer(msg, Some(timeout), None) {
+    let id = match xfer::send(&h, msg, timeout, &mut xfer::quiet) {
         Ok(id) => id,
         Err(e) => {
             h.stop(true);
@@ -285,17 +312,17 @@ fn run_command(cmd: &str, m: &Message, peer: usize) -> Result<Vec<u8>, Vec<u8>> 
         .spawn()
         .map_err(|e| format!("cannot run `{cmd}`: {e}").into_bytes())?;
     let stdin = child.stdin.take();
-    let data = m.data().to_vec();
     // Fed from its own thread: a command that writes before it reads must not deadlock.
-    let feeder = std::thread::spawn(move || {
-        if let Some(mut stdin) = stdin {
-            let _ = stdin.write_all(&data);
-        }
-    });
-    let output = child
-        .wait_with_output()
-        .map_err(|e| format!("`{cmd}` failed: {e}").into_bytes())?;
-    let _ = feeder.join();
+    let output = std::thread::scope(|s| {
+        s.spawn(|| {
+            if let Some(mut stdin) = stdin {
+                let _ = stdin.write_all(m.data());
+            }
+        });
+        child
+            .wait_with_output()
+            .map_err(|e| format!("`{cmd}` failed: {e}").into_bytes())
+    })?;
     if !output.status.success() {
         let mut why = output.stderr;
         if why.is_empty() {
@@ -306,8 +333,9 @@ fn run_command(cmd: &str, m: &Message, peer: usize) -> Result<Vec<u8>, Vec<u8>> 
     }
     if output.stdout.len() > MAX_PAYLOAD {
         return Err(format!(
-            "the output of `{cmd}` is {} bytes; a reply carries at most {MAX_PAYLOAD}",
-            output.stdout.len()
+            "the output of `{cmd}` is {} bytes; a reply carries at most {}",
+            output.stdout.len(),
+            max_payload_text()
         )
         .into_bytes());
     }
@@ -343,7 +371,7 @@ fn answer(ctx: &Ctx, h: &PipeHandler, peer: usize, m: &Message) -> Result<(), Er
             Message::reply(topic, data, m.id())?
         }
     };
-    h.send_to_peer(reply, Some(ctx.timeout), None).map(drop)
+    xfer::send(h, reply, ctx.timeout, &mut xfer::quiet).map(drop)
 }
 
 /// One peer's conversation: report what arrives, answer requests, until it ends.
@@ -459,16 +487,12 @@ pub fn bench(
     side: Side,
     topic: &str,
     count: u64,
-    size: usize,
+    size: u64,
     timeout: Duration,
     out: Out,
 ) -> Result<(), CliError> {
-    if size > MAX_PAYLOAD {
-        return Err(CliError::new(
-            Code::Refused,
-            format!("--size {size} is over the {MAX_PAYLOAD}-byte message limit"),
-        ));
-    }
+    check_len(size, "--size")?;
+    let size = size as usize;
     if count == 0 {
         return Err(CliError::new(Code::Usage, "--count must be at least 1"));
     }
@@ -478,9 +502,13 @@ pub fn bench(
     start(&h)?;
     let round_trip = |h: &PipeHandler| -> Result<Duration, CliError> {
         let t0 = Instant::now();
-        let reply = h
-            .request(new_request(topic, data.clone())?, Some(timeout), None)
-            .map_err(|e| from_link(link, "request", &e))?;
+        let msg = new_request(topic, data.clone())?;
+        let reply = if size <= FRAGMENT {
+            h.request(msg, Some(timeout), None)
+        } else {
+            xfer::request(h, msg, timeout, timeout, &mut xfer::quiet)
+        }
+        .map_err(|e| from_link(link, "request", &e))?;
         let rtt = t0.elapsed();
         if reply.data() != data.as_slice() {
             return Err(CliError::new(

@@ -51,7 +51,7 @@ Exit status:
   4  timeout: not acknowledged in time, or no reply in time
   5  peer gone: it went silent or closed the link
   6  the peer ended (END) or aborted (ABORT) the conversation
-  7  refused: invalid topic, data over 8 KiB, unreadable input
+  7  refused: invalid topic, data over 4 GiB, unreadable input
   8  the peer answered on topic `error` (serve's reply when its command fails)";
 
 /// A failure: its exit code and what to tell the user.

@@ -20,6 +20,7 @@ mod exit;
 mod link;
 mod out;
 mod sniff;
+mod xfer;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -44,8 +45,8 @@ Examples:
   peerpipe request serial:/dev/ttyUSB0@115200 echo hi
   peerpipe sniff serial:/dev/ttyUSB0@115200        decode what a board sends, frame by frame
 
-Planned, not yet here: send-file and recv-file (they need messages of any size; a message
-carries at most 8 KiB today), TLS for tcp: links.";
+Planned, not yet here: send-file and recv-file (a file with its name and digest), TLS for
+tcp: links.";
 
 /// Talk to a peerpipe peer (a board, a process, a server) from the shell.
 #[derive(Parser, Debug)]
@@ -86,7 +87,8 @@ fn seconds(s: &str) -> Result<Duration, String> {
 
 #[derive(Args, Debug, Clone)]
 struct Timeout {
-    /// How long to wait for the peer (acknowledgement and reply), in seconds.
+    /// How long to wait for the peer (acknowledgement, then reply), in seconds; while a long
+    /// message moves, how long it may go without moving.
     #[arg(short, long, value_name = "SECS", default_value = "5", value_parser = seconds)]
     timeout: Duration,
 }
@@ -95,7 +97,9 @@ struct Timeout {
 enum Cmd {
     /// Send one request and print the reply's data.
     #[command(after_help = "\
-DATA is the text given, @FILE a file's bytes, - stdin; none is empty data (at most 8 KiB).
+DATA is the text given, @FILE a file's bytes, - stdin; none is empty data. Any size up to
+4 GiB: a long message travels in fragments, and --timeout is then how long nothing may move
+(no fragment acknowledged, none of the reply arriving), not a bound on the whole transfer.
 The reply's data goes to stdout as it is (with --json: one JSON object). The request's
 conversation is ended (END) before the tool exits.
 
@@ -119,6 +123,9 @@ aborted; 7 invalid input; 8 the reply came on topic `error`.")]
     },
     /// Send one message; wait until the peer acknowledged it, not for a reply.
     #[command(after_help = "\
+DATA as for request: text, @FILE or -, any size up to 4 GiB (to send a file with its name
+and a check that it arrived intact, use send-file).
+
 Examples:
   peerpipe send tcp:127.0.0.1:7000 log 'door opened'
   peerpipe send serial:/dev/ttyUSB0 firmware_cfg @cfg.bin
@@ -165,9 +172,9 @@ Examples:
     #[command(after_help = "\
 CMD runs through the shell (sh -c; cmd /C on Windows) once per request, with the request's
 data on stdin and PEERPIPE_TOPIC, PEERPIPE_ID and PEERPIPE_PEER set. Exit status 0: the
-reply, on the request's topic, is its stdout. Otherwise (or when it cannot run, or its
-output is over 8 KiB) the reply is on topic `error`, with its stderr (or its exit status)
-as data: `peerpipe request` then exits 8. One line is printed per request served.
+reply, on the request's topic, is its stdout (any size up to 4 GiB). Otherwise (or when it
+cannot run) the reply is on topic `error`, with its stderr (or its exit status) as data:
+`peerpipe request` then exits 8. One line is printed per request served.
 
 Examples:
   peerpipe serve tcp-listen:7000 --exec cat
@@ -201,9 +208,10 @@ Examples:
         /// Round trips to measure.
         #[arg(long, default_value_t = 1000)]
         count: u64,
-        /// Bytes of data per request (at most 8192).
+        /// Bytes of data per request (up to 4 GiB; above 4096, each request travels in
+        /// fragments).
         #[arg(long, default_value_t = 64)]
-        size: usize,
+        size: u64,
         /// The requests' topic.
         #[arg(long, default_value = "bench")]
         topic: String,

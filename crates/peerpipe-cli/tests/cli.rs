@@ -287,6 +287,65 @@ fn send_then_listen_with_count() {
     assert_eq!(lines[1]["peer"], 1);
 }
 
+/// Bytes that are not all alike, so that a misplaced fragment shows.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn data_of_any_size_through_request_send_listen_and_serve() {
+    // 3 MiB and a bit: hundreds of fragments each way, the reply as long as the request.
+    let data = pattern(3 * 1024 * 1024 + 5);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.bin");
+    std::fs::write(&file, &data).unwrap();
+    let at_file = format!("@{}", file.display());
+
+    let echo = Bg::start(&["listen", "tcp-listen:0", "--echo"]);
+    let o = run_with(&["request", &echo.tcp(), "big", "-"], &data);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(o.stdout == data, "the echo of stdin differs");
+    let o = run(&["request", &echo.tcp(), "big", &at_file]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(o.stdout == data, "the echo of @file differs");
+    let o = run(&["bench", &echo.tcp(), "--count", "3", "--size", "100000"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (out, _) = echo.stop();
+    assert!(
+        out.contains(&format!("request peer=1 id=0 topic=big len={}", data.len())),
+        "{out}"
+    );
+
+    let srv = Bg::start(&["serve", "tcp-listen:0", "--exec", "cat"]);
+    let o = run(&["request", &srv.tcp(), "cat", &at_file]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(o.stdout == data, "serve --exec cat's reply differs");
+    drop(srv);
+
+    // Ten fragments (Bg reads the listener's stdout once it exited: within a pipe's buffer).
+    let listener = Bg::start(&["--json", "listen", "tcp-listen:0", "--count", "1"]);
+    let text = "x".repeat(40_000);
+    let o = run_with(
+        &["--json", "send", &listener.tcp(), "log", "-"],
+        text.as_bytes(),
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(json_lines(&stdout(&o))[0]["len"], 40_000);
+    let (status, out) = listener.wait();
+    assert_eq!(status, 0, "{out}");
+    let lines = json_lines(&out);
+    assert_eq!(lines[1]["len"], 40_000);
+    assert!(lines[1]["data"] == text.as_str());
+}
+
 #[test]
 fn bench_against_listen_echo() {
     let echo = Bg::start(&["listen", "tcp-listen:0", "--echo"]);
@@ -633,17 +692,27 @@ fn invalid_input_is_refused_before_anything_is_sent() {
     expect_fail(&o, 7, "topic");
     let o = run(&["request", &link, "_END_"]);
     expect_fail(&o, 7, "invalid request");
-    let big = vec![b'x'; 8193];
-    let o = run_with(&["send", &link, "big", "-"], &big);
+    // Over MAX_PAYLOAD (4 GiB): a sparse file, refused from its length before it is read.
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.bin");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(peerpipe_std::MAX_PAYLOAD as u64 + 1)
+        .unwrap();
+    let o = run(&["send", &link, "big", &format!("@{}", huge.display())]);
     expect_fail(
         &o,
         7,
-        "the data is 8193 bytes; a message carries at most 8192 bytes",
+        "is 4294967297 bytes; a message carries at most 4294967296 bytes (4 GiB)",
     );
     let o = run(&["request", &link, "t", "@/nonexistent/file"]);
     expect_fail(&o, 7, "cannot read /nonexistent/file");
-    let o = run(&["bench", &link, "--size", "9000"]);
-    expect_fail(&o, 7, "over the 8192-byte message limit");
+    let o = run(&["bench", &link, "--size", "4294967297"]);
+    expect_fail(
+        &o,
+        7,
+        "--size is 4294967297 bytes; a message carries at most 4294967296 bytes",
+    );
 }
 
 #[test]
