@@ -95,7 +95,7 @@ fn start(h: &PipeHandler) -> Result<(), CliError> {
 }
 
 /// Ends the conversation politely (END, acknowledged) and closes the link.
-fn finish(h: &PipeHandler) {
+pub fn finish(h: &PipeHandler) {
     if let Err(e) = h.notify_end(Vec::new()) {
         tracing::debug!("END not delivered: {e}");
     }
@@ -198,7 +198,7 @@ pub enum Answer {
 }
 
 /// How a peer's conversation ended, for a single link's exit code.
-enum Ended {
+pub enum Ended {
     /// END from the peer, or `--count` reached.
     Done,
     Aborted,
@@ -211,9 +211,21 @@ enum Ended {
 struct Ctx {
     out: Out,
     answer: Answer,
-    /// Messages left before the listener ends (`u64::MAX`: no limit).
-    left: AtomicU64,
+    /// Messages left before the listener ends.
+    left: Arc<AtomicU64>,
     timeout: Duration,
+}
+
+/// `--count N` as a countdown (`u64::MAX`: no limit; 0 counts as 1).
+pub fn countdown(count: Option<u64>) -> Arc<AtomicU64> {
+    Arc::new(AtomicU64::new(count.unwrap_or(u64::MAX).max(1)))
+}
+
+/// Counts one down: whether it was the last (`--count` reached).
+pub fn count_one(left: &AtomicU64) -> bool {
+    left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+        (n != u64::MAX).then(|| n.saturating_sub(1))
+    }) == Ok(1)
 }
 
 fn report_message(ctx: &Ctx, peer: usize, m: &Message) {
@@ -243,7 +255,8 @@ fn report_message(ctx: &Ctx, peer: usize, m: &Message) {
     }
 }
 
-fn report_status(ctx: &Ctx, peer: usize, s: &Status) {
+/// Reports a status change of `peer`: end, abort, gone, restarted.
+pub fn report_status(out: &Out, peer: usize, s: &Status) {
     let (event, mut fields): (&str, Map<String, Value>) = match s {
         Status::End(d) | Status::Abort(d) => {
             let mut o = obj! {"len" => d.len()};
@@ -272,23 +285,9 @@ fn report_status(ctx: &Ctx, peer: usize, s: &Status) {
         Status::PeerRestarted => ("restarted", Map::new()),
         _ => ("status", obj! {"status" => format!("{s:?}")}),
     };
-    if ctx.out.json {
-        let mut o = obj! {"event" => event, "peer" => peer};
-        o.append(&mut fields);
-        ctx.out.json(o);
-    } else {
-        let mut line = format!("{event} peer={peer}");
-        for (k, v) in fields {
-            match v {
-                Value::String(s) if k == "data" || k.contains(' ') || s.contains(' ') => {
-                    line.push_str(&format!(" {k}=\"{}\"", escape(s.as_bytes(), PREVIEW)))
-                }
-                Value::String(s) => line.push_str(&format!(" {k}={s}")),
-                other => line.push_str(&format!(" {k}={other}")),
-            }
-        }
-        ctx.out.line(&line);
-    }
+    let mut o = obj! {"peer" => peer};
+    o.append(&mut fields);
+    out.event(event, o);
 }
 
 /// Runs `cmd` through the shell with `data` on stdin: its stdout, or why it failed.
@@ -385,18 +384,13 @@ fn peer_loop(ctx: &Ctx, h: &PipeHandler, peer: usize) -> Ended {
                         tracing::warn!(peer, "reply not delivered: {e}");
                     }
                 }
-                let before = ctx
-                    .left
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                        (n != u64::MAX).then(|| n.saturating_sub(1))
-                    });
-                if before == Ok(1) {
+                if count_one(&ctx.left) {
                     finish(h);
                     return Ended::Done;
                 }
             }
             Item::Status(s) => {
-                report_status(ctx, peer, &s);
+                report_status(&ctx.out, peer, &s);
                 match s {
                     Status::End(_) => return Ended::Done,
                     Status::Abort(_) => return Ended::Aborted,
@@ -422,31 +416,57 @@ pub fn listen(
     let ctx = Arc::new(Ctx {
         out,
         answer,
-        left: AtomicU64::new(count.unwrap_or(u64::MAX).max(1)),
+        left: countdown(count),
         timeout,
     });
-    if !link.is_listener() {
-        let h = link::handler(link, side, config(timeout))?;
-        start(&h)?;
-        let ended = peer_loop(&ctx, &h, 1);
-        h.stop(true);
-        return match ended {
-            Ended::Done | Ended::Stopped => Ok(()),
-            Ended::Aborted => Err(CliError::new(Code::Ended, "the peer aborted")),
-            Ended::Gone(Some(cause)) if crate::exit::is_open_failure(cause.kind()) => Err(
-                CliError::new(Code::Link, format!("cannot open {link}: {cause}")),
-            ),
-            Ended::Gone(Some(cause)) => Err(CliError::new(
-                Code::Gone,
-                format!("the peer is gone: {cause}"),
-            )),
-            Ended::Gone(None) => Err(CliError::new(
-                Code::Gone,
-                "the peer is gone: silent for longer than the heartbeat timeout",
-            )),
-        };
+    let left = ctx.left.clone();
+    serve_peers(link, side, config(timeout), out, left, move |h, peer| {
+        peer_loop(&ctx, h, peer)
+    })
+}
+
+/// The exit code of a single link's conversation that ended so.
+pub fn ended_result(link: &LinkSpec, ended: Ended) -> Result<(), CliError> {
+    match ended {
+        Ended::Done | Ended::Stopped => Ok(()),
+        Ended::Aborted => Err(CliError::new(Code::Ended, "the peer aborted")),
+        Ended::Gone(Some(cause)) if crate::exit::is_open_failure(cause.kind()) => Err(
+            CliError::new(Code::Link, format!("cannot open {link}: {cause}")),
+        ),
+        Ended::Gone(Some(cause)) => Err(CliError::new(
+            Code::Gone,
+            format!("the peer is gone: {cause}"),
+        )),
+        Ended::Gone(None) => Err(CliError::new(
+            Code::Gone,
+            "the peer is gone: silent for longer than the heartbeat timeout",
+        )),
     }
-    let listener = Arc::new(link::listener(link, config(timeout))?);
+}
+
+/// Runs `one` (a peer's conversation, until it ends) for the one peer of a single link, or
+/// for every peer that connects to a listening link, each on its own thread, until one of
+/// them takes the last of `left` (`--count`).
+pub fn serve_peers<F>(
+    link: &LinkSpec,
+    side: Side,
+    config: Config,
+    out: Out,
+    left: Arc<AtomicU64>,
+    one: F,
+) -> Result<(), CliError>
+where
+    F: Fn(&PipeHandler, usize) -> Ended + Send + Sync + 'static,
+{
+    if !link.is_listener() {
+        let h = link::handler(link, side, config)?;
+        start(&h)?;
+        let ended = one(&h, 1);
+        h.stop(true);
+        return ended_result(link, ended);
+    }
+    let one = Arc::new(one);
+    let listener = Arc::new(link::listener(link, config)?);
     let peers = AtomicUsize::new(0);
     let stopper = listener.stopper();
     for h in listener.incoming() {
@@ -458,19 +478,15 @@ pub fn listen(
             }
         };
         let peer = peers.fetch_add(1, Ordering::SeqCst) + 1;
-        let ctx = ctx.clone();
+        let (one, left) = (one.clone(), left.clone());
         let stopper = listener.stopper();
-        if out.json {
-            out.json(obj! {"event" => "connected", "peer" => peer});
-        } else {
-            out.line(&format!("connected peer={peer}"));
-        }
+        out.event("connected", obj! {"peer" => peer});
         std::thread::spawn(move || {
             if start(&h).is_err() {
                 return;
             }
-            if let Ended::Done = peer_loop(&ctx, &h, peer) {
-                if ctx.left.load(Ordering::SeqCst) == 0 {
+            if let Ended::Done = one(&h, peer) {
+                if left.load(Ordering::SeqCst) == 0 {
                     stopper.stop();
                 }
             }

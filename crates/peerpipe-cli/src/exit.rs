@@ -23,6 +23,12 @@ pub enum Code {
     Refused = 7,
     /// The peer answered on topic `error` (what `serve` does when its command fails).
     ErrorReply = 8,
+    /// A file arrived with another SHA-256 than the one sent (`send-file`, `recv-file`): it
+    /// was not kept.
+    Mismatch = 9,
+    /// The peer refused: a file that exists there, over its size limit, or that it cannot
+    /// store (`send-file`, `recv-file`); a message longer than the peer accepts.
+    Rejected = 10,
 }
 
 impl Code {
@@ -37,6 +43,8 @@ impl Code {
             Code::Ended => "ended",
             Code::Refused => "refused",
             Code::ErrorReply => "error_reply",
+            Code::Mismatch => "mismatch",
+            Code::Rejected => "rejected",
         }
     }
 }
@@ -52,7 +60,10 @@ Exit status:
   5  peer gone: it went silent or closed the link
   6  the peer ended (END) or aborted (ABORT) the conversation
   7  refused: invalid topic, data over 4 GiB, unreadable input
-  8  the peer answered on topic `error` (serve's reply when its command fails)";
+  8  the peer answered on topic `error` (serve's reply when its command fails)
+  9  digest mismatch: the file arrived with another SHA-256 (send-file, recv-file)
+ 10  rejected by the peer: the file exists there, is over its size limit, or cannot be
+     stored (send-file, recv-file); a message longer than the peer accepts";
 
 /// A failure: its exit code and what to tell the user.
 #[derive(Debug, Clone)]
@@ -111,6 +122,7 @@ pub fn from_pipe(what: &str, e: &Error) -> CliError {
         e if e.is_peer_gone() => Code::Gone,
         e if e.is_timeout() => Code::Timeout,
         Error::Failed(FailReason::ResendsExhausted) => Code::Timeout,
+        Error::Failed(FailReason::TooLarge) => Code::Rejected,
         _ => Code::Other,
     };
     let hint = match code {

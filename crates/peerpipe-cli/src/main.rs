@@ -4,6 +4,8 @@
 //! peerpipe listen tcp-listen:7000 --echo            # an echo peer
 //! peerpipe request tcp:127.0.0.1:7000 ping hello    # one request, its reply on stdout
 //! peerpipe bench tcp:127.0.0.1:7000                 # round trips against it
+//! peerpipe recv-file tcp-listen:7001 ./in &         # files into ./in, checked by SHA-256
+//! peerpipe send-file tcp:127.0.0.1:7001 data.bin    # one file, with a progress bar
 //! peerpipe sniff capture.bin                        # what a byte stream holds, frame by frame
 //! ```
 //!
@@ -14,9 +16,11 @@
 // forms such as `tcp-listen:[HOST:]PORT` as they are, which rustdoc would take for links.
 #![allow(rustdoc::broken_intra_doc_links)]
 
+mod bar;
 mod bridge;
 mod cmd;
 mod exit;
+mod file;
 mod link;
 mod out;
 mod sniff;
@@ -43,10 +47,11 @@ Examples:
   peerpipe listen tcp-listen:7000 --echo           an echo peer on port 7000
   peerpipe request tcp:127.0.0.1:7000 ping hello   one request; the reply's data on stdout
   peerpipe request serial:/dev/ttyUSB0@115200 echo hi
+  peerpipe recv-file tcp-listen:7000 ./incoming &  receive files into ./incoming
+  peerpipe send-file tcp:127.0.0.1:7000 data.bin   send one, checked by SHA-256
   peerpipe sniff serial:/dev/ttyUSB0@115200        decode what a board sends, frame by frame
 
-Planned, not yet here: send-file and recv-file (a file with its name and digest), TLS for
-tcp: links.";
+Planned, not yet here: TLS for tcp: links.";
 
 /// Talk to a peerpipe peer (a board, a process, a server) from the shell.
 #[derive(Parser, Debug)]
@@ -218,6 +223,72 @@ Examples:
         #[command(flatten)]
         timeout: Timeout,
     },
+    /// Send one file (any size up to 4 GiB) to a recv-file, with its name and SHA-256.
+    #[command(after_help = "\
+The file goes as one message, after an offer (name, size, SHA-256) that the receiver may
+refuse (the file exists there, is over its --max-size, or its name is not a plain file
+name). The receiver checks the SHA-256, writes the file atomically and answers: exit 0
+means it is there, intact. A progress bar (bytes, rate, time left) shows on stderr when
+stderr is a terminal. --timeout is how long the transfer may go without moving; the wait
+for the receiver's verdict adds a second per 32 MiB (time to check and write the file).
+
+Examples:
+  peerpipe send-file tcp:127.0.0.1:7000 firmware.bin
+  peerpipe send-file serial:/dev/ttyUSB0@115200 config.json --name board.json
+  peerpipe --json send-file unix:/tmp/pp.sock results.tar
+
+Exit status: 0 received intact; 3 link error; 4 timeout; 5 peer gone; 6 peer ended or
+aborted; 7 unreadable file, over 4 GiB, or a bad name; 8 the peer answered on topic
+`error`; 9 digest mismatch (the receiver did not keep it); 10 refused by the receiver.")]
+    SendFile {
+        /// Where the receiver is (tcp:HOST:PORT, tcp-listen:[HOST:]PORT, unix:PATH, unix-listen:PATH, serial:PORT[@BAUD], exec:COMMAND..., filepipe:ROOT/NAME, stdio).
+        link: LinkSpec,
+        /// The file to send.
+        path: PathBuf,
+        /// The name the receiver gives it (default: PATH's file name).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        #[command(flatten)]
+        timeout: Timeout,
+    },
+    /// Receive files from send-file into a directory, each checked and written atomically.
+    #[command(after_help = "\
+Each file is checked against the SHA-256 its sender offered, written to a temporary file in
+DIR, synced, and moved to DIR/NAME in one step: a file in DIR is always whole. An existing
+file is not replaced (the offer is refused) unless --overwrite. One line per event:
+offer, received (name, size, sha256, path), refused (reason), mismatch; --json gives them as
+JSON objects. A progress bar shows on stderr when stderr is a terminal. The whole file is
+held in memory while it arrives.
+
+On a listening link every peer that connects may send files; on any other link the one
+peer does, until it ends.
+
+Examples:
+  peerpipe recv-file tcp-listen:7000 ./incoming
+  peerpipe recv-file serial:/dev/ttyUSB0@115200 . --count 1
+  peerpipe --json recv-file unix-listen:/tmp/pp.sock /srv/drop --max-size 100000000
+
+Exit status: 0 every file received intact (with --count N: after N files) or the peer
+ended; 9 a file failed its digest check; 10 a file was refused or could not be stored;
+3 link error; 5 peer gone; 6 peer aborted.")]
+    RecvFile {
+        /// Where to listen or connect (tcp:HOST:PORT, tcp-listen:[HOST:]PORT, unix:PATH, unix-listen:PATH, serial:PORT[@BAUD], exec:COMMAND..., filepipe:ROOT/NAME, stdio).
+        link: LinkSpec,
+        /// The directory the files go to.
+        dir: PathBuf,
+        /// Exit after this many files (received, failed or refused).
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Replace a file that exists (else its offer is refused).
+        #[arg(long)]
+        overwrite: bool,
+        /// Refuse files longer than this many bytes (also announced to the peer as the
+        /// longest message taken).
+        #[arg(long, value_name = "BYTES")]
+        max_size: Option<u64>,
+        #[command(flatten)]
+        timeout: Timeout,
+    },
     /// Decode a raw byte stream into frames, garbage and CRC errors, one row each.
     #[command(after_help = "\
 SOURCE is a file (raw bytes, or a recording made by `bridge --record`), - for stdin, or
@@ -362,6 +433,31 @@ fn run(cli: Cli) -> Result<(), CliError> {
             count,
             size,
             timeout.timeout,
+            out(&link),
+        ),
+        Cmd::SendFile {
+            link,
+            path,
+            name,
+            timeout,
+        } => file::send_file(&link, side, &path, name, timeout.timeout, out(&link)),
+        Cmd::RecvFile {
+            link,
+            dir,
+            count,
+            overwrite,
+            max_size,
+            timeout,
+        } => file::recv_file(
+            &link,
+            side,
+            file::RecvOptions {
+                dir,
+                overwrite,
+                max_size: max_size.unwrap_or(0),
+                timeout: timeout.timeout,
+            },
+            count,
             out(&link),
         ),
         Cmd::Sniff { source } => {

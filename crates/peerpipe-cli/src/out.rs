@@ -62,6 +62,30 @@ impl Out {
     pub fn json(&self, obj: Map<String, Value>) {
         self.line(&Value::Object(obj).to_string());
     }
+
+    /// Reports an event: with `--json` the object `{"event": EVENT, ...fields}`, else the
+    /// line `EVENT key=value ...`, where data, and strings with spaces, are quoted and
+    /// escaped (at most 64 bytes shown).
+    pub fn event(&self, event: &str, fields: Map<String, Value>) {
+        if self.json {
+            let mut o = Map::new();
+            o.insert("event".into(), event.into());
+            o.extend(fields);
+            self.json(o);
+            return;
+        }
+        let mut line = event.to_owned();
+        for (k, v) in fields {
+            match v {
+                Value::String(s) if k == "data" || k.contains(' ') || s.contains(' ') => {
+                    line.push_str(&format!(" {k}=\"{}\"", escape(s.as_bytes(), 64)))
+                }
+                Value::String(s) => line.push_str(&format!(" {k}={s}")),
+                other => line.push_str(&format!(" {k}={other}")),
+            }
+        }
+        self.line(&line);
+    }
 }
 
 /// A JSON object from `(key, value)` pairs.
