@@ -261,12 +261,17 @@ pub fn send_file(
             "event" => "sent", "name" => name.as_str(), "size" => size,
             "sha256" => digest.as_str(), "verified" => true, "path" => path,
             "seconds" => (seconds * 1e3).round() / 1e3,
-            "mb_per_s" => (rate * 10.0).round() / 10.0,
+            "mb_per_s" => (rate * 1e3).round() / 1e3,
         });
     } else {
+        let rate = if rate >= 1.0 {
+            format!("{rate:.1} MB/s")
+        } else {
+            format!("{:.1} kB/s", rate * 1e3)
+        };
         out.line(&format!(
-            "sent {name}: {size} bytes in {seconds:.2} s ({rate:.1} MB/s), sha256 {digest}, \
-             verified by the receiver ({path})"
+            "sent {name}: {size} bytes in {seconds:.2} s ({rate}), sha256 {digest}, verified \
+             by the receiver ({path})"
         ));
     }
     Ok(())
