@@ -9,7 +9,7 @@ use crate::run::{at, on_path, summarize, Job, Outcome};
 use crate::{root, ECHO_BOARDS, ECHO_DIR};
 
 /// The commands of `cargo xtask qemu` for one board: build the firmware for its target and the
-/// host driver, run it.
+/// host driver, run it; then `peerpipe request` against it (a test of peerpipe-cli).
 pub fn qemu_jobs<'a>(sh: &'a Shell, target: &str, board: &str) -> Vec<Job<'a>> {
     let elf = root()
         .join(ECHO_DIR)
@@ -26,6 +26,13 @@ pub fn qemu_jobs<'a>(sh: &'a Shell, target: &str, board: &str) -> Vec<Job<'a>> {
             "cargo run --release --package peerpipe-examples --example qemu_host -- {elf} {board}"
         )
         .into(),
+        // The command-line tool against the same firmware (release: the host tests' build).
+        Job::from(cmd!(
+            sh,
+            "cargo test --release --package peerpipe-cli --test cli -- --ignored --exact request_against_the_qemu_echo_firmware"
+        ))
+        .env("PEERPIPE_QEMU_ELF", elf.display().to_string())
+        .env("PEERPIPE_QEMU_BOARD", board),
     ]
 }
 
