@@ -959,6 +959,42 @@ fn no_reply_in_time_is_a_timeout() {
     assert!(t0.elapsed() < Duration::from_secs(10));
 }
 
+/// A long send to a peer that stopped (SIGSTOP: its socket accepts, nothing answers) fails
+/// once nothing has moved for --timeout, like a short one.
+#[cfg(unix)]
+#[test]
+fn a_stalled_long_send_times_out() {
+    let frozen = Bg::start(&["listen", "tcp-listen:0"]);
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(frozen.child.id() as i32, libc::SIGSTOP) },
+        0
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.bin");
+    std::fs::write(&file, pattern(1 << 20)).unwrap();
+    let t0 = Instant::now();
+    let o = run(&[
+        "send",
+        &frozen.tcp(),
+        "big",
+        &format!("@{}", file.display()),
+        "--timeout",
+        "1",
+    ]);
+    expect_fail(&o, 4, "send: not delivered: timed out");
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    let o = run(&[
+        "send-file",
+        &frozen.tcp(),
+        file.to_str().unwrap(),
+        "--timeout",
+        "1",
+    ]);
+    expect_fail(&o, 4, "offer");
+    drop(frozen); // SIGKILL ends a stopped process too
+}
+
 #[test]
 fn peer_end_and_peer_gone() {
     // listen --count 1 ends the conversation (END) when the request arrives.
