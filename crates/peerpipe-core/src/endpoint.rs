@@ -308,6 +308,30 @@ impl<
         self.machine.gone(GoneReason::TransportLost);
     }
 
+    /// Tells the endpoint that its transport was replaced by a new connection to the same
+    /// peer (a driver that reconnects after a break, instead of calling
+    /// [`transport_lost`](Self::transport_lost)): the session goes on. The decoder drops
+    /// the part of a frame the old connection left; every fragment transmitted and not yet
+    /// acknowledged becomes due at once (it may have been lost with the old connection;
+    /// a duplicate is acknowledged again and not delivered twice), within the peer's window
+    /// and `max_resends` (each counts as a resend); an ACK (when a peer session is known)
+    /// and a heartbeat become due, the heartbeat even while paused, so that the first frames
+    /// on the new connection tell the peer this session, what arrived, and the floor.
+    /// Nothing is reported: the driver tells its application itself. After the peer is
+    /// gone, ended or aborted, or once stopped, only the decoder is reset.
+    pub fn transport_restored(&mut self, _now: Instant) {
+        self.decoder.reset();
+        let m = &mut self.machine;
+        if m.stopped || !matches!(m.peer_state, PeerState::NotSeen | PeerState::Up) {
+            return;
+        }
+        m.sends.resend_all_now(&m.timing);
+        m.ack_due = m.peer.is_some();
+        m.heartbeat_due = true;
+        // A heartbeat that goes even while paused (the capabilities exchange's rule).
+        m.caps_due = true;
+    }
+
     /// Feeds bytes from a byte-stream transport, in any chunking. Garbage, truncated, corrupt,
     /// oversize and unknown-version frames are dropped and counted in [`stats`](Self::stats).
     pub fn handle_bytes(&mut self, now: Instant, mut bytes: &[u8]) {
@@ -485,5 +509,106 @@ impl<
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.machine.stats
+    }
+}
+
+#[cfg(test)]
+mod reconnect_tests {
+    use super::*;
+    use crate::event::Event;
+
+    type Ep = Endpoint;
+
+    fn frames(ep: &mut Ep, now: Instant) -> std::vec::Vec<std::vec::Vec<u8>> {
+        let mut out = std::vec::Vec::new();
+        let mut buf = [0u8; 223];
+        while let Some(n) = ep.poll_transmit(now, &mut buf).unwrap() {
+            out.push(buf[..n].to_vec());
+        }
+        out
+    }
+
+    fn pump(from: &mut Ep, to: &mut Ep, now: Instant) {
+        for f in frames(from, now) {
+            to.handle_bytes(now, &f);
+        }
+    }
+
+    fn messages(ep: &mut Ep) -> std::vec::Vec<std::vec::Vec<u8>> {
+        let mut out = std::vec::Vec::new();
+        while let Some(e) = ep.poll_event() {
+            if let Event::Message(m) = e {
+                out.push(m.data().to_vec());
+            }
+        }
+        out
+    }
+
+    fn pair() -> (Ep, Ep) {
+        let t = Instant::ZERO;
+        let mut a = Ep::new(Config::default(), 1, t).unwrap();
+        let mut b = Ep::new(Config::default(), 2, t).unwrap();
+        pump(&mut a, &mut b, t);
+        pump(&mut b, &mut a, t);
+        (a, b)
+    }
+
+    #[test]
+    fn what_was_in_flight_goes_again_at_once_and_is_delivered_once() {
+        let (mut a, mut b) = pair();
+        let t = Instant::from_micros(1_000);
+        let first = Message::request("t", b"lost").unwrap();
+        a.send(t, first, None).unwrap();
+        // The DATA frame is lost with the connection.
+        assert!(!frames(&mut a, t).is_empty());
+        assert!(frames(&mut a, t).is_empty(), "nothing due before the resend timer");
+        a.transport_restored(t);
+        b.transport_restored(t);
+        let again = frames(&mut a, t);
+        assert!(again.len() >= 2, "the DATA and a heartbeat go at once: {again:?}");
+        for f in &again {
+            b.handle_bytes(t, f);
+        }
+        assert_eq!(messages(&mut b), [b"lost".to_vec()]);
+        assert_eq!(a.stats().resends, 1);
+        // b's ACK is lost too: after another reconnect the fragment goes again, and b
+        // acknowledges the duplicate without delivering it twice.
+        let _lost_ack = frames(&mut b, t);
+        a.transport_restored(t);
+        pump(&mut a, &mut b, t);
+        assert!(messages(&mut b).is_empty());
+        assert_eq!(b.stats().duplicates, 1);
+        pump(&mut b, &mut a, t);
+        let outcome = core::iter::from_fn(|| a.poll_event()).find_map(|e| match e {
+            Event::SendOutcome { outcome, .. } => Some(outcome),
+            _ => None,
+        });
+        assert_eq!(outcome, Some(crate::Outcome::Delivered));
+        assert_eq!(a.peer_state(), PeerState::Up);
+        assert_eq!(b.peer_state(), PeerState::Up);
+    }
+
+    #[test]
+    fn half_a_frame_from_the_old_connection_is_dropped_silently() {
+        let (mut a, mut b) = pair();
+        let t = Instant::from_micros(1_000);
+        a.send(t, Message::request("t", b"one").unwrap(), None).unwrap();
+        let f = frames(&mut a, t).remove(0);
+        b.handle_bytes(t, &f[..f.len() / 2]);
+        b.transport_restored(t);
+        a.transport_restored(t);
+        pump(&mut a, &mut b, t);
+        assert_eq!(messages(&mut b), [b"one".to_vec()]);
+        let s = b.stats();
+        assert_eq!(s.crc_errors + s.cobs_errors + s.malformed, 0, "{s:?}");
+    }
+
+    #[test]
+    fn after_gone_only_the_decoder_is_reset() {
+        let (mut a, _b) = pair();
+        a.transport_lost();
+        a.transport_restored(Instant::from_micros(5));
+        assert!(frames(&mut a, Instant::from_micros(5)).is_empty());
+        assert_eq!(a.peer_state(), PeerState::Gone);
     }
 }

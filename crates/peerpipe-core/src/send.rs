@@ -407,6 +407,24 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
         }
     }
 
+    /// The transport was replaced by a new connection: what went out on the old one may be
+    /// lost with it. Every transmitted fragment not yet acknowledged becomes due at once (with
+    /// the retry flag, so it goes within the peer's window like a first transmission), if it
+    /// may still be resent at all; it counts as a resend.
+    pub(crate) fn resend_all_now(&mut self, config: &Timing) {
+        if config.resend_interval.is_none() {
+            return;
+        }
+        for f in self.frags.iter_mut() {
+            let left = config.max_resends.is_none_or(|max| f.sent <= max);
+            if f.sent > 0 && !f.due && left {
+                f.due = true;
+                f.retry = true;
+                f.resend_at = None;
+            }
+        }
+    }
+
     /// The peer restarted: what its old incarnation accepted of a message in parts is lost
     /// with it, and the new one cannot complete a message it never saw begin. Every message
     /// in parts that has begun fails with `PeerRestarted` (its fragments in flight are
