@@ -191,6 +191,17 @@ pub enum Status {
     },
     /// The peer restarted (a new session); the conversation goes on with it.
     PeerRestarted,
+    /// The connection broke (`cause`) and the handler is getting a new one: the ACTIVE end
+    /// reconnects, the PASSIVE end waits for the peer to. The conversation is not over:
+    /// sends wait (within their timeouts), and the peer is reported
+    /// [`Gone`](Status::Gone) only if no connection comes back in time.
+    Reconnecting {
+        /// Why the connection broke.
+        cause: IoCause,
+    },
+    /// A new connection took the broken one's place, in the same session: what was in
+    /// flight goes again on it, and arrives once, in order.
+    Reconnected,
 }
 
 /// The I/O error that broke a transport: its kind, to match on, and its text, to show.

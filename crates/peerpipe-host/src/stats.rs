@@ -21,4 +21,9 @@ pub struct HandlerStats {
     /// Data bytes of the received items counted in `queued_items` (message data and topics,
     /// END and ABORT data).
     pub queued_bytes: usize,
+    /// Connections that took the place of a broken one (see `Status::Reconnected`).
+    pub reconnects: u64,
+    /// Connections a listening end closed because a conversation was going on and they did
+    /// not prove to be its peer.
+    pub refused_connections: u64,
 }

@@ -147,8 +147,8 @@ pub use transport::SerialTransport;
 #[cfg(unix)]
 pub use transport::UnixTransport;
 pub use transport::{
-    memory_pair, ChildExit, ChildTransport, Link, LinkEnds, Mode, StdioTransport, TcpTransport,
-    Transport,
+    memory_pair, ChildExit, ChildTransport, Link, LinkEnds, Mode, Reconnect, StdioTransport,
+    TcpTransport, Transport,
 };
 
 /// Receive slots of the endpoint: fragments of up to [`FRAGMENT`] bytes that arrived and

@@ -16,7 +16,7 @@ use super::sends::item_bytes;
 use super::{
     Act, Out, Shared, State, WakeVia, ACK_HOLD, CHUNKS_AT_ONCE, FEED_AT_ONCE, POLL, POLL_LARGE,
 };
-use crate::transport::{Chunk, Link, LinkIo, Transport};
+use crate::transport::{Chunk, Link, LinkIo, StopAccept, Transport};
 use crate::{Error, Item, QUEUE_BYTES, QUEUE_ITEMS};
 
 /// What the I/O thread waits on.
@@ -46,6 +46,8 @@ pub(crate) struct Io {
     pending: VecDeque<Item>,
     /// A reply went to a thread waiting in `request` this round.
     served_reply: bool,
+    /// Stops the acceptor of a listening end that takes the peer's new connections.
+    stop_accept: Option<StopAccept>,
 }
 
 impl Io {
@@ -60,15 +62,23 @@ impl Io {
             lost: None,
             pending: VecDeque::new(),
             served_reply: false,
+            stop_accept: None,
         }
     }
 
     /// Opens the transport, then works until stopped.
     pub(crate) fn run(mut self, transport: Box<dyn Transport>) {
-        let opened = transport.open().and_then(|link| self.attach(link));
+        let opened = transport.open().and_then(|mut link| {
+            let redial = link.redial.take();
+            let out = self.attach(link)?;
+            if let Some(redial) = redial {
+                self.stop_accept = super::reconnect::spawn(&self.shared, redial)?;
+            }
+            Ok(out)
+        });
         if opened.is_err() {
             let (tx, rx) = crossbeam_channel::bounded(1);
-            let _ = self.shared.waker.0.set(WakeVia::Token(tx));
+            self.shared.waker.set(WakeVia::Token(tx));
             self.wait = Wait::Token(rx);
         }
         {
@@ -91,6 +101,7 @@ impl Io {
                 return;
             }
             let now = st.now();
+            self.watch_link(&mut st, now);
             let mut more = self.feed(&mut st, now);
             if st.ep.poll_timeout().is_some_and(|t| t <= now) {
                 st.ep.handle_timeout(now);
@@ -132,6 +143,9 @@ impl Io {
             if let Some(h) = st.hold_until {
                 until = until.min(h);
             }
+            if let Some(give_up) = self.give_up_at(&st) {
+                until = until.min(give_up);
+            }
             st.io_until = Some(until);
             st.io_busy = false;
             let poll = if st.moving_large_message() {
@@ -144,6 +158,77 @@ impl Io {
         }
     }
 
+    /// Takes a new connection that came, gives the link up when no connection comes back in
+    /// time or none is wanted any more, and closes what is left of a broken one.
+    fn watch_link(&mut self, st: &mut State, now: Instant) {
+        if let Some(new) = st.handover.take() {
+            self.reattach(st, new, now);
+        }
+        if st.down.is_none() {
+            return;
+        }
+        // What is left of the broken connection: closed (the peer sees it), not polled.
+        if let Some(closer) = self.closer.take() {
+            closer();
+        }
+        #[cfg(unix)]
+        if let Wait::Fd(fd) = &mut self.wait {
+            fd.drop_reader();
+        }
+        let late = self.give_up_at(st).is_some_and(|t| t <= StdInstant::now());
+        if late || !st.accepts_links() {
+            st.give_up_link();
+        }
+    }
+
+    /// When a broken link is given up (`Reconnect::give_up_after`).
+    fn give_up_at(&self, st: &State) -> Option<StdInstant> {
+        let (since, _) = st.down.as_ref()?;
+        let after = st.give_up_after?;
+        Some(*since + after)
+    }
+
+    /// Puts a new connection in the place of the broken (or replaced) one; the endpoint
+    /// sends again at once what was not acknowledged.
+    fn reattach(&mut self, st: &mut State, new: super::reconnect::Handover, now: Instant) {
+        let replaced = st.down.is_none();
+        if let Some(closer) = self.closer.take() {
+            closer();
+        }
+        st.link = super::Out::Opening;
+        st.out = Default::default();
+        self.chunks.clear();
+        self.chunk_pos = 0;
+        self.lost = None;
+        match self.attach(new.link) {
+            Ok(out) => {
+                st.link = out;
+                if !new.input.is_empty() {
+                    self.chunks.push_back(new.input);
+                }
+                st.ep.transport_restored(now);
+                st.reconnects += 1;
+                if replaced {
+                    st.link_events.push(crate::Status::Reconnecting {
+                        cause: (&io::Error::new(
+                            io::ErrorKind::ConnectionReset,
+                            "the peer reconnected",
+                        ))
+                            .into(),
+                    });
+                }
+                st.down = None;
+                st.link_events.push(crate::Status::Reconnected);
+                log::info!("peerpipe: reconnected");
+            }
+            Err(e) => {
+                st.down = None;
+                st.lose_link(&e);
+            }
+        }
+        st.dispatch_needed = true;
+    }
+
     /// Takes the link apart: the output for the state, the input for this thread.
     fn attach(&mut self, link: Link) -> io::Result<Out> {
         self.closer = link.closer;
@@ -153,14 +238,14 @@ impl Io {
                 wake,
                 writer,
             } => {
-                let _ = self.shared.waker.0.set(WakeVia::Chunk(wake));
+                self.shared.waker.set(WakeVia::Chunk(wake));
                 self.wait = Wait::Channel(incoming);
                 Ok(Out::Blocking(writer))
             }
             #[cfg(unix)]
             LinkIo::Fd { reader, writer } => {
                 let (wait, waker) = FdWait::new(reader, &*writer)?;
-                let _ = self.shared.waker.0.set(waker);
+                self.shared.waker.set(waker);
                 self.wait = Wait::Fd(wait);
                 Ok(Out::Fd(writer))
             }
@@ -221,6 +306,11 @@ impl Io {
         if !self.pending.is_empty() {
             return false;
         }
+        acts.extend(
+            st.link_events
+                .drain(..)
+                .map(|s| Act::Item(Item::Status(s))),
+        );
         let callbacks = self.shared.message_cb.is_set() && self.shared.status_cb.is_set();
         let (mut items, mut bytes) = (0, 0);
         loop {
@@ -395,6 +485,13 @@ impl Io {
             st.transmit(now);
         }
         st.ep.stop();
+        // No more connections: the dialing thread ends, the listening socket closes now.
+        st.redial_tx = None;
+        st.handover = None;
+        st.down = None;
+        if let Some(stop) = self.stop_accept.take() {
+            stop.stop();
+        }
         let mut acts = Vec::new();
         st.settle(&mut acts);
         st.sends.fail_all(&mut acts, || Error::Stopped);

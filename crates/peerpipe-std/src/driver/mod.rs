@@ -31,11 +31,12 @@ mod callback;
 mod fd_wait;
 mod io_thread;
 mod out_buf;
+mod reconnect;
 mod sends;
 
 use std::io::{self, Write};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use crossbeam_channel::Sender;
@@ -126,6 +127,21 @@ pub(crate) struct State {
     stop: Option<bool>,
     /// The I/O thread is opening the transport (it may block there: accept, connect).
     pub(crate) opening: bool,
+    /// The link can be replaced when it breaks (TCP, Unix sockets with reconnection on).
+    can_reconnect: bool,
+    /// The link broke, when, and why, while a new one is awaited (`link` is `Opening`:
+    /// frames stay due in the endpoint).
+    down: Option<(StdInstant, crate::IoCause)>,
+    /// A new connection for the I/O thread to take.
+    handover: Option<reconnect::Handover>,
+    /// Tells the dialing thread that the link broke.
+    redial_tx: Option<Sender<()>>,
+    /// Statuses about the link (reconnecting, reconnected) for the application.
+    link_events: Vec<Status>,
+    /// `Reconnect::give_up_after`.
+    give_up_after: Option<StdDuration>,
+    reconnects: u64,
+    refused_connections: u64,
 }
 
 impl State {
@@ -145,6 +161,14 @@ impl State {
             hold_until: None,
             stop: None,
             opening: false,
+            can_reconnect: false,
+            down: None,
+            handover: None,
+            redial_tx: None,
+            link_events: Vec::new(),
+            give_up_after: None,
+            reconnects: 0,
+            refused_connections: 0,
         }
     }
 
@@ -175,7 +199,20 @@ impl State {
     }
 
     fn lose_link(&mut self, e: &io::Error) {
-        if matches!(self.link, Out::Lost) {
+        if matches!(self.link, Out::Lost) || self.down.is_some() {
+            return;
+        }
+        if self.can_reconnect && self.accepts_links() {
+            log::warn!("peerpipe: connection lost, reconnecting: {e}");
+            self.link = Out::Opening;
+            self.out = OutBuf::default();
+            self.down = Some((StdInstant::now(), e.into()));
+            self.link_events
+                .push(Status::Reconnecting { cause: e.into() });
+            if let Some(tx) = &self.redial_tx {
+                let _ = tx.try_send(());
+            }
+            self.dispatch_needed = true;
             return;
         }
         log::warn!("peerpipe: transport lost: {e}");
@@ -267,6 +304,46 @@ impl State {
         wake
     }
 
+    /// Whether the conversation may take a new connection: not stopped, the peer not gone,
+    /// ended or aborted, the link not given up.
+    fn accepts_links(&self) -> bool {
+        self.stop.is_none()
+            && !self.ep.is_stopped()
+            && matches!(self.ep.peer_state(), PeerState::NotSeen | PeerState::Up)
+            && !matches!(self.link, Out::Lost)
+    }
+
+    /// Whether a connection is up.
+    fn link_is_live(&self) -> bool {
+        match self.link {
+            Out::Blocking(_) => true,
+            #[cfg(unix)]
+            Out::Fd(_) => true,
+            Out::Opening | Out::Lost => false,
+        }
+    }
+
+    /// Whether a new connection is wanted now: the link broke and none is on its way.
+    fn wants_link(&self) -> bool {
+        self.down.is_some() && self.handover.is_none() && self.accepts_links()
+    }
+
+    /// No connection comes back (or the conversation is over): the link is lost for good;
+    /// with the peer still there, it is gone with the break's cause.
+    fn give_up_link(&mut self) {
+        let Some((_, cause)) = self.down.take() else {
+            return;
+        };
+        self.link = Out::Lost;
+        self.handover = None;
+        if matches!(self.ep.peer_state(), PeerState::NotSeen | PeerState::Up) {
+            log::warn!("peerpipe: no connection came back: {cause}");
+            self.gone_cause.get_or_insert(cause);
+            self.ep.transport_lost();
+        }
+        self.dispatch_needed = true;
+    }
+
     pub(crate) fn request_stop(&mut self, close: bool) {
         self.stop.get_or_insert(close);
     }
@@ -301,12 +378,16 @@ enum WakeVia {
 }
 
 /// Wakes the I/O thread. Until it waits on a link it needs no wake-up: it looks at the
-/// state once the link is open, before it first sleeps.
-pub(crate) struct Waker(OnceLock<WakeVia>);
+/// state once the link is open, before it first sleeps. A new connection brings a new way.
+pub(crate) struct Waker(Mutex<Option<WakeVia>>);
 
 impl Waker {
+    fn set(&self, via: WakeVia) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(via);
+    }
+
     pub(crate) fn wake(&self) {
-        match self.0.get() {
+        match &*self.0.lock().unwrap_or_else(PoisonError::into_inner) {
             // Non-blocking: a full pipe or channel already holds a wake-up.
             #[cfg(unix)]
             Some(WakeVia::Mio(w)) => drop(w.wake()),
@@ -352,7 +433,7 @@ impl Shared {
         }
         Shared {
             state: Mutex::new(State::new(ep)),
-            waker: Waker(OnceLock::new()),
+            waker: Waker(Mutex::new(None)),
             stopped: AtomicBool::new(false),
             want_room: AtomicBool::new(false),
             peer_state: AtomicU8::new(0),
@@ -379,6 +460,8 @@ impl Shared {
         stats.unsent_bytes = st.out.len();
         stats.queued_bytes =
             self.queued_bytes.load(Ordering::Relaxed) + self.held_bytes.load(Ordering::Relaxed);
+        stats.reconnects = st.reconnects;
+        stats.refused_connections = st.refused_connections;
         stats
     }
 

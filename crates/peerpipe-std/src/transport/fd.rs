@@ -44,5 +44,6 @@ pub(crate) fn duplex<R: FdRead + 'static, W: FdWrite + 'static>(
             writer: Box::new(writer),
         },
         closer: None,
+        redial: None,
     })
 }

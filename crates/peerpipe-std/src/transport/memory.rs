@@ -48,6 +48,7 @@ impl Transport for MemoryTransport {
                 writer: Box::new(to_peer),
             },
             closer: None,
+            redial: None,
         })
     }
 }

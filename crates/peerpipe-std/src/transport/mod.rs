@@ -9,15 +9,20 @@
 //! bridge thread that turns frames into files). When the stream ends or fails, the handler
 //! reports the peer gone with the error as its cause: never a panic, never a hang.
 //!
-//! Reconnects: none. A broken TCP or Unix connection, a closed pipe or a dead child is the end
-//! of that handler's conversation (GONE). To talk again, start a new handler on a new
-//! transport; the peer sees a new session and reports a restart if it was still running.
+//! Reconnects: TCP and Unix socket connections reconnect by default when they break (see
+//! [`Reconnect`]: the ACTIVE end dials again, the PASSIVE end keeps listening and takes the
+//! peer's new connection), and the conversation goes on in the same session. A closed pipe,
+//! a dead child, a serial port, the in-memory pair and a connection whose reconnection is
+//! off end the handler's conversation when they break (GONE). To talk again after GONE,
+//! start a new handler on a new transport; the peer sees a new session and reports a
+//! restart if it was still running.
 
 mod accept;
 #[cfg(unix)]
 mod fd;
 mod memory;
 mod process;
+mod reconnect;
 #[cfg(feature = "serial")]
 mod serial;
 mod socket;
@@ -25,6 +30,8 @@ mod socket;
 pub(crate) use accept::{Accepted, Acceptor, Socket, StopAccept, Stream};
 pub use memory::{memory_pair, MemoryTransport};
 pub use process::{ChildExit, ChildTransport, StdioTransport};
+pub(crate) use reconnect::{Redial, Target};
+pub use reconnect::Reconnect;
 #[cfg(feature = "serial")]
 pub use serial::SerialTransport;
 #[cfg(unix)]
@@ -79,6 +86,8 @@ pub trait Transport: Send + 'static {
 pub struct Link {
     pub(crate) io: LinkIo,
     pub(crate) closer: Option<Box<dyn FnOnce() + Send>>,
+    /// How to get a new connection when this one breaks (TCP and Unix sockets).
+    pub(crate) redial: Option<Redial>,
 }
 
 /// What a channel link carries: bytes, or why there will be no more. An empty chunk only
@@ -175,6 +184,7 @@ impl Link {
                 writer: Box::new(writer),
             },
             closer: None,
+            redial: None,
         })
     }
 
@@ -216,6 +226,7 @@ impl Link {
                 writer: Box::new(ChannelWriter(from_handler_tx)),
             },
             closer: None,
+            redial: None,
         };
         let ends = LinkEnds {
             to_handler,

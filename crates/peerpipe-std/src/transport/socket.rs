@@ -11,7 +11,7 @@ use std::path::Path;
 use std::path::PathBuf;
 
 use super::accept::{Accepted, Acceptor, Socket, Stream};
-use super::{Link, Transport};
+use super::{Link, Reconnect, Redial, Target, Transport};
 
 /// A link over an accepted or connected socket; with `close_pipe`, stopping the handler
 /// shuts the socket down (the peer sees it).
@@ -38,19 +38,35 @@ pub(crate) fn stream_link(stream: Stream) -> io::Result<Link> {
     }
 }
 
-/// Accepts one connection, then closes the listening socket; an error if the handler was
+/// Accepts one connection; then, without reconnection, closes the listening socket; with
+/// it, keeps the socket for the peer's next connections. An error if the handler was
 /// stopped first.
-fn accept_one(acceptor: Acceptor) -> io::Result<Link> {
+fn accept_one(acceptor: Acceptor, policy: Reconnect) -> io::Result<Link> {
     let accepted = acceptor.accept(None)?;
-    // The listening socket closes here (and a Unix socket's file is removed).
-    drop(acceptor);
-    match accepted {
-        Accepted::Peer(stream) => stream_link(stream),
-        Accepted::TimedOut | Accepted::Stopped => Err(io::Error::new(
-            io::ErrorKind::Interrupted,
-            "stopped before a peer connected",
-        )),
+    let stream = match accepted {
+        Accepted::Peer(stream) => stream,
+        Accepted::TimedOut | Accepted::Stopped => {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "stopped before a peer connected",
+            ))
+        }
+    };
+    let mut link = stream_link(stream)?;
+    if policy.enabled {
+        link.redial = Some(Redial::Accept(acceptor, policy));
     }
+    // Otherwise the listening socket closes here (and a Unix socket's file is removed).
+    Ok(link)
+}
+
+/// Connects once; with reconnection, the link knows how to connect again.
+fn connect_one(target: Target, policy: Reconnect) -> io::Result<Link> {
+    let mut link = stream_link(target.connect(policy.connect_timeout)?)?;
+    if policy.enabled {
+        link.redial = Some(Redial::Dial(target, policy));
+    }
+    Ok(link)
 }
 
 enum TcpEnd {
@@ -61,22 +77,35 @@ enum TcpEnd {
 /// A TCP connection. The listening (PASSIVE) end binds when it is created, so its address is
 /// known before the peer starts; it accepts one connection when the handler starts, and
 /// closes its listening socket then, or when the handler stops first (the port is free when
-/// [`stop`](crate::PipeHandler::stop) returns).
-pub struct TcpTransport(TcpEnd);
+/// [`stop`](crate::PipeHandler::stop) returns). With reconnection (the default, see
+/// [`Reconnect`]) the listening end keeps its socket until the handler stops, and a broken
+/// connection is replaced.
+pub struct TcpTransport(TcpEnd, Reconnect);
 
 impl TcpTransport {
     /// The PASSIVE end: binds `addr` now (port 0 picks a free port; see
     /// [`local_addr`](Self::local_addr)) and accepts one connection on start.
     pub fn listen(addr: impl ToSocketAddrs) -> io::Result<Self> {
         let socket = Socket::Tcp(TcpListener::bind(addr)?);
-        Ok(TcpTransport(TcpEnd::Listen(Acceptor::new(socket)?)))
+        Ok(TcpTransport(
+            TcpEnd::Listen(Acceptor::new(socket)?),
+            Reconnect::default(),
+        ))
     }
 
     /// The ACTIVE end: connects to `addr` on start.
     pub fn connect(addr: impl ToSocketAddrs) -> io::Result<Self> {
-        Ok(TcpTransport(TcpEnd::Connect(
-            addr.to_socket_addrs()?.collect(),
-        )))
+        Ok(TcpTransport(
+            TcpEnd::Connect(addr.to_socket_addrs()?.collect()),
+            Reconnect::default(),
+        ))
+    }
+
+    /// What to do when the connection breaks (default [`Reconnect::ON`]; turn it off with
+    /// [`Reconnect::OFF`]).
+    pub fn reconnect(mut self, policy: Reconnect) -> Self {
+        self.1 = policy;
+        self
     }
 
     /// The listening address, for the PASSIVE end.
@@ -91,7 +120,8 @@ impl TcpTransport {
 impl Transport for TcpTransport {
     fn open(self: Box<Self>) -> io::Result<Link> {
         match self.0 {
-            TcpEnd::Listen(acceptor) => accept_one(acceptor),
+            TcpEnd::Listen(acceptor) => accept_one(acceptor, self.1),
+            TcpEnd::Connect(addrs) if self.1.enabled => connect_one(Target::Tcp(addrs), self.1),
             TcpEnd::Connect(addrs) => stream_link(Stream::Tcp(TcpStream::connect(&addrs[..])?)),
         }
     }
@@ -114,9 +144,9 @@ enum UnixEnd {
 }
 
 /// A Unix domain socket connection, PASSIVE (listening at a path) or ACTIVE (connecting).
-/// Unix only.
+/// Unix only. It reconnects like [`TcpTransport`] (see [`Reconnect`]).
 #[cfg(unix)]
-pub struct UnixTransport(UnixEnd);
+pub struct UnixTransport(UnixEnd, Reconnect);
 
 #[cfg(unix)]
 impl UnixTransport {
@@ -124,14 +154,25 @@ impl UnixTransport {
     /// connection on start. The file is removed when the connection is accepted, or when the
     /// handler stops first.
     pub fn listen(path: impl AsRef<Path>) -> io::Result<Self> {
-        Ok(UnixTransport(UnixEnd::Listen(Acceptor::new(bind_unix(
-            path.as_ref(),
-        )?)?)))
+        Ok(UnixTransport(
+            UnixEnd::Listen(Acceptor::new(bind_unix(path.as_ref())?)?),
+            Reconnect::default(),
+        ))
     }
 
     /// The ACTIVE end: connects to `path` on start.
     pub fn connect(path: impl AsRef<Path>) -> Self {
-        UnixTransport(UnixEnd::Connect(path.as_ref().to_path_buf()))
+        UnixTransport(
+            UnixEnd::Connect(path.as_ref().to_path_buf()),
+            Reconnect::default(),
+        )
+    }
+
+    /// What to do when the connection breaks (default [`Reconnect::ON`]; turn it off with
+    /// [`Reconnect::OFF`]).
+    pub fn reconnect(mut self, policy: Reconnect) -> Self {
+        self.1 = policy;
+        self
     }
 }
 
@@ -146,7 +187,8 @@ pub(crate) fn bind_unix(path: &Path) -> io::Result<Socket> {
 impl Transport for UnixTransport {
     fn open(self: Box<Self>) -> io::Result<Link> {
         match self.0 {
-            UnixEnd::Listen(acceptor) => accept_one(acceptor),
+            UnixEnd::Listen(acceptor) => accept_one(acceptor, self.1),
+            UnixEnd::Connect(path) if self.1.enabled => connect_one(Target::Unix(path), self.1),
             UnixEnd::Connect(path) => stream_link(Stream::Unix(UnixStream::connect(path)?)),
         }
     }

@@ -1,0 +1,226 @@
+//! Replacing a broken connection (TCP, Unix sockets; see [`Reconnect`]): a thread per
+//! handler that dials again (ACTIVE end) or accepts the peer's next connection (PASSIVE
+//! end), and hands the new link to the I/O thread through the state.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::time::{Duration, Instant as StdInstant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use super::Shared;
+use crate::transport::{stream_link, Accepted, Acceptor, Link, Reconnect, Redial, StopAccept, Stream, Target};
+
+/// A new connection for the I/O thread, with the bytes already read from it (a newcomer's
+/// first frame, read to check who it is).
+pub(crate) struct Handover {
+    pub(crate) link: Link,
+    pub(crate) input: Vec<u8>,
+}
+
+/// Starts the thread that replaces the link when it breaks; returns what stops a listening
+/// end's acceptor (at the handler's stop: the port is free when `stop` returns).
+pub(super) fn spawn(shared: &Arc<Shared>, redial: Redial) -> io::Result<Option<StopAccept>> {
+    let policy = *redial.policy();
+    let builder = std::thread::Builder::new().name("peerpipe-reconnect".into());
+    match redial {
+        Redial::Dial(target, _) => {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            {
+                let mut st = shared.lock();
+                st.redial_tx = Some(tx);
+                st.can_reconnect = true;
+                st.give_up_after = policy.give_up_after;
+            }
+            let shared = shared.clone();
+            builder.spawn(move || dial(&shared, &target, &policy, &rx))?;
+            Ok(None)
+        }
+        Redial::Accept(acceptor, _) => {
+            let stopper = acceptor.stopper();
+            {
+                let mut st = shared.lock();
+                st.can_reconnect = true;
+                st.give_up_after = policy.give_up_after;
+            }
+            let shared = shared.clone();
+            builder.spawn(move || accept(&shared, &acceptor, &policy))?;
+            Ok(Some(stopper))
+        }
+    }
+}
+
+/// A small random source for the backoff's jitter.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Self {
+        Rng(u64::from(peerpipe_host::new_session_id()) << 1 | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// The ACTIVE end: each time the link breaks, dials until a connection is made or none is
+/// wanted any more (the handler stopped, the peer is gone). Ends when the handler stops
+/// (the sender of `poke` is dropped).
+fn dial(shared: &Shared, target: &Target, policy: &Reconnect, poke: &Receiver<()>) {
+    let mut rng = Rng::new();
+    loop {
+        if poke.recv().is_err() {
+            return;
+        }
+        let mut attempt = 0u32;
+        loop {
+            let until = StdInstant::now() + policy.delay(attempt, rng.next());
+            loop {
+                match poke.recv_deadline(until) {
+                    Ok(()) => {}
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
+            if !shared.lock().wants_link() {
+                break;
+            }
+            match target.connect(policy.connect_timeout).and_then(stream_link) {
+                Ok(link) => {
+                    handover(shared, link, Vec::new(), false);
+                    break;
+                }
+                Err(e) => {
+                    log::debug!("peerpipe: reconnect attempt {attempt} failed: {e}");
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+        }
+    }
+}
+
+/// The PASSIVE end: takes every connection that comes until the handler stops. While no
+/// connection is live, a newcomer is taken as it is; while one is, it must prove to be the
+/// peer (its first frame carries the current peer session) to replace it, or it is closed.
+fn accept(shared: &Shared, acceptor: &Acceptor, policy: &Reconnect) {
+    loop {
+        let stream = match acceptor.accept(None) {
+            Ok(Accepted::Peer(s)) => s,
+            Ok(Accepted::Stopped) => return,
+            Ok(Accepted::TimedOut) => continue,
+            Err(e) => {
+                if acceptor.is_stopped() {
+                    return;
+                }
+                log::warn!("peerpipe: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let (taking, live) = {
+            let st = shared.lock();
+            if st.stop.is_some() {
+                return;
+            }
+            (st.accepts_links(), st.link_is_live() || st.handover.is_some())
+        };
+        if taking && !live {
+            if let Ok(link) = stream_link(stream) {
+                handover(shared, link, Vec::new(), false);
+            }
+            continue;
+        }
+        if taking {
+            if let Some((session, input)) = first_frame(&stream, policy.probation) {
+                let same = shared.lock().ep.peer_session() == Some(session);
+                if same {
+                    if let Ok(link) = stream_link(stream) {
+                        log::info!("peerpipe: the peer reconnected; its new connection replaces the old one");
+                        handover(shared, link, input, true);
+                    }
+                    continue;
+                }
+            }
+        }
+        log::warn!("peerpipe: refused a connection: a conversation is going on with another");
+        shared.lock().refused_connections += 1;
+        drop(stream);
+    }
+}
+
+/// Reads the first frame a newcomer sends, within `within`: its session and the bytes read.
+fn first_frame(stream: &Stream, within: Duration) -> Option<(u32, Vec<u8>)> {
+    let deadline = StdInstant::now() + within;
+    let mut decoder = Box::new(peerpipe_core::wire::Decoder::<{ crate::FRAME }>::new());
+    let mut input = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    let found = loop {
+        let left = deadline.saturating_duration_since(StdInstant::now());
+        if left.is_zero() || input.len() > 4 * crate::FRAME {
+            break None;
+        }
+        let n = match stream.read_within(&mut buf, left) {
+            Ok(0) | Err(_) => break None,
+            Ok(n) => n,
+        };
+        let mut rest = buf.get(..n).unwrap_or(&[]);
+        input.extend_from_slice(rest);
+        let mut session = None;
+        while !rest.is_empty() && session.is_none() {
+            let (used, frame) = decoder.feed(rest);
+            if let Some(Ok(frame)) = frame {
+                session = Some(frame.session);
+            }
+            rest = rest.get(used..).unwrap_or(&[]);
+        }
+        if session.is_some() {
+            break session;
+        }
+    };
+    let _ = stream.read_within(&mut [], Duration::ZERO);
+    found.map(|s| (s, input))
+}
+
+impl Stream {
+    /// A blocking read that waits at most `within` (zero: clears the timeout, reads nothing).
+    fn read_within(&self, buf: &mut [u8], within: Duration) -> io::Result<usize> {
+        let timeout = (!within.is_zero()).then_some(within);
+        match self {
+            Stream::Tcp(s) => {
+                s.set_read_timeout(timeout)?;
+                if buf.is_empty() {
+                    return Ok(0);
+                }
+                (&*s).read(buf)
+            }
+            #[cfg(unix)]
+            Stream::Unix(s) => {
+                s.set_read_timeout(timeout)?;
+                if buf.is_empty() {
+                    return Ok(0);
+                }
+                (&*s).read(buf)
+            }
+        }
+    }
+}
+
+/// Gives a new connection to the I/O thread (`replace`: even while one is live); dropped
+/// (closed) when the handler no longer takes one.
+fn handover(shared: &Shared, link: Link, input: Vec<u8>, replace: bool) {
+    let mut st = shared.lock();
+    if !st.accepts_links() || (!replace && (st.link_is_live() || st.handover.is_some())) {
+        return;
+    }
+    st.handover = Some(Handover { link, input });
+    st.dispatch_needed = true;
+    st.io_busy = true;
+    drop(st);
+    shared.waker.wake();
+}
