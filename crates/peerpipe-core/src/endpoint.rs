@@ -561,11 +561,17 @@ mod reconnect_tests {
         a.send(t, first, None).unwrap();
         // The DATA frame is lost with the connection.
         assert!(!frames(&mut a, t).is_empty());
-        assert!(frames(&mut a, t).is_empty(), "nothing due before the resend timer");
+        assert!(
+            frames(&mut a, t).is_empty(),
+            "nothing due before the resend timer"
+        );
         a.transport_restored(t);
         b.transport_restored(t);
         let again = frames(&mut a, t);
-        assert!(again.len() >= 2, "the DATA and a heartbeat go at once: {again:?}");
+        assert!(
+            again.len() >= 2,
+            "the DATA and a heartbeat go at once: {again:?}"
+        );
         for f in &again {
             b.handle_bytes(t, f);
         }
@@ -592,7 +598,8 @@ mod reconnect_tests {
     fn half_a_frame_from_the_old_connection_is_dropped_silently() {
         let (mut a, mut b) = pair();
         let t = Instant::from_micros(1_000);
-        a.send(t, Message::request("t", b"one").unwrap(), None).unwrap();
+        a.send(t, Message::request("t", b"one").unwrap(), None)
+            .unwrap();
         let f = frames(&mut a, t).remove(0);
         b.handle_bytes(t, &f[..f.len() / 2]);
         b.transport_restored(t);

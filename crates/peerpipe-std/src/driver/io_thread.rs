@@ -306,11 +306,7 @@ impl Io {
         if !self.pending.is_empty() {
             return false;
         }
-        acts.extend(
-            st.link_events
-                .drain(..)
-                .map(|s| Act::Item(Item::Status(s))),
-        );
+        acts.extend(st.link_events.drain(..).map(|s| Act::Item(Item::Status(s))));
         let callbacks = self.shared.message_cb.is_set() && self.shared.status_cb.is_set();
         let (mut items, mut bytes) = (0, 0);
         loop {

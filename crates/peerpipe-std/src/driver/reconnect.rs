@@ -9,7 +9,9 @@ use std::time::{Duration, Instant as StdInstant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::Shared;
-use crate::transport::{stream_link, Accepted, Acceptor, Link, Reconnect, Redial, StopAccept, Stream, Target};
+use crate::transport::{
+    stream_link, Accepted, Acceptor, Link, Reconnect, Redial, StopAccept, Stream, Target,
+};
 
 /// A new connection for the I/O thread, with the bytes already read from it (a newcomer's
 /// first frame, read to check who it is).
@@ -128,7 +130,10 @@ fn accept(shared: &Shared, acceptor: &Acceptor, policy: &Reconnect) {
             if st.stop.is_some() {
                 return;
             }
-            (st.accepts_links(), st.link_is_live() || st.handover.is_some())
+            (
+                st.accepts_links(),
+                st.link_is_live() || st.handover.is_some(),
+            )
         };
         if taking && !live {
             if let Ok(link) = stream_link(stream) {

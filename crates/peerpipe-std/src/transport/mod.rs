@@ -30,8 +30,8 @@ mod socket;
 pub(crate) use accept::{Accepted, Acceptor, Socket, StopAccept, Stream};
 pub use memory::{memory_pair, MemoryTransport};
 pub use process::{ChildExit, ChildTransport, StdioTransport};
-pub(crate) use reconnect::{Redial, Target};
 pub use reconnect::Reconnect;
+pub(crate) use reconnect::{Redial, Target};
 #[cfg(feature = "serial")]
 pub use serial::SerialTransport;
 #[cfg(unix)]
