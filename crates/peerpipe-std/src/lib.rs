@@ -83,6 +83,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Reconnection: a [`TcpTransport`] or [`UnixTransport`] whose connection breaks gets a new
+//! one (the ACTIVE end dials again with backoff and jitter, the PASSIVE end keeps listening),
+//! and the conversation goes on in the same session: what was in flight is sent again at once,
+//! delivered once, in order. The application sees [`Status::Reconnecting`] and
+//! [`Status::Reconnected`]; the peer is GONE only when no connection comes back within
+//! `heartbeat_timeout` (or [`Reconnect::give_up_after`]). [`Reconnect`] has the defaults, who
+//! may replace a live connection, and what holds without TLS; [`Reconnect::OFF`] turns it off.
+//!
 //! Messages of any size: a message carries up to [`MAX_PAYLOAD`] bytes (4 GiB), END and
 //! ABORT data too. One longer than [`FRAGMENT`] (4 KiB) travels in fragments, each
 //! acknowledged, resent and bounded like a small message; the send succeeds once the peer's

@@ -272,8 +272,11 @@ fn single_connection_unix_listener_stopped_before_a_peer_removes_its_file() {
 #[test]
 fn single_connection_listener_still_serves_its_one_peer() {
     // The accept is interruptible now; it must still take its peer at once, and refuse a
-    // second one (the listening socket closes once the first is accepted).
-    let transport = TcpTransport::listen("127.0.0.1:0").unwrap();
+    // second one (without reconnection, the listening socket closes once the first is
+    // accepted; with it, `reconnect.rs` checks that a stranger is refused).
+    let transport = TcpTransport::listen("127.0.0.1:0")
+        .unwrap()
+        .reconnect(peerpipe_std::Reconnect::OFF);
     let addr = transport.local_addr().unwrap();
     let server = PipeHandler::new(transport, config()).unwrap();
     serve(&server);

@@ -5,7 +5,9 @@
 mod common;
 
 use common::*;
-use peerpipe_std::{memory_pair, Error, GoneReason, Message, PipeHandler, Status, TcpTransport};
+use peerpipe_std::{
+    memory_pair, Error, GoneReason, Message, PipeHandler, Reconnect, Status, TcpTransport,
+};
 
 #[test]
 fn memory_pair_end_to_end() {
@@ -17,9 +19,14 @@ fn memory_pair_end_to_end() {
 
 #[test]
 fn tcp_loopback_end_to_end() {
-    let server = TcpTransport::listen("127.0.0.1:0").unwrap();
+    // Without reconnection (`reconnect.rs` has it): a break is GONE at once.
+    let server = TcpTransport::listen("127.0.0.1:0")
+        .unwrap()
+        .reconnect(Reconnect::OFF);
     let addr = server.local_addr().expect("listening address");
-    let client = TcpTransport::connect(addr).unwrap();
+    let client = TcpTransport::connect(addr)
+        .unwrap()
+        .reconnect(Reconnect::OFF);
     let (a, b) = start_pair(client, server, config());
     exercise(&a, &b);
     close_and_expect_gone(&b, &a);

@@ -11,18 +11,22 @@ use std::io;
 use std::time::Instant;
 
 use common::*;
-use peerpipe_std::{SerialTransport, Status, UnixTransport};
+use peerpipe_std::{Reconnect, SerialTransport, Status, UnixTransport};
 use pty::open_pty;
 
 #[test]
 fn unix_socket_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("peerpipe.sock");
-    let server = UnixTransport::listen(&path).unwrap();
-    let client = UnixTransport::connect(&path);
+    // Without reconnection (`reconnect.rs` has it): a break is GONE at once.
+    let server = UnixTransport::listen(&path)
+        .unwrap()
+        .reconnect(Reconnect::OFF);
+    let client = UnixTransport::connect(&path).reconnect(Reconnect::OFF);
     let (a, b) = start_pair(server, client, config());
     exercise(&a, &b);
-    // The listening end removes its socket file once connected.
+    // The listening end removes its socket file once connected (with reconnection, it
+    // keeps listening until the handler stops).
     assert!(!path.exists());
     close_and_expect_gone(&a, &b);
 }
