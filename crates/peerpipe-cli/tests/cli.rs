@@ -201,7 +201,10 @@ fn request_against_listen_echo_over_tcp() {
         "request peer=1 id=0 topic=ping len=5 data=\"hello\""
     );
     assert_eq!(lines[2], "end peer=1 len=0 data=\"\"");
-    assert!(out.contains("request peer=2 id=0 topic=ping len=8 data=\"hi there\""));
+    assert!(
+        out.contains("request peer=2 id=0 topic=ping len=8 data=\"hi there\""),
+        "{out}"
+    );
     assert!(out.contains("request peer=3 id=0 topic=bin len=256 data=\"\\x00\\x01"));
 }
 

@@ -480,6 +480,13 @@ impl<
         &self.machine.config
     }
 
+    /// Whether this endpoint closed the conversation ([`notify_end`](Self::notify_end) or
+    /// [`notify_abort`](Self::notify_abort), or END or ABORT data from
+    /// [`send_from`](Self::send_from)): `Closed(LocalEnd)` or `Closed(LocalAbort)`.
+    pub fn local_close(&self) -> Option<CloseReason> {
+        self.machine.local_close
+    }
+
     /// Whether [`stop`](Self::stop) was called.
     pub fn is_stopped(&self) -> bool {
         self.machine.stopped

@@ -382,6 +382,28 @@ fn without_reconnection_a_cut_is_gone_at_once() {
     close_and_expect_gone(&b, &a);
 }
 
+/// After this side's END went through there is nothing left to say: a break is GONE at
+/// once and nothing dials again (a `peerpipe request` that ended would otherwise reach the
+/// listener once more as a new, empty conversation).
+#[test]
+fn after_its_end_went_through_a_handler_does_not_reconnect() {
+    let server = TcpTransport::listen("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let client = TcpTransport::connect(addr).unwrap();
+    let (a, b) = start_pair(client, server, config());
+    exercise(&a, &b);
+    a.notify_end(Vec::new()).unwrap();
+    assert!(matches!(next_status(&b, STEP), Status::End(_)));
+    b.stop(true);
+    // The break after the END: GONE at once, not Reconnecting.
+    match next_status(&a, STEP) {
+        Status::Gone { .. } => {}
+        s => panic!("expected GONE after the END, got {s:?}"),
+    }
+    assert_eq!(a.stats().reconnects, 0);
+    a.stop(true);
+}
+
 #[test]
 fn the_peer_is_gone_when_no_connection_comes_back_within_give_up_after() {
     let server = TcpTransport::listen("127.0.0.1:0").unwrap();

@@ -307,10 +307,13 @@ impl State {
     /// Whether the conversation may take a new connection: not stopped, the peer not gone,
     /// ended or aborted, the link not given up.
     fn accepts_links(&self) -> bool {
+        // After this side's END or ABORT went through, there is nothing left to say.
+        let said_all = self.ep.local_close().is_some() && self.ep.pending_sends() == 0;
         self.stop.is_none()
             && !self.ep.is_stopped()
             && matches!(self.ep.peer_state(), PeerState::NotSeen | PeerState::Up)
             && !matches!(self.link, Out::Lost)
+            && !said_all
     }
 
     /// Whether a connection is up.
