@@ -152,6 +152,8 @@ pub(crate) struct SendQueue<const P: usize, const T: usize, const TX: usize> {
     msgs: Vec<Msg<P, T>, TX>,
     frags: Vec<Fragment, TX>,
     next_id: u64,
+    /// Every message below this id is cut whole, or settled.
+    uncut: u64,
     next_seq: u64,
 }
 
@@ -161,6 +163,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             msgs: Vec::new(),
             frags: Vec::new(),
             next_id: 0,
+            uncut: 0,
             next_seq: 0,
         }
     }
@@ -234,19 +237,20 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             return false;
         };
         let mut failed = false;
-        while !self.frags.is_full() {
-            // The oldest message not cut whole, found by index (no divider; see `floor`).
-            let Some(index) = (0..self.msgs.len())
-                .filter_map(|i| self.msgs.get(i).map(|m| (i, m)))
-                .filter(|(_, m)| m.uncut())
-                .min_by_key(|(_, m)| m.id)
-                .map(|(i, _)| i)
-            else {
-                break;
+        // Messages are cut whole in the order of their ids: `uncut` is the oldest that may
+        // still have bytes to cut, so a call with nothing to cut costs nothing.
+        while !self.frags.is_full() && self.uncut < self.next_id {
+            // Found by index (no divider; see `floor`).
+            let oldest = (0..self.msgs.len())
+                .find(|&i| self.msgs.get(i).is_some_and(|m| m.id == self.uncut));
+            let Some(msg) = oldest.and_then(|i| self.msgs.get_mut(i)) else {
+                self.uncut += 1;
+                continue;
             };
-            let Some(msg) = self.msgs.get_mut(index) else {
-                break;
-            };
+            if !msg.uncut() {
+                self.uncut += 1;
+                continue;
+            }
             let total = msg.total();
             let most = payload.min(caps.max_payload as usize);
             let too_long = caps.max_message != 0 && total > caps.max_message;
