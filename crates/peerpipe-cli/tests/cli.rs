@@ -1113,62 +1113,12 @@ fn request_over_nvflare_s_file_pipe() {
     let _ = echo.kill();
 }
 
-/// A pseudo-terminal pair in raw mode (as `peerpipe-std`'s serial tests make one): the
+/// A pseudo-terminal pair in raw mode, as `peerpipe-std`'s serial tests make one: the
 /// master's fd, the slave kept open (so that the master never reads EIO between two
 /// processes) and the slave's path, which a `serial:` link opens.
 #[cfg(unix)]
-mod pty {
-    use std::fs::File;
-    use std::os::fd::FromRawFd;
-
-    pub struct Pty {
-        pub master: File,
-        #[allow(dead_code)]
-        pub slave: File,
-        pub path: String,
-    }
-
-    pub fn open() -> Pty {
-        let (mut master, mut slave) = (-1, -1);
-        // SAFETY: out-pointers to two ints; name, termios and winsize may be null.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
-        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        for fd in [master, slave] {
-            // SAFETY: fd is an open terminal; `t` is a plain C struct filled by tcgetattr.
-            unsafe {
-                let mut t: libc::termios = std::mem::zeroed();
-                assert_eq!(libc::tcgetattr(fd, &mut t), 0);
-                libc::cfmakeraw(&mut t);
-                assert_eq!(libc::tcsetattr(fd, libc::TCSANOW, &t), 0);
-                // Not inherited by the processes the test starts (they get dups as stdio).
-                assert_eq!(libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC), 0);
-            }
-        }
-        let mut name = [0 as libc::c_char; 128];
-        // SAFETY: the buffer and its length match.
-        let rc = unsafe { libc::ttyname_r(slave, name.as_mut_ptr(), name.len()) };
-        assert_eq!(rc, 0, "ttyname_r");
-        // SAFETY: ttyname_r wrote a NUL-terminated string.
-        let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
-            .to_string_lossy()
-            .into_owned();
-        // SAFETY: openpty gave us these fds; each File takes sole ownership of one.
-        let (master, slave) = unsafe { (File::from_raw_fd(master), File::from_raw_fd(slave)) };
-        Pty {
-            master,
-            slave,
-            path,
-        }
-    }
-}
+#[path = "../../peerpipe-std/tests/common/pty.rs"]
+mod pty;
 
 /// `peerpipe ARGS` on the master of `pty` (its stdin and stdout, a `stdio` link); stderr
 /// (where its reports go) captured.
@@ -1205,7 +1155,7 @@ fn finish(child: Child) -> (i32, String) {
 #[cfg(unix)]
 #[test]
 fn request_and_send_file_over_a_pseudo_terminal() {
-    let p = pty::open();
+    let p = pty::open_pty();
     let serial = format!("serial:{}@115200", p.path);
     let echo = on_master(&p, &["listen", "stdio", "--echo"]);
     let o = run(&["request", &serial, "ping", "over a pty"]);
@@ -1218,7 +1168,7 @@ fn request_and_send_file_over_a_pseudo_terminal() {
         "{reports}"
     );
 
-    let p = pty::open();
+    let p = pty::open_pty();
     let serial = format!("serial:{}@115200", p.path);
     let dir = tempfile::tempdir().unwrap();
     let dst = dir.path().join("dst");

@@ -1,5 +1,5 @@
-//! A pseudo-terminal pair in raw mode, for serial-port tests (Unix). Shared with
-//! peerpipe-tokio's serial test through `#[path]` (not part of `common`, which tests
+//! A pseudo-terminal pair in raw mode, for serial-port tests (Unix). Shared with the CLI's and
+//! peerpipe-tokio's serial tests through `#[path]` (not part of `common`, which tests
 //! without `libc` include too).
 
 use std::fs::File;
