@@ -34,7 +34,9 @@ impl OutBuf {
         self.len = 0;
     }
 
-    /// The first `n` bytes were written: keeps the rest.
+    /// The first `n` bytes were written: keeps the rest. (Only the non-blocking writes of
+    /// the Unix fd path write part of the buffer.)
+    #[cfg(unix)]
     pub(super) fn consume(&mut self, n: usize) {
         let n = n.min(self.len);
         if n == self.len {
