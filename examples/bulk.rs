@@ -33,6 +33,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use peerpipe_examples::cli;
+use peerpipe_examples::cli::Kind;
 use peerpipe_std::{memory_pair, Config, Item, Message, PipeHandler, TcpTransport, Transport};
 
 const USAGE: &str = "\
@@ -54,12 +55,6 @@ const TIMEOUT: Duration = Duration::from_secs(600);
 const CHUNK: usize = 64 * 1024;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Memory,
-    Tcp,
-    Unix,
-}
-
 struct Args {
     kind: Kind,
     size: usize,
@@ -94,16 +89,7 @@ fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
     while let Some(arg) = parser.next()? {
         match arg {
             Short('h') | Long("help") => return Ok(None),
-            Long("transport") => {
-                a.kind = match parser.value()?.string()?.as_str() {
-                    "memory" => Kind::Memory,
-                    "tcp" => Kind::Tcp,
-                    "unix" => Kind::Unix,
-                    other => {
-                        return Err(format!("--transport: memory, tcp or unix, not {other}").into())
-                    }
-                }
-            }
+            Long("transport") => a.kind = cli::value(parser, "--transport")?,
             Long("size") => a.size = parse_size(&parser.value()?.string()?)?,
             Long("driver") => {
                 a.tokio = match parser.value()?.string()?.as_str() {
@@ -137,11 +123,7 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 fn run(args: &Args) -> Result<String, String> {
-    let name = match args.kind {
-        Kind::Memory => "memory",
-        Kind::Tcp => "tcp",
-        Kind::Unix => "unix",
-    };
+    let name = args.kind.name();
     let took = if args.tokio {
         through_tokio(args)?
     } else {

@@ -39,3 +39,38 @@ where
     text.parse()
         .map_err(|e| format!("{option}: {e}: {text:?}").into())
 }
+
+/// The kind of link a measuring example runs over (`--transport memory|tcp|unix`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// An in-memory pair in one process.
+    Memory,
+    /// TCP over loopback.
+    Tcp,
+    /// A Unix socket.
+    Unix,
+}
+
+impl Kind {
+    /// The name the command line and the figures line use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Memory => "memory",
+            Kind::Tcp => "tcp",
+            Kind::Unix => "unix",
+        }
+    }
+}
+
+impl FromStr for Kind {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "memory" => Ok(Kind::Memory),
+            "tcp" => Ok(Kind::Tcp),
+            "unix" => Ok(Kind::Unix),
+            _ => Err("memory, tcp or unix"),
+        }
+    }
+}

@@ -37,6 +37,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use peerpipe_examples::cli;
+use peerpipe_examples::cli::Kind;
 use peerpipe_std::{
     memory_pair, Config, Message, PipeHandler, Status, TcpTransport, UnixTransport,
 };
@@ -60,23 +61,6 @@ const BLOCKS: usize = 10;
 /// Bound on every wait.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
-    Memory,
-    Tcp,
-    Unix,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Memory => "memory",
-            Kind::Tcp => "tcp",
-            Kind::Unix => "unix",
-        }
-    }
-}
-
 struct Args {
     kind: Kind,
     count: usize,
@@ -87,7 +71,7 @@ struct Args {
 
 /// Parses the command line; `Ok(None)` means help was asked for.
 fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
-    use cli::{value, Long, Short, ValueExt};
+    use cli::{value, Long, Short};
     let mut a = Args {
         kind: Kind::Memory,
         count: 2000,
@@ -98,16 +82,7 @@ fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
     while let Some(arg) = parser.next()? {
         match arg {
             Short('h') | Long("help") => return Ok(None),
-            Long("transport") => {
-                a.kind = match parser.value()?.string()?.as_str() {
-                    "memory" => Kind::Memory,
-                    "tcp" => Kind::Tcp,
-                    "unix" => Kind::Unix,
-                    other => {
-                        return Err(format!("--transport: memory, tcp or unix, not {other}").into())
-                    }
-                }
-            }
+            Long("transport") => a.kind = value(parser, "--transport")?,
             Long("count") => a.count = value(parser, "--count")?,
             Long("payload") => a.payload = value(parser, "--payload")?,
             Long("threads") => a.threads = value(parser, "--threads")?,
