@@ -293,22 +293,29 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     /// and `window` bytes beyond the lowest one await their acknowledgement, so that the
     /// peer's receive queue is not flooded with fragments it would have to refuse.
     pub(crate) fn next_due(&self, peer: PeerRoom) -> Option<usize> {
-        let floor = self.floor();
+        // One pass: the lowest fragment (the floor), the due one to go, what is outstanding.
         let mut outstanding = 0u32;
         let mut bytes = 0u64;
+        let mut lowest: Option<&Fragment> = None;
         let mut best: Option<(usize, &Fragment)> = None;
         for (i, f) in self.frags.iter().enumerate() {
             if f.sent > 0 && !f.retry {
                 outstanding += 1;
-                if f.seq != floor {
-                    bytes += u64::from(f.len);
-                }
+                bytes += u64::from(f.len);
+            }
+            if lowest.is_none_or(|l| f.seq < l.seq) {
+                lowest = Some(f);
             }
             if f.due && best.is_none_or(|(_, b)| f.seq < b.seq) {
                 best = Some((i, f));
             }
         }
         let (index, f) = best?;
+        let floor = lowest.map_or(self.next_seq, |l| l.seq);
+        // The window counts the bytes beyond the lowest fragment.
+        if let Some(l) = lowest.filter(|l| l.sent > 0 && !l.retry) {
+            bytes -= u64::from(l.len);
+        }
         let resend = f.sent > 0 && !f.retry;
         let fits = outstanding <= peer.room && bytes + u64::from(f.len) <= u64::from(peer.window);
         (resend || f.seq == floor || fits).then_some(index)
