@@ -56,20 +56,22 @@ impl Bg {
         format!("tcp:{}", self.addr)
     }
 
+    /// Everything the process printed on stdout (until it closed it).
+    fn stdout(&mut self) -> String {
+        use std::io::Read;
+        let mut out = String::new();
+        if let Some(mut stdout) = self.child.stdout.take() {
+            stdout.read_to_string(&mut out).unwrap();
+        }
+        out
+    }
+
     /// Waits for the process to exit by itself; returns its status and stdout.
     fn wait(mut self) -> (i32, String) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                let mut out = String::new();
-                use std::io::Read;
-                self.child
-                    .stdout
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut out)
-                    .unwrap();
-                return (status.code().unwrap_or(-1), out);
+                return (status.code().unwrap_or(-1), self.stdout());
             }
             assert!(Instant::now() < deadline, "the process did not exit");
             std::thread::sleep(Duration::from_millis(20));
@@ -79,14 +81,7 @@ impl Bg {
     /// Stops the process and returns what it printed on stdout and stderr.
     fn stop(mut self) -> (String, String) {
         let _ = self.child.kill();
-        let mut out = String::new();
-        use std::io::Read;
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
+        let out = self.stdout();
         let _ = self.child.wait();
         let err: Vec<String> = self.stderr.try_iter().collect();
         (out, err.join("\n"))
