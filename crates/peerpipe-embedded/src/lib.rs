@@ -117,6 +117,8 @@
 )]
 #![warn(missing_docs)]
 
+#[cfg(feature = "async")]
+pub mod asynch;
 mod clock;
 mod split;
 
