@@ -28,6 +28,8 @@
 //! so a message in flash or generated on the fly is never copied into RAM. Nothing else
 //! changes: the driver's one frame buffer still holds any frame.
 //!
+//! Firmware on an async executor (embassy) uses `asynch` instead (feature `async`).
+//!
 //! ## Ports
 //!
 //! - One type that is both `Read<u8>` and `Write<u8>`: [`SerialDriver::new`].
@@ -95,6 +97,10 @@
 //! - `embedded-io-07`: `io07::IoSerial`, the same adapter for embedded-io **0.7** (the
 //!   version embedded-io-async 0.7 builds on).
 //! - `defmt`: logs serial errors with defmt and derives `defmt::Format` on the core's types.
+//! - `async`: `asynch`, the async driver for embassy and other executors: a `Runner` task
+//!   drives the endpoint over embedded-io-async 0.7 halves, other tasks send, request and
+//!   receive through a `Handle` (embassy-sync); see its docs for a worked example.
+//! - `embassy-time` (enables `async`): `asynch::EmbassyClock`, embassy-time as its clock.
 //!
 //! Both embedded-io versions are offered because both are in use: a HAL release implements
 //! the version it was built against, and a firmware cannot pick its HAL's version. Each

@@ -9,12 +9,12 @@
 //! [`Handle::send_from`] (a message of any length, its bytes read from the runner's
 //! [`Source`](crate::Source) as its frames go out), [`Handle::notify_end`] /
 //! [`Handle::notify_abort`], and [`Handle::receive`] for everything the peer sends and
-//! every change of its state, messages longer than a frame as [`Event::Part`]s.
+//! every change of its state, messages longer than a frame as [`Event::Part`](crate::Event::Part)s.
 //!
 //! Time comes from a [`Clock`]: [`EmbassyClock`] (feature `embassy-time`) or any other.
 //!
 //! Back-pressure, never a silent drop: a send with every send slot taken fails at once with
-//! [`Error::SendQueueFull`](crate::peerpipe_core::Error::SendQueueFull); events the
+//! [`Error::SendQueueFull`]; events the
 //! application does not receive wait in the endpoint once the channel is full, its receive
 //! queue fills and the peer's sends wait for room.
 //!
