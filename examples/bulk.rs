@@ -3,7 +3,7 @@
 //! a bare copy of the same bytes through the same kind of channel.
 //!
 //! ```text
-//! cargo run --release -p peerpipe-examples --example bulk -- [--size 1G] [--transport memory|tcp|unix] [--driver std|tokio]
+//! cargo run --release -p peerpipe-examples --example bulk -- [--size 1G] [--transport memory|tcp|unix] [--driver std|tokio] [--tls]
 //! ```
 //!
 //! Prints exactly one line on stdout (diagnostics go to stderr):
@@ -26,6 +26,9 @@
 //!   after the peerpipe transfer and before the bare one. The program holds the message
 //!   twice then (the sender's and the receiver's copy): the figure is that, plus the
 //!   handlers' windows and buffers, plus the program itself.
+//! - `--tls` (TCP): the same message once more, over TLS with mutual authentication
+//!   (certificates made at start), after the plain TCP transfer; the line gains
+//!   `tls_mb_per_s` and `tls_over_tcp` (TLS's rate over plain TCP's, in %).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -47,6 +50,8 @@ Options:
   --size SIZE     bytes, with an optional K, M or G (KiB, MiB, GiB)   (default 1G)
   --transport T   memory, tcp or unix                                (default memory)
   --driver D      std (threads) or tokio (async, default capacities) (default std)
+  --tls           also over TLS (mutual authentication), next to plain TCP
+                  (implies --transport tcp)
   -h, --help      print this help";
 
 /// Bound on the transfer.
@@ -60,6 +65,8 @@ struct Args {
     size: usize,
     /// peerpipe-tokio instead of peerpipe-std.
     tokio: bool,
+    /// Also over TLS.
+    tls: bool,
 }
 
 /// `64M`, `1G`, `4096`, `512K`: binary multiples.
@@ -85,6 +92,7 @@ fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
         kind: Kind::Memory,
         size: 1 << 30,
         tokio: false,
+        tls: false,
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -98,8 +106,15 @@ fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
                     other => return Err(format!("--driver: std or tokio, not {other}").into()),
                 }
             }
+            Long("tls") => a.tls = true,
             _ => return Err(arg.unexpected()),
         }
+    }
+    if a.tls {
+        if a.kind == Kind::Unix {
+            return Err("--tls runs over TCP: not with --transport unix".into());
+        }
+        a.kind = Kind::Tcp;
     }
     Ok(Some(a))
 }
@@ -127,7 +142,12 @@ fn run(args: &Args) -> Result<String, String> {
     let took = if args.tokio {
         through_tokio(args)?
     } else {
-        through_peerpipe(args)?
+        through_peerpipe(args, None)?
+    };
+    let tls = match (args.tls, args.tokio) {
+        (false, _) => None,
+        (true, false) => Some(through_peerpipe(args, Some(&cli::tls_pair()))?),
+        (true, true) => return Err("--tls: with --driver std only".into()),
     };
     let peak = peak_rss_mib();
     let raw = bare_copy(args)?;
@@ -138,8 +158,16 @@ fn run(args: &Args) -> Result<String, String> {
         raw.as_secs_f64(),
         100.0 * raw.as_secs_f64() / took.as_secs_f64()
     );
+    let tls = match tls {
+        Some(t) => format!(
+            " tls_mb_per_s={:.0} tls_over_tcp={:.0}%",
+            mb(t),
+            100.0 * took.as_secs_f64() / t.as_secs_f64()
+        ),
+        None => String::new(),
+    };
     Ok(format!(
-        "transport={name} size={} mb_per_s={:.0} raw_mb_per_s={:.0} peak_rss_mib={peak} driver={}",
+        "transport={name} size={} mb_per_s={:.0} raw_mb_per_s={:.0} peak_rss_mib={peak} driver={}{tls}",
         args.size,
         mb(took),
         mb(raw),
@@ -179,9 +207,22 @@ fn config() -> Config {
     }
 }
 
-/// Two started handlers over the chosen transport: (sender, receiver).
-fn pair(kind: Kind) -> Result<(PipeHandler, PipeHandler), String> {
+/// TLS's two sides, for `--tls`.
+type Tls = (peerpipe_std::TlsServer, peerpipe_std::TlsClient);
+
+/// Two started handlers over the chosen transport (over TLS with `tls`, TCP only):
+/// (sender, receiver).
+fn pair(kind: Kind, tls: Option<&Tls>) -> Result<(PipeHandler, PipeHandler), String> {
     let (a, b): (Box<dyn TransportBox>, Box<dyn TransportBox>) = match kind {
+        Kind::Tcp if tls.is_some() => {
+            let (server, client) = tls.ok_or("no TLS")?;
+            let listen = TcpTransport::listen_tls("127.0.0.1:0", server).map_err(err)?;
+            let addr = listen.local_addr().ok_or("no local address")?;
+            (
+                Box::new(TcpTransport::connect_tls(addr, client).map_err(err)?),
+                Box::new(listen),
+            )
+        }
         Kind::Memory => {
             let (a, b) = memory_pair();
             (Box::new(a), Box::new(b))
@@ -221,8 +262,8 @@ impl<T: Transport> TransportBox for T {
 }
 
 /// Moves one message from one handler to the other; returns how long it took.
-fn through_peerpipe(args: &Args) -> Result<Duration, String> {
-    let (sender, receiver) = pair(args.kind)?;
+fn through_peerpipe(args: &Args, tls: Option<&Tls>) -> Result<Duration, String> {
+    let (sender, receiver) = pair(args.kind, tls)?;
     let data = make(args.size);
     let msg = Message::request("bulk", data).map_err(err)?;
     let reader = std::thread::spawn({
@@ -237,7 +278,7 @@ fn through_peerpipe(args: &Args) -> Result<Duration, String> {
     let acked = Instant::now();
     let (arrived, m) = reader.join().map_err(|_| "the reader panicked")??;
     let took = report(
-        "std",
+        if tls.is_some() { "std over TLS" } else { "std" },
         t0,
         cpu0,
         acked,

@@ -74,3 +74,19 @@ impl FromStr for Kind {
         }
     }
 }
+
+/// TLS with mutual authentication for a measuring example's `--tls`: a server identity and
+/// a client identity, both signed by a certificate authority made now (nothing is read from
+/// disk).
+pub fn tls_pair() -> (peerpipe_std::TlsServer, peerpipe_std::TlsClient) {
+    let ca = crate::certs::Ca::new("peerpipe example CA");
+    let (server, client) = (ca.issue(&["localhost"]), ca.issue(&["client"]));
+    let tls_server =
+        peerpipe_std::TlsServer::new(server.cert_pem.as_bytes(), server.key_pem.as_bytes())
+            .and_then(|s| s.require_client_cert(ca.pem.as_bytes()))
+            .expect("certificates made now load");
+    let tls_client = peerpipe_std::TlsClient::new(ca.pem.as_bytes(), "localhost")
+        .and_then(|c| c.with_client_cert(client.cert_pem.as_bytes(), client.key_pem.as_bytes()))
+        .expect("certificates made now load");
+    (tls_server, tls_client)
+}

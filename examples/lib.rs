@@ -1,4 +1,6 @@
 //! Runnable examples: `cargo run --release --example NAME`.
 
+#[path = "../crates/peerpipe-host/tests/support/certs.rs"]
+pub mod certs;
 pub mod cli;
 pub mod nvflare;

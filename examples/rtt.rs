@@ -1,7 +1,7 @@
 //! Round-trip latency and throughput of `peerpipe-std`, against a bare ping-pong without it.
 //!
 //! ```text
-//! cargo run --release --example rtt -- --transport memory|tcp|unix --count N --payload BYTES
+//! cargo run --release --example rtt -- --transport memory|tcp|unix --count N --payload BYTES [--tls]
 //! ```
 //!
 //! Prints exactly one line on stdout (diagnostics go to stderr):
@@ -26,6 +26,10 @@
 //!   until its message is acknowledged), `count` messages in all; the rate is messages handled
 //!   by the receiving side's callback per second, from the first send until the last was
 //!   received: the definition of `bench/nvflare_rtt.py`.
+//! - `--tls` (TCP): a third pair of handlers over TLS with mutual authentication (certificates
+//!   made at start), measured the same way, its round trips interleaved with the others;
+//!   the line gains `tls_rtt_p50_us`, `tls_rtt_p99_us`, `tls_msgs_per_s` and `tls_over_tcp_p50`
+//!   (TLS's p50 round trip over plain TCP's).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -54,6 +58,8 @@ Options:
   --payload B     payload bytes                                (default 64)
   --threads K     sender threads of the throughput phase       (default 16)
   --warmup W      round trips of each kind before measuring    (default 200)
+  --tls           also over TLS (mutual authentication), next to plain TCP
+                  (implies --transport tcp)
   -h, --help      print this help";
 
 /// The round trips are measured in this many blocks, alternating raw and peerpipe.
@@ -67,6 +73,7 @@ struct Args {
     payload: usize,
     threads: usize,
     warmup: usize,
+    tls: bool,
 }
 
 /// Parses the command line; `Ok(None)` means help was asked for.
@@ -78,6 +85,7 @@ fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
         payload: 64,
         threads: 16,
         warmup: 200,
+        tls: false,
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -87,8 +95,15 @@ fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
             Long("payload") => a.payload = value(parser, "--payload")?,
             Long("threads") => a.threads = value(parser, "--threads")?,
             Long("warmup") => a.warmup = value(parser, "--warmup")?,
+            Long("tls") => a.tls = true,
             _ => return Err(arg.unexpected()),
         }
+    }
+    if a.tls {
+        if a.kind != Kind::Tcp && a.kind != Kind::Memory {
+            return Err("--tls runs over TCP: not with --transport unix".into());
+        }
+        a.kind = Kind::Tcp;
     }
     if a.count == 0 || a.threads == 0 {
         return Err("--count and --threads must be at least 1".into());
@@ -313,9 +328,27 @@ impl Raw {
 
 // --- peerpipe ----------------------------------------------------------------------------------
 
-/// Two connected handlers over a fresh transport of `kind`: (client, server), not started.
-fn handlers(kind: Kind, config: Config) -> Result<(PipeHandler, PipeHandler), String> {
+/// TLS's two sides, for `--tls`.
+type Tls = (peerpipe_std::TlsServer, peerpipe_std::TlsClient);
+
+/// Two connected handlers over a fresh transport of `kind` (over TLS with `tls`, TCP only):
+/// (client, server), not started.
+fn handlers(
+    kind: Kind,
+    config: Config,
+    tls: Option<&Tls>,
+) -> Result<(PipeHandler, PipeHandler), String> {
     Ok(match kind {
+        Kind::Tcp if tls.is_some() => {
+            let (server, client) = tls.ok_or("no TLS")?;
+            let listen = TcpTransport::listen_tls("127.0.0.1:0", server).map_err(err)?;
+            let addr = listen.local_addr().ok_or("no local address")?;
+            let connect = TcpTransport::connect_tls(addr, client).map_err(err)?;
+            (
+                PipeHandler::new(connect, config).map_err(err)?,
+                PipeHandler::new(listen, config).map_err(err)?,
+            )
+        }
         Kind::Memory => {
             let (a, b) = memory_pair();
             (
@@ -364,14 +397,14 @@ struct Pair {
 }
 
 impl Pair {
-    fn new(kind: Kind, payload: usize) -> Result<Pair, String> {
+    fn new(kind: Kind, payload: usize, tls: Option<&Tls>) -> Result<Pair, String> {
         let config = Config {
             // Generous: a loaded 2-core machine must never see the peer as gone mid-run.
             heartbeat_timeout: Duration::from_secs(60),
             default_request_timeout: TIMEOUT,
             ..Config::default()
         };
-        let (client, server) = handlers(kind, config)?;
+        let (client, server) = handlers(kind, config, tls)?;
         let origin = Instant::now();
         let oneway = Arc::new(Oneway::default());
         let problems = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -500,6 +533,8 @@ struct Results {
     /// The bare ping-pong, polling.
     raw_spin: Vec<Duration>,
     msgs_per_s: f64,
+    /// Round trips and messages per second over TLS (`--tls`).
+    tls: Option<(Vec<Duration>, f64)>,
 }
 
 fn run(args: &Args) -> Result<Results, String> {
@@ -507,8 +542,17 @@ fn run(args: &Args) -> Result<Results, String> {
         Raw::new(args.kind, args.payload, false)?,
         Raw::new(args.kind, args.payload, true)?,
     ];
-    let pair = Pair::new(args.kind, args.payload)?;
+    let pair = Pair::new(args.kind, args.payload, None)?;
+    let tls = if args.tls {
+        Some(Pair::new(Kind::Tcp, args.payload, Some(&cli::tls_pair()))?)
+    } else {
+        None
+    };
     for i in 0..args.warmup {
+        if let Some(tls) = &tls {
+            tls.round_trip()
+                .map_err(|e| format!("TLS warm-up round trip {i}: {e}"))?;
+        }
         for raw in &mut raws {
             raw.round_trip()
                 .map_err(|e| format!("raw warm-up round trip {i}: {e}"))?;
@@ -517,6 +561,7 @@ fn run(args: &Args) -> Result<Results, String> {
             .map_err(|e| format!("warm-up round trip {i}: {e}"))?;
     }
     let mut rtt = Vec::with_capacity(args.count);
+    let mut tls_rtt = Vec::with_capacity(args.count);
     let mut raw_rtt = [
         Vec::with_capacity(args.count),
         Vec::with_capacity(args.count),
@@ -537,12 +582,29 @@ fn run(args: &Args) -> Result<Results, String> {
                     .map_err(|e| format!("round trip {i}: {e}"))?,
             );
         }
+        if let Some(tls) = &tls {
+            for i in 0..n {
+                tls_rtt.push(
+                    tls.round_trip()
+                        .map_err(|e| format!("TLS round trip {i}: {e}"))?,
+                );
+            }
+        }
     }
     for raw in raws {
         raw.finish();
     }
     let msgs_per_s = pair.throughput(args.count, args.threads)?;
     pair.finish()?;
+    let tls = match tls {
+        Some(tls) => {
+            let per_s = tls.throughput(args.count, args.threads)?;
+            tls.finish()?;
+            tls_rtt.sort();
+            Some((tls_rtt, per_s))
+        }
+        None => None,
+    };
     rtt.sort();
     let [mut raw_block, mut raw_spin] = raw_rtt;
     raw_block.sort();
@@ -552,6 +614,7 @@ fn run(args: &Args) -> Result<Results, String> {
         raw_block,
         raw_spin,
         msgs_per_s,
+        tls,
     })
 }
 
@@ -587,8 +650,20 @@ fn main() -> ExitCode {
         args.threads.min(args.count),
         started.elapsed().as_secs_f64(),
     );
+    let tls = match &res.tls {
+        Some((rtt, per_s)) => {
+            let tls_p50 = percentile(rtt, 50.0);
+            format!(
+                " tls_rtt_p50_us={:.1} tls_rtt_p99_us={:.1} tls_msgs_per_s={per_s:.0} tls_over_tcp_p50={:.2}",
+                us(tls_p50),
+                us(percentile(rtt, 99.0)),
+                us(tls_p50) / us(p50).max(1e-3),
+            )
+        }
+        None => String::new(),
+    };
     println!(
-        "transport={} count={} payload={} rtt_p50_us={:.1} rtt_p99_us={:.1} raw_p50_us={:.1} msgs_per_s={:.0} raw_block_p50_us={:.1} raw_spin_p50_us={:.1}",
+        "transport={} count={} payload={} rtt_p50_us={:.1} rtt_p99_us={:.1} raw_p50_us={:.1} msgs_per_s={:.0} raw_block_p50_us={:.1} raw_spin_p50_us={:.1}{tls}",
         args.kind.name(),
         args.count,
         args.payload,

@@ -25,6 +25,8 @@ mod message;
 mod outbox;
 mod progress;
 mod stats;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use abandoned::{AbandonedRequests, ABANDONED_REQUESTS};
 pub use assemble::{Assembled, Assembler};
@@ -34,6 +36,8 @@ pub use outbox::Outbox;
 pub use peerpipe_core::MsgId;
 pub use progress::{Progress, Transfer};
 pub use stats::HandlerStats;
+#[cfg(feature = "tls")]
+pub use tls::{TlsClient, TlsError, TlsServer};
 
 /// Encoded bytes a host driver gathers for its transport at most: it takes frames from the
 /// endpoint only once the transport has taken what it gathered before, and then only until

@@ -91,6 +91,16 @@
 //! `heartbeat_timeout` (or [`Reconnect::give_up_after`]). [`Reconnect`] has the defaults, who
 //! may replace a live connection, and what holds without TLS; [`Reconnect::OFF`] turns it off.
 //!
+//! TLS (feature `tls`): without it, anyone who can reach a listening TCP port can talk to the
+//! handler behind it. `TcpTransport::listen_tls` and `TcpTransport::connect_tls` (with a
+//! `TlsServer` and a `TlsClient`, from PEM files or bytes) run the link over TLS 1.3
+//! (rustls): the client checks the server's certificate, and the server may require a client
+//! certificate signed by its CA (mutual authentication). A peer without an acceptable
+//! certificate is refused, never silently: the listening end logs a warning, counts it in
+//! [`HandlerStats::refused_connections`] and keeps listening (a conversation going on is
+//! untouched); the refused client reports GONE with the refusal as its cause. Reconnection
+//! makes a new handshake on each connection (`TcpTransport::listen_tls` has an example).
+//!
 //! Messages of any size: a message carries up to [`MAX_PAYLOAD`] bytes (4 GiB), END and
 //! ABORT data too. One longer than [`FRAGMENT`] (4 KiB) travels in fragments, each
 //! acknowledged, resent and bounded like a small message; the send succeeds once the peer's
@@ -148,6 +158,8 @@ pub use peerpipe_host::{
     new_session_id, Error, HandlerStats, IoCause, Item, Message, Status, FRAGMENT, FRAME,
     MAX_PAYLOAD, MAX_TOPIC, UNSENT_LIMIT,
 };
+#[cfg(feature = "tls")]
+pub use peerpipe_host::{tls, TlsClient, TlsError, TlsServer};
 pub use peerpipe_host::{Progress, Transfer};
 pub use signal::AbortSignal;
 #[cfg(feature = "serial")]

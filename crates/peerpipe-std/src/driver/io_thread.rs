@@ -69,6 +69,7 @@ impl Io {
     /// Opens the transport, then works until stopped.
     pub(crate) fn run(mut self, transport: Box<dyn Transport>) {
         let opened = transport.open().and_then(|mut link| {
+            self.shared.lock().refused_connections += link.refused;
             let redial = link.redial.take();
             let out = self.attach(link)?;
             if let Some(redial) = redial {

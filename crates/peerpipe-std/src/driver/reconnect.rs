@@ -2,7 +2,7 @@
 //! handler that dials again (ACTIVE end) or accepts the peer's next connection (PASSIVE
 //! end), and hands the new link to the I/O thread through the state.
 
-use std::io::{self, Read};
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
@@ -112,8 +112,15 @@ fn dial(shared: &Shared, target: &Target, policy: &Reconnect, poke: &Receiver<()
 /// peer (its first frame carries the current peer session) to replace it, or it is closed.
 fn accept(shared: &Shared, acceptor: &Acceptor, policy: &Reconnect) {
     loop {
-        let stream = match acceptor.accept(None) {
-            Ok(Accepted::Peer(s)) => s,
+        let mut stream = match acceptor.accept(None) {
+            Ok(Accepted::Peer(s)) => match acceptor.secure(s, policy.connect_timeout) {
+                Ok(s) => s,
+                Err(_) => {
+                    // A TLS handshake failed (logged where it failed).
+                    shared.lock().refused_connections += 1;
+                    continue;
+                }
+            },
             Ok(Accepted::Stopped) => return,
             Ok(Accepted::TimedOut) => continue,
             Err(e) => {
@@ -142,7 +149,7 @@ fn accept(shared: &Shared, acceptor: &Acceptor, policy: &Reconnect) {
             continue;
         }
         if taking {
-            if let Some((session, input)) = first_frame(&stream, policy.probation) {
+            if let Some((session, input)) = first_frame(&mut stream, policy.probation) {
                 let same = shared.lock().ep.peer_session() == Some(session);
                 if same {
                     if let Ok(link) = stream_link(stream) {
@@ -160,7 +167,7 @@ fn accept(shared: &Shared, acceptor: &Acceptor, policy: &Reconnect) {
 }
 
 /// Reads the first frame a newcomer sends, within `within`: its session and the bytes read.
-fn first_frame(stream: &Stream, within: Duration) -> Option<(u32, Vec<u8>)> {
+fn first_frame(stream: &mut Stream, within: Duration) -> Option<(u32, Vec<u8>)> {
     let deadline = StdInstant::now() + within;
     let mut decoder = Box::new(peerpipe_core::wire::Decoder::<{ crate::FRAME }>::new());
     let mut input = Vec::new();
@@ -189,31 +196,8 @@ fn first_frame(stream: &Stream, within: Duration) -> Option<(u32, Vec<u8>)> {
         }
     };
     let _ = stream.read_within(&mut [], Duration::ZERO);
+    stream.take_buffered(&mut input);
     found.map(|s| (s, input))
-}
-
-impl Stream {
-    /// A blocking read that waits at most `within` (zero: clears the timeout, reads nothing).
-    fn read_within(&self, buf: &mut [u8], within: Duration) -> io::Result<usize> {
-        let timeout = (!within.is_zero()).then_some(within);
-        match self {
-            Stream::Tcp(s) => {
-                s.set_read_timeout(timeout)?;
-                if buf.is_empty() {
-                    return Ok(0);
-                }
-                (&*s).read(buf)
-            }
-            #[cfg(unix)]
-            Stream::Unix(s) => {
-                s.set_read_timeout(timeout)?;
-                if buf.is_empty() {
-                    return Ok(0);
-                }
-                (&*s).read(buf)
-            }
-        }
-    }
 }
 
 /// Gives a new connection to the I/O thread (`replace`: even while one is live); dropped

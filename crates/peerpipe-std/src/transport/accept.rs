@@ -13,7 +13,7 @@
 //! `stop` returns, whatever the accepting thread is doing; that thread then returns
 //! [`Accepted::Stopped`].
 
-use std::io;
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 #[cfg(unix)]
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -21,9 +21,10 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-#[cfg(not(unix))]
-use std::time::Duration;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+#[cfg(feature = "tls")]
+use peerpipe_host::tls::rustls;
 
 /// How often a waiting accept tries again where there is no mio (not Unix).
 #[cfg(not(unix))]
@@ -83,11 +84,56 @@ impl Socket {
     }
 }
 
-/// An accepted connection.
+/// An accepted or connected stream.
 pub(crate) enum Stream {
     Tcp(TcpStream),
     #[cfg(unix)]
     Unix(UnixStream),
+    /// A TCP connection whose TLS handshake is done.
+    #[cfg(feature = "tls")]
+    Tls(Box<super::tls::TlsStream>),
+}
+
+impl Stream {
+    /// A blocking read that waits at most `within` (zero: clears the timeout, reads nothing).
+    pub(crate) fn read_within(&mut self, buf: &mut [u8], within: Duration) -> io::Result<usize> {
+        let timeout = (!within.is_zero()).then_some(within);
+        match self {
+            Stream::Tcp(s) => {
+                s.set_read_timeout(timeout)?;
+                if buf.is_empty() {
+                    return Ok(0);
+                }
+                s.read(buf)
+            }
+            #[cfg(unix)]
+            Stream::Unix(s) => {
+                s.set_read_timeout(timeout)?;
+                if buf.is_empty() {
+                    return Ok(0);
+                }
+                s.read(buf)
+            }
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => {
+                s.tcp.set_read_timeout(timeout)?;
+                if buf.is_empty() {
+                    return Ok(0);
+                }
+                s.read_plain(buf)
+            }
+        }
+    }
+
+    /// Appends what was read from the connection but not returned by a read (decrypted
+    /// bytes TLS holds): it must reach the handler, no readiness will announce it.
+    pub(crate) fn take_buffered(&mut self, into: &mut Vec<u8>) {
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(s) = self {
+            s.take_buffered(into);
+        }
+        let _ = into;
+    }
 }
 
 /// How an accept ended.
@@ -111,6 +157,9 @@ struct Shared {
 /// A listening socket that accepts until stopped.
 pub(crate) struct Acceptor {
     shared: Arc<Shared>,
+    /// TLS for every connection accepted ([`secure`](Self::secure)).
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
     /// Waits for the socket and the waker; one accepting thread at a time.
     #[cfg(unix)]
     poll: Mutex<mio::Poll>,
@@ -172,7 +221,30 @@ impl Acceptor {
             #[cfg(unix)]
             poll: Mutex::new(poll),
             local_addr,
+            #[cfg(feature = "tls")]
+            tls: None,
         })
+    }
+
+    /// Every connection accepted gets a TLS handshake ([`secure`](Self::secure)).
+    #[cfg(feature = "tls")]
+    pub(crate) fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// An accepted connection made ready for a link: with TLS, its handshake, within
+    /// `timeout` (an error: the peer is refused, and the refusal logged).
+    pub(crate) fn secure(&self, stream: Stream, timeout: Duration) -> io::Result<Stream> {
+        #[cfg(feature = "tls")]
+        if let Some(config) = &self.tls {
+            if let Stream::Tcp(tcp) = stream {
+                let tls = super::tls::accept(tcp, config, timeout)?;
+                return Ok(Stream::Tls(Box::new(tls)));
+            }
+        }
+        let _ = timeout;
+        Ok(stream)
     }
 
     pub(crate) fn stopper(&self) -> StopAccept {

@@ -45,5 +45,6 @@ pub(crate) fn duplex<R: FdRead + 'static, W: FdWrite + 'static>(
         },
         closer: None,
         redial: None,
+        refused: 0,
     })
 }

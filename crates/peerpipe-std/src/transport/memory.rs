@@ -49,6 +49,7 @@ impl Transport for MemoryTransport {
             },
             closer: None,
             redial: None,
+            refused: 0,
         })
     }
 }

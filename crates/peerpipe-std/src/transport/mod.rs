@@ -26,6 +26,8 @@ mod reconnect;
 #[cfg(feature = "serial")]
 mod serial;
 mod socket;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub(crate) use accept::{Accepted, Acceptor, Socket, StopAccept, Stream};
 pub use memory::{memory_pair, MemoryTransport};
@@ -88,6 +90,8 @@ pub struct Link {
     pub(crate) closer: Option<Box<dyn FnOnce() + Send>>,
     /// How to get a new connection when this one breaks (TCP and Unix sockets).
     pub(crate) redial: Option<Redial>,
+    /// Connections refused (TLS handshakes that failed) before this one was accepted.
+    pub(crate) refused: u64,
 }
 
 /// What a channel link carries: bytes, or why there will be no more. An empty chunk only
@@ -185,6 +189,7 @@ impl Link {
             },
             closer: None,
             redial: None,
+            refused: 0,
         })
     }
 
@@ -227,6 +232,7 @@ impl Link {
             },
             closer: None,
             redial: None,
+            refused: 0,
         };
         let ends = LinkEnds {
             to_handler,

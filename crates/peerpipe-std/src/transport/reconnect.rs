@@ -49,7 +49,8 @@ use super::accept::{Acceptor, Stream};
 /// file) while no connection is live can take the conversation over (seen as a peer
 /// restart); while one is live, a stranger must guess the peer's 32-bit session id to
 /// replace it. Protect the port (a firewall, a Unix socket's file permissions) where that
-/// matters.
+/// matters, or use TLS (feature `tls`: `TcpTransport::listen_tls`), which lets only a peer
+/// with an acceptable certificate connect at all; the session proof above still applies.
 ///
 /// ```
 /// use std::time::Duration;
@@ -70,7 +71,8 @@ pub struct Reconnect {
     pub max_backoff: Duration,
     /// Each wait drawn at random between half and all of it; default on.
     pub jitter: bool,
-    /// How long one attempt to connect may take (TCP); default 2 s.
+    /// How long one attempt to connect may take (TCP), and a TLS handshake (either end);
+    /// default 2 s.
     pub connect_timeout: Duration,
     /// Report the peer GONE when no connection has come back this long after the break;
     /// default `None`: `Config::heartbeat_timeout`'s silence decides.
@@ -130,23 +132,37 @@ pub(crate) enum Target {
     Tcp(Vec<SocketAddr>),
     #[cfg(unix)]
     Unix(PathBuf),
+    /// TCP, then a TLS handshake.
+    #[cfg(feature = "tls")]
+    Tls(Vec<SocketAddr>, super::tls::ClientTls),
+}
+
+/// Connects to the first of `addrs` that answers within `timeout`.
+fn connect_tcp(addrs: &[SocketAddr], timeout: Duration) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address");
+    for a in addrs {
+        match TcpStream::connect_timeout(a, timeout.max(Duration::from_millis(1))) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 impl Target {
+    /// Connects, within `timeout` (TCP: each address's attempt; TLS: its handshake too).
     pub(crate) fn connect(&self, timeout: Duration) -> io::Result<Stream> {
         match self {
-            Target::Tcp(addrs) => {
-                let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address");
-                for a in addrs {
-                    match TcpStream::connect_timeout(a, timeout.max(Duration::from_millis(1))) {
-                        Ok(s) => return Ok(Stream::Tcp(s)),
-                        Err(e) => last = e,
-                    }
-                }
-                Err(last)
-            }
+            Target::Tcp(addrs) => Ok(Stream::Tcp(connect_tcp(addrs, timeout)?)),
             #[cfg(unix)]
             Target::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path)?)),
+            #[cfg(feature = "tls")]
+            Target::Tls(addrs, tls) => {
+                let tcp = connect_tcp(addrs, timeout)?;
+                Ok(Stream::Tls(Box::new(super::tls::connect(
+                    tcp, tls, timeout,
+                )?)))
+            }
         }
     }
 }

@@ -35,24 +35,40 @@ pub(crate) fn stream_link(stream: Stream) -> io::Result<Link> {
                 }),
             )
         }
+        #[cfg(feature = "tls")]
+        Stream::Tls(tls) => {
+            tls.tcp.set_nodelay(true)?;
+            let closer = tls.tcp.try_clone()?;
+            let (reader, writer) = tls.split()?;
+            Ok(super::duplex(reader, writer)?.with_closer(move || {
+                let _ = closer.shutdown(Shutdown::Both);
+            }))
+        }
     }
 }
 
 /// Accepts one connection; then, without reconnection, closes the listening socket; with
 /// it, keeps the socket for the peer's next connections. An error if the handler was
-/// stopped first.
+/// stopped first. With TLS, a connection that fails its handshake is refused (logged, and
+/// counted in the link's `refused`) and the next one awaited.
 fn accept_one(acceptor: Acceptor, policy: Reconnect) -> io::Result<Link> {
-    let accepted = acceptor.accept(None)?;
-    let stream = match accepted {
-        Accepted::Peer(stream) => stream,
-        Accepted::TimedOut | Accepted::Stopped => {
-            return Err(io::Error::new(
-                io::ErrorKind::Interrupted,
-                "stopped before a peer connected",
-            ))
+    let mut refused = 0;
+    let stream = loop {
+        match acceptor.accept(None)? {
+            Accepted::Peer(stream) => match acceptor.secure(stream, policy.connect_timeout) {
+                Ok(stream) => break stream,
+                Err(_) => refused += 1,
+            },
+            Accepted::TimedOut | Accepted::Stopped => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "stopped before a peer connected",
+                ))
+            }
         }
     };
     let mut link = stream_link(stream)?;
+    link.refused = refused;
     if policy.enabled {
         link.redial = Some(Redial::Accept(acceptor, policy));
     }
@@ -71,7 +87,7 @@ fn connect_one(target: Target, policy: Reconnect) -> io::Result<Link> {
 
 enum TcpEnd {
     Listen(Acceptor),
-    Connect(Vec<SocketAddr>),
+    Connect(Target),
 }
 
 /// A TCP connection. The listening (PASSIVE) end binds when it is created, so its address is
@@ -96,9 +112,61 @@ impl TcpTransport {
     /// The ACTIVE end: connects to `addr` on start.
     pub fn connect(addr: impl ToSocketAddrs) -> io::Result<Self> {
         Ok(TcpTransport(
-            TcpEnd::Connect(addr.to_socket_addrs()?.collect()),
+            TcpEnd::Connect(Target::Tcp(addr.to_socket_addrs()?.collect())),
             Reconnect::default(),
         ))
+    }
+
+    /// The PASSIVE end over TLS: like [`listen`](Self::listen), and each connection must
+    /// complete a TLS handshake with `tls` (within [`Reconnect::connect_timeout`]), its
+    /// client certificate checked if `tls` requires one. A connection that fails is refused:
+    /// closed, logged (a warning) and counted in
+    /// [`HandlerStats::refused_connections`](crate::HandlerStats::refused_connections);
+    /// the listening end waits for the next one, and a conversation going on is untouched.
+    ///
+    /// ```no_run
+    /// use std::path::Path;
+    /// use peerpipe_std::{Config, PipeHandler, TcpTransport, TlsClient, TlsServer};
+    ///
+    /// // The server: its certificate and key; clients must show one signed by ca.pem.
+    /// let tls = TlsServer::from_files(Path::new("server.pem"), Path::new("server.key"))?
+    ///     .require_client_cert_file(Path::new("ca.pem"))?;
+    /// let listen = TcpTransport::listen_tls("0.0.0.0:7000", &tls)?;
+    /// let server = PipeHandler::new(listen, Config::default())?;
+    ///
+    /// // The client: trusts ca.pem for a server named "board-17", shows its own certificate.
+    /// let tls = TlsClient::from_file(Path::new("ca.pem"), "board-17")?
+    ///     .with_client_cert_files(Path::new("client.pem"), Path::new("client.key"))?;
+    /// let connect = TcpTransport::connect_tls("board-17:7000", &tls)?;
+    /// let client = PipeHandler::new(connect, Config::default())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn listen_tls(
+        addr: impl ToSocketAddrs,
+        tls: &peerpipe_host::TlsServer,
+    ) -> io::Result<Self> {
+        let socket = Socket::Tcp(TcpListener::bind(addr)?);
+        let acceptor = Acceptor::new(socket)?.with_tls(super::tls::server_config(tls)?);
+        Ok(TcpTransport(TcpEnd::Listen(acceptor), Reconnect::default()))
+    }
+
+    /// The ACTIVE end over TLS: connects to `addr` on start and checks the server's
+    /// certificate with `tls` (showing the client's own if `tls` has one). A server that
+    /// refuses this end, or that this end refuses, fails the connection: on start, the
+    /// handler reports the peer GONE with the refusal as the cause (an `io::Error` of kind
+    /// `ConnectionRefused` when the server refused, `PermissionDenied` when its certificate
+    /// was refused); on a reconnection, the attempt fails and the next one follows.
+    #[cfg(feature = "tls")]
+    pub fn connect_tls(
+        addr: impl ToSocketAddrs,
+        tls: &peerpipe_host::TlsClient,
+    ) -> io::Result<Self> {
+        let target = Target::Tls(
+            addr.to_socket_addrs()?.collect(),
+            super::tls::ClientTls::new(tls)?,
+        );
+        Ok(TcpTransport(TcpEnd::Connect(target), Reconnect::default()))
     }
 
     /// What to do when the connection breaks (default [`Reconnect::ON`]; turn it off with
@@ -121,8 +189,11 @@ impl Transport for TcpTransport {
     fn open(self: Box<Self>) -> io::Result<Link> {
         match self.0 {
             TcpEnd::Listen(acceptor) => accept_one(acceptor, self.1),
-            TcpEnd::Connect(addrs) if self.1.enabled => connect_one(Target::Tcp(addrs), self.1),
-            TcpEnd::Connect(addrs) => stream_link(Stream::Tcp(TcpStream::connect(&addrs[..])?)),
+            TcpEnd::Connect(target) if self.1.enabled => connect_one(target, self.1),
+            TcpEnd::Connect(Target::Tcp(addrs)) => {
+                stream_link(Stream::Tcp(TcpStream::connect(&addrs[..])?))
+            }
+            TcpEnd::Connect(target) => stream_link(target.connect(self.1.connect_timeout)?),
         }
     }
 

@@ -1,0 +1,228 @@
+//! TLS over TCP: mutual authentication works; a client certificate signed by another CA, no
+//! client certificate, a server this client does not trust and a client that speaks plain
+//! TCP are each refused with a clear error, and the conversation going on at the listener
+//! is untouched; a cut TLS connection is replaced (a new handshake) in the same session.
+#![cfg(all(feature = "tls", target_os = "linux"))]
+
+#[path = "../../peerpipe-host/tests/support/certs.rs"]
+mod certs;
+mod common;
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use peerpipe_std::{
+    GoneReason, Message, PipeHandler, Reconnect, Status, TcpTransport, TlsClient, TlsServer,
+};
+
+/// The server's authority and identity, and a client identity of the same authority.
+struct Pki {
+    ca: certs::Ca,
+    server: certs::Identity,
+    client: certs::Identity,
+}
+
+fn pki() -> Pki {
+    let ca = certs::Ca::new("peerpipe test CA");
+    let server = ca.issue(&["localhost", "127.0.0.1"]);
+    let client = ca.issue(&["client"]);
+    Pki { ca, server, client }
+}
+
+fn server_tls(p: &Pki) -> TlsServer {
+    TlsServer::new(p.server.cert_pem.as_bytes(), p.server.key_pem.as_bytes())
+        .unwrap()
+        .require_client_cert(p.ca.pem.as_bytes())
+        .unwrap()
+}
+
+fn client_tls(ca_pem: &str, id: Option<&certs::Identity>) -> TlsClient {
+    let tls = TlsClient::new(ca_pem.as_bytes(), "localhost").unwrap();
+    match id {
+        Some(id) => tls
+            .with_client_cert(id.cert_pem.as_bytes(), id.key_pem.as_bytes())
+            .unwrap(),
+        None => tls,
+    }
+}
+
+/// A client that must fail to connect: its handler reports GONE with a cause of `kind`
+/// whose text contains `says`.
+fn expect_refused(transport: TcpTransport, kind: io::ErrorKind, says: &str) {
+    let h = PipeHandler::new(transport.reconnect(Reconnect::OFF), config()).unwrap();
+    h.start().unwrap();
+    match next_status(&h, STEP) {
+        Status::Gone {
+            reason: GoneReason::TransportLost,
+            cause: Some(cause),
+        } => {
+            assert_eq!(cause.kind(), kind, "{cause}");
+            assert!(cause.to_string().contains(says), "{cause}");
+        }
+        s => panic!("expected GONE for a refused connection, got {s:?}"),
+    }
+    h.stop(true);
+}
+
+#[test]
+fn mutual_authentication_works_and_strangers_are_refused_without_disturbing_it() {
+    let p = pki();
+    let server = TcpTransport::listen_tls("127.0.0.1:0", &server_tls(&p)).unwrap();
+    let addr = server.local_addr().unwrap();
+    let client = TcpTransport::connect_tls(addr, &client_tls(&p.ca.pem, Some(&p.client))).unwrap();
+    let (a, b) = start_pair(client, server, config());
+    exercise(&a, &b);
+
+    // A client certificate from another authority: the server refuses it and says why.
+    let other = certs::Ca::new("another CA");
+    let stranger = other.issue(&["client"]);
+    let t = TcpTransport::connect_tls(addr, &client_tls(&p.ca.pem, Some(&stranger))).unwrap();
+    expect_refused(
+        t,
+        io::ErrorKind::ConnectionRefused,
+        "the peer refused this end",
+    );
+    // No client certificate.
+    let t = TcpTransport::connect_tls(addr, &client_tls(&p.ca.pem, None)).unwrap();
+    expect_refused(t, io::ErrorKind::ConnectionRefused, "CertificateRequired");
+    // A client that does not trust the server's authority refuses it.
+    let t = TcpTransport::connect_tls(addr, &client_tls(&other.pem, Some(&p.client))).unwrap();
+    expect_refused(t, io::ErrorKind::PermissionDenied, "UnknownIssuer");
+    // A plain TCP peer: the server answers it with an alert and closes the connection.
+    let plain = PipeHandler::new(
+        TcpTransport::connect(addr)
+            .unwrap()
+            .reconnect(Reconnect::OFF),
+        config(),
+    )
+    .unwrap();
+    plain.start().unwrap();
+    assert!(matches!(next_status(&plain, STEP), Status::Gone { .. }));
+    plain.stop(true);
+
+    assert!(
+        wait_until(STEP, || b.stats().refused_connections == 4),
+        "{:?}",
+        b.stats()
+    );
+    let reply = a
+        .request(
+            Message::request("echo", b"still here".to_vec()).unwrap(),
+            Some(STEP),
+            None,
+        )
+        .unwrap();
+    assert_eq!(reply.data(), b"still here");
+    assert_eq!(a.stats().reconnects + b.stats().reconnects, 0);
+    assert!(
+        a.get_next().is_none() && b.get_next().is_none(),
+        "nothing reported"
+    );
+    a.stop(true);
+    b.stop(true);
+}
+
+#[test]
+fn the_first_connection_of_a_tls_listener_waits_past_a_refused_one() {
+    let p = pki();
+    let server = TcpTransport::listen_tls("127.0.0.1:0", &server_tls(&p)).unwrap();
+    let addr = server.local_addr().unwrap();
+    let b = PipeHandler::new(server, config()).unwrap();
+    b.start().unwrap();
+    let t = TcpTransport::connect_tls(addr, &client_tls(&p.ca.pem, None)).unwrap();
+    expect_refused(t, io::ErrorKind::ConnectionRefused, "CertificateRequired");
+    let client = TcpTransport::connect_tls(addr, &client_tls(&p.ca.pem, Some(&p.client))).unwrap();
+    let a = PipeHandler::new(client, config()).unwrap();
+    a.start().unwrap();
+    exercise(&a, &b);
+    assert_eq!(b.stats().refused_connections, 1);
+    a.stop(true);
+    b.stop(true);
+}
+
+/// A TCP proxy to `upstream` whose connections a test cuts at will.
+struct CutProxy {
+    addr: SocketAddr,
+    live: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl CutProxy {
+    fn start(upstream: SocketAddr) -> CutProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let l = live.clone();
+        std::thread::spawn(move || {
+            for down in listener.incoming() {
+                let Ok(down) = down else { return };
+                let Ok(up) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                l.lock()
+                    .unwrap()
+                    .extend([down.try_clone().unwrap(), up.try_clone().unwrap()]);
+                pump(down.try_clone().unwrap(), up.try_clone().unwrap());
+                pump(up, down);
+            }
+        });
+        CutProxy { addr, live }
+    }
+
+    /// Cuts every connection going through.
+    fn cut(&self) {
+        for c in self.live.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+    });
+}
+
+#[test]
+fn a_cut_tls_connection_is_replaced_with_a_new_handshake() {
+    let p = pki();
+    let server = TcpTransport::listen_tls("127.0.0.1:0", &server_tls(&p)).unwrap();
+    let proxy = CutProxy::start(server.local_addr().unwrap());
+    let client =
+        TcpTransport::connect_tls(proxy.addr, &client_tls(&p.ca.pem, Some(&p.client))).unwrap();
+    let (a, b) = start_pair(client, server, config());
+    let _notes = echo_server(&b);
+    for round in 0..3u8 {
+        let data = pattern(10_000, u64::from(round));
+        let reply = a
+            .request(
+                Message::request("echo", data.clone()).unwrap(),
+                Some(STEP),
+                None,
+            )
+            .unwrap();
+        assert_eq!(reply.data(), &data[..]);
+        proxy.cut();
+        assert!(matches!(next_status(&a, STEP), Status::Reconnecting { .. }));
+        assert!(matches!(next_status(&a, STEP), Status::Reconnected));
+    }
+    let reply = a
+        .request(
+            Message::request("echo", b"after".to_vec()).unwrap(),
+            Some(STEP),
+            None,
+        )
+        .unwrap();
+    assert_eq!(reply.data(), b"after");
+    assert!(a.stats().reconnects >= 3 && b.stats().reconnects >= 3);
+    assert_eq!(b.stats().refused_connections, 0);
+    a.stop(true);
+    b.stop(true);
+}
