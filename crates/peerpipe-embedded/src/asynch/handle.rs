@@ -1,6 +1,7 @@
 //! What other tasks hold: sending, requests, events.
 
 use core::future::poll_fn;
+use core::task::Poll;
 
 use embassy_futures::select::{select, Either};
 use embassy_sync::blocking_mutex::raw::RawMutex;
@@ -211,6 +212,24 @@ impl<
         event
     }
 
+    /// Waits until at least `slots` of the `TX` send slots are free (at most `TX` are
+    /// waited for): a task that must answer without being refused waits here first. Slots
+    /// free as sends are settled; one task at a time should wait here (a second one takes
+    /// the wake-up over, and the first is polled again only when its executor polls it).
+    pub async fn room(&self, slots: usize) {
+        poll_fn(|cx| {
+            self.state.lock(|inner| {
+                if TX.saturating_sub(inner.endpoint.pending_sends()) >= slots.min(TX) {
+                    Poll::Ready(())
+                } else {
+                    inner.room.register(cx.waker());
+                    Poll::Pending
+                }
+            })
+        })
+        .await
+    }
+
     /// Where the peer stands.
     pub fn peer_state(&self) -> PeerState {
         self.state.lock(|inner| inner.endpoint.peer_state())
@@ -247,6 +266,7 @@ impl<
     ) -> Endpoint<PAYLOAD, TOPIC, RX, TX, FRAME> {
         let old = self.state.lock(|inner| {
             inner.fail_all(FailReason::Stopped);
+            inner.room.wake();
             core::mem::replace(&mut inner.endpoint, endpoint)
         });
         self.state.wake();

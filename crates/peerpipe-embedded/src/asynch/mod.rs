@@ -98,7 +98,10 @@ impl Clock for EmbassyClock {
 
     #[inline]
     fn at(&self, deadline: Instant) -> impl Future<Output = ()> {
-        embassy_time::Timer::at(embassy_time::Instant::from_micros(deadline.as_micros()))
+        // Rounded up to the next tick (embassy-time's `Instant::from_micros` rounds down): a
+        // timer that fired before the deadline would wake the runner for nothing.
+        let ticks = embassy_time::Duration::from_micros(deadline.as_micros()).as_ticks();
+        embassy_time::Timer::at(embassy_time::Instant::from_ticks(ticks))
     }
 }
 

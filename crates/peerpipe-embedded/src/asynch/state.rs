@@ -63,6 +63,8 @@ pub(crate) struct Inner<
     /// One per send slot of the endpoint.
     pub(crate) waiters: [Waiter<PAYLOAD, TOPIC>; TX],
     pub(crate) stats: DriverStats,
+    /// The task waiting for free send slots ([`Handle::room`](super::Handle::room)).
+    pub(crate) room: WakerRegistration,
 }
 
 impl<
@@ -119,8 +121,13 @@ impl<
         &mut self,
         events: &Channel<M, Event<PAYLOAD, TOPIC>, EVENTS>,
     ) {
+        let mut freed = false;
         while let Some((id, outcome)) = self.endpoint.poll_outcome() {
             self.settle(id, outcome);
+            freed = true;
+        }
+        if freed {
+            self.room.wake();
         }
         while !events.is_full() {
             let Some(event) = self.endpoint.poll_event() else {
@@ -129,6 +136,7 @@ impl<
             let event = match event {
                 Event::SendOutcome { id, outcome } => {
                     self.settle(id, outcome);
+                    self.room.wake();
                     continue;
                 }
                 Event::Message(m) => match m.req_id().and_then(|id| self.reply_waiter(id)) {
@@ -219,6 +227,7 @@ impl<
                 endpoint,
                 waiters: [const { Waiter::FREE }; TX],
                 stats: DriverStats::default(),
+                room: WakerRegistration::new(),
             })),
             wake_service: Signal::new(),
             wake_tx: Signal::new(),

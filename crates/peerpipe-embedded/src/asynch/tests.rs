@@ -498,6 +498,26 @@ fn full_send_slots_refuse_with_a_typed_error() {
 }
 
 #[test]
+fn room_waits_for_settled_sends() {
+    pair(&mut NoSource, async |a, b, _| {
+        for i in 0..4 {
+            a.send(Message::request("q", &[i]).unwrap(), None).unwrap();
+        }
+        assert_eq!(
+            a.send(Message::request("q", b"5").unwrap(), None),
+            Err(Error::SendQueueFull)
+        );
+        assert!(embassy_futures::poll_once(a.room(1)).is_pending());
+        a.room(4).await;
+        assert_eq!(a.pending_sends(), 0);
+        a.send(Message::request("q", b"5").unwrap(), None).unwrap();
+        for _ in 0..5 {
+            assert!(matches!(b.receive().await, Event::Message(_)));
+        }
+    });
+}
+
+#[test]
 fn events_not_received_hold_the_peer_back_and_none_is_lost() {
     const N: u8 = 30;
     pair(&mut NoSource, async |a, b, clock| {
