@@ -18,6 +18,10 @@
 //! The board (the QEMU machine) is `lm3s6965evb` (thumbv7m), `microbit` (thumbv6m) or `virt`
 //! (riscv32imac); without the argument it follows the target named in the ELF's path.
 //!
+//! `firmware/qemu-embassy` (the same application on embassy, through peerpipe-embedded's
+//! async driver; lm3s6965evb only) answers the same way and goes through the same checks:
+//! `cargo xtask qemu` runs them against both.
+//!
 //! `qemu_host --stack ELF [BOARD]` instead drives the minimal firmware built with the feature
 //! `stack-probe` (what `cargo xtask size` does): requests of every size, pipelined, garbage,
 //! and requests in parts (answered with their CRC-32), then the request `stack`; prints
@@ -1057,7 +1061,7 @@ fn run(board: Board, elf: &str) -> Res<()> {
     )?;
     say!("second QEMU run -> PeerRestarted, requests answered: ok");
     say!(
-        "firmware stack high-water mark {} B ({}, stack painting; the pipe lives on main's stack)",
+        "firmware stack high-water mark {} B ({}, stack painting)",
         s.stack_used,
         board.target()
     );

@@ -9,7 +9,9 @@
 //! - `cargo xtask qemu`: builds `firmware/qemu-echo` for each QEMU board (lm3s6965evb, micro:bit,
 //!   RISC-V virt) and drives it in QEMU over TCP with peerpipe-std, a core endpoint (messages
 //!   of any size: a 256 KiB request streamed into a CRC, a 64 KiB generated reply) and
-//!   peerpipe-tokio (`examples/qemu_host.rs`).
+//!   peerpipe-tokio (`examples/qemu_host.rs`); then `firmware/qemu-embassy` (the same
+//!   application on embassy, through peerpipe-embedded's async driver) on the lm3s6965evb,
+//!   through the same checks.
 //! - `cargo xtask size`: builds the echo firmware with panic-halt for each firmware target and
 //!   prints `target=<triple> flash=<bytes> ram=<bytes> stack=<bytes or ?> bin=minimal` for its
 //!   minimal binary (the core and the driver at default capacities, echo only); the stack
@@ -48,6 +50,11 @@ const ECHO_BOARDS: &[(&str, &str)] = &[
     ("riscv32imac-unknown-none-elf", "virt"),
 ];
 
+/// The embassy firmware (its own workspace; `peerpipe_embedded::asynch` on embassy) and the
+/// one target and QEMU board it is built for and run on (`cargo xtask qemu`).
+const EMBASSY_DIR: &str = "firmware/qemu-embassy";
+const EMBASSY_BOARD: (&str, &str) = ("thumbv7m-none-eabi", "lm3s6965evb");
+
 /// The core crate and its fuzz package.
 const CORE_DIR: &str = "crates/peerpipe-core";
 const FUZZ_DIR: &str = "crates/peerpipe-core/fuzz";
@@ -69,7 +76,8 @@ commands:
         board (lm3s6965evb, microbit, virt): requests, oversize, garbage, END/ABORT both
         ways, GONE, restart; then with a core endpoint: a 256 KiB request streamed into a
         CRC-32, a 64 KiB generated reply, a message cut off (UART throughput printed); then
-        with peerpipe-tokio: concurrent echo, END, GONE
+        with peerpipe-tokio: concurrent echo, END, GONE; then the same checks against
+        firmware/qemu-embassy (embassy, peerpipe-embedded's async driver) on lm3s6965evb
   size  print target=<triple> flash=<bytes> ram=<bytes> stack=<bytes or ?> bin=minimal for
         the minimal echo firmware (firmware/qemu-echo/src/bin/minimal.rs: core + SerialDriver
         at default capacities, requests in parts answered with their CRC, panic-halt), per

@@ -8,10 +8,12 @@ use xshell::{cmd, Shell};
 
 use crate::features::{crate_features, feature_args, powerset, set_name};
 use crate::install::install_prerequisites;
-use crate::qemu::qemu_jobs;
+use crate::qemu::{embassy_jobs, qemu_jobs};
 use crate::run::{at, summarize, Job, Outcome};
 use crate::size::{echo_size_build, stack_probe_build};
-use crate::{root, rust_files, CORE_DIR, ECHO_BOARDS, ECHO_DIR, FUZZ_DIR};
+use crate::{
+    root, rust_files, CORE_DIR, ECHO_BOARDS, ECHO_DIR, EMBASSY_BOARD, EMBASSY_DIR, FUZZ_DIR,
+};
 
 /// Targets peerpipe-core is built for, with every feature set.
 const NO_STD_TARGETS: &[&str] = &[
@@ -35,7 +37,7 @@ const EMBEDDED_PKG: &str = "peerpipe-embedded";
 /// The async driver: its `serial` feature is built and tested on its own.
 const TOKIO_PKG: &str = "peerpipe-tokio";
 
-/// Whether `cargo xtask test` runs the QEMU echo test (`cargo xtask qemu`).
+/// Whether `cargo xtask test` runs the QEMU echo tests of both firmwares (`cargo xtask qemu`).
 const TEST_RUNS_QEMU_ECHO: bool = true;
 
 /// Host tests in the release profile: the simulation tests run many long virtual-time scenarios,
@@ -137,8 +139,10 @@ fn test_steps(sh: &Shell) -> Vec<Step<'_>> {
         // not --all: that would take in peerpipe-core
         fmt.push(at(FIRMWARE_DIR, cmd!(sh, "cargo fmt --check")));
     }
-    if root.join(ECHO_DIR).join("Cargo.toml").exists() {
-        fmt.push(at(ECHO_DIR, cmd!(sh, "cargo fmt --check")));
+    for dir in [ECHO_DIR, EMBASSY_DIR] {
+        if root.join(dir).join("Cargo.toml").exists() {
+            fmt.push(at(dir, cmd!(sh, "cargo fmt --check")));
+        }
     }
     let fuzz_sources = rust_files(&root.join(FUZZ_DIR).join("fuzz_targets"));
     if !fuzz_sources.is_empty() {
@@ -227,6 +231,18 @@ fn test_steps(sh: &Shell) -> Vec<Step<'_>> {
             )],
         ));
     }
+
+    let (embassy_target, embassy_board) = EMBASSY_BOARD;
+    steps.push(Step::new(
+        format!("clippy {EMBASSY_DIR} {embassy_target}"),
+        vec![at(
+            EMBASSY_DIR,
+            cmd!(
+                sh,
+                "cargo clippy --release --target {embassy_target} -- -D warnings"
+            ),
+        )],
+    ));
 
     steps.push(Step::new(
         "clippy firmware/core-tests thumbv7m-none-eabi",
@@ -317,6 +333,11 @@ fn test_steps(sh: &Shell) -> Vec<Step<'_>> {
                 qemu_jobs(sh, target, board),
             ));
         }
+        // The embassy firmware (built by its first job) through the same checks.
+        steps.push(Step::new(
+            format!("firmware qemu-embassy over TCP {embassy_target} (qemu {embassy_board})"),
+            embassy_jobs(sh),
+        ));
     }
 
     // Firmware tests in QEMU; the runner is set per target in .cargo/config.toml.
