@@ -105,13 +105,20 @@ async fn receive<
             }
             Ok(n) => {
                 let now = clock.now();
-                state.lock(|inner| {
+                let framed = state.lock(|inner| {
                     inner.stats.rx_bytes = inner.stats.rx_bytes.wrapping_add(n as u32);
+                    let before = inner.endpoint.stats().frames_received;
                     inner
                         .endpoint
                         .handle_bytes(now, buf.get(..n).unwrap_or(&[]));
+                    inner.endpoint.stats().frames_received != before
                 });
-                state.wake();
+                // Bytes of a frame not yet complete change nothing else: the rest of the
+                // runner is woken once per frame, not once per byte (a UART often delivers
+                // one byte per read).
+                if framed {
+                    state.wake();
+                }
             }
             Err(_e) => {
                 state.lock(|inner| inner.stats.rx_errors = inner.stats.rx_errors.wrapping_add(1));
