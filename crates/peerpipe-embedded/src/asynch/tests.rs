@@ -1,9 +1,12 @@
 //! Two async drivers against each other over an in-memory async pipe, in virtual time: a
-//! small executor polls everything and, when nothing can move, jumps the clock to the
-//! earliest armed timer. Deterministic; no thread, no real time.
+//! small executor runs each runner and the test's body as tasks of their own, polls a task
+//! only when its waker was called (a missing wake-up stalls the test) and, when no task can
+//! move, jumps the clock to the earliest armed timer and wakes it. Deterministic; no thread,
+//! no real time.
 
+use core::convert::Infallible;
 use core::future::{poll_fn, Future};
-use core::pin::pin;
+use core::pin::{pin, Pin};
 use core::task::{Context, Poll, Waker};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -12,8 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Wake;
 
-use embassy_futures::join::join3;
-use embassy_futures::select::{select, Either};
+use embassy_futures::select::select;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use peerpipe_core::wire::Item;
 use peerpipe_core::{
@@ -27,8 +29,8 @@ use super::{new, Clock, Handle, RequestError, State};
 #[derive(Default)]
 struct MockClock {
     now: Cell<u64>,
-    /// The earliest deadline of the timers polled since the last reset.
-    next: Cell<Option<u64>>,
+    /// The armed timers: deadline and the waker of the task waiting for it.
+    timers: RefCell<Vec<(u64, Waker)>>,
 }
 
 impl Clock for MockClock {
@@ -37,12 +39,12 @@ impl Clock for MockClock {
     }
 
     fn at(&self, deadline: Instant) -> impl Future<Output = ()> {
-        poll_fn(move |_| {
+        poll_fn(move |cx| {
             let d = deadline.as_micros();
             if self.now.get() >= d {
                 return Poll::Ready(());
             }
-            self.next.set(Some(self.next.get().map_or(d, |n| n.min(d))));
+            self.timers.borrow_mut().push((d, cx.waker().clone()));
             Poll::Pending
         })
     }
@@ -63,25 +65,49 @@ impl Wake for Flag {
     }
 }
 
-/// Runs `fut` to completion in virtual time (at most one virtual hour).
-fn block_on<F: Future>(clock: &MockClock, fut: F) -> F::Output {
-    let flag = Arc::new(Flag(AtomicBool::new(false)));
-    let waker = Waker::from(flag.clone());
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = pin!(fut);
+/// A task that never ends (a runner).
+type Background<'a> = Pin<&'a mut dyn Future<Output = Infallible>>;
+
+/// Runs `main` to completion in virtual time (at most one virtual hour), with the
+/// `background` tasks beside it. Each task is polled only after its waker was called.
+fn block_on<F: Future>(clock: &MockClock, main: F, background: &mut [Background<'_>]) -> F::Output {
+    let flags: Vec<Arc<Flag>> = (0..=background.len())
+        .map(|_| Arc::new(Flag(AtomicBool::new(true))))
+        .collect();
+    let wakers: Vec<Waker> = flags.iter().map(|f| Waker::from(f.clone())).collect();
+    let mut main = pin!(main);
     loop {
-        clock.next.set(None);
-        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
+        let mut ran = false;
+        if flags[0].0.swap(false, Ordering::SeqCst) {
+            ran = true;
+            if let Poll::Ready(out) = main.as_mut().poll(&mut Context::from_waker(&wakers[0])) {
+                return out;
+            }
         }
-        if !flag.0.swap(false, Ordering::SeqCst) {
-            let next = clock
-                .next
-                .get()
-                .expect("stalled: nothing can move, no timer armed");
-            assert!(next < 3_600_000_000, "still running after a virtual hour");
-            clock.now.set(next);
+        for (task, (flag, waker)) in background.iter_mut().zip(flags.iter().zip(&wakers).skip(1)) {
+            if flag.0.swap(false, Ordering::SeqCst) {
+                ran = true;
+                let _ = task.as_mut().poll(&mut Context::from_waker(waker));
+            }
         }
+        if ran {
+            continue;
+        }
+        // Nothing can move: time jumps to the earliest timer, which is woken.
+        let mut timers = clock.timers.borrow_mut();
+        let next = timers
+            .iter()
+            .map(|(d, _)| *d)
+            .min()
+            .expect("stalled: no task was woken and no timer is armed");
+        assert!(next < 3_600_000_000, "still running after a virtual hour");
+        clock.now.set(next);
+        timers.retain(|(d, waker)| {
+            if *d <= next {
+                waker.wake_by_ref();
+            }
+            *d > next
+        });
     }
 }
 
@@ -236,15 +262,9 @@ fn pair<T>(
     let (mut ra, ha) = new(&sa, &clock);
     let (mut rb, hb) = new(&sb, &clock);
     let mut none = NoSource;
-    let runners = join3(
-        ra.run(a_rx, a_tx, &mut none),
-        rb.run(b_rx, b_tx, source_b),
-        core::future::pending::<()>(),
-    );
-    match block_on(&clock, select(runners, body(ha, hb, &clock))) {
-        Either::First(_) => unreachable!("the runners never return"),
-        Either::Second(out) => out,
-    }
+    let a = pin!(ra.run(a_rx, a_tx, &mut none));
+    let b = pin!(rb.run(b_rx, b_tx, source_b));
+    block_on(&clock, body(ha, hb, &clock), &mut [a, b])
 }
 
 /// Answers every request in one frame with its data reversed, under the same topic.
@@ -350,7 +370,11 @@ fn a_silent_peer_is_gone_after_the_heartbeat_timeout() {
             "gone at heartbeat_timeout"
         );
     };
-    block_on(&clock, select(runner.run(Dead, Dead, &mut NoSource), test));
+    block_on(
+        &clock,
+        test,
+        &mut [pin!(runner.run(Dead, Dead, &mut NoSource))],
+    );
 }
 
 #[test]
@@ -469,11 +493,11 @@ fn a_large_message_from_a_handle_streams_to_the_peer() {
         }
         assert_eq!(next, LONG);
     };
-    let runners = embassy_futures::join::join(
-        ra.run(a_rx, a_tx, &mut source),
-        rb.run(b_rx, b_tx, &mut none),
-    );
-    block_on(&clock, select(runners, test));
+    {
+        let a = pin!(ra.run(a_rx, a_tx, &mut source));
+        let b = pin!(rb.run(b_rx, b_tx, &mut none));
+        block_on(&clock, test, &mut [a, b]);
+    }
     assert!(source.asked >= LONG);
 }
 
@@ -494,7 +518,11 @@ fn full_send_slots_refuse_with_a_typed_error() {
         let refused = a.request(Message::request("q", b"6").unwrap(), None).await;
         assert_eq!(refused, Err(RequestError::Send(Error::SendQueueFull)));
     };
-    block_on(&clock, select(runner.run(Dead, Dead, &mut NoSource), test));
+    block_on(
+        &clock,
+        test,
+        &mut [pin!(runner.run(Dead, Dead, &mut NoSource))],
+    );
 }
 
 #[test]
