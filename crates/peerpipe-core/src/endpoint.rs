@@ -313,8 +313,9 @@ impl<
     /// [`transport_lost`](Self::transport_lost)): the session goes on. The decoder drops
     /// the part of a frame the old connection left; every fragment transmitted and not yet
     /// acknowledged becomes due at once (it may have been lost with the old connection;
-    /// a duplicate is acknowledged again and not delivered twice), within the peer's window
-    /// and `max_resends` (each counts as a resend); an ACK (when a peer session is known)
+    /// a duplicate is acknowledged again and not delivered twice), within the peer's window;
+    /// such a resend replaces a transmission lost with the old connection and does not
+    /// count against `max_resends` (it does count in `stats().resends`); an ACK (when a peer session is known)
     /// and a heartbeat become due, the heartbeat even while paused, so that the first frames
     /// on the new connection tell the peer this session, what arrived, and the floor.
     /// Nothing is reported: the driver tells its application itself. After the peer is
@@ -599,6 +600,48 @@ mod reconnect_tests {
         assert_eq!(outcome, Some(crate::Outcome::Delivered));
         assert_eq!(a.peer_state(), PeerState::Up);
         assert_eq!(b.peer_state(), PeerState::Up);
+    }
+
+    #[test]
+    fn resends_after_a_reconnect_do_not_count_against_max_resends() {
+        let (mut a, mut b) = pair();
+        let interval = crate::Duration::from(a.config().resend_interval.unwrap());
+        let max = a.config().max_resends.unwrap();
+        let mut t = Instant::from_micros(1_000);
+        // A timeout long enough for every allowed transmission and more.
+        let timeout = crate::Duration::from_secs(60);
+        a.send(t, Message::request("t", b"cut").unwrap(), Some(timeout))
+            .unwrap();
+        // The connection breaks again and again, each time before the peer could answer
+        // (more times than `max_resends`): what was in flight goes again on each new
+        // connection and is lost with it. Those transmissions do not use up the resends.
+        assert!(!frames(&mut a, t).is_empty());
+        for _ in 0..max + 3 {
+            t = t + crate::Duration::from_micros(interval.as_micros() / 2);
+            a.handle_timeout(t);
+            a.transport_restored(t);
+            assert!(
+                !frames(&mut a, t).is_empty(),
+                "what was in flight goes again"
+            );
+        }
+        let gave_up =
+            core::iter::from_fn(|| a.poll_event()).any(|e| matches!(e, Event::SendOutcome { .. }));
+        assert!(
+            !gave_up,
+            "the message failed because the connection was cut"
+        );
+        // On a connection that holds, it is delivered.
+        a.transport_restored(t);
+        b.transport_restored(t);
+        pump(&mut a, &mut b, t);
+        assert_eq!(messages(&mut b), [b"cut".to_vec()]);
+        pump(&mut b, &mut a, t);
+        let outcome = core::iter::from_fn(|| a.poll_event()).find_map(|e| match e {
+            Event::SendOutcome { outcome, .. } => Some(outcome),
+            _ => None,
+        });
+        assert_eq!(outcome, Some(crate::Outcome::Delivered));
     }
 
     #[test]

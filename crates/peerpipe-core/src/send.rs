@@ -126,13 +126,18 @@ struct Fragment {
     id: u64,
     offset: u64,
     len: u32,
-    /// Transmissions so far.
+    /// Transmissions so far that count against `max_resends` (one lost with a broken
+    /// connection does not: see `resend_all_now`).
     sent: u32,
     /// Waiting to be transmitted (first time, or a resend that is due).
     due: bool,
     /// Due again because the peer refused it for lack of room and has room now: it goes
     /// within the peer's window, like a first transmission.
     retry: bool,
+    /// Due again because the transport was replaced (`resend_all_now`): its next
+    /// transmission replaces one lost with the old connection and does not count against
+    /// `max_resends`.
+    restored: bool,
     /// When to resend if no acknowledgement came; armed at each transmission.
     resend_at: Option<Instant>,
 }
@@ -269,6 +274,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
                 offset: msg.cut,
                 len: len as u32,
                 sent: 0,
+                restored: false,
                 due: true,
                 retry: false,
                 resend_at: None,
@@ -366,11 +372,15 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
         let Some(f) = self.frags.get_mut(index) else {
             return false;
         };
-        f.sent = f.sent.saturating_add(1);
+        let replaces_lost = f.restored;
+        if !replaces_lost {
+            f.sent = f.sent.saturating_add(1);
+        }
         f.due = false;
         f.retry = false;
+        f.restored = false;
         f.resend_at = config.resend_interval.map(|i| now + i);
-        f.sent > 1
+        replaces_lost || f.sent > 1
     }
 
     /// Settles every fragment the ACK covers, and the messages they complete.
@@ -420,17 +430,20 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
 
     /// The transport was replaced by a new connection: what went out on the old one may be
     /// lost with it. Every transmitted fragment not yet acknowledged becomes due at once (with
-    /// the retry flag, so it goes within the peer's window like a first transmission), if it
-    /// may still be resent at all; it counts as a resend.
+    /// the retry flag, so it goes within the peer's window like a first transmission), even
+    /// one whose last allowed transmission is out: that transmission may be what was lost,
+    /// so this one replaces it and does not count against `max_resends` (a message fails
+    /// because the peer did not take it, not because the connection was cut). It still
+    /// counts in the `resends` statistic.
     pub(crate) fn resend_all_now(&mut self, config: &Timing) {
         if config.resend_interval.is_none() {
             return;
         }
         for f in self.frags.iter_mut() {
-            let left = config.max_resends.is_none_or(|max| f.sent <= max);
-            if f.sent > 0 && !f.due && left {
+            if f.sent > 0 && !f.due {
                 f.due = true;
                 f.retry = true;
+                f.restored = true;
                 f.resend_at = None;
             }
         }
