@@ -2,7 +2,7 @@
 //!
 //! The owned types peerpipe's host drivers share: [`Message`] (a topic and bytes on the
 //! heap), [`Item`] and [`Status`] (what the application receives), [`Error`] (why a call
-//! failed), [`HandlerStats`] and [`IoCause`]. `peerpipe-std` (threads) and `peerpipe-tokio`
+//! failed), [`HandlerStats`], [`IoCause`] and [`Reconnect`] (what a broken connection does). `peerpipe-std` (threads) and `peerpipe-tokio`
 //! (async) both re-export them, so a program uses them through its driver and never needs
 //! this crate by name; a program that talks through both drivers gets the same types from
 //! each.
@@ -24,6 +24,7 @@ mod error;
 mod message;
 mod outbox;
 mod progress;
+mod reconnect;
 mod stats;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -35,6 +36,7 @@ pub use message::{IoCause, Item, Message, Status};
 pub use outbox::Outbox;
 pub use peerpipe_core::MsgId;
 pub use progress::{Progress, Transfer};
+pub use reconnect::{Jitter, Reconnect, SessionProbe};
 pub use stats::HandlerStats;
 #[cfg(feature = "tls")]
 pub use tls::{TlsClient, TlsError, TlsServer};

@@ -17,6 +17,7 @@ use tokio::time::Instant as TokioInstant;
 
 use crate::guards::{Ticket, Waiting};
 use crate::outgoing::Outgoing;
+use crate::reconnect::Redial;
 use crate::state::{Shared, State, Wait};
 use crate::task::PipeTask;
 use crate::{Progress, Transfer};
@@ -130,9 +131,28 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
+        Self::launch(io, config, None, |_| None)
+    }
+
+    /// Starts a handler on `io` whose pipe task gets a new connection from the
+    /// [`Redial`] that `redial` makes when `io` breaks; `give_up_after` as in
+    /// [`Reconnect`](crate::Reconnect).
+    pub(crate) fn launch<S, R>(
+        io: S,
+        config: Config,
+        give_up_after: Option<Duration>,
+        redial: impl FnOnce(Arc<Shared<P, T, RX, TX, F>>) -> R,
+    ) -> Result<Self, Error>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+        R: Into<Option<Redial<S>>>,
+    {
         let session = peerpipe_host::new_session_id();
-        let shared = Arc::new(Shared::new(State::new(config, session)?));
-        tokio::spawn(PipeTask::new(Arc::clone(&shared), io));
+        let mut state = State::new(config, session)?;
+        state.give_up_after = give_up_after;
+        let shared = Arc::new(Shared::new(state));
+        let redial = redial(Arc::clone(&shared)).into();
+        tokio::spawn(PipeTask::new(Arc::clone(&shared), io, redial));
         Ok(PipeHandler {
             inner: Arc::new(Inner {
                 shared,

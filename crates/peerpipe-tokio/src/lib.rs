@@ -52,6 +52,48 @@
 //! # }
 //! ```
 //!
+//! ## Reconnection
+//! A handler started on a stream by [`PipeHandler::start`] ends its conversation when the
+//! stream breaks (GONE). One made by [`PipeHandler::connect_tcp`] or
+//! [`connect_unix`](PipeHandler::connect_unix) (the ACTIVE end) or by
+//! [`accept_tcp`](PipeHandler::accept_tcp) or [`accept_unix`](PipeHandler::accept_unix)
+//! (the PASSIVE end, on a listener the application bound) survives a broken connection, as
+//! [`Reconnect`] says (the same policy as `peerpipe_std`'s):
+//! - the ACTIVE end dials again, at once, then with a backoff that doubles from
+//!   `initial_backoff` to `max_backoff`, with jitter; the PASSIVE end keeps its listener
+//!   for the handler's whole life and takes the peer's next connection;
+//! - the conversation goes on in the same session: what was acknowledged stays delivered
+//!   once, what was in flight is sent again at once on the new connection (without counting
+//!   against `max_resends`) and arrives once, in order; sends and requests just wait
+//!   (within their timeouts);
+//! - the application sees [`Status::Reconnecting`] (with the cause) and
+//!   [`Status::Reconnected`] (counted in [`HandlerStats::reconnects`]); a peer that comes
+//!   back as a new process is [`Status::PeerRestarted`], on the same handler;
+//! - the peer is GONE only when nothing came from it for `Config::heartbeat_timeout`
+//!   (the silence rule runs on through the break), or, with
+//!   [`Reconnect::give_up_after`], when no connection came back that long after the break
+//!   ([`GoneReason::TransportLost`]);
+//! - a newcomer at a PASSIVE end while a connection is live replaces it only if its first
+//!   frame (within `probation`) carries the peer's session; otherwise it is closed and
+//!   counted in [`HandlerStats::refused_connections`]. While no connection is live, the
+//!   next one is taken as it comes. Without TLS, anyone who can reach the port can talk
+//!   while no connection is live; [`Reconnect`] says what holds while one is.
+//! - [`Reconnect::OFF`] turns it off; nothing reconnects once this side's END or ABORT went
+//!   through, and the first connection is not retried.
+//!
+//! ```no_run
+//! use peerpipe_tokio::{Config, PipeHandler, Reconnect};
+//! use tokio::net::TcpListener;
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let listener = TcpListener::bind("127.0.0.1:7000").await?;
+//! let server = tokio::spawn(PipeHandler::<1024>::accept_tcp(listener, Config::default(), Reconnect::ON));
+//! let client: PipeHandler = PipeHandler::connect_tcp("127.0.0.1:7000", Config::default(), Reconnect::ON).await?;
+//! let server = server.await??;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Under pressure
 //! - **A timeout bounds the whole call.** `send_to_peer`, `request`, `notify_end` and
 //!   `notify_abort` take one (`None`: `default_request_timeout`) that covers waiting for a
@@ -151,8 +193,10 @@
 mod guards;
 mod handler;
 mod listener;
+mod net;
 mod outgoing;
 mod receive;
+mod reconnect;
 #[cfg(feature = "serial")]
 mod serial;
 mod state;
@@ -169,7 +213,7 @@ pub use peerpipe_core::{
 };
 pub use peerpipe_host::ABANDONED_REQUESTS;
 pub use peerpipe_host::{Error, HandlerStats, Item, Message, Status};
-pub use peerpipe_host::{Progress, Transfer};
+pub use peerpipe_host::{Progress, Reconnect, Transfer};
 pub use peerpipe_host::{MAX_PAYLOAD, UNSENT_LIMIT};
 #[cfg(feature = "serial")]
 pub use serial::open_serial;

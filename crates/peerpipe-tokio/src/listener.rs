@@ -3,19 +3,13 @@
 use std::io;
 use std::net::SocketAddr;
 #[cfg(unix)]
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use peerpipe_core::Config;
 use tokio::net::{TcpListener, ToSocketAddrs};
 
+use crate::net::Socket;
 use crate::PipeHandler;
-
-enum Socket {
-    Tcp(TcpListener),
-    /// Its socket file is removed when the listener is dropped.
-    #[cfg(unix)]
-    Unix(tokio::net::UnixListener, PathBuf),
-}
 
 /// A TCP (or, on Unix, Unix domain socket) server: [`accept`](Self::accept) waits for the
 /// next peer and returns a started [`PipeHandler`] for it, with its own session id and its
@@ -91,18 +85,14 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         let path = path.as_ref().to_path_buf();
         let _ = std::fs::remove_file(&path);
         Ok(PipeListener {
-            socket: Socket::Unix(tokio::net::UnixListener::bind(&path)?, path),
+            socket: Socket::Unix(tokio::net::UnixListener::bind(&path)?, Some(path)),
             config,
         })
     }
 
     /// The bound TCP address (`None` for a Unix socket).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        match &self.socket {
-            Socket::Tcp(l) => l.local_addr().ok(),
-            #[cfg(unix)]
-            Socket::Unix(..) => None,
-        }
+        self.socket.local_addr()
     }
 
     /// Waits for the next peer and starts its handler (on TCP with `TCP_NODELAY` set). An
@@ -112,32 +102,13 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     /// # Panics
     /// Outside a tokio runtime, like `tokio::spawn`.
     pub async fn accept(&self) -> io::Result<PipeHandler<P, T, RX, TX, F>> {
-        let started = match &self.socket {
-            Socket::Tcp(l) => {
-                let (stream, _) = l.accept().await?;
-                stream.set_nodelay(true)?;
-                PipeHandler::start(stream, self.config)
-            }
-            #[cfg(unix)]
-            Socket::Unix(l, _) => PipeHandler::start(l.accept().await?.0, self.config),
-        };
+        let started = PipeHandler::start(self.socket.accept().await?, self.config);
         started.map_err(io::Error::other)
     }
 
     /// The configuration each handler gets.
     pub fn config(&self) -> &Config {
         &self.config
-    }
-}
-
-impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: usize> Drop
-    for PipeListener<P, T, RX, TX, F>
-{
-    fn drop(&mut self) {
-        #[cfg(unix)]
-        if let Socket::Unix(_, path) = &self.socket {
-            let _ = std::fs::remove_file(path);
-        }
     }
 }
 

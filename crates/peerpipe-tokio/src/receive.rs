@@ -173,6 +173,14 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         self.inbox.push_back(item);
     }
 
+    /// Queues a status the driver itself reports (the connection's) for the application,
+    /// after what the endpoint reported before it.
+    pub(crate) fn report(&mut self, status: Status) {
+        self.dispatch();
+        self.push(Item::Status(status));
+        wake_all(&mut self.readers);
+    }
+
     /// Settles a send: its data leaves the outbox; its waiter learns the outcome; a request
     /// that failed learns it too, and a delivered request is marked so (it waits on for its
     /// reply).

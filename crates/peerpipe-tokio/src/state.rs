@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 
-use peerpipe_core::{Config, Endpoint, Instant, MsgId};
+use peerpipe_core::{Config, Endpoint, Instant, MsgId, PeerState};
 use peerpipe_host::{Assembler, Error, HandlerStats, Item, Message, Outbox};
 use tokio::time::Instant as TokioInstant;
 
@@ -71,6 +71,15 @@ pub(crate) struct State<
     pub(crate) finished: bool,
     /// Callers of [`closed`](crate::PipeHandler::closed).
     closed: Vec<Waker>,
+    /// The connection broke, when, and why, while a new one is awaited (a handler that
+    /// reconnects).
+    pub(crate) down: Option<(TokioInstant, peerpipe_host::IoCause)>,
+    /// `Reconnect::give_up_after`.
+    pub(crate) give_up_after: Option<std::time::Duration>,
+    /// Connections that took the place of a broken one.
+    pub(crate) reconnects: u64,
+    /// Connections a listening end closed: they did not prove to be the peer.
+    pub(crate) refused_connections: u64,
 }
 
 impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: usize>
@@ -101,6 +110,10 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
             stopping: false,
             finished: false,
             closed: Vec::new(),
+            down: None,
+            give_up_after: None,
+            reconnects: 0,
+            refused_connections: 0,
         })
     }
 
@@ -215,6 +228,8 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         s.queued_bytes = self.inbox_bytes;
         s.late_replies = self.late_replies;
         s.unsent_bytes = self.unsent;
+        s.reconnects = self.reconnects;
+        s.refused_connections = self.refused_connections;
         s
     }
 
@@ -242,6 +257,76 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         log::warn!("peerpipe-tokio: transport lost: {cause}");
         self.gone_cause.get_or_insert_with(|| cause.into());
         self.ep.transport_lost();
+        self.dispatch();
+    }
+
+    /// Whether the conversation may take a new connection: not stopped or ended, the peer
+    /// not gone, ended or aborted, and this side's END or ABORT not gone through (then there
+    /// is nothing left to say).
+    pub(crate) fn accepts_links(&self) -> bool {
+        let said_all = self.ep.local_close().is_some() && self.ep.pending_sends() == 0;
+        !self.stopping
+            && !self.finished
+            && !self.ep.is_stopped()
+            && matches!(self.ep.peer_state(), PeerState::NotSeen | PeerState::Up)
+            && !said_all
+    }
+
+    /// Whether a new connection is wanted now: the connection broke and the conversation
+    /// goes on.
+    pub(crate) fn wants_link(&self) -> bool {
+        self.down.is_some() && self.accepts_links()
+    }
+
+    /// When a broken connection is given up (`Reconnect::give_up_after`).
+    pub(crate) fn give_up_at(&self) -> Option<TokioInstant> {
+        let (since, _) = self.down.as_ref()?;
+        Some(*since + self.give_up_after?)
+    }
+
+    /// The connection broke and a new one is awaited: reported as
+    /// [`Status::Reconnecting`](peerpipe_host::Status::Reconnecting).
+    pub(crate) fn lose_connection(&mut self, cause: &std::io::Error) {
+        log::warn!("peerpipe-tokio: connection lost, reconnecting: {cause}");
+        self.unsent = 0;
+        self.down = Some((TokioInstant::now(), cause.into()));
+        self.report(peerpipe_host::Status::Reconnecting {
+            cause: cause.into(),
+        });
+    }
+
+    /// A new connection took the place of the broken one (`replaced`: of a live one, whose
+    /// break this end had not seen): the endpoint sends again at once what was not
+    /// acknowledged, then takes `input`, the bytes already read from the new connection.
+    pub(crate) fn restore_connection(&mut self, input: &[u8], replaced: bool) {
+        let now = self.now();
+        self.ep.transport_restored(now);
+        self.ep.handle_bytes(now, input);
+        self.reconnects += 1;
+        self.unsent = 0;
+        if replaced {
+            let cause =
+                std::io::Error::new(std::io::ErrorKind::ConnectionReset, "the peer reconnected");
+            self.report(peerpipe_host::Status::Reconnecting {
+                cause: (&cause).into(),
+            });
+        }
+        self.down = None;
+        self.report(peerpipe_host::Status::Reconnected);
+        log::info!("peerpipe-tokio: reconnected");
+    }
+
+    /// No connection comes back (or the conversation is over): with the peer still there,
+    /// it is gone with the break's cause.
+    pub(crate) fn give_up_connection(&mut self) {
+        let Some((_, cause)) = self.down.take() else {
+            return;
+        };
+        if matches!(self.ep.peer_state(), PeerState::NotSeen | PeerState::Up) {
+            log::warn!("peerpipe-tokio: no connection came back: {cause}");
+            self.gone_cause.get_or_insert(cause);
+            self.ep.transport_lost();
+        }
         self.dispatch();
     }
 

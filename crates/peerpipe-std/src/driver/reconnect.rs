@@ -52,30 +52,11 @@ pub(super) fn spawn(shared: &Arc<Shared>, redial: Redial) -> io::Result<Option<S
     }
 }
 
-/// A small random source for the backoff's jitter.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Self {
-        Rng(u64::from(peerpipe_host::new_session_id()) << 1 | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
 /// The ACTIVE end: each time the link breaks, dials until a connection is made or none is
 /// wanted any more (the handler stopped, the peer is gone). Ends when the handler stops
 /// (the sender of `poke` is dropped).
 fn dial(shared: &Shared, target: &Target, policy: &Reconnect, poke: &Receiver<()>) {
-    let mut rng = Rng::new();
+    let mut rng = peerpipe_host::Jitter::new();
     loop {
         if poke.recv().is_err() {
             return;
@@ -169,33 +150,23 @@ fn accept(shared: &Shared, acceptor: &Acceptor, policy: &Reconnect) {
 /// Reads the first frame a newcomer sends, within `within`: its session and the bytes read.
 fn first_frame(stream: &mut Stream, within: Duration) -> Option<(u32, Vec<u8>)> {
     let deadline = StdInstant::now() + within;
-    let mut decoder = Box::new(peerpipe_core::wire::Decoder::<{ crate::FRAME }>::new());
-    let mut input = Vec::new();
+    let mut probe = peerpipe_host::SessionProbe::new();
     let mut buf = vec![0u8; 4096];
     let found = loop {
         let left = deadline.saturating_duration_since(StdInstant::now());
-        if left.is_zero() || input.len() > 4 * crate::FRAME {
+        if left.is_zero() || probe.exhausted() {
             break None;
         }
         let n = match stream.read_within(&mut buf, left) {
             Ok(0) | Err(_) => break None,
             Ok(n) => n,
         };
-        let mut rest = buf.get(..n).unwrap_or(&[]);
-        input.extend_from_slice(rest);
-        let mut session = None;
-        while !rest.is_empty() && session.is_none() {
-            let (used, frame) = decoder.feed(rest);
-            if let Some(Ok(frame)) = frame {
-                session = Some(frame.session);
-            }
-            rest = rest.get(used..).unwrap_or(&[]);
-        }
-        if session.is_some() {
-            break session;
+        if let Some(session) = probe.feed(buf.get(..n).unwrap_or(&[])) {
+            break Some(session);
         }
     };
     let _ = stream.read_within(&mut [], Duration::ZERO);
+    let mut input = probe.into_input();
     stream.take_buffered(&mut input);
     found.map(|s| (s, input))
 }

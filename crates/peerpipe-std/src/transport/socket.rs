@@ -171,6 +171,16 @@ impl TcpTransport {
 
     /// What to do when the connection breaks (default [`Reconnect::ON`]; turn it off with
     /// [`Reconnect::OFF`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use peerpipe_std::{Reconnect, TcpTransport};
+    ///
+    /// let quick = Reconnect { max_backoff: Duration::from_millis(500), ..Reconnect::default() };
+    /// let client = TcpTransport::connect("127.0.0.1:7000")?.reconnect(quick);
+    /// let once = TcpTransport::connect("127.0.0.1:7000")?.reconnect(Reconnect::OFF);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn reconnect(mut self, policy: Reconnect) -> Self {
         self.1 = policy;
         self

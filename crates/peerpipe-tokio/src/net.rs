@@ -1,0 +1,145 @@
+//! Every connect and accept of the crate, in one place: the listening sockets
+//! ([`PipeListener`](crate::PipeListener) and a reconnecting PASSIVE handler), the
+//! connections they and a dialing ACTIVE handler make, and where the ACTIVE end connects.
+
+use std::io;
+use std::net::SocketAddr;
+#[cfg(unix)]
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+#[cfg(unix)]
+use tokio::net::{UnixListener, UnixStream};
+
+/// A connection over TCP (with `TCP_NODELAY` set) or a Unix socket.
+pub(crate) enum Conn {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+impl Conn {
+    fn tcp(stream: TcpStream) -> io::Result<Conn> {
+        // The task gathers every frame due into one write; Nagle would only hold small
+        // frames back.
+        stream.set_nodelay(true)?;
+        Ok(Conn::Tcp(stream))
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(unix)]
+            Conn::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(unix)]
+            Conn::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Tcp(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(unix)]
+            Conn::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(unix)]
+            Conn::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A listening socket.
+pub(crate) enum Socket {
+    Tcp(TcpListener),
+    /// With `Some` path, removes its socket file when dropped.
+    #[cfg(unix)]
+    Unix(UnixListener, Option<PathBuf>),
+}
+
+impl Socket {
+    /// Waits for the next connection. Cancel-safe.
+    pub(crate) async fn accept(&self) -> io::Result<Conn> {
+        match self {
+            Socket::Tcp(l) => Conn::tcp(l.accept().await?.0),
+            #[cfg(unix)]
+            Socket::Unix(l, _) => Ok(Conn::Unix(l.accept().await?.0)),
+        }
+    }
+
+    /// The bound TCP address (`None` for a Unix socket).
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Socket::Tcp(l) => l.local_addr().ok(),
+            #[cfg(unix)]
+            Socket::Unix(..) => None,
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Socket::Unix(_, Some(path)) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Where the ACTIVE end connects.
+pub(crate) enum Target {
+    Tcp(Vec<SocketAddr>),
+    #[cfg(unix)]
+    Unix(PathBuf),
+}
+
+impl Target {
+    /// Connects within `timeout` (to each TCP address in turn).
+    pub(crate) async fn connect(&self, timeout: Duration) -> io::Result<Conn> {
+        let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+        match self {
+            Target::Tcp(addrs) => {
+                let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address");
+                for a in addrs {
+                    match tokio::time::timeout(timeout, TcpStream::connect(a)).await {
+                        Ok(Ok(s)) => return Conn::tcp(s),
+                        Ok(Err(e)) => last = e,
+                        Err(_) => last = timed_out(),
+                    }
+                }
+                Err(last)
+            }
+            #[cfg(unix)]
+            Target::Unix(path) => tokio::time::timeout(timeout, UnixStream::connect(path))
+                .await
+                .map_err(|_| timed_out())?
+                .map(Conn::Unix),
+        }
+    }
+}
