@@ -2,6 +2,9 @@
 //! task over the async driver's `Handle`): see `firmware/qemu-echo/src/lib.rs` for the topics
 //! (`stats`, `crc` of any length, `gen`, `end`, `abort`, anything else reversed) and the
 //! counters, which are the same, so the host drives both firmwares through the same checks.
+//! The stack figure in `stats` is `qemu_echo::stack::used`, which looks at most 12 KiB below
+//! the stack's top: this firmware's high-water mark (13,304 B, reached at boot) shows as
+//! 12,288.
 
 use core::cell::Cell;
 use core::convert::Infallible;
