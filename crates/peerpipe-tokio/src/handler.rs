@@ -162,6 +162,15 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         })
     }
 
+    /// Feeds bytes already read from the connection (a newcomer's first frame) to the
+    /// endpoint, before anything the task reads.
+    pub(crate) fn take_input(&self, input: &[u8]) {
+        let mut st = self.inner.shared.lock();
+        let now = st.now();
+        st.ep.handle_bytes(now, input);
+        st.wake_task();
+    }
+
     /// Sends `msg` and resolves to its id when the peer's endpoint accepted (acknowledged)
     /// it. `timeout` (default `default_request_timeout`) bounds the whole call: waiting for
     /// a send slot, then sending and resending until acknowledged.

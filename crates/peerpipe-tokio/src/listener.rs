@@ -1,20 +1,56 @@
-//! Serving many peers: a listening socket that yields one started handler per connection.
+//! Serving many peers: a listening socket that yields one started handler per peer, and
+//! routes a peer that reconnects to its handler.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 #[cfg(unix)]
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 
 use peerpipe_core::Config;
+use peerpipe_host::Reconnect;
 use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::mpsc;
 
-use crate::net::Socket;
+use crate::net::{Conn, Socket};
+use crate::reconnect::{first_frame, Handover, Redial};
 use crate::PipeHandler;
+
+/// Where a peer session's new connections go: its handler's channel.
+type Routes = Arc<Mutex<HashMap<u32, mpsc::Sender<Handover<Conn>>>>>;
+
+/// A newcomer whose first frame carries a session no live handler serves.
+struct Newcomer {
+    conn: Conn,
+    session: u32,
+    input: Vec<u8>,
+}
 
 /// A TCP (or, on Unix, Unix domain socket) server: [`accept`](Self::accept) waits for the
 /// next peer and returns a started [`PipeHandler`] for it, with its own session id and its
 /// own task. Dropping the listener closes the listening socket at once (the port is free
 /// for a new bind; a Unix socket's file is removed); handlers already accepted live on.
+///
+/// **Reconnection** (on by default, see [`reconnect`](Self::reconnect)): the listener reads
+/// each newcomer's first frame (within [`Reconnect::probation`]; one that sends none is
+/// closed) and routes it by the session it carries. A peer whose session a live handler
+/// serves is that handler's peer reconnecting: its new connection goes to that handler
+/// (which reports [`Status::Reconnected`](crate::Status::Reconnected) and goes on in the
+/// same session, or replaces its live connection if it had not seen the break), and
+/// `accept` does not return for it. A newcomer with an unknown session gets a new handler.
+/// A handler whose connection breaks waits for its peer to come back through the listener,
+/// as [`Reconnect`] says (GONE after `heartbeat_timeout` of silence, or `give_up_after`).
+/// Reconnections are routed while the application calls `accept` (a server's accept loop).
+///
+/// Who can take a conversation over: only a connection whose first frame carries the
+/// conversation's peer session. Without TLS that session id is the only proof: a 32-bit
+/// value drawn from the operating system's random source (`getrandom`) at each start, so an
+/// off-path stranger cannot guess it (one try per connection, in 2^32; a wrong guess just
+/// gets a new handler), but anyone who sees the traffic reads it in every frame's header
+/// and can take the conversation over. Protect the port where that matters.
 ///
 /// `accept` is cancel-safe (a `select!` branch that lost accepted nothing). Capacities are
 /// the handler's const generics, defaults included.
@@ -46,6 +82,10 @@ pub struct PipeListener<
 > {
     socket: Socket,
     config: Config,
+    policy: Reconnect,
+    routes: Routes,
+    newcomers: mpsc::UnboundedSender<Newcomer>,
+    arrived: tokio::sync::Mutex<mpsc::UnboundedReceiver<Newcomer>>,
 }
 
 fn validate(config: &Config) -> io::Result<()> {
@@ -61,19 +101,16 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     /// each peer's handler gets `config`, validated here.
     pub async fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Self> {
         validate(&config)?;
-        Ok(PipeListener {
-            socket: Socket::Tcp(TcpListener::bind(addr).await?),
+        Ok(Self::on(
+            Socket::Tcp(TcpListener::bind(addr).await?),
             config,
-        })
+        ))
     }
 
     /// Serves on a TCP listener the application bound itself.
     pub fn from_tcp(listener: TcpListener, config: Config) -> io::Result<Self> {
         validate(&config)?;
-        Ok(PipeListener {
-            socket: Socket::Tcp(listener),
-            config,
-        })
+        Ok(Self::on(Socket::Tcp(listener), config))
     }
 
     /// Listens on a Unix domain socket at `path` (a stale socket file there is removed
@@ -84,10 +121,8 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         validate(&config)?;
         let path = path.as_ref().to_path_buf();
         let _ = std::fs::remove_file(&path);
-        Ok(PipeListener {
-            socket: Socket::Unix(tokio::net::UnixListener::bind(&path)?, Some(path)),
-            config,
-        })
+        let socket = Socket::Unix(tokio::net::UnixListener::bind(&path)?, Some(path));
+        Ok(Self::on(socket, config))
     }
 
     /// The bound TCP address (`None` for a Unix socket).
@@ -95,15 +130,75 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         self.socket.local_addr()
     }
 
-    /// Waits for the next peer and starts its handler (on TCP with `TCP_NODELAY` set). An
+    fn on(socket: Socket, config: Config) -> Self {
+        let (newcomers, arrived) = mpsc::unbounded_channel();
+        PipeListener {
+            socket,
+            config,
+            policy: Reconnect::ON,
+            routes: Routes::default(),
+            newcomers,
+            arrived: tokio::sync::Mutex::new(arrived),
+        }
+    }
+
+    /// What the handlers do when their connection breaks (default [`Reconnect::ON`]: they
+    /// wait for their peer to come back through this listener; its `probation` bounds the
+    /// wait for a newcomer's first frame, `give_up_after` as for any handler).
+    /// [`Reconnect::OFF`]: every connection gets a new handler at once, and a break is GONE.
+    pub fn reconnect(mut self, policy: Reconnect) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Waits for the next new peer and starts its handler (on TCP with `TCP_NODELAY` set);
+    /// meanwhile routes reconnecting peers to their handlers (see the type's docs). An
     /// error is the socket's (e.g. too many open files); the listener stays usable.
     /// Cancel-safe.
     ///
     /// # Panics
     /// Outside a tokio runtime, like `tokio::spawn`.
     pub async fn accept(&self) -> io::Result<PipeHandler<P, T, RX, TX, F>> {
-        let started = PipeHandler::start(self.socket.accept().await?, self.config);
-        started.map_err(io::Error::other)
+        if !self.policy.enabled {
+            let started = PipeHandler::start(self.socket.accept().await?, self.config);
+            return started.map_err(io::Error::other);
+        }
+        let mut arrived = self.arrived.lock().await;
+        loop {
+            // The next newcomer that proved its session, or the next connection to route.
+            let mut accepting = std::pin::pin!(self.socket.accept());
+            let next = std::future::poll_fn(|cx| {
+                if let Poll::Ready(Some(new)) = arrived.poll_recv(cx) {
+                    return Poll::Ready(Ok(new));
+                }
+                accepting.as_mut().poll(cx).map(Err)
+            })
+            .await;
+            match next {
+                Ok(new) => return self.start(new),
+                Err(conn) => {
+                    let (routes, newcomers) = (Arc::clone(&self.routes), self.newcomers.clone());
+                    tokio::spawn(route(conn?, self.policy, routes, newcomers));
+                }
+            }
+        }
+    }
+
+    /// A handler for a newcomer, reachable by its peer's session from now on.
+    fn start(&self, new: Newcomer) -> io::Result<PipeHandler<P, T, RX, TX, F>> {
+        let (tx, handovers) = mpsc::channel(1);
+        let redial = Redial {
+            handovers,
+            wanted: None,
+            helper: None,
+        };
+        let h = PipeHandler::launch(new.conn, self.config, self.policy.give_up_after, |_| redial)
+            .map_err(io::Error::other)?;
+        h.take_input(&new.input);
+        let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
+        routes.retain(|_, tx| !tx.is_closed());
+        routes.insert(new.session, tx);
+        Ok(h)
     }
 
     /// The configuration each handler gets.
@@ -120,4 +215,47 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
             .field("local_addr", &self.local_addr())
             .finish()
     }
+}
+
+/// Reads a newcomer's first frame: a connection to a live handler's peer session goes to
+/// that handler; another is a newcomer for `accept`; one that sends no frame is closed.
+async fn route(
+    mut conn: Conn,
+    policy: Reconnect,
+    routes: Routes,
+    newcomers: mpsc::UnboundedSender<Newcomer>,
+) {
+    let Some((session, input)) = first_frame(&mut conn, policy.probation).await else {
+        log::warn!("peerpipe-tokio: closed a connection that sent no frame");
+        return;
+    };
+    let handler = routes
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&session)
+        .filter(|tx| !tx.is_closed())
+        .cloned();
+    let mut new = Newcomer {
+        conn,
+        session,
+        input,
+    };
+    if let Some(tx) = handler {
+        let handover = Handover {
+            conn: new.conn,
+            input: new.input,
+        };
+        match tx.send(handover).await {
+            Ok(()) => {
+                log::info!("peerpipe-tokio: a peer reconnected to its handler");
+                return;
+            }
+            // The handler ended meanwhile: the peer is a newcomer.
+            Err(mpsc::error::SendError(h)) => {
+                new.conn = h.conn;
+                new.input = h.input;
+            }
+        }
+    }
+    let _ = newcomers.send(new);
 }

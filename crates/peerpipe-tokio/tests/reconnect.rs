@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use peerpipe_tokio::{Config, GoneReason, Item, Message, PipeHandler, Reconnect, Status};
+use peerpipe_tokio::{
+    Config, GoneReason, Item, Message, PipeHandler, PipeListener, Reconnect, Status,
+};
 use proxy::{tcp_proxy, Fault};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -480,4 +482,86 @@ async fn a_peer_killed_and_started_again_is_a_restart_on_the_same_handler() {
         .unwrap();
     assert!(status.success());
     h.stop();
+}
+
+/// A listener's accept loop: every new handler goes to the channel.
+fn accept_loop(listener: PipeListener) -> tokio::sync::mpsc::UnboundedReceiver<PipeHandler> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(h) = listener.accept().await {
+            if tx.send(h).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_routes_a_reconnecting_client_to_its_handler() {
+    let listener: PipeListener = PipeListener::bind("127.0.0.1:0", config()).await.unwrap();
+    let server_addr = listener.local_addr().unwrap();
+    let mut handlers = accept_loop(listener);
+    let (proxy, addr) = tcp_proxy(server_addr, Fault::Cut(Duration::from_millis(200)));
+    let client = PipeHandler::connect_tcp(addr, config(), Reconnect::ON)
+        .await
+        .unwrap();
+    let server = tokio::time::timeout(STEP, handlers.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let run = requests_through(client, server, &proxy.cuts, MIN_FAULTS).await;
+    assert!(run.client_reconnects >= 1 && run.server_reconnects >= 1);
+    assert!(
+        handlers.try_recv().is_err(),
+        "the reconnecting client got no new handler"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_gives_a_newcomer_its_own_handler_and_a_stranger_takes_nothing_over() {
+    let listener: PipeListener = PipeListener::bind("127.0.0.1:0", config()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut handlers = accept_loop(listener);
+    let a = PipeHandler::connect_tcp(addr, config(), Reconnect::ON)
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(STEP, handlers.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let (a_seen, first_seen) = (serve(&a, None), serve(&first, None));
+    echo(&a, 1).await;
+    // A stranger with a session of its own: a new handler, which sees it as its peer.
+    let mut stranger = TcpStream::connect(addr).await.unwrap();
+    stranger
+        .write_all(&hello(a.session() ^ 0x5a5a_5a5a))
+        .await
+        .unwrap();
+    let second = tokio::time::timeout(STEP, handlers.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(second.session(), first.session());
+    assert!(
+        wait_until(STEP, || second.peer_state()
+            == peerpipe_tokio::PeerState::Up)
+        .await
+    );
+    // One that says nothing: closed, no handler.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(STEP, silent.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "the silent newcomer is closed"
+    );
+    // The first conversation never noticed.
+    echo(&a, 2).await;
+    assert_eq!(a.stats().reconnects + first.stats().reconnects, 0);
+    assert!(a_seen.lock().unwrap().is_empty() && first_seen.lock().unwrap().is_empty());
+    assert!(handlers.try_recv().is_err());
+    a.stop();
 }
