@@ -118,6 +118,18 @@ struct Lane {
     cap: usize,
     reader: Option<Waker>,
     writer: Option<Waker>,
+    /// The transmitting end was dropped: reads return 0 once the bytes are taken.
+    closed: bool,
+}
+
+impl Drop for PipeTx {
+    fn drop(&mut self) {
+        let mut lane = self.0.borrow_mut();
+        lane.closed = true;
+        if let Some(w) = lane.reader.take() {
+            w.wake();
+        }
+    }
 }
 
 struct PipeRx(Rc<RefCell<Lane>>);
@@ -144,6 +156,9 @@ impl embedded_io_async::Read for PipeRx {
         poll_fn(|cx| {
             let mut lane = self.0.borrow_mut();
             if lane.bytes.is_empty() {
+                if lane.closed {
+                    return Poll::Ready(Ok(0));
+                }
                 lane.reader = Some(cx.waker().clone());
                 return Poll::Pending;
             }
@@ -204,6 +219,69 @@ impl embedded_io_async::Write for Dead {
 
     async fn flush(&mut self) -> Result<(), Self::Error> {
         core::future::pending().await
+    }
+}
+
+/// A port half that fails its first call, then is `inner`.
+struct FailsOnce<P> {
+    inner: P,
+    failed: bool,
+}
+
+#[derive(Debug)]
+struct PortError;
+
+impl core::fmt::Display for PortError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("port error")
+    }
+}
+
+impl core::error::Error for PortError {}
+
+impl embedded_io_async::Error for PortError {
+    fn kind(&self) -> embedded_io_async::ErrorKind {
+        embedded_io_async::ErrorKind::Other
+    }
+}
+
+impl<P> embedded_io_async::ErrorType for FailsOnce<P> {
+    type Error = PortError;
+}
+
+impl<P> FailsOnce<P> {
+    fn new(inner: P) -> Self {
+        FailsOnce {
+            inner,
+            failed: false,
+        }
+    }
+
+    fn fail(&mut self) -> Result<(), PortError> {
+        if self.failed {
+            Ok(())
+        } else {
+            self.failed = true;
+            Err(PortError)
+        }
+    }
+}
+
+impl<P: embedded_io_async::Read> embedded_io_async::Read for FailsOnce<P> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, PortError> {
+        self.fail()?;
+        Ok(self.inner.read(buf).await.unwrap_or(0))
+    }
+}
+
+impl<P: embedded_io_async::Write> embedded_io_async::Write for FailsOnce<P> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, PortError> {
+        self.fail()?;
+        Ok(self.inner.write(buf).await.unwrap_or(0))
+    }
+
+    async fn flush(&mut self) -> Result<(), PortError> {
+        Ok(())
     }
 }
 
@@ -581,4 +659,55 @@ fn events_not_received_hold_the_peer_back_and_none_is_lost() {
         embassy_futures::join::join(sender, receiver).await;
         assert_eq!(a.with_endpoint(|ep| ep.stats().discarded_on_stop), 0);
     });
+}
+
+#[test]
+fn port_errors_are_counted_and_survived() {
+    // A's first read and first write fail: the error is counted, reading goes on, the frame
+    // that failed is lost and the protocol sends what it carried again.
+    let clock = MockClock::default();
+    let (a_tx, b_rx) = pipe(64);
+    let (b_tx, a_rx) = pipe(64);
+    let sa: State<NoopRawMutex> = State::new(endpoint(1));
+    let sb: State<NoopRawMutex> = State::new(endpoint(2));
+    let (mut ra, a) = new(&sa, &clock);
+    let (mut rb, b) = new(&sb, &clock);
+    let (mut none_a, mut none_b) = (NoSource, NoSource);
+    let test = async {
+        let client = async {
+            let reply = a
+                .request(Message::request("echo", b"abc").unwrap(), None)
+                .await
+                .unwrap();
+            assert_eq!(reply.data(), b"cba");
+        };
+        select(client, reverse_server(b)).await;
+        let stats = a.stats();
+        assert_eq!((stats.rx_errors, stats.tx_errors), (1, 1));
+    };
+    let a_run = pin!(ra.run(FailsOnce::new(a_rx), FailsOnce::new(a_tx), &mut none_a));
+    let b_run = pin!(rb.run(b_rx, b_tx, &mut none_b));
+    block_on(&clock, test, &mut [a_run, b_run]);
+}
+
+#[test]
+fn the_end_of_input_is_a_lost_transport() {
+    let clock = MockClock::default();
+    let (tx, rx) = pipe(64);
+    drop(tx);
+    let state: State<NoopRawMutex> = State::new(endpoint(1));
+    let (mut runner, a) = new(&state, &clock);
+    let test = async {
+        assert_eq!(a.receive().await, Event::Gone(GoneReason::TransportLost));
+        assert_eq!(
+            clock.now(),
+            Instant::ZERO,
+            "at once, not after the heartbeat timeout"
+        );
+    };
+    block_on(
+        &clock,
+        test,
+        &mut [pin!(runner.run(rx, Dead, &mut NoSource))],
+    );
 }
