@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use peerpipe_core::Config;
 
-use crate::transport::{stream_link, Accepted, Acceptor, Link, Socket, StopAccept, Transport};
+use crate::transport::{
+    stream_link, Accepted, Acceptor, Link, Reconnect, Securer, Socket, StopAccept, Stream,
+    Transport,
+};
 use crate::PipeHandler;
 
 /// A TCP (or, on Unix, Unix domain socket) server: it listens, and yields one
@@ -74,12 +77,13 @@ impl std::fmt::Debug for ListenerStopper {
     }
 }
 
-/// An accepted connection, opened by its handler's I/O thread.
-struct Connection(crate::transport::Stream);
+/// An accepted connection, opened by its handler's I/O thread (with TLS, its handshake
+/// runs there, within [`Reconnect::connect_timeout`]'s default).
+struct Connection(Stream, Securer);
 
 impl Transport for Connection {
     fn open(self: Box<Self>) -> io::Result<Link> {
-        stream_link(self.0)
+        stream_link(self.1.secure(self.0, Reconnect::ON.connect_timeout)?)
     }
 }
 
@@ -88,6 +92,24 @@ impl PipeListener {
     /// each accepted peer gets a handler with `config`, validated here.
     pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Self> {
         Self::new(Socket::Tcp(TcpListener::bind(addr)?), config)
+    }
+
+    /// [`bind`](Self::bind) over TLS: each peer's connection must complete a TLS handshake
+    /// with `tls` (its client certificate checked if `tls` requires one), on its handler's
+    /// I/O thread once the handler starts, within 2 s. A peer that fails is refused (an
+    /// alert, a logged warning) and its handler reports GONE with the refusal as the cause
+    /// (an `io::Error` of kind `PermissionDenied`); the other peers are untouched.
+    #[cfg(feature = "tls")]
+    pub fn bind_tls(
+        addr: impl ToSocketAddrs,
+        tls: &peerpipe_host::TlsServer,
+        config: Config,
+    ) -> io::Result<Self> {
+        let mut listener = Self::new(Socket::Tcp(TcpListener::bind(addr)?), config)?;
+        listener.acceptor = listener
+            .acceptor
+            .with_tls(crate::transport::server_config(tls)?);
+        Ok(listener)
     }
 
     /// Listens on a Unix domain socket at `path` (a stale socket file there is removed
@@ -130,9 +152,11 @@ impl PipeListener {
 
     fn accept_until(&self, deadline: Option<Instant>) -> io::Result<Option<PipeHandler>> {
         match self.acceptor.accept(deadline)? {
-            Accepted::Peer(stream) => PipeHandler::new(Connection(stream), self.config)
-                .map(Some)
-                .map_err(io::Error::other),
+            Accepted::Peer(stream) => {
+                PipeHandler::new(Connection(stream, self.acceptor.securer()), self.config)
+                    .map(Some)
+                    .map_err(io::Error::other)
+            }
             Accepted::TimedOut | Accepted::Stopped => Ok(None),
         }
     }

@@ -226,3 +226,38 @@ fn a_cut_tls_connection_is_replaced_with_a_new_handshake() {
     a.stop(true);
     b.stop(true);
 }
+
+#[test]
+fn a_tls_pipe_listener_serves_good_peers_and_reports_a_refused_one() {
+    let p = pki();
+    let listener =
+        peerpipe_std::PipeListener::bind_tls("127.0.0.1:0", &server_tls(&p), config()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let t = TcpTransport::connect_tls(addr, &client_tls(&p.ca.pem, None)).unwrap();
+    let refused = std::thread::spawn(move || {
+        expect_refused(t, io::ErrorKind::ConnectionRefused, "CertificateRequired")
+    });
+    let stranger = listener.accept().unwrap().unwrap();
+    stranger.start().unwrap();
+    match next_status(&stranger, STEP) {
+        Status::Gone {
+            cause: Some(cause), ..
+        } => {
+            assert_eq!(cause.kind(), io::ErrorKind::PermissionDenied, "{cause}");
+            assert!(
+                cause.to_string().contains("TLS: refused the peer"),
+                "{cause}"
+            );
+        }
+        s => panic!("expected GONE with the refusal, got {s:?}"),
+    }
+    refused.join().unwrap();
+    let t = TcpTransport::connect_tls(addr, &client_tls(&p.ca.pem, Some(&p.client))).unwrap();
+    let a = PipeHandler::new(t, config()).unwrap();
+    a.start().unwrap();
+    let b = listener.accept().unwrap().unwrap();
+    b.start().unwrap();
+    exercise(&a, &b);
+    a.stop(true);
+    b.stop(true);
+}

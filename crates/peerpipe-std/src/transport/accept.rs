@@ -154,12 +154,31 @@ struct Shared {
     waker: mio::Waker,
 }
 
+/// What an accepted connection gets before it is a link: with TLS, its handshake.
+#[derive(Clone, Default)]
+pub(crate) struct Securer(#[cfg(feature = "tls")] Option<Arc<rustls::ServerConfig>>);
+
+impl Securer {
+    /// With TLS, the handshake of `stream`, within `timeout` (an error: the peer is refused,
+    /// and the refusal logged); without, `stream` as it is.
+    pub(crate) fn secure(&self, stream: Stream, timeout: Duration) -> io::Result<Stream> {
+        #[cfg(feature = "tls")]
+        if let Some(config) = &self.0 {
+            if let Stream::Tcp(tcp) = stream {
+                let tls = super::tls::accept(tcp, config, timeout)?;
+                return Ok(Stream::Tls(Box::new(tls)));
+            }
+        }
+        let _ = timeout;
+        Ok(stream)
+    }
+}
+
 /// A listening socket that accepts until stopped.
 pub(crate) struct Acceptor {
     shared: Arc<Shared>,
-    /// TLS for every connection accepted ([`secure`](Self::secure)).
-    #[cfg(feature = "tls")]
-    tls: Option<Arc<rustls::ServerConfig>>,
+    /// What every connection accepted gets before it is a link ([`secure`](Self::secure)).
+    securer: Securer,
     /// Waits for the socket and the waker; one accepting thread at a time.
     #[cfg(unix)]
     poll: Mutex<mio::Poll>,
@@ -221,30 +240,25 @@ impl Acceptor {
             #[cfg(unix)]
             poll: Mutex::new(poll),
             local_addr,
-            #[cfg(feature = "tls")]
-            tls: None,
+            securer: Securer::default(),
         })
     }
 
     /// Every connection accepted gets a TLS handshake ([`secure`](Self::secure)).
     #[cfg(feature = "tls")]
     pub(crate) fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
-        self.tls = Some(config);
+        self.securer = Securer(Some(config));
         self
     }
 
-    /// An accepted connection made ready for a link: with TLS, its handshake, within
-    /// `timeout` (an error: the peer is refused, and the refusal logged).
+    /// An accepted connection made ready for a link (see [`Securer::secure`]).
     pub(crate) fn secure(&self, stream: Stream, timeout: Duration) -> io::Result<Stream> {
-        #[cfg(feature = "tls")]
-        if let Some(config) = &self.tls {
-            if let Stream::Tcp(tcp) = stream {
-                let tls = super::tls::accept(tcp, config, timeout)?;
-                return Ok(Stream::Tls(Box::new(tls)));
-            }
-        }
-        let _ = timeout;
-        Ok(stream)
+        self.securer.secure(stream, timeout)
+    }
+
+    /// What makes its accepted connections ready for a link, for another thread.
+    pub(crate) fn securer(&self) -> Securer {
+        self.securer.clone()
     }
 
     pub(crate) fn stopper(&self) -> StopAccept {

@@ -29,7 +29,7 @@ mod socket;
 #[cfg(feature = "tls")]
 mod tls;
 
-pub(crate) use accept::{Accepted, Acceptor, Socket, StopAccept, Stream};
+pub(crate) use accept::{Accepted, Acceptor, Securer, Socket, StopAccept, Stream};
 pub use memory::{memory_pair, MemoryTransport};
 pub use process::{ChildExit, ChildTransport, StdioTransport};
 pub use reconnect::Reconnect;
@@ -42,6 +42,8 @@ pub(crate) use socket::stream_link;
 pub use socket::TcpTransport;
 #[cfg(unix)]
 pub use socket::UnixTransport;
+#[cfg(feature = "tls")]
+pub(crate) use tls::server_config;
 
 use std::io::{self, Read, Write};
 
