@@ -466,7 +466,7 @@ where
         return ended_result(link, ended);
     }
     let one = Arc::new(one);
-    let listener = Arc::new(link::listener(link, config)?);
+    let listener = Arc::new(link::listener(link, &side, config)?);
     let peers = AtomicUsize::new(0);
     let stopper = listener.stopper();
     for h in listener.incoming() {

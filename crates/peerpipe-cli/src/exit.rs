@@ -11,7 +11,8 @@ pub enum Code {
     Other = 1,
     /// Bad arguments or link syntax (clap's own usage errors exit 2 too).
     Usage = 2,
-    /// The link could not be opened: connection refused, no such port, file or command.
+    /// The link could not be opened: connection refused, TLS refused (either way), no such
+    /// port, file or command.
     Link = 3,
     /// Timeout: the peer did not acknowledge in time, or did not reply in time.
     Timeout = 4,
@@ -55,7 +56,8 @@ Exit status:
   0  success
   1  other error (a local file, an internal error)
   2  usage: bad arguments or link syntax
-  3  link error: could not open the link (connection refused, no such port, file or command)
+  3  link error: could not open the link (connection refused, TLS refused, no such port,
+     file or command)
   4  timeout: not acknowledged in time, or no reply in time
   5  peer gone: it went silent or closed the link
   6  the peer ended (END) or aborted (ABORT) the conversation

@@ -14,6 +14,7 @@ use peerpipe_std::{
 };
 
 use crate::exit::{CliError, Code};
+use crate::tls::TlsArgs;
 
 /// The forms a link takes, for error messages and `--help`.
 pub const FORMS: &str = "\
@@ -216,11 +217,12 @@ impl LinkSpec {
     }
 }
 
-/// `--active` / `--passive`, for links that need a side (the FilePipe).
-#[derive(Debug, Clone, Copy, Default)]
+/// How to open a link: `--active` / `--passive` (the FilePipe), TLS options (TCP).
+#[derive(Debug, Clone, Default)]
 pub struct Side {
     pub active: bool,
     pub passive: bool,
+    pub tls: TlsArgs,
 }
 
 impl Side {
@@ -237,7 +239,7 @@ impl Side {
     }
 }
 
-fn link_error(link: &LinkSpec, e: io::Error) -> CliError {
+pub fn link_error(link: &LinkSpec, e: io::Error) -> CliError {
     CliError::new(Code::Link, format!("cannot open {link}: {e}"))
 }
 
@@ -258,15 +260,25 @@ pub fn handler(link: &LinkSpec, side: Side, config: Config) -> Result<PipeHandle
     let new = |r: Result<PipeHandler, peerpipe_std::Error>| {
         r.map_err(|e| CliError::new(Code::Usage, format!("cannot create the handler: {e}")))
     };
+    let tls = side.tls.enabled();
+    if tls && !matches!(link, LinkSpec::Tcp { .. } | LinkSpec::TcpListen { .. }) {
+        return Err(no_tls(link));
+    }
     match link {
+        LinkSpec::Tcp { host, port } if tls => {
+            new(PipeHandler::new(side.tls.connect(host, *port)?, config))
+        }
         LinkSpec::Tcp { host, port } => {
             let t =
                 TcpTransport::connect((host.as_str(), *port)).map_err(|e| link_error(link, e))?;
             new(PipeHandler::new(t, config))
         }
         LinkSpec::TcpListen { host, port } => {
-            let t =
-                TcpTransport::listen((host.as_str(), *port)).map_err(|e| link_error(link, e))?;
+            let t = if tls {
+                side.tls.listen(host, *port)?
+            } else {
+                TcpTransport::listen((host.as_str(), *port)).map_err(|e| link_error(link, e))?
+            };
             if let Some(addr) = t.local_addr() {
                 announce(addr);
             }
@@ -305,17 +317,31 @@ pub fn handler(link: &LinkSpec, side: Side, config: Config) -> Result<PipeHandle
     }
 }
 
+/// TLS asked for on a link that is not TCP.
+fn no_tls(link: &LinkSpec) -> CliError {
+    CliError::new(
+        Code::Usage,
+        format!("TLS options apply to tcp: and tcp-listen: links only, not {link}"),
+    )
+}
+
 /// A listener for many peers, for a listening link.
-pub fn listener(link: &LinkSpec, config: Config) -> Result<PipeListener, CliError> {
+pub fn listener(link: &LinkSpec, side: &Side, config: Config) -> Result<PipeListener, CliError> {
+    let tls = side.tls.enabled();
     match link {
         LinkSpec::TcpListen { host, port } => {
-            let l = PipeListener::bind((host.as_str(), *port), config)
-                .map_err(|e| link_error(link, e))?;
+            let l = if tls {
+                side.tls.bind(host, *port, config)?
+            } else {
+                PipeListener::bind((host.as_str(), *port), config)
+                    .map_err(|e| link_error(link, e))?
+            };
             if let Some(addr) = l.local_addr() {
                 announce(addr);
             }
             Ok(l)
         }
+        _ if tls => Err(no_tls(link)),
         #[cfg(unix)]
         LinkSpec::UnixListen(path) => {
             let l = PipeListener::bind_unix(path, config).map_err(|e| link_error(link, e))?;

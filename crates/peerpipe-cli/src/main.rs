@@ -24,6 +24,7 @@ mod file;
 mod link;
 mod out;
 mod sniff;
+mod tls;
 mod xfer;
 
 use std::io::IsTerminal;
@@ -49,13 +50,11 @@ Examples:
   peerpipe request serial:/dev/ttyUSB0@115200 echo hi
   peerpipe recv-file tcp-listen:7000 ./incoming &  receive files into ./incoming
   peerpipe send-file tcp:127.0.0.1:7000 data.bin   send one, checked by SHA-256
-  peerpipe sniff serial:/dev/ttyUSB0@115200        decode what a board sends, frame by frame
-
-Planned, not yet here: TLS for tcp: links.";
+  peerpipe sniff serial:/dev/ttyUSB0@115200        decode what a board sends, frame by frame";
 
 /// Talk to a peerpipe peer (a board, a process, a server) from the shell.
 #[derive(Parser, Debug)]
-#[command(name = "peerpipe", version, about, after_help = format!("{TOP_HELP}\n\n{}", exit::TABLE))]
+#[command(name = "peerpipe", version, about, after_help = format!("{TOP_HELP}\n\n{}\n\n{}", tls::HELP, exit::TABLE))]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -77,6 +76,8 @@ struct Global {
     /// For filepipe: links: this is NVFlare's FL-client side (writes x/, reads y/).
     #[arg(long, global = true)]
     passive: bool,
+    #[command(flatten)]
+    tls: tls::TlsArgs,
 }
 
 /// A timeout in seconds (fractions allowed).
@@ -366,6 +367,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let side = Side {
         active: g.active,
         passive: g.passive,
+        tls: g.tls.clone(),
     };
     let out = |link: &LinkSpec| Out {
         json: g.json,
@@ -485,6 +487,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
             };
             sniff::run(src, out).map_err(|e| CliError::new(Code::Other, format!("sniff: {e}")))
         }
+        Cmd::Bridge { .. } if g.tls.enabled() => Err(CliError::new(
+            Code::Usage,
+            "bridge relays raw bytes: it takes no TLS options (put TLS on the peers' own links)",
+        )),
         Cmd::Bridge { a, b, record } => bridge::run(&a, &b, record.as_deref()),
         Cmd::Completions { shell } => {
             clap_complete::generate(

@@ -261,3 +261,23 @@ fn a_tls_pipe_listener_serves_good_peers_and_reports_a_refused_one() {
     a.stop(true);
     b.stop(true);
 }
+
+#[test]
+fn a_server_of_another_name_is_refused() {
+    let p = pki();
+    let server = TcpTransport::listen_tls("127.0.0.1:0", &server_tls(&p)).unwrap();
+    let addr = server.local_addr().unwrap();
+    let b = PipeHandler::new(server, config()).unwrap();
+    b.start().unwrap();
+    let tls = TlsClient::new(p.ca.pem.as_bytes(), "elsewhere")
+        .unwrap()
+        .with_client_cert(p.client.cert_pem.as_bytes(), p.client.key_pem.as_bytes())
+        .unwrap();
+    let t = TcpTransport::connect_tls(addr, &tls).unwrap();
+    expect_refused(
+        t,
+        io::ErrorKind::PermissionDenied,
+        "certificate not valid for name",
+    );
+    b.stop(true);
+}
