@@ -263,3 +263,21 @@ impl TlsServer {
         Ok(Arc::new(config))
     }
 }
+
+/// The I/O error for a TLS handshake that rustls refused: of kind `PermissionDenied` when
+/// this end refused the peer (its certificate, none, or bytes that are not TLS), of kind
+/// `ConnectionRefused` when the peer refused this end (it sent an alert). Both drivers
+/// report a refusal with it.
+pub fn refusal(e: &rustls::Error) -> std::io::Error {
+    use std::io::{Error, ErrorKind};
+    match e {
+        rustls::Error::AlertReceived(_) => Error::new(
+            ErrorKind::ConnectionRefused,
+            format!("TLS: the peer refused this end: {e}"),
+        ),
+        _ => Error::new(
+            ErrorKind::PermissionDenied,
+            format!("TLS: refused the peer: {e}"),
+        ),
+    }
+}

@@ -17,8 +17,9 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use peerpipe_host::tls::refusal as refused;
 use peerpipe_host::tls::rustls::{
-    self, pki_types::ServerName, ClientConfig, ClientConnection, Connection, ServerConfig,
+    pki_types::ServerName, ClientConfig, ClientConnection, Connection, ServerConfig,
     ServerConnection,
 };
 use peerpipe_host::{TlsClient, TlsServer};
@@ -57,22 +58,6 @@ pub(crate) fn server_config(tls: &TlsServer) -> io::Result<Arc<ServerConfig>> {
 pub(crate) struct TlsStream {
     pub(crate) tcp: TcpStream,
     conn: Connection,
-}
-
-/// The error for a handshake rustls refused: `PermissionDenied` when this end refused the
-/// peer (its certificate, or bytes that are not TLS), `ConnectionRefused` when the peer
-/// refused this end (it sent an alert).
-fn refused(e: &rustls::Error) -> io::Error {
-    match e {
-        rustls::Error::AlertReceived(_) => io::Error::new(
-            io::ErrorKind::ConnectionRefused,
-            format!("TLS: the peer refused this end: {e}"),
-        ),
-        _ => io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!("TLS: refused the peer: {e}"),
-        ),
-    }
 }
 
 /// Connects TLS over `tcp` (the ACTIVE end), within `timeout`.
