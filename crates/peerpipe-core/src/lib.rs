@@ -165,6 +165,7 @@ mod message;
 mod part;
 mod recv;
 mod send;
+mod slots;
 mod stats;
 mod time;
 mod timer;

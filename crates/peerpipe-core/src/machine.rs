@@ -1,12 +1,14 @@
 //! The state machine behind an [`Endpoint`](crate::Endpoint): the peer, the timers, the send
 //! and receive queues, and how frames, time and commands move them.
 
+use core::mem::take;
+
 use crate::config::{Config, Timing};
 use crate::error::{CloseReason, Error, FailReason, GoneReason};
 use crate::event::{Event, PeerState};
 use crate::message::MsgId;
 use crate::part::{Current, CutReason};
-use crate::recv::{Inbound, Marker, Offer, Peeked, PeerClose, Popped, RecvQueue};
+use crate::recv::{Inbound, Marker, Offer, Peeked, PeerClose, RecvQueue};
 use crate::send::{Outgoing, PeerRoom, SendQueue, Source};
 use crate::stats::Stats;
 use crate::time::Instant;
@@ -391,24 +393,28 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
                 self.stats.messages_cut = self.stats.messages_cut.wrapping_add(1);
                 return Some(Event::Cut { id: cur.id, reason });
             }
-            let popped = self.recv.pop()?;
-            if self.advertised_full
-                && matches!(popped, Popped::Item(..))
-                && self.peer_state != PeerState::Gone
-            {
+            if let Some(marker) = self.recv.pop_marker() {
+                return Some(match marker {
+                    Marker::Gone(reason) => Event::Gone(reason),
+                    Marker::Restarted => Event::PeerRestarted,
+                });
+            }
+            let (seq, item) = self.recv.pop_item()?;
+            if self.advertised_full && self.peer_state != PeerState::Gone {
                 // Room again: tell the peer at once instead of letting it wait for a resend.
                 self.ack_due = true;
                 self.advertised_full = false;
             }
-            return Some(match popped {
-                Popped::Item(_, Inbound::Message(m)) => Event::Message(m),
-                Popped::Item(_, Inbound::End(data)) => Event::End(data),
-                Popped::Item(_, Inbound::Abort(data)) => Event::Abort(data),
-                Popped::Item(seq, Inbound::Part { mut part, .. }) => {
+            // Taken out of the freed slot straight into the event (see `RecvQueue::pop_item`).
+            return Some(match item {
+                Inbound::Message(m) => Event::Message(m.take()),
+                Inbound::End(data) => Event::End(take(data)),
+                Inbound::Abort(data) => Event::Abort(take(data)),
+                Inbound::Part { part, .. } => {
                     if part.is_first() {
-                        self.current = Some(Current::start(&part, seq));
+                        self.current = Some(Current::start(part, seq));
                     } else if let Some(cur) = self.current.as_mut() {
-                        if cur.take(&mut part, seq) {
+                        if cur.take(part, seq) {
                             self.current = None;
                         }
                     } else {
@@ -416,10 +422,8 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
                         self.stats.stray_fragments = self.stats.stray_fragments.wrapping_add(1);
                         continue;
                     }
-                    Event::Part(part)
+                    Event::Part(part.take())
                 }
-                Popped::Marker(Marker::Gone(reason)) => Event::Gone(reason),
-                Popped::Marker(Marker::Restarted) => Event::PeerRestarted,
             });
         }
     }

@@ -55,6 +55,15 @@ pub struct Part<const PAYLOAD: usize = 128, const TOPIC: usize = 32> {
 }
 
 impl<const PAYLOAD: usize, const TOPIC: usize> Part<PAYLOAD, TOPIC> {
+    /// Moves it out of its receive slot, which is left with an empty topic and data.
+    pub(crate) fn take(&mut self) -> Self {
+        Part {
+            topic: core::mem::take(&mut self.topic),
+            data: core::mem::take(&mut self.data),
+            ..*self
+        }
+    }
+
     /// The message's id (a reply names its request by it).
     pub fn id(&self) -> MsgId {
         self.id

@@ -1,11 +1,12 @@
 //! The receive side: acceptance, duplicate suppression, reordering, and the queue of items
 //! waiting for the application.
 
-use heapless::{Deque, String, Vec};
+use heapless::{String, Vec};
 
 use crate::error::GoneReason;
 use crate::message::{Message, MessageKind, MsgId};
 use crate::part::{Part, PartKind};
+use crate::slots::Slots;
 use crate::wire::{Ack, Data, Frag, Item};
 
 /// How far beyond `next` an item may be accepted out of order (the ACK bitmap's width).
@@ -54,14 +55,7 @@ pub(crate) enum Offer {
     Oversize,
 }
 
-/// What [`RecvQueue::pop`] hands out.
-pub(crate) enum Popped<const P: usize, const T: usize> {
-    /// An item and its sequence number.
-    Item(u64, Inbound<P, T>),
-    Marker(Marker),
-}
-
-/// What [`RecvQueue::pop`] would hand out next.
+/// What [`RecvQueue::pop_marker`] or [`RecvQueue::pop_item`] would hand out next.
 pub(crate) enum Peeked<'a, const P: usize, const T: usize> {
     Item(u64, &'a Inbound<P, T>),
     Marker(Marker),
@@ -73,14 +67,23 @@ struct Entry<const P: usize, const T: usize> {
     item: Inbound<P, T>,
 }
 
+impl<const P: usize, const T: usize> Entry<P, T> {
+    /// What a slot holds before its first item.
+    const FREE: Self = Entry {
+        seq: 0,
+        item: Inbound::End(Vec::new()),
+    };
+}
+
 /// Accepted items: a prefix of `ready` ones in delivery order, then out-of-order ones sorted
 /// by sequence number, waiting for the gap before them to close.
 ///
-/// A ring buffer: items leave from the front without shifting the others (each can be a
-/// kilobyte or more), and in-order items, the common case, join at the back.
+/// A ring of slots that stay in place (each can be kilobytes): items leave from the front
+/// without shifting the others, in-order items, the common case, join at the back, and an
+/// item is written into its slot and taken out of it without the slot being moved.
 #[derive(Debug, Clone)]
 pub(crate) struct RecvQueue<const P: usize, const T: usize, const RX: usize> {
-    entries: Deque<Entry<P, T>, RX>,
+    entries: Slots<Entry<P, T>, RX>,
     ready: usize,
     /// Every sequence number below this is accepted or skipped.
     next: u64,
@@ -90,7 +93,7 @@ pub(crate) struct RecvQueue<const P: usize, const T: usize, const RX: usize> {
 impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
     pub(crate) const fn new() -> Self {
         RecvQueue {
-            entries: Deque::new(),
+            entries: Slots::new([const { Entry::FREE }; RX]),
             ready: 0,
             next: 0,
             markers: Vec::new(),
@@ -100,25 +103,6 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
     /// The out-of-order items, by sequence number.
     fn ooo(&self) -> impl Iterator<Item = &Entry<P, T>> {
         self.entries.iter().skip(self.ready)
-    }
-
-    /// Inserts `entry` at position `at` (at most the length); false when the queue is full.
-    fn insert(&mut self, at: usize, entry: Entry<P, T>) -> bool {
-        if self.entries.push_back(entry).is_err() {
-            return false;
-        }
-        // Rare: an item that closes a gap, or an out-of-order one before others. The tail from
-        // `at` rotates right by one in place: swapping its first slot with each later one in
-        // turn brings the new last item to the front. (Not `make_contiguous` and
-        // `rotate_right`: their generic code and `memmove` cost over 1 KiB of flash on
-        // Cortex-M0.)
-        let mut tail = self.entries.iter_mut().skip(at);
-        if let Some(first) = tail.next() {
-            for slot in tail {
-                core::mem::swap(first, slot);
-            }
-        }
-        true
     }
 
     /// Makes every held item deliverable (after a gap that will never close) and starts a
@@ -199,23 +183,22 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
         if (gap == 0 && held >= RX) || (gap > 0 && held + 1 >= RX) {
             return Offer::Full;
         }
-        let Some(item) = empty_inbound(data, max_message) else {
+        if !fits::<P, T>(data, max_message) {
             return Offer::Oversize;
-        };
-        let close = closes(&item);
+        }
         let at = if gap == 0 {
             self.ready
         } else {
             self.ready + self.ooo().take_while(|e| e.seq < seq).count()
         };
-        if !self.insert(at, Entry { seq, item }) {
+        let Some(entry) = self.entries.push_back() else {
             return Offer::Full;
-        }
-        // Copy the topic and payload straight into the queue slot, not through temporaries
-        // as large as the capacities.
-        if let Some(entry) = self.entries.get_mut(at) {
-            fill(&mut entry.item, data);
-        }
+        };
+        entry.seq = seq;
+        store(&mut entry.item, data);
+        let close = closes(&entry.item);
+        // Rare: an item that closes a gap, or an out-of-order one before others.
+        self.entries.move_last_to(at);
         if gap == 0 {
             self.ready += 1;
             self.next = seq.saturating_add(1);
@@ -284,7 +267,7 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
         self.markers.first().map(|&(_, m)| m)
     }
 
-    /// What [`pop`](Self::pop) would hand out.
+    /// What [`pop_marker`](Self::pop_marker) or [`pop_item`](Self::pop_item) would hand out.
     pub(crate) fn peek(&self) -> Option<Peeked<'_, P, T>> {
         if let Some(&(0, marker)) = self.markers.first() {
             return Some(Peeked::Marker(marker));
@@ -292,28 +275,38 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
         if self.ready == 0 {
             return None;
         }
-        self.entries.front().map(|e| Peeked::Item(e.seq, &e.item))
+        self.entries.get(0).map(|e| Peeked::Item(e.seq, &e.item))
     }
 
-    /// The next deliverable item or status event.
-    pub(crate) fn pop(&mut self) -> Option<Popped<P, T>> {
-        if let Some(&(0, marker)) = self.markers.first() {
-            // `remove(0)` by swaps and `pop` (no `memmove` on the microcontrollers).
-            for i in 1..self.markers.len() {
-                self.markers.swap(i - 1, i);
-            }
-            self.markers.pop();
-            return Some(Popped::Marker(marker));
+    /// The status event due before any item, if one is.
+    pub(crate) fn pop_marker(&mut self) -> Option<Marker> {
+        let &(0, marker) = self.markers.first()? else {
+            return None;
+        };
+        // `remove(0)` by swaps and `pop` (no `memmove` on the microcontrollers).
+        for i in 1..self.markers.len() {
+            self.markers.swap(i - 1, i);
         }
-        if self.ready == 0 {
+        self.markers.pop();
+        Some(marker)
+    }
+
+    /// Takes the next deliverable item out of the queue (once no status event is due
+    /// before it: see [`pop_marker`](Self::pop_marker)), with its sequence number: its slot
+    /// is freed and lent, for the caller to take the topic and data out of it with
+    /// [`core::mem::take`] before the next [`offer`](Self::offer) reuses it. An item is as
+    /// large as the capacities (4 KiB on hosts), and every move of one is a copy of all of
+    /// it, used or not: taken this way, its topic and data are copied once, straight into
+    /// the event made of them.
+    pub(crate) fn pop_item(&mut self) -> Option<(u64, &mut Inbound<P, T>)> {
+        if self.ready == 0 || matches!(self.markers.first(), Some((0, _))) {
             return None;
         }
-        let entry = self.entries.pop_front()?;
         self.ready -= 1;
         for (at, _) in self.markers.iter_mut() {
             *at = at.saturating_sub(1);
         }
-        Some(Popped::Item(entry.seq, entry.item))
+        self.entries.pop_front().map(|e| (e.seq, &mut e.item))
     }
 }
 
@@ -331,20 +324,27 @@ fn closes<const P: usize, const T: usize>(item: &Inbound<P, T>) -> Option<PeerCl
     }
 }
 
-/// An item of the DATA frame's kind with an empty topic and payload, or `None` when they
-/// do not fit the capacities or the message is longer than `max_message` (unless 0). Then
-/// [`fill`] cannot fail.
-fn empty_inbound<const P: usize, const T: usize>(
-    data: &Data<'_>,
-    max_message: u64,
-) -> Option<Inbound<P, T>> {
+/// Whether a DATA frame's topic and payload fit the capacities and its message is not
+/// longer than `max_message` (unless 0): then [`store`] cannot fail.
+fn fits<const P: usize, const T: usize>(data: &Data<'_>, max_message: u64) -> bool {
     let topic = match data.item {
         Item::Request { topic } | Item::Reply { topic, .. } => topic,
         Item::End | Item::Abort => "",
     };
-    if data.payload.len() > P || topic.len() > T {
-        return None;
-    }
+    let within = |len: u64| max_message == 0 || len <= max_message;
+    data.payload.len() <= P
+        && topic.len() <= T
+        && match data.frag {
+            Frag::Whole => within(data.payload.len() as u64),
+            Frag::First { total } => within(total),
+            Frag::Next { .. } => true,
+        }
+}
+
+/// Makes `item` (a slot of the queue) the item of a DATA frame that [`fits`]: written in
+/// place, then its topic and payload copied in (not through temporaries as large as the
+/// capacities).
+fn store<const P: usize, const T: usize>(item: &mut Inbound<P, T>, data: &Data<'_>) {
     let id = MsgId(data.id);
     let kind = match data.item {
         Item::Request { .. } => PartKind::Request,
@@ -355,47 +355,63 @@ fn empty_inbound<const P: usize, const T: usize>(
         Item::Abort => PartKind::Abort,
     };
     let (total, offset, last) = match data.frag {
-        Frag::Whole => {
-            if max_message != 0 && data.payload.len() as u64 > max_message {
-                return None;
-            }
-            return Some(match kind {
-                PartKind::Request => Inbound::Message(Message::received(
-                    MessageKind::Request,
-                    id,
-                    String::new(),
-                    Vec::new(),
-                )),
-                PartKind::Reply { req_id } => Inbound::Message(Message::received(
-                    MessageKind::Reply { req_id },
-                    id,
-                    String::new(),
-                    Vec::new(),
-                )),
-                PartKind::End => Inbound::End(Vec::new()),
-                PartKind::Abort => Inbound::Abort(Vec::new()),
-            });
-        }
-        Frag::First { total } => {
-            if max_message != 0 && total > max_message {
-                return None;
-            }
-            (total, 0, false)
-        }
+        Frag::Whole => (0, 0, true),
+        Frag::First { total } => (total, 0, false),
         Frag::Next { offset, last } => (0, offset, last),
     };
-    let part = Part {
-        id,
-        kind,
-        topic: String::new(),
-        total,
-        offset,
-        data: Vec::new(),
-    };
-    Some(Inbound::Part { part, last })
+    // The slot's current item is reused when it is of the same kind (the common case):
+    // assigning a new item would build it aside and copy the whole slot over.
+    match (data.frag, kind, &mut *item) {
+        (Frag::Whole, PartKind::Request | PartKind::Reply { .. }, Inbound::Message(m)) => {
+            m.reset(message_kind(kind), id);
+        }
+        (Frag::Whole, PartKind::Request | PartKind::Reply { .. }, _) => {
+            *item = Inbound::Message(Message::received(
+                message_kind(kind),
+                id,
+                String::new(),
+                Vec::new(),
+            ));
+        }
+        (Frag::Whole, PartKind::End, Inbound::End(p))
+        | (Frag::Whole, PartKind::Abort, Inbound::Abort(p)) => p.clear(),
+        (Frag::Whole, PartKind::End, _) => *item = Inbound::End(Vec::new()),
+        (Frag::Whole, PartKind::Abort, _) => *item = Inbound::Abort(Vec::new()),
+        (_, _, Inbound::Part { part, last: l }) => {
+            part.id = id;
+            part.kind = kind;
+            part.topic.clear();
+            part.total = total;
+            part.offset = offset;
+            part.data.clear();
+            *l = last;
+        }
+        _ => {
+            *item = Inbound::Part {
+                part: Part {
+                    id,
+                    kind,
+                    topic: String::new(),
+                    total,
+                    offset,
+                    data: Vec::new(),
+                },
+                last,
+            };
+        }
+    }
+    fill(item, data);
 }
 
-/// Copies a DATA frame's topic and payload into an item from [`empty_inbound`].
+/// The kind of a whole message of `kind` (a request or a reply).
+fn message_kind(kind: PartKind) -> MessageKind {
+    match kind {
+        PartKind::Reply { req_id } => MessageKind::Reply { req_id },
+        _ => MessageKind::Request,
+    }
+}
+
+/// Copies a DATA frame's topic and payload into an item [`store`] made.
 fn fill<const P: usize, const T: usize>(item: &mut Inbound<P, T>, data: &Data<'_>) {
     let topic = match data.item {
         Item::Request { topic } | Item::Reply { topic, .. } => topic,
@@ -435,9 +451,10 @@ mod tests {
 
     fn popped_seqs<const RX: usize>(q: &mut RecvQueue<8, 8, RX>) -> std::vec::Vec<u64> {
         let mut out = std::vec::Vec::new();
-        while let Some(p) = q.pop() {
-            match p {
-                Popped::Item(_, Inbound::Message(m)) => out.push(m.id().0),
+        assert!(q.pop_marker().is_none());
+        while let Some((_, item)) = q.pop_item() {
+            match item {
+                Inbound::Message(m) => out.push(m.id().0),
                 _ => panic!("unexpected pop"),
             }
         }
@@ -453,7 +470,7 @@ mod tests {
         assert_eq!(q.offer(&data(3), false, 0), Offer::Duplicate);
         let ack = q.ack(1, false);
         assert_eq!((ack.next, ack.bitmap), (0, 0b10111));
-        assert!(q.pop().is_none());
+        assert!(q.pop_item().is_none());
         assert_eq!(q.offer(&data(0), false, 0), Offer::Accepted(None));
         assert_eq!(q.ack(1, false).next, 4);
         assert_eq!(popped_seqs(&mut q), [0, 1, 2, 3]);
