@@ -133,6 +133,11 @@ impl Inner {
 }
 
 impl PipeHandler {
+    /// The engine, for a listener that routes its peer's new connection to it.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
     /// A handler over `transport` with these parameters (validated like the original's).
     pub fn new(transport: impl Transport, config: Config) -> Result<Self, Error> {
         config.validate().map_err(Error::Config)?;

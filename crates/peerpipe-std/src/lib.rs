@@ -90,6 +90,10 @@
 //! [`Status::Reconnected`]; the peer is GONE only when no connection comes back within
 //! `heartbeat_timeout` (or [`Reconnect::give_up_after`]). [`Reconnect`] has the defaults, who
 //! may replace a live connection, and what holds without TLS; [`Reconnect::OFF`] turns it off.
+//! A [`PipeListener`] routes a client that reconnects to its old handler by the session its
+//! first frame carries (a newcomer with an unknown session gets a new handler). Resends
+//! caused by a new connection do not count against `max_resends`. A serial port, a child's
+//! pipes and the in-memory pair end the conversation when they break (GONE).
 //!
 //! TLS (feature `tls`): without it, anyone who can reach a listening TCP port can talk to the
 //! handler behind it. `TcpTransport::listen_tls` and `TcpTransport::connect_tls` (with a

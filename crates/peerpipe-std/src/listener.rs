@@ -4,12 +4,14 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 #[cfg(unix)]
 use std::path::Path;
+use std::sync::{Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use peerpipe_core::Config;
 
+use crate::driver::Shared;
 use crate::transport::{
-    stream_link, Accepted, Acceptor, Link, Reconnect, Securer, Socket, StopAccept, Stream,
+    stream_link, Accepted, Acceptor, Link, Reconnect, Redial, Securer, Socket, StopAccept, Stream,
     Transport,
 };
 use crate::PipeHandler;
@@ -54,9 +56,32 @@ use crate::PipeHandler;
 /// accepting thread waits for it with mio (epoll, kqueue) together with a waker that `stop`
 /// fires, on Unix; elsewhere it tries again every 10 ms. `stop` closes the socket itself,
 /// on the stopping thread.
+///
+/// **Reconnection** (on by default, see [`reconnect`](Self::reconnect)): `accept` reads
+/// each newcomer's first frame (within [`Reconnect::probation`]; one that sends none is
+/// closed) and routes it by the session it carries. A peer whose session the conversation
+/// of a handler from this listener serves is that handler's peer reconnecting: its new
+/// connection goes to that handler (which reports
+/// [`Status::Reconnected`](crate::Status::Reconnected) and goes on in the same session, or
+/// replaces its live connection if it had not seen the break), and `accept` waits on. A
+/// newcomer with an unknown session gets a new handler. A handler whose connection breaks
+/// waits for its peer to come back through the listener, as [`Reconnect`] says (GONE after
+/// `heartbeat_timeout` of silence, or `give_up_after`). Reconnections are routed while the
+/// application calls `accept` (its accept loop); a newcomer that takes its time to send its
+/// first frame holds `accept` up for `probation` at most.
+///
+/// Who can take a conversation over: only a connection whose first frame carries the
+/// conversation's peer session. Without TLS that session id is the only proof: a 32-bit
+/// value drawn from the operating system's random source (`getrandom`) at each start, so an
+/// off-path stranger cannot guess it (one try per connection, in 2^32; a wrong guess just
+/// gets a new handler), but anyone who sees the traffic reads it in every frame's header
+/// and can take the conversation over. Protect the port where that matters.
 pub struct PipeListener {
     acceptor: Acceptor,
     config: Config,
+    policy: Reconnect,
+    /// The handlers this listener made, for routing their peers' new connections.
+    handlers: Mutex<Vec<Weak<Shared>>>,
 }
 
 /// Stops a [`PipeListener`] from any thread (see [`PipeListener::stopper`]).
@@ -78,12 +103,18 @@ impl std::fmt::Debug for ListenerStopper {
 }
 
 /// An accepted connection, opened by its handler's I/O thread (with TLS, its handshake
-/// runs there, within [`Reconnect::connect_timeout`]'s default).
-struct Connection(Stream, Securer);
+/// runs there, within [`Reconnect::connect_timeout`]'s default, unless the listener made
+/// it to read the first frame: then a failed one is its error), with the bytes the
+/// listener read from it and its reconnection policy.
+struct Connection(io::Result<Stream>, Securer, Vec<u8>, Reconnect);
 
 impl Transport for Connection {
     fn open(self: Box<Self>) -> io::Result<Link> {
-        stream_link(self.1.secure(self.0, Reconnect::ON.connect_timeout)?)
+        let mut link = stream_link(self.1.secure(self.0?, Reconnect::ON.connect_timeout)?)?;
+        if self.3.enabled {
+            link.redial = Some(Redial::Routed(self.3, self.2));
+        }
+        Ok(link)
     }
 }
 
@@ -95,8 +126,9 @@ impl PipeListener {
     }
 
     /// [`bind`](Self::bind) over TLS: each peer's connection must complete a TLS handshake
-    /// with `tls` (its client certificate checked if `tls` requires one), on its handler's
-    /// I/O thread once the handler starts, within 2 s. A peer that fails is refused (an
+    /// with `tls` (its client certificate checked if `tls` requires one), within 2 s (with
+    /// reconnection, the default, in `accept`, which must read the peer's first frame;
+    /// otherwise on its handler's I/O thread once the handler starts). A peer that fails is refused (an
     /// alert, a logged warning) and its handler reports GONE with the refusal as the cause
     /// (an `io::Error` of kind `PermissionDenied`); the other peers are untouched.
     #[cfg(feature = "tls")]
@@ -129,7 +161,18 @@ impl PipeListener {
         Ok(PipeListener {
             acceptor: Acceptor::new(socket)?,
             config,
+            policy: Reconnect::ON,
+            handlers: Mutex::default(),
         })
+    }
+
+    /// What the handlers do when their connection breaks (default [`Reconnect::ON`]: they
+    /// wait for their peer to come back through this listener; its `probation` bounds the
+    /// wait for a newcomer's first frame, `give_up_after` as for any handler).
+    /// [`Reconnect::OFF`]: every connection gets a new handler at once, and a break is GONE.
+    pub fn reconnect(mut self, policy: Reconnect) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// The bound TCP address (`None` for a Unix socket).
@@ -151,14 +194,47 @@ impl PipeListener {
     }
 
     fn accept_until(&self, deadline: Option<Instant>) -> io::Result<Option<PipeHandler>> {
-        match self.acceptor.accept(deadline)? {
-            Accepted::Peer(stream) => {
-                PipeHandler::new(Connection(stream, self.acceptor.securer()), self.config)
-                    .map(Some)
-                    .map_err(io::Error::other)
+        loop {
+            let stream = match self.acceptor.accept(deadline)? {
+                Accepted::Peer(stream) => stream,
+                Accepted::TimedOut | Accepted::Stopped => return Ok(None),
+            };
+            if !self.policy.enabled {
+                return self.handler(Ok(stream), Vec::new()).map(Some);
             }
-            Accepted::TimedOut | Accepted::Stopped => Ok(None),
+            // With TLS, the handshake first: a peer refused gets a handler that reports
+            // GONE with the refusal, as when the handshake runs on its own thread.
+            let mut stream = match self.acceptor.secure(stream, self.policy.connect_timeout) {
+                Ok(stream) => stream,
+                Err(e) => return self.handler(Err(e), Vec::new()).map(Some),
+            };
+            let Some((session, input)) =
+                crate::driver::first_frame(&mut stream, self.policy.probation)
+            else {
+                log::warn!("peerpipe: closed a connection that sent no frame");
+                continue;
+            };
+            let mut handlers = self.handlers.lock().unwrap_or_else(PoisonError::into_inner);
+            handlers.retain(|h| h.strong_count() > 0);
+            match crate::driver::route(&handlers, session, stream, input) {
+                Ok(()) => continue,
+                Err((stream, input)) => {
+                    drop(handlers);
+                    return self.handler(Ok(stream), input).map(Some);
+                }
+            }
         }
+    }
+
+    /// A handler (not started) for a newcomer, reachable by its peer's session from now on.
+    fn handler(&self, stream: io::Result<Stream>, input: Vec<u8>) -> io::Result<PipeHandler> {
+        let connection = Connection(stream, self.acceptor.securer(), input, self.policy);
+        let h = PipeHandler::new(connection, self.config).map_err(io::Error::other)?;
+        self.handlers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(std::sync::Arc::downgrade(h.shared()));
+        Ok(h)
     }
 
     /// The peers' handlers as they connect (not yet started), until the listener is

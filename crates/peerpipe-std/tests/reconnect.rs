@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use peerpipe_std::{
-    Config, Item, Message, PipeHandler, Reconnect, Status, TcpTransport, Transport,
+    Config, Item, ListenerStopper, Message, PipeHandler, PipeListener, Reconnect, Status,
+    TcpTransport, Transport,
 };
 use proxy::{tcp_proxy, Conn, Fault, Proxy};
 
@@ -78,7 +79,27 @@ fn requests_through(
 ) -> Run {
     let config = reconnect_config();
     let server = PipeHandler::new(server, config).unwrap();
-    let client = PipeHandler::new(client, config).unwrap();
+    let (client, client_seen) = started_client(client);
+    requests_between(client, client_seen, server, faults, min_faults)
+}
+
+/// A client handler on `transport`, started, and what it reports.
+fn started_client(transport: impl Transport) -> (PipeHandler, Seen) {
+    let client = PipeHandler::new(transport, reconnect_config()).unwrap();
+    let seen = watch(&client);
+    client.start().unwrap();
+    (client, seen)
+}
+
+/// [`requests_through`] from a started client to a server handler not yet started (e.g.
+/// from a listener).
+fn requests_between(
+    client: PipeHandler,
+    client_seen: Seen,
+    server: PipeHandler,
+    faults: &Arc<AtomicU64>,
+    min_faults: u64,
+) -> Run {
     let got: Arc<Vec<AtomicU64>> = Arc::new((0..CAP).map(|_| AtomicU64::new(0)).collect());
     server.set_message_cb({
         let (server, got) = (server.clone(), got.clone());
@@ -90,9 +111,8 @@ fn requests_through(
                 .unwrap();
         }
     });
-    let (server_seen, client_seen) = (watch(&server), watch(&client));
+    let server_seen = watch(&server);
     server.start().unwrap();
-    client.start().unwrap();
     let started = Instant::now();
     let sent = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..CLIENTS)
@@ -328,6 +348,80 @@ fn a_stranger_cannot_disturb_a_conversation_going_on() {
     );
     a.stop(true);
     b.stop(true);
+}
+
+/// A listener's accept loop on a thread: every new handler goes to the channel.
+fn accept_loop(
+    listener: PipeListener,
+) -> (crossbeam_channel::Receiver<PipeHandler>, ListenerStopper) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let stopper = listener.stopper();
+    std::thread::spawn(move || {
+        for h in listener.incoming() {
+            if tx.send(h.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    (rx, stopper)
+}
+
+#[test]
+fn a_listener_routes_a_reconnecting_client_to_its_handler() {
+    let listener = PipeListener::bind("127.0.0.1:0", reconnect_config()).unwrap();
+    let (proxy, addr) = tcp_proxy(
+        listener.local_addr().unwrap(),
+        Fault::Cut(Duration::from_millis(200)),
+    );
+    let (handlers, stopper) = accept_loop(listener);
+    // The listener hands the handler over once the client's first frame came.
+    let (client, client_seen) = started_client(TcpTransport::connect(addr).unwrap());
+    let server = handlers.recv_timeout(STEP).unwrap();
+    let run = requests_between(client, client_seen, server, &proxy.cuts, MIN_FAULTS);
+    assert!(run.client_reconnects >= 1 && run.server_reconnects >= 1);
+    assert!(
+        handlers.try_recv().is_err(),
+        "the reconnecting client got no new handler"
+    );
+    stopper.stop();
+}
+
+#[test]
+fn a_listener_gives_a_newcomer_its_own_handler_and_a_stranger_takes_nothing_over() {
+    let listener = PipeListener::bind("127.0.0.1:0", config()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (handlers, stopper) = accept_loop(listener);
+    let a = PipeHandler::new(TcpTransport::connect(addr).unwrap(), config()).unwrap();
+    a.start().unwrap();
+    let first = handlers.recv_timeout(STEP).unwrap();
+    first.start().unwrap();
+    exercise(&a, &first);
+    // A stranger with a session of its own: a new handler, which sees it as its peer.
+    let mut stranger = TcpStream::connect(addr).unwrap();
+    stranger
+        .write_all(&hello(a.session() ^ 0x5a5a_5a5a, 4))
+        .unwrap();
+    let second = handlers.recv_timeout(STEP).unwrap();
+    assert_ne!(second.session(), first.session());
+    second.start().unwrap();
+    assert!(wait_until(STEP, || second.peer_state() == peerpipe_std::PeerState::Up));
+    // One that says nothing: closed, no handler.
+    let mut silent = TcpStream::connect(addr).unwrap();
+    silent.set_read_timeout(Some(STEP)).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        matches!(silent.read(&mut buf), Ok(0) | Err(_)),
+        "the silent newcomer is closed"
+    );
+    // The first conversation never noticed.
+    exercise(&a, &first);
+    assert_eq!(a.stats().reconnects + first.stats().reconnects, 0);
+    assert!(a.get_next().is_none() && first.get_next().is_none());
+    assert!(handlers.try_recv().is_err());
+    stopper.stop();
+    for h in [a, first, second] {
+        h.stop(true);
+    }
 }
 
 /// The peer process: connects to the address in `PEERPIPE_RECONNECT_PEER` and answers each

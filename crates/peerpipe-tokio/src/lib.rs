@@ -80,6 +80,11 @@
 //!   while no connection is live; [`Reconnect`] says what holds while one is.
 //! - [`Reconnect::OFF`] turns it off; nothing reconnects once this side's END or ABORT went
 //!   through, and the first connection is not retried.
+//! - A [`PipeListener`]'s handlers reconnect too: the listener routes a client that comes
+//!   back to its old handler by the session its first frame carries, and gives a newcomer
+//!   with an unknown session a new handler (see [`PipeListener`]).
+//! - A serial port, or any stream given to [`PipeHandler::start`], ends the conversation when
+//!   it breaks (GONE).
 //!
 //! ```no_run
 //! use peerpipe_tokio::{Config, PipeHandler, Reconnect};

@@ -70,8 +70,16 @@ impl Io {
     pub(crate) fn run(mut self, transport: Box<dyn Transport>) {
         let opened = transport.open().and_then(|mut link| {
             self.shared.lock().refused_connections += link.refused;
-            let redial = link.redial.take();
+            let mut redial = link.redial.take();
             let out = self.attach(link)?;
+            // What a listener read from the connection before the handler had it.
+            let input = redial
+                .as_mut()
+                .map(crate::transport::Redial::take_input)
+                .unwrap_or_default();
+            if !input.is_empty() {
+                self.chunks.push_back(input);
+            }
             if let Some(redial) = redial {
                 self.stop_accept = super::reconnect::spawn(&self.shared, redial)?;
             }

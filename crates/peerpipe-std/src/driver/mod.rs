@@ -33,6 +33,7 @@ mod io_thread;
 mod out_buf;
 mod reconnect;
 mod sends;
+pub(crate) use reconnect::{first_frame, route};
 
 use std::io::{self, Write};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -306,7 +307,7 @@ impl State {
 
     /// Whether the conversation may take a new connection: not stopped, the peer not gone,
     /// ended or aborted, the link not given up.
-    fn accepts_links(&self) -> bool {
+    pub(crate) fn accepts_links(&self) -> bool {
         // After this side's END or ABORT went through, there is nothing left to say.
         let said_all = self.ep.local_close().is_some() && self.ep.pending_sends() == 0;
         self.stop.is_none()

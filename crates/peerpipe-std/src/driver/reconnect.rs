@@ -1,6 +1,7 @@
 //! Replacing a broken connection (TCP, Unix sockets; see [`Reconnect`]): a thread per
 //! handler that dials again (ACTIVE end) or accepts the peer's next connection (PASSIVE
-//! end), and hands the new link to the I/O thread through the state.
+//! end), or a [`PipeListener`](crate::PipeListener) that routes it, and hands the new link
+//! to the I/O thread through the state.
 
 use std::io;
 use std::sync::Arc;
@@ -49,7 +50,40 @@ pub(super) fn spawn(shared: &Arc<Shared>, redial: Redial) -> io::Result<Option<S
             builder.spawn(move || accept(&shared, &acceptor, &policy))?;
             Ok(Some(stopper))
         }
+        Redial::Routed(..) => {
+            // The listener hands the peer's next connection over (`route`): no thread.
+            let mut st = shared.lock();
+            st.can_reconnect = true;
+            st.give_up_after = policy.give_up_after;
+            Ok(None)
+        }
     }
+}
+
+/// Gives a [`PipeListener`](crate::PipeListener)'s newcomer to the handler among
+/// `handlers` whose conversation goes on with the newcomer's `session` (its peer
+/// reconnected): `Err` with the stream and its input when there is none.
+pub(crate) fn route(
+    handlers: &[std::sync::Weak<Shared>],
+    session: u32,
+    stream: Stream,
+    input: Vec<u8>,
+) -> Result<(), (Stream, Vec<u8>)> {
+    let found = handlers
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .find(|h| {
+            let st = h.lock();
+            st.ep.peer_session() == Some(session) && st.accepts_links()
+        });
+    let Some(shared) = found else {
+        return Err((stream, input));
+    };
+    if let Ok(link) = stream_link(stream) {
+        log::info!("peerpipe: a peer reconnected to its handler through the listener");
+        handover(&shared, link, input, true);
+    }
+    Ok(())
 }
 
 /// The ACTIVE end: each time the link breaks, dials until a connection is made or none is
@@ -148,7 +182,7 @@ fn accept(shared: &Shared, acceptor: &Acceptor, policy: &Reconnect) {
 }
 
 /// Reads the first frame a newcomer sends, within `within`: its session and the bytes read.
-fn first_frame(stream: &mut Stream, within: Duration) -> Option<(u32, Vec<u8>)> {
+pub(crate) fn first_frame(stream: &mut Stream, within: Duration) -> Option<(u32, Vec<u8>)> {
     let deadline = StdInstant::now() + within;
     let mut probe = peerpipe_host::SessionProbe::new();
     let mut buf = vec![0u8; 4096];

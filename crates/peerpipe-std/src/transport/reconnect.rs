@@ -60,12 +60,24 @@ pub(crate) enum Redial {
     Dial(Target, Reconnect),
     /// The PASSIVE end accepts the next connection (its acceptor stays open).
     Accept(Acceptor, Reconnect),
+    /// A [`PipeListener`](crate::PipeListener)'s handler: the listener routes its peer's
+    /// next connection to it. With the bytes the listener read from the first connection
+    /// (its first frame), for the endpoint.
+    Routed(Reconnect, Vec<u8>),
 }
 
 impl Redial {
     pub(crate) fn policy(&self) -> &Reconnect {
         match self {
-            Redial::Dial(_, p) | Redial::Accept(_, p) => p,
+            Redial::Dial(_, p) | Redial::Accept(_, p) | Redial::Routed(p, _) => p,
+        }
+    }
+
+    /// The bytes already read from the first connection, for the endpoint (once).
+    pub(crate) fn take_input(&mut self) -> Vec<u8> {
+        match self {
+            Redial::Routed(_, input) => std::mem::take(input),
+            Redial::Dial(..) | Redial::Accept(..) => Vec::new(),
         }
     }
 }
