@@ -7,7 +7,7 @@
 //! Prints exactly one line on stdout (diagnostics go to stderr):
 //!
 //! ```text
-//! transport=memory count=2000 payload=64 rtt_p50_us=.. rtt_p99_us=.. raw_p50_us=.. msgs_per_s=.. raw_block_p50_us=.. raw_spin_p50_us=..
+//! transport=memory count=2000 payload=64 rtt_p50_us=.. rtt_p99_us=.. raw_p50_us=.. msgs_per_s=.. raw_block_p50_us=.. raw_spin_p50_us=.. raw_msgs_per_s=..
 //! ```
 //!
 //! - `rtt`: two handlers in this process over the chosen transport. The client sends a request
@@ -26,6 +26,11 @@
 //!   until its message is acknowledged), `count` messages in all; the rate is messages handled
 //!   by the receiving side's callback per second, from the first send until the last was
 //!   received: the definition of `bench/nvflare_rtt.py`.
+//! - `raw_msgs_per_s`: the same sends without peerpipe, whatever the transport: `threads`
+//!   threads each hand a payload to a thread standing for the receiving handler, which hands
+//!   the acknowledgement to one standing for the sending handler's I/O thread, which wakes
+//!   the sender ([`peerpipe_examples::bare`]); measured just before `msgs_per_s`. On a small
+//!   machine these hand-offs between threads, more than peerpipe's work, bound both rates.
 //! - `--tls` (TCP): a third pair of handlers over TLS with mutual authentication (certificates
 //!   made at start), measured the same way, its round trips interleaved with the others;
 //!   the line gains `tls_rtt_p50_us`, `tls_rtt_p99_us`, `tls_msgs_per_s` and `tls_over_tcp_p50`
@@ -533,6 +538,8 @@ struct Results {
     /// The bare ping-pong, polling.
     raw_spin: Vec<Duration>,
     msgs_per_s: f64,
+    /// The same sends' hand-offs between threads, without peerpipe.
+    raw_msgs_per_s: f64,
     /// Round trips and messages per second over TLS (`--tls`).
     tls: Option<(Vec<Duration>, f64)>,
 }
@@ -594,6 +601,8 @@ fn run(args: &Args) -> Result<Results, String> {
     for raw in raws {
         raw.finish();
     }
+    let raw_msgs_per_s =
+        peerpipe_examples::bare::acked_throughput(args.count, args.threads, args.payload)?;
     let msgs_per_s = pair.throughput(args.count, args.threads)?;
     pair.finish()?;
     let tls = match tls {
@@ -614,6 +623,7 @@ fn run(args: &Args) -> Result<Results, String> {
         raw_block,
         raw_spin,
         msgs_per_s,
+        raw_msgs_per_s,
         tls,
     })
 }
@@ -663,7 +673,7 @@ fn main() -> ExitCode {
         None => String::new(),
     };
     println!(
-        "transport={} count={} payload={} rtt_p50_us={:.1} rtt_p99_us={:.1} raw_p50_us={:.1} msgs_per_s={:.0} raw_block_p50_us={:.1} raw_spin_p50_us={:.1}{tls}",
+        "transport={} count={} payload={} rtt_p50_us={:.1} rtt_p99_us={:.1} raw_p50_us={:.1} msgs_per_s={:.0} raw_block_p50_us={:.1} raw_spin_p50_us={:.1} raw_msgs_per_s={:.0}{tls}",
         args.kind.name(),
         args.count,
         args.payload,
@@ -673,6 +683,7 @@ fn main() -> ExitCode {
         res.msgs_per_s,
         us(block_p50),
         us(spin_p50),
+        res.raw_msgs_per_s,
     );
     ExitCode::SUCCESS
 }
