@@ -25,6 +25,19 @@
 //! released, and the ACK of a reply is held back for the requester's next send to carry
 //! ([`ACK_HOLD`]). None of this changes the wire protocol or the endpoint: it decides which
 //! thread writes what the endpoint has due and, for a held ACK, up to 200 µs later.
+//!
+//! What bounds many blocked senders (`rtt`'s `msgs_per_s`: 16 threads each in
+//! `send_to_peer`, 64 B, memory): on the 2-core test machine (December 2026) `perf` puts about
+//! half of the CPU in `sched_yield` and context switches (3.4 switches per message), and
+//! callgrind counts 13,900 instructions of work per acknowledged message, both handlers
+//! together. The same three hand-offs between threads without peerpipe (`raw_msgs_per_s`,
+//! `examples/bare.rs`) moved 130-450 k messages/s in the runs where peerpipe moved
+//! 100-310 k (a machine loaded by other builds): most of the cost is the hand-offs. Tried
+//! and measured worse: waiters that park at once (160-170 k: the I/O thread then pays a
+//! futex wake per message), or that poll only when fewer than 1-8 others do (120-180 k),
+//! against 250-350 k polling (quiet machine, same runs); the I/O thread polling 100 µs
+//! instead of [`POLL`] (no better, noisier). 500 k would need fewer hand-offs per message
+//! (a sender taking its own outcome from the link, without the I/O thread), not less work.
 
 mod callback;
 #[cfg(unix)]
@@ -281,7 +294,7 @@ impl State {
     /// acknowledged whole.
     pub(crate) fn moving_large_message(&self) -> bool {
         self.assembler.progress().is_some()
-            || self.sends.in_flight().any(|id| {
+            || self.sends.large_in_flight().any(|id| {
                 self.ep
                     .progress(id)
                     .is_some_and(|(done, total)| total > crate::FRAGMENT as u64 && done < total)

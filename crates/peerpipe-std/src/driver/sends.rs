@@ -99,6 +99,10 @@ pub(crate) struct Sends {
     pub(crate) outbox: Outbox,
     /// Their ids, oldest first.
     in_flight: BTreeSet<MsgId>,
+    /// Those of them longer than one fragment: the I/O thread asks after them before every
+    /// sleep ([`State::moving_large_message`]), and looking each in-flight send up in the
+    /// endpoint instead cost a scan of its send slots per send.
+    large: BTreeSet<MsgId>,
     replies: HashMap<MsgId, ReplyWaiter>,
     /// Requests that gave up, for their late replies.
     abandoned: AbandonedRequests,
@@ -136,12 +140,18 @@ impl Sends {
         }
         self.outbox.clear();
         self.in_flight.clear();
+        self.large.clear();
     }
 
     /// The sends in the endpoint, oldest first (the endpoint cuts messages into fragments
     /// in that order).
     pub(crate) fn in_flight(&self) -> impl Iterator<Item = MsgId> + '_ {
         self.in_flight.iter().copied()
+    }
+
+    /// The sends in the endpoint longer than one fragment.
+    pub(crate) fn large_in_flight(&self) -> impl Iterator<Item = MsgId> + '_ {
+        self.large.iter().copied()
     }
 }
 
@@ -212,6 +222,9 @@ impl State {
             Outgoing::Message(msg) => msg.into_data(),
             Outgoing::End(data) | Outgoing::Abort(data) => data,
         };
+        if data.len() > crate::FRAGMENT {
+            self.sends.large.insert(id);
+        }
         self.sends.outbox.insert(id, Bytes::from(data));
         self.sends.in_flight.insert(id);
         if let Some(d) = done {
@@ -270,6 +283,7 @@ impl State {
     fn outcome(&mut self, id: MsgId, outcome: Outcome, acts: &mut Vec<Act>) {
         self.sends.outbox.remove(id);
         self.sends.in_flight.remove(&id);
+        self.sends.large.remove(&id);
         let result = match outcome {
             Outcome::Delivered => Ok(id),
             Outcome::Failed(r) => Err(self.with_cause(Error::from(r))),
