@@ -11,6 +11,15 @@
 //! and `bytes` in payload MB/s (Throughput::BytesDecimal).
 //!
 //! Run with `cargo bench -p peerpipe-core`.
+//!
+//! Where a cycle's instructions go (callgrind, `messages/single/64`, December 2026): about
+//! 7,800 in all (8,800 before received items stopped being copied whole through the receive
+//! queue), of which CRC-32C about 900 (the table-driven crate: some 4 instructions a byte, a
+//! frame's short header in small pieces), COBS encoding and decoding about 1,650, copies of
+//! messages about 1,000 (`Message::request` and `send` move the 1 KiB inline message, the
+//! received one is taken out of its slot once). The host CRC has no faster safe path: the
+//! CPU's CRC-32C instruction needs SSE4.2 detected at run time, which takes `unsafe` (the
+//! core forbids it) or `std` (the core is `no_std`).
 
 use std::hint::black_box;
 use std::time::Duration as StdDuration;
