@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use peerpipe_core::wire::Decoder;
 
-/// What a reconnecting transport (TCP and Unix sockets in `peerpipe-std` and
-/// `peerpipe-tokio`) does when its connection breaks: reconnect (the default) or end the
-/// conversation at once (GONE with `GoneReason::TransportLost`), as it did before
-/// reconnection existed ([`Reconnect::OFF`]).
+/// What a reconnecting transport (TCP and Unix sockets, and serial ports, in `peerpipe-std`
+/// and `peerpipe-tokio`) does when its connection breaks: reconnect (the default) or end
+/// the conversation at once (GONE with `GoneReason::TransportLost`), as it did before
+/// reconnection existed ([`Reconnect::OFF`]). A serial port is opened again at its path,
+/// like an ACTIVE end dialing (with the same backoff); the rest of this is about sockets.
 ///
 /// With reconnection on, a broken connection is reported as
 /// [`Status::Reconnecting`](crate::Status::Reconnecting) and the endpoint keeps its session:

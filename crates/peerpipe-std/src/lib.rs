@@ -92,7 +92,8 @@
 //! may replace a live connection, and what holds without TLS; [`Reconnect::OFF`] turns it off.
 //! A [`PipeListener`] routes a client that reconnects to its old handler by the session its
 //! first frame carries (a newcomer with an unknown session gets a new handler). Resends
-//! caused by a new connection do not count against `max_resends`. A serial port, a child's
+//! caused by a new connection do not count against `max_resends`. A `SerialTransport`
+//! whose device disappears is opened again when its path is back (same session). A child's
 //! pipes and the in-memory pair end the conversation when they break (GONE).
 //!
 //! TLS (feature `tls`): without it, anyone who can reach a listening TCP port can talk to the

@@ -8,11 +8,13 @@ mod pty;
 
 use std::fs::File;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use common::*;
-use peerpipe_std::{Reconnect, SerialTransport, Status, UnixTransport};
-use pty::open_pty;
+use peerpipe_std::{Message, Reconnect, SerialTransport, Status, UnixTransport};
+use pty::{open_pty, relink, Bridge};
 
 #[test]
 fn unix_socket_end_to_end() {
@@ -77,4 +79,103 @@ fn serial_over_pseudo_terminals_end_to_end() {
             "a stopped handler still holds its serial port open"
         );
     }
+}
+
+/// A serial port whose device disappears (its pseudo-terminal closed) and comes back under
+/// the same path (a symlink to a new pseudo-terminal) while requests flow: the handler opens
+/// the path again and the conversation goes on, every request answered.
+#[test]
+fn a_serial_port_that_disappears_and_comes_back_is_opened_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyA");
+    let (p1, p2) = (open_pty(), open_pty());
+    relink(&p1.path, &link);
+    let plug = |p1: &pty::Pty| {
+        (
+            Bridge::new(
+                p1.master.try_clone().unwrap(),
+                p2.master.try_clone().unwrap(),
+            ),
+            Bridge::new(
+                p2.master.try_clone().unwrap(),
+                p1.master.try_clone().unwrap(),
+            ),
+        )
+    };
+    let cable = plug(&p1);
+    let (a, b) = start_pair(
+        SerialTransport::new(link.to_str().unwrap(), 115_200),
+        SerialTransport::new(p2.path.clone(), 115_200),
+        config(),
+    );
+    exercise(&a, &b);
+    // Requests flow all along.
+    let done = Arc::new(AtomicBool::new(false));
+    let asking = {
+        let (a, done) = (a.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u32;
+            while !done.load(Ordering::SeqCst) {
+                let data = i.to_le_bytes().to_vec();
+                let req = Message::request("echo", data.clone()).unwrap();
+                let reply = a
+                    .request(req, Some(STEP), None)
+                    .unwrap_or_else(|e| panic!("request {i}: {e}"));
+                assert_eq!(reply.data(), &data[..], "request {i}");
+                i += 1;
+            }
+            i
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Unplugged: the cable and the first pseudo-terminal are gone.
+    cable.0.stop();
+    cable.1.stop();
+    drop(p1);
+    assert!(matches!(next_status(&a, STEP), Status::Reconnecting { .. }));
+    // Plugged in again: a new device under the same path.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let p1 = open_pty();
+    let cable = plug(&p1);
+    relink(&p1.path, &link);
+    assert_eq!(next_status(&a, STEP), Status::Reconnected);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    done.store(true, Ordering::SeqCst);
+    let asked = asking.join().unwrap();
+    assert!(asked > 10, "{asked} requests");
+    exercise(&a, &b);
+    assert_eq!(a.stats().reconnects, 1);
+    assert!(b.get_next().is_none(), "b saw nothing but lost frames");
+    a.stop(true);
+    b.stop(true);
+    cable.0.stop();
+    cable.1.stop();
+}
+
+/// Without reconnection, a serial port whose device disappears is GONE at once.
+#[test]
+fn without_reconnection_a_serial_port_that_disappears_is_gone() {
+    let (p1, p2) = (open_pty(), open_pty());
+    let cable = (
+        Bridge::new(
+            p1.master.try_clone().unwrap(),
+            p2.master.try_clone().unwrap(),
+        ),
+        Bridge::new(
+            p2.master.try_clone().unwrap(),
+            p1.master.try_clone().unwrap(),
+        ),
+    );
+    let (a, b) = start_pair(
+        SerialTransport::new(p1.path.clone(), 115_200).reconnect(Reconnect::OFF),
+        SerialTransport::new(p2.path.clone(), 115_200),
+        config(),
+    );
+    exercise(&a, &b);
+    cable.0.stop();
+    cable.1.stop();
+    drop(p1);
+    assert!(matches!(next_status(&a, STEP), Status::Gone { .. }));
+    a.stop(true);
+    b.stop(true);
 }

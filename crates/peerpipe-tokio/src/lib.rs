@@ -83,8 +83,9 @@
 //! - A [`PipeListener`]'s handlers reconnect too: the listener routes a client that comes
 //!   back to its old handler by the session its first frame carries, and gives a newcomer
 //!   with an unknown session a new handler (see [`PipeListener`]).
-//! - A serial port, or any stream given to [`PipeHandler::start`], ends the conversation when
-//!   it breaks (GONE).
+//! - A serial port opened by [`PipeHandler::start_serial`] (feature `serial`) is opened again
+//!   at its path when it fails (its device unplugged and plugged back), in the same session.
+//!   Any stream given to [`PipeHandler::start`] ends the conversation when it breaks (GONE).
 //!
 //! ```no_run
 //! use peerpipe_tokio::{Config, PipeHandler, Reconnect};
@@ -191,7 +192,8 @@
 //! peak RSS of the message's two copies plus 3 MiB.
 //!
 //! ## Features
-//! - `serial`: `open_serial`, a serial port as a transport (through `tokio-serial`).
+//! - `serial`: `open_serial`, a serial port as a transport (through `tokio-serial`), and
+//!   `PipeHandler::start_serial`, which opens it again when it fails.
 
 #![warn(missing_docs)]
 

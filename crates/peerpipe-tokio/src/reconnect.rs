@@ -127,10 +127,30 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         if !policy.enabled {
             return PipeHandler::start(conn, config).map_err(invalid);
         }
+        let target = Arc::new(target);
+        let open = move || {
+            let target = Arc::clone(&target);
+            async move { target.connect(policy.connect_timeout).await }
+        };
+        Self::reopening(conn, config, policy, open)
+    }
+
+    /// A handler on `conn` that gets a new connection from `open` each time its own breaks.
+    pub(crate) fn reopening<S, O, Fut>(
+        conn: S,
+        config: Config,
+        policy: Reconnect,
+        open: O,
+    ) -> io::Result<Self>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+        O: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = io::Result<S>> + Send + 'static,
+    {
         PipeHandler::launch(conn, config, policy.give_up_after, |shared| {
             let (tx, handovers) = mpsc::channel(1);
             let wanted = Arc::new(Notify::new());
-            let helper = tokio::spawn(dial(shared, target, policy, Arc::clone(&wanted), tx));
+            let helper = tokio::spawn(dial(shared, open, policy, Arc::clone(&wanted), tx));
             Redial {
                 handovers,
                 wanted: Some(wanted),
@@ -158,15 +178,27 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     }
 }
 
-/// The ACTIVE end: each time the connection breaks, dials until a connection is made or
-/// none is wanted any more (the handler stopped, the peer is gone).
-async fn dial<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: usize>(
+/// The ACTIVE end (or a device): each time the connection breaks, dials (opens) until a
+/// connection is made or none is wanted any more (the handler stopped, the peer is gone).
+async fn dial<
+    S,
+    O,
+    Fut,
+    const P: usize,
+    const T: usize,
+    const RX: usize,
+    const TX: usize,
+    const F: usize,
+>(
     shared: SharedOf<P, T, RX, TX, F>,
-    target: Target,
+    open: O,
     policy: Reconnect,
     wanted: Arc<Notify>,
-    tx: mpsc::Sender<Handover<Conn>>,
-) {
+    tx: mpsc::Sender<Handover<S>>,
+) where
+    O: Fn() -> Fut,
+    Fut: std::future::Future<Output = io::Result<S>>,
+{
     let mut jitter = Jitter::new();
     loop {
         wanted.notified().await;
@@ -176,7 +208,7 @@ async fn dial<const P: usize, const T: usize, const RX: usize, const TX: usize, 
             if !shared.lock().wants_link() {
                 break;
             }
-            match target.connect(policy.connect_timeout).await {
+            match open().await {
                 Ok(conn) => {
                     let input = Vec::new();
                     if tx.send(Handover { conn, input }).await.is_err() {

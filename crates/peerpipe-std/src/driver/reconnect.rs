@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::Shared;
 use crate::transport::{
-    stream_link, Accepted, Acceptor, Link, Reconnect, Redial, StopAccept, Stream, Target,
+    stream_link, Accepted, Acceptor, Link, Reconnect, Redial, StopAccept, Stream,
 };
 
 /// A new connection for the I/O thread, with the bytes already read from it (a newcomer's
@@ -28,17 +28,11 @@ pub(super) fn spawn(shared: &Arc<Shared>, redial: Redial) -> io::Result<Option<S
     let builder = std::thread::Builder::new().name("peerpipe-reconnect".into());
     match redial {
         Redial::Dial(target, _) => {
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            {
-                let mut st = shared.lock();
-                st.redial_tx = Some(tx);
-                st.can_reconnect = true;
-                st.give_up_after = policy.give_up_after;
-            }
-            let shared = shared.clone();
-            builder.spawn(move || dial(&shared, &target, &policy, &rx))?;
-            Ok(None)
+            let timeout = policy.connect_timeout;
+            let open = move || target.connect(timeout).and_then(stream_link);
+            spawn_dial(shared, Box::new(open), policy, builder)
         }
+        Redial::Reopen(open, _) => spawn_dial(shared, open, policy, builder),
         Redial::Accept(acceptor, _) => {
             let stopper = acceptor.stopper();
             {
@@ -58,6 +52,25 @@ pub(super) fn spawn(shared: &Arc<Shared>, redial: Redial) -> io::Result<Option<S
             Ok(None)
         }
     }
+}
+
+/// Starts the thread that opens a new link with `open` each time the link breaks.
+fn spawn_dial(
+    shared: &Arc<Shared>,
+    open: Box<dyn Fn() -> io::Result<Link> + Send>,
+    policy: Reconnect,
+    builder: std::thread::Builder,
+) -> io::Result<Option<StopAccept>> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    {
+        let mut st = shared.lock();
+        st.redial_tx = Some(tx);
+        st.can_reconnect = true;
+        st.give_up_after = policy.give_up_after;
+    }
+    let shared = shared.clone();
+    builder.spawn(move || dial(&shared, &*open, &policy, &rx))?;
+    Ok(None)
 }
 
 /// Gives a [`PipeListener`](crate::PipeListener)'s newcomer to the handler among
@@ -86,10 +99,15 @@ pub(crate) fn route(
     Ok(())
 }
 
-/// The ACTIVE end: each time the link breaks, dials until a connection is made or none is
-/// wanted any more (the handler stopped, the peer is gone). Ends when the handler stops
-/// (the sender of `poke` is dropped).
-fn dial(shared: &Shared, target: &Target, policy: &Reconnect, poke: &Receiver<()>) {
+/// The ACTIVE end (or a device): each time the link breaks, dials (opens) until a link is
+/// made or none is wanted any more (the handler stopped, the peer is gone). Ends when the
+/// handler stops (the sender of `poke` is dropped).
+fn dial(
+    shared: &Shared,
+    open: &dyn Fn() -> io::Result<Link>,
+    policy: &Reconnect,
+    poke: &Receiver<()>,
+) {
     let mut rng = peerpipe_host::Jitter::new();
     loop {
         if poke.recv().is_err() {
@@ -108,7 +126,7 @@ fn dial(shared: &Shared, target: &Target, policy: &Reconnect, poke: &Receiver<()
             if !shared.lock().wants_link() {
                 break;
             }
-            match target.connect(policy.connect_timeout).and_then(stream_link) {
+            match open() {
                 Ok(link) => {
                     handover(shared, link, Vec::new(), false);
                     break;

@@ -11,9 +11,10 @@
 //!
 //! Reconnects: TCP and Unix socket connections reconnect by default when they break (see
 //! [`Reconnect`]: the ACTIVE end dials again, the PASSIVE end keeps listening and takes the
-//! peer's new connection), and the conversation goes on in the same session. A closed pipe,
-//! a dead child, a serial port, the in-memory pair and a connection whose reconnection is
-//! off end the handler's conversation when they break (GONE). To talk again after GONE,
+//! peer's new connection), and the conversation goes on in the same session; a serial port
+//! that fails is opened again at its path. A closed pipe, a dead child, the in-memory pair
+//! and a transport whose reconnection is off end the handler's conversation when they break
+//! (GONE). To talk again after GONE,
 //! start a new handler on a new transport; the peer sees a new session and reports a
 //! restart if it was still running.
 

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::accept::{Acceptor, Stream};
+use super::Link;
 
 pub use peerpipe_host::Reconnect;
 
@@ -60,6 +61,9 @@ pub(crate) enum Redial {
     Dial(Target, Reconnect),
     /// The PASSIVE end accepts the next connection (its acceptor stays open).
     Accept(Acceptor, Reconnect),
+    /// A device opened again (a serial port, at its path) by the function.
+    #[cfg_attr(not(feature = "serial"), allow(dead_code))]
+    Reopen(Box<dyn Fn() -> io::Result<Link> + Send>, Reconnect),
     /// A [`PipeListener`](crate::PipeListener)'s handler: the listener routes its peer's
     /// next connection to it. With the bytes the listener read from the first connection
     /// (its first frame), for the endpoint.
@@ -69,7 +73,10 @@ pub(crate) enum Redial {
 impl Redial {
     pub(crate) fn policy(&self) -> &Reconnect {
         match self {
-            Redial::Dial(_, p) | Redial::Accept(_, p) | Redial::Routed(p, _) => p,
+            Redial::Dial(_, p)
+            | Redial::Accept(_, p)
+            | Redial::Reopen(_, p)
+            | Redial::Routed(p, _) => p,
         }
     }
 
@@ -77,7 +84,7 @@ impl Redial {
     pub(crate) fn take_input(&mut self) -> Vec<u8> {
         match self {
             Redial::Routed(_, input) => std::mem::take(input),
-            Redial::Dial(..) | Redial::Accept(..) => Vec::new(),
+            Redial::Dial(..) | Redial::Accept(..) | Redial::Reopen(..) => Vec::new(),
         }
     }
 }

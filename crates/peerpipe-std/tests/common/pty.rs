@@ -58,3 +58,65 @@ pub fn open_pty() -> Pty {
         path,
     }
 }
+
+/// Copies bytes from one pty master to another on a thread until stopped (or a read
+/// fails): a cable that can be pulled out.
+pub struct Bridge {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Bridge {
+    /// Starts copying from `from` to `to`.
+    #[allow(dead_code)]
+    pub fn new(mut from: File, mut to: File) -> Bridge {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                let mut p = libc::pollfd {
+                    fd: from.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd, its count 1.
+                if unsafe { libc::poll(&mut p, 1, 20) } <= 0 {
+                    continue;
+                }
+                match from.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if to.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Bridge {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops copying; the thread has dropped its ends when this returns.
+    #[allow(dead_code)]
+    pub fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Points the symlink `link` at `target` (atomically: a new link renamed over the old).
+#[allow(dead_code)]
+pub fn relink(target: &str, link: &std::path::Path) {
+    let tmp = link.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).unwrap();
+    std::fs::rename(&tmp, link).unwrap();
+}
