@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use common::*;
 use peerpipe_std::{Message, Reconnect, SerialTransport, Status, UnixTransport};
-use pty::{open_pty, relink, Bridge};
+use pty::{open_pty, relink, Cable};
 
 #[test]
 fn unix_socket_end_to_end() {
@@ -90,19 +90,7 @@ fn a_serial_port_that_disappears_and_comes_back_is_opened_again() {
     let link = dir.path().join("ttyA");
     let (p1, p2) = (open_pty(), open_pty());
     relink(&p1.path, &link);
-    let plug = |p1: &pty::Pty| {
-        (
-            Bridge::new(
-                p1.master.try_clone().unwrap(),
-                p2.master.try_clone().unwrap(),
-            ),
-            Bridge::new(
-                p2.master.try_clone().unwrap(),
-                p1.master.try_clone().unwrap(),
-            ),
-        )
-    };
-    let cable = plug(&p1);
+    let cable = Cable::new(&p1, &p2);
     let (a, b) = start_pair(
         SerialTransport::new(link.to_str().unwrap(), 115_200),
         SerialTransport::new(p2.path.clone(), 115_200),
@@ -129,14 +117,13 @@ fn a_serial_port_that_disappears_and_comes_back_is_opened_again() {
     };
     std::thread::sleep(std::time::Duration::from_millis(200));
     // Unplugged: the cable and the first pseudo-terminal are gone.
-    cable.0.stop();
-    cable.1.stop();
+    cable.unplug();
     drop(p1);
     assert!(matches!(next_status(&a, STEP), Status::Reconnecting { .. }));
     // Plugged in again: a new device under the same path.
     std::thread::sleep(std::time::Duration::from_millis(300));
     let p1 = open_pty();
-    let cable = plug(&p1);
+    let cable = Cable::new(&p1, &p2);
     relink(&p1.path, &link);
     assert_eq!(next_status(&a, STEP), Status::Reconnected);
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -148,32 +135,21 @@ fn a_serial_port_that_disappears_and_comes_back_is_opened_again() {
     assert!(b.get_next().is_none(), "b saw nothing but lost frames");
     a.stop(true);
     b.stop(true);
-    cable.0.stop();
-    cable.1.stop();
+    cable.unplug();
 }
 
 /// Without reconnection, a serial port whose device disappears is GONE at once.
 #[test]
 fn without_reconnection_a_serial_port_that_disappears_is_gone() {
     let (p1, p2) = (open_pty(), open_pty());
-    let cable = (
-        Bridge::new(
-            p1.master.try_clone().unwrap(),
-            p2.master.try_clone().unwrap(),
-        ),
-        Bridge::new(
-            p2.master.try_clone().unwrap(),
-            p1.master.try_clone().unwrap(),
-        ),
-    );
+    let cable = Cable::new(&p1, &p2);
     let (a, b) = start_pair(
         SerialTransport::new(p1.path.clone(), 115_200).reconnect(Reconnect::OFF),
         SerialTransport::new(p2.path.clone(), 115_200),
         config(),
     );
     exercise(&a, &b);
-    cable.0.stop();
-    cable.1.stop();
+    cable.unplug();
     drop(p1);
     assert!(matches!(next_status(&a, STEP), Status::Gone { .. }));
     a.stop(true);

@@ -12,7 +12,7 @@ use peerpipe_tokio::{open_serial, Config, Item, Message, PipeHandler, Reconnect,
 #[path = "../../peerpipe-std/tests/common/pty.rs"]
 mod pty;
 
-use pty::{open_pty, relink, Bridge};
+use pty::{open_pty, relink, Cable};
 
 fn bridge(mut from: File, mut to: File) {
     std::thread::spawn(move || io::copy(&mut from, &mut to));
@@ -75,19 +75,7 @@ async fn a_serial_port_that_disappears_and_comes_back_is_opened_again() {
     let link = dir.join("ttyA");
     let (p1, p2) = (open_pty(), open_pty());
     relink(&p1.path, &link);
-    let plug = |p1: &pty::Pty| {
-        (
-            Bridge::new(
-                p1.master.try_clone().unwrap(),
-                p2.master.try_clone().unwrap(),
-            ),
-            Bridge::new(
-                p2.master.try_clone().unwrap(),
-                p1.master.try_clone().unwrap(),
-            ),
-        )
-    };
-    let cable = plug(&p1);
+    let cable = Cable::new(&p1, &p2);
     let config = Config {
         heartbeat_interval: Duration::from_millis(100),
         heartbeat_timeout: Duration::from_secs(10),
@@ -142,8 +130,7 @@ async fn a_serial_port_that_disappears_and_comes_back_is_opened_again() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Unplugged: the cable and the first pseudo-terminal are gone.
     tokio::task::spawn_blocking(move || {
-        cable.0.stop();
-        cable.1.stop();
+        cable.unplug();
         drop(p1);
     })
     .await
@@ -151,7 +138,7 @@ async fn a_serial_port_that_disappears_and_comes_back_is_opened_again() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Plugged in again: a new device under the same path.
     let p1 = open_pty();
-    let cable = plug(&p1);
+    let cable = Cable::new(&p1, &p2);
     relink(&p1.path, &link);
     let asked = tokio::time::timeout(Duration::from_secs(20), asking)
         .await
@@ -177,8 +164,7 @@ async fn a_serial_port_that_disappears_and_comes_back_is_opened_again() {
     a.stop();
     b.stop();
     tokio::task::spawn_blocking(move || {
-        cable.0.stop();
-        cable.1.stop();
+        cable.unplug();
     })
     .await
     .unwrap();

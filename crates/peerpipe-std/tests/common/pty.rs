@@ -112,6 +112,26 @@ impl Bridge {
     }
 }
 
+/// A null-modem cable between two pseudo-terminals' masters: a [`Bridge`] each way.
+pub struct Cable(Bridge, Bridge);
+
+impl Cable {
+    /// Plugs `a`'s master into `b`'s.
+    #[allow(dead_code)]
+    pub fn new(a: &Pty, b: &Pty) -> Cable {
+        let (a1, a2) = (a.master.try_clone().unwrap(), a.master.try_clone().unwrap());
+        let (b1, b2) = (b.master.try_clone().unwrap(), b.master.try_clone().unwrap());
+        Cable(Bridge::new(a1, b1), Bridge::new(b2, a2))
+    }
+
+    /// Pulls the cable out: nothing crosses, and its copies of the masters are closed.
+    #[allow(dead_code)]
+    pub fn unplug(self) {
+        self.0.stop();
+        self.1.stop();
+    }
+}
+
 /// Points the symlink `link` at `target` (atomically: a new link renamed over the old).
 #[allow(dead_code)]
 pub fn relink(target: &str, link: &std::path::Path) {
