@@ -5,9 +5,9 @@ use crate::const_msg::ConstMsg;
 use crate::error::{CloseReason, Error, FailReason, GoneReason};
 use crate::event::{Event, PeerState};
 use crate::machine::{Machine, Transmit, RETIRED_SESSIONS};
-use crate::message::{bounded, validate_topic, Message, MessageKind, MsgId};
+use crate::message::{validate_topic, Message, MessageKind, MsgId};
 use crate::recv::RecvQueue;
-use crate::send::{Bytes, Head, NoSource, Outgoing, PeerRoom, SendQueue, Source};
+use crate::send::{Head, NoSource, Payload, PeerRoom, SendQueue, Source};
 use crate::stats::Stats;
 use crate::time::Instant;
 use crate::timer::TimerTable;
@@ -165,8 +165,25 @@ impl<
             MessageKind::Request => Head::Request(topic),
             MessageKind::Reply { req_id } => Head::Reply(topic, req_id.0),
         };
-        let bytes = Bytes::Inline(bounded(&data)?);
-        self.machine.enqueue(now, Outgoing { head, bytes }, timeout)
+        self.enqueue(now, (head, None), Payload::Inline(&data), timeout)
+    }
+
+    /// Sends `item` with the bytes of `data`, copied straight into the send slot: as
+    /// [`send`](Self::send) without building a [`Message`] first (which costs its size, a
+    /// few hundred bytes, in stack on a microcontroller), for example a reply to a received
+    /// message `m`: `Item::Reply { topic: m.topic(), req_id: m.id().0 }`. `item` says what
+    /// it is, as in [`send_from`](Self::send_from) (END or ABORT data close the
+    /// conversation as [`notify_end`](Self::notify_end) does); `data` may be as long as a
+    /// send slot holds (`INLINE` bytes), otherwise [`Error::PayloadTooLarge`].
+    pub fn send_bytes(
+        &mut self,
+        now: Instant,
+        item: Item<'_>,
+        data: &[u8],
+        timeout: Option<crate::Duration>,
+    ) -> Result<MsgId, Error> {
+        let head = Self::head(item)?;
+        self.enqueue(now, head, Payload::Inline(data), timeout)
     }
 
     /// Sends a message of `len` bytes (any length) whose bytes the endpoint reads from the
@@ -185,6 +202,13 @@ impl<
         len: u64,
         timeout: Option<crate::Duration>,
     ) -> Result<MsgId, Error> {
+        let head = Self::head(item)?;
+        self.enqueue(now, head, Payload::Sourced(len), timeout)
+    }
+
+    /// What `item` is in a send slot, its topic checked as in [`Message::request`], and the
+    /// close it makes (END and ABORT).
+    fn head(item: Item<'_>) -> Result<(Head<TOPIC>, Option<CloseReason>), Error> {
         let topic = |t: &str| {
             validate_topic(t, TOPIC)?;
             heapless::String::try_from(t).map_err(|_| Error::TopicTooLong {
@@ -192,16 +216,23 @@ impl<
                 max: TOPIC,
             })
         };
-        let (head, close) = match item {
+        Ok(match item {
             Item::Request { topic: t } => (Head::Request(topic(t)?), None),
             Item::Reply { topic: t, req_id } => (Head::Reply(topic(t)?, req_id), None),
             Item::End => (Head::End, Some(CloseReason::LocalEnd)),
             Item::Abort => (Head::Abort, Some(CloseReason::LocalAbort)),
-        };
-        let bytes = Bytes::Sourced(len);
-        let id = self
-            .machine
-            .enqueue(now, Outgoing { head, bytes }, timeout)?;
+        })
+    }
+
+    /// Queues a message; END and ABORT (`close`) then close the conversation.
+    fn enqueue(
+        &mut self,
+        now: Instant,
+        (head, close): (Head<TOPIC>, Option<CloseReason>),
+        payload: Payload<'_>,
+        timeout: Option<crate::Duration>,
+    ) -> Result<MsgId, Error> {
+        let id = self.machine.enqueue(now, head, payload, timeout)?;
         if close.is_some() {
             self.machine.local_close = close;
         }
@@ -224,16 +255,7 @@ impl<
         data: &[u8],
         timeout: Option<crate::Duration>,
     ) -> Result<MsgId, Error> {
-        let id = self.machine.enqueue(
-            now,
-            Outgoing {
-                head: Head::End,
-                bytes: Bytes::Inline(bounded(data)?),
-            },
-            timeout,
-        )?;
-        self.machine.local_close = Some(CloseReason::LocalEnd);
-        Ok(id)
+        self.send_bytes(now, Item::End, data, timeout)
     }
 
     /// Aborts the conversation: like [`notify_end`](Self::notify_end), with ABORT.
@@ -249,16 +271,7 @@ impl<
         data: &[u8],
         timeout: Option<crate::Duration>,
     ) -> Result<MsgId, Error> {
-        let id = self.machine.enqueue(
-            now,
-            Outgoing {
-                head: Head::Abort,
-                bytes: Bytes::Inline(bounded(data)?),
-            },
-            timeout,
-        )?;
-        self.machine.local_close = Some(CloseReason::LocalAbort);
-        Ok(id)
+        self.send_bytes(now, Item::Abort, data, timeout)
     }
 
     /// Stops sending heartbeats and checking the peer's silence. Messages still flow, and so

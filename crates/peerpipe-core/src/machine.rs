@@ -9,7 +9,7 @@ use crate::event::{Event, PeerState};
 use crate::message::MsgId;
 use crate::part::{Current, CutReason};
 use crate::recv::{Inbound, Marker, Offer, Peeked, PeerClose, RecvQueue};
-use crate::send::{Outgoing, PeerRoom, SendQueue, Source};
+use crate::send::{Head, Payload, PeerRoom, SendQueue, Source};
 use crate::stats::Stats;
 use crate::time::Instant;
 use crate::timer::{Timer, TimerTable};
@@ -77,7 +77,8 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
     pub(crate) fn enqueue(
         &mut self,
         now: Instant,
-        item: Outgoing<I, T>,
+        head: Head<T>,
+        payload: Payload<'_>,
         timeout: Option<crate::Duration>,
     ) -> Result<MsgId, Error> {
         if self.stopped {
@@ -95,7 +96,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
         if timeout.is_zero() {
             return Err(Error::ZeroTimeout);
         }
-        let id = self.sends.push(item, now + timeout)?;
+        let id = self.sends.push(head, payload, now + timeout)?;
         // A message the peer will not take fails at once; without the peer's capabilities,
         // ask for them.
         self.sends.cut(self.peer_caps, P);

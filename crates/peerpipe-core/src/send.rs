@@ -83,6 +83,13 @@ impl<const P: usize> Bytes<P> {
     }
 }
 
+/// The bytes of a message to be queued: copied into its slot, or read from a [`Source`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Payload<'a> {
+    Inline(&'a [u8]),
+    Sourced(u64),
+}
+
 /// A message to be delivered.
 #[derive(Debug, Clone)]
 pub(crate) struct Outgoing<const P: usize, const T: usize> {
@@ -173,11 +180,29 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
         }
     }
 
-    pub(crate) fn push(&mut self, out: Outgoing<P, T>, deadline: Instant) -> Result<MsgId, Error> {
+    /// Queues a message; its inline bytes are copied straight into its slot (not through a
+    /// temporary as large as the slot, which would cost its size in stack on a
+    /// microcontroller). `PayloadTooLarge` when they do not fit a slot.
+    pub(crate) fn push(
+        &mut self,
+        head: Head<T>,
+        payload: Payload<'_>,
+        deadline: Instant,
+    ) -> Result<MsgId, Error> {
+        let bytes = match payload {
+            Payload::Inline(data) if data.len() > P => {
+                return Err(Error::PayloadTooLarge {
+                    len: data.len(),
+                    max: P,
+                })
+            }
+            Payload::Inline(_) => Bytes::Inline(Vec::new()),
+            Payload::Sourced(len) => Bytes::Sourced(len),
+        };
         let id = self.next_id;
         let msg = Msg {
             id,
-            out,
+            out: Outgoing { head, bytes },
             deadline,
             cut: 0,
             begun: false,
@@ -187,6 +212,12 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             outcome: None,
         };
         self.msgs.push(msg).map_err(|_| Error::SendQueueFull)?;
+        if let (Payload::Inline(data), Some(msg)) = (payload, self.msgs.last_mut()) {
+            if let Bytes::Inline(v) = &mut msg.out.bytes {
+                // Fits: checked above.
+                let _ = v.extend_from_slice(data);
+            }
+        }
         self.next_id = id.saturating_add(1);
         Ok(MsgId(id))
     }
