@@ -32,7 +32,9 @@ fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant, streaming: &m
     let ep = pipe.endpoint_mut();
     while ep.poll_outcome().is_some() {}
     while ep.pending_sends() < 4 {
-        let Some(event) = ep.poll_event() else {
+        // Borrowed where `poll_event` put it, not moved out of the `Option` (a copy).
+        let polled = ep.poll_event();
+        let Some(event) = &polled else {
             break;
         };
         // One reply path for both kinds (one inlined `send_bytes`), its bytes copied straight
@@ -40,7 +42,7 @@ fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant, streaming: &m
         let (topic, req_id, crc_bytes);
         #[cfg(feature = "stack-probe")]
         let used;
-        let payload = match &event {
+        let payload = match event {
             Event::Message(m) if m.is_request() => {
                 #[cfg(feature = "stack-probe")]
                 {
