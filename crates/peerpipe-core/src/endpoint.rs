@@ -459,6 +459,9 @@ impl<
 
     /// The next event for the application.
     #[must_use]
+    // Out of line: inlined into the application's loop, its temporaries (a few hundred bytes
+    // on the firmware profile) sit in that loop's frame for every other call it makes too.
+    #[inline(never)]
     pub fn poll_event(&mut self) -> Option<Event<PAYLOAD, TOPIC>> {
         self.machine.poll_event()
     }
