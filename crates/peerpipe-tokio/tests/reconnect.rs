@@ -565,3 +565,43 @@ async fn a_listener_gives_a_newcomer_its_own_handler_and_a_stranger_takes_nothin
     assert!(handlers.try_recv().is_err());
     a.stop();
 }
+
+/// By default the limit is `heartbeat_timeout`: the silence rule runs on through the break,
+/// and a peer that never comes back is GONE (`Silence`) that long after it was last heard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_comes_back_is_gone_after_heartbeat_timeout() {
+    let quick = Config {
+        heartbeat_timeout: Duration::from_millis(800),
+        ..config()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server =
+        tokio::spawn(async move { PipeHandler::accept_tcp(listener, quick, Reconnect::ON).await });
+    let a: PipeHandler = PipeHandler::connect_tcp(addr, quick, Reconnect::ON)
+        .await
+        .unwrap();
+    let b: PipeHandler = server.await.unwrap().unwrap();
+    serve(&b, None);
+    echo(&a, 1).await;
+    let started = Instant::now();
+    b.stop();
+    assert!(matches!(
+        tokio::time::timeout(STEP, a.recv()).await.unwrap(),
+        Some(Item::Status(Status::Reconnecting { .. }))
+    ));
+    match tokio::time::timeout(STEP, a.recv()).await.unwrap() {
+        Some(Item::Status(Status::Gone {
+            reason: GoneReason::Silence,
+            ..
+        })) => {}
+        s => panic!("expected GONE (silence), got {s:?}"),
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(800) + Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert!(a.stats().reconnects == 0);
+    a.stop();
+}
