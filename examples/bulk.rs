@@ -147,14 +147,14 @@ fn err(e: impl std::fmt::Display) -> String {
 fn run(args: &Args) -> Result<String, String> {
     let name = args.kind.name();
     let took = if args.tokio {
-        through_tokio(args)?
+        through_tokio(args, None)?
     } else {
         through_peerpipe(args, None)?
     };
     let tls = match (args.tls, args.tokio) {
         (false, _) => None,
         (true, false) => Some(through_peerpipe(args, Some(&cli::tls_pair()))?),
-        (true, true) => return Err("--tls: with --driver std only".into()),
+        (true, true) => Some(through_tokio(args, Some(&cli::tls_pair()))?),
     };
     let peak = peak_rss_mib();
     let raw = bare_copy(args)?;
@@ -304,18 +304,20 @@ fn through_peerpipe(args: &Args, tls: Option<&Tls>) -> Result<Duration, String> 
 
 /// [`through_peerpipe`] with two `peerpipe-tokio` handlers at their default capacities, on a
 /// runtime of two worker threads.
-fn through_tokio(args: &Args) -> Result<Duration, String> {
+fn through_tokio(args: &Args, tls: Option<&Tls>) -> Result<Duration, String> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(err)?
-        .block_on(tokio_transfer(args))
+        .block_on(tokio_transfer(args, tls))
 }
 
-/// Two started tokio handlers over the chosen transport: (sender, receiver).
+/// Two started tokio handlers over the chosen transport (over TLS with `tls`, TCP only):
+/// (sender, receiver).
 async fn tokio_pair(
     kind: Kind,
+    tls: Option<&Tls>,
 ) -> Result<(peerpipe_tokio::PipeHandler, peerpipe_tokio::PipeHandler), String> {
     use peerpipe_tokio::PipeHandler as Handler;
     fn start<S>(io: S) -> Result<Handler, String>
@@ -325,6 +327,19 @@ async fn tokio_pair(
         Handler::start(io, config()).map_err(err)
     }
     match kind {
+        Kind::Tcp if tls.is_some() => {
+            let (server, client) = tls.ok_or("no TLS")?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(err)?;
+            let addr = listener.local_addr().map_err(err)?;
+            let off = peerpipe_tokio::Reconnect::OFF;
+            let (a, b) = tokio::join!(
+                Handler::connect_tls(addr, client, config(), off),
+                Handler::accept_tls(listener, server, config(), off)
+            );
+            Ok((a.map_err(err)?, b.map_err(err)?))
+        }
         Kind::Memory => {
             let (a, b) = tokio::io::duplex(CHUNK);
             Ok((start(a)?, start(b)?))
@@ -347,8 +362,8 @@ async fn tokio_pair(
     }
 }
 
-async fn tokio_transfer(args: &Args) -> Result<Duration, String> {
-    let (sender, receiver) = tokio_pair(args.kind).await?;
+async fn tokio_transfer(args: &Args, tls: Option<&Tls>) -> Result<Duration, String> {
+    let (sender, receiver) = tokio_pair(args.kind, tls).await?;
     let msg = Message::request("bulk", make(args.size)).map_err(err)?;
     let reader = tokio::spawn({
         let receiver = receiver.clone();
@@ -364,7 +379,11 @@ async fn tokio_transfer(args: &Args) -> Result<Duration, String> {
     let acked = Instant::now();
     let (arrived, m) = reader.await.map_err(err)??;
     let took = report(
-        "tokio",
+        if tls.is_some() {
+            "tokio over TLS"
+        } else {
+            "tokio"
+        },
         t0,
         cpu0,
         acked,

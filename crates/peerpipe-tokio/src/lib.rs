@@ -100,6 +100,18 @@
 //! # }
 //! ```
 //!
+//! ## TLS
+//! Without TLS, anyone who can reach a listening port can talk to the handler behind it. With
+//! the feature `tls` (tokio-rustls, TLS 1.3), `PipeHandler::connect_tls`,
+//! `PipeHandler::accept_tls` and `PipeListener::bind_tls` run the link over TLS with the
+//! certificates of a `tls::TlsClient` or `tls::TlsServer` (the same types as
+//! `peerpipe_std`'s): the client checks the server's certificate, the server may require a
+//! client certificate (mutual authentication). A peer without an acceptable certificate is
+//! refused, never silently: a refused client's `connect_tls` fails with the reason; a
+//! listening handler logs a warning and counts it in [`HandlerStats::refused_connections`]
+//! (the conversation going on is untouched); `PipeListener::accept` returns it as its error.
+//! Reconnection makes a new handshake per connection. The `tls` module has an example.
+//!
 //! ## Under pressure
 //! - **A timeout bounds the whole call.** `send_to_peer`, `request`, `notify_end` and
 //!   `notify_abort` take one (`None`: `default_request_timeout`) that covers waiting for a
@@ -208,6 +220,8 @@ mod reconnect;
 mod serial;
 mod state;
 mod task;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod waiters;
 
 pub use handler::{Events, PipeHandler};

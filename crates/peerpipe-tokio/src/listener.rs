@@ -130,7 +130,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         self.socket.local_addr()
     }
 
-    fn on(socket: Socket, config: Config) -> Self {
+    pub(crate) fn on(socket: Socket, config: Config) -> Self {
         let (newcomers, arrived) = mpsc::unbounded_channel();
         PipeListener {
             socket,

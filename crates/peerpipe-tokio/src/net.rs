@@ -20,6 +20,9 @@ pub(crate) enum Conn {
     Tcp(TcpStream),
     #[cfg(unix)]
     Unix(UnixStream),
+    /// TCP with its TLS handshake done.
+    #[cfg(feature = "tls")]
+    Tls(Box<crate::tls::TlsStream>),
 }
 
 impl Conn {
@@ -41,6 +44,8 @@ impl AsyncRead for Conn {
             Conn::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(unix)]
             Conn::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -55,6 +60,8 @@ impl AsyncWrite for Conn {
             Conn::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(unix)]
             Conn::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -63,6 +70,8 @@ impl AsyncWrite for Conn {
             Conn::Tcp(s) => Pin::new(s).poll_flush(cx),
             #[cfg(unix)]
             Conn::Unix(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -71,6 +80,8 @@ impl AsyncWrite for Conn {
             Conn::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             #[cfg(unix)]
             Conn::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(feature = "tls")]
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -81,6 +92,10 @@ pub(crate) enum Socket {
     /// With `Some` path, removes its socket file when dropped.
     #[cfg(unix)]
     Unix(UnixListener, Option<PathBuf>),
+    /// TCP, each connection's TLS handshake done in `accept` (which is then not cancel-safe:
+    /// a handshake under way is dropped with the connection).
+    #[cfg(feature = "tls")]
+    Tls(TcpListener, crate::tls::ServerTls),
 }
 
 impl Socket {
@@ -90,6 +105,11 @@ impl Socket {
             Socket::Tcp(l) => Conn::tcp(l.accept().await?.0),
             #[cfg(unix)]
             Socket::Unix(l, _) => Ok(Conn::Unix(l.accept().await?.0)),
+            #[cfg(feature = "tls")]
+            Socket::Tls(l, tls) => {
+                let tcp = l.accept().await?.0;
+                Ok(Conn::Tls(Box::new(tls.accept(tcp).await?)))
+            }
         }
     }
 
@@ -97,6 +117,8 @@ impl Socket {
     pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
         match self {
             Socket::Tcp(l) => l.local_addr().ok(),
+            #[cfg(feature = "tls")]
+            Socket::Tls(l, _) => l.local_addr().ok(),
             #[cfg(unix)]
             Socket::Unix(..) => None,
         }
@@ -117,23 +139,36 @@ pub(crate) enum Target {
     Tcp(Vec<SocketAddr>),
     #[cfg(unix)]
     Unix(PathBuf),
+    /// TCP, then a TLS handshake.
+    #[cfg(feature = "tls")]
+    Tls(Vec<SocketAddr>, peerpipe_host::TlsClient),
+}
+
+/// Connects to the first of `addrs` that answers, each within `timeout`.
+async fn connect_tcp(addrs: &[SocketAddr], timeout: Duration) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address");
+    for a in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(a)).await {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) => last = e,
+            Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
+        }
+    }
+    Err(last)
 }
 
 impl Target {
-    /// Connects within `timeout` (to each TCP address in turn).
+    /// Connects within `timeout` (to each TCP address in turn; TLS: its handshake too).
     pub(crate) async fn connect(&self, timeout: Duration) -> io::Result<Conn> {
         let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
         match self {
-            Target::Tcp(addrs) => {
-                let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address");
-                for a in addrs {
-                    match tokio::time::timeout(timeout, TcpStream::connect(a)).await {
-                        Ok(Ok(s)) => return Conn::tcp(s),
-                        Ok(Err(e)) => last = e,
-                        Err(_) => last = timed_out(),
-                    }
-                }
-                Err(last)
+            Target::Tcp(addrs) => Conn::tcp(connect_tcp(addrs, timeout).await?),
+            #[cfg(feature = "tls")]
+            Target::Tls(addrs, tls) => {
+                let tcp = connect_tcp(addrs, timeout).await?;
+                Ok(Conn::Tls(Box::new(
+                    crate::tls::handshake(tcp, tls, timeout).await?,
+                )))
             }
             #[cfg(unix)]
             Target::Unix(path) => tokio::time::timeout(timeout, UnixStream::connect(path))

@@ -122,7 +122,11 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         Self::listen(Socket::Unix(listener, None), config, reconnect).await
     }
 
-    async fn dial(target: Target, config: Config, policy: Reconnect) -> io::Result<Self> {
+    pub(crate) async fn dial(
+        target: Target,
+        config: Config,
+        policy: Reconnect,
+    ) -> io::Result<Self> {
         let conn = target.connect(policy.connect_timeout).await?;
         if !policy.enabled {
             return PipeHandler::start(conn, config).map_err(invalid);
@@ -160,7 +164,11 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         .map_err(invalid)
     }
 
-    async fn listen(socket: Socket, config: Config, policy: Reconnect) -> io::Result<Self> {
+    pub(crate) async fn listen(
+        socket: Socket,
+        config: Config,
+        policy: Reconnect,
+    ) -> io::Result<Self> {
         let conn = socket.accept().await?;
         if !policy.enabled {
             return PipeHandler::start(conn, config).map_err(invalid);
@@ -243,6 +251,12 @@ async fn accept<
     loop {
         let mut conn = match socket.accept().await {
             Ok(conn) => conn,
+            #[cfg(feature = "tls")]
+            Err(e) if crate::tls::is_refusal(&e) => {
+                // Logged where the handshake failed.
+                shared.lock().refused_connections += 1;
+                continue;
+            }
             Err(e) => {
                 log::warn!("peerpipe-tokio: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(10)).await;
