@@ -160,7 +160,6 @@ async fn connect_tcp(addrs: &[SocketAddr], timeout: Duration) -> io::Result<TcpS
 impl Target {
     /// Connects within `timeout` (to each TCP address in turn; TLS: its handshake too).
     pub(crate) async fn connect(&self, timeout: Duration) -> io::Result<Conn> {
-        let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
         match self {
             Target::Tcp(addrs) => Conn::tcp(connect_tcp(addrs, timeout).await?),
             #[cfg(feature = "tls")]
@@ -173,7 +172,7 @@ impl Target {
             #[cfg(unix)]
             Target::Unix(path) => tokio::time::timeout(timeout, UnixStream::connect(path))
                 .await
-                .map_err(|_| timed_out())?
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
                 .map(Conn::Unix),
         }
     }

@@ -203,6 +203,9 @@ impl Transport for TcpTransport {
             TcpEnd::Connect(Target::Tcp(addrs)) => {
                 stream_link(Stream::Tcp(TcpStream::connect(&addrs[..])?))
             }
+            // TLS without reconnection: its handshake is bounded by the connect timeout.
+            // (A TCP transport's target is never a Unix socket's.)
+            #[cfg(any(feature = "tls", unix))]
             TcpEnd::Connect(target) => stream_link(target.connect(self.1.connect_timeout)?),
         }
     }
