@@ -29,8 +29,8 @@
 //! - `raw_msgs_per_s`: the same sends without peerpipe, whatever the transport: `threads`
 //!   threads each hand a payload to a thread standing for the receiving handler, which hands
 //!   the acknowledgement to one standing for the sending handler's I/O thread, which wakes
-//!   the sender ([`peerpipe_examples::bare`]); measured just before `msgs_per_s`. On a small
-//!   machine these hand-offs between threads, more than peerpipe's work, bound both rates.
+//!   the sender ([`peerpipe_examples::bare`]); measured just before `msgs_per_s`: the bound
+//!   of a driver that makes these hand-offs per message.
 //! - `--tls` (TCP): a third pair of handlers over TLS with mutual authentication (certificates
 //!   made at start), measured the same way, its round trips interleaved with the others;
 //!   the line gains `tls_rtt_p50_us`, `tls_rtt_p99_us`, `tls_msgs_per_s` and `tls_over_tcp_p50`

@@ -31,13 +31,15 @@
 //! half of the CPU in `sched_yield` and context switches (3.4 switches per message), and
 //! callgrind counts 13,900 instructions of work per acknowledged message, both handlers
 //! together. The same three hand-offs between threads without peerpipe (`raw_msgs_per_s`,
-//! `examples/bare.rs`) moved 130-450 k messages/s in the runs where peerpipe moved
-//! 100-310 k (a machine loaded by other builds): most of the cost is the hand-offs. Tried
+//! `examples/bare.rs`) moved 380-830 k messages/s in the runs where peerpipe moved
+//! 210-280 k (a machine busy with other builds; 130-450 k against 100-310 k when busier):
+//! the hand-offs alone take 30-60 % of the time a message takes, the handlers' work and
+//! their lock the rest. Tried
 //! and measured worse: waiters that park at once (160-170 k: the I/O thread then pays a
 //! futex wake per message), or that poll only when fewer than 1-8 others do (120-180 k),
 //! against 250-350 k polling (quiet machine, same runs); the I/O thread polling 100 µs
-//! instead of [`POLL`] (no better, noisier). 500 k would need fewer hand-offs per message
-//! (a sender taking its own outcome from the link, without the I/O thread), not less work.
+//! instead of [`POLL`] (no better, noisier). 500 k needs both less work per message and
+//! fewer hand-offs (a sender taking its own outcome from the link, without the I/O thread).
 
 mod callback;
 #[cfg(unix)]
