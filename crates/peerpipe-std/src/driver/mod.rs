@@ -33,7 +33,7 @@
 //! together. The same three hand-offs between threads without peerpipe (`raw_msgs_per_s`,
 //! `examples/bare.rs`) moved 380-830 k messages/s in the runs where peerpipe moved
 //! 210-280 k (a machine busy with other builds; 130-450 k against 100-310 k when busier):
-//! the hand-offs alone take 30-60 % of the time a message takes, the handlers' work and
+//! the hand-offs alone take 25-70 % of the time a message takes, the handlers' work and
 //! their lock the rest. Tried
 //! and measured worse: waiters that park at once (160-170 k: the I/O thread then pays a
 //! futex wake per message), or that poll only when fewer than 1-8 others do (120-180 k),
