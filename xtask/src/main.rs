@@ -66,7 +66,7 @@ commands:
   test [--no-setup] [FILTER...]
         install missing rustup targets/components and QEMU (as root), then run
         fmt, clippy, host tests, no_std builds of peerpipe-core and peerpipe-embedded
-        (every feature set), the firmware builds, the QEMU firmware tests and the QEMU echo
+        (every distinct feature set), the firmware builds, the QEMU firmware tests and the QEMU echo
         run (as `qemu` below), the NVFlare interop tests (a venv with nvflare 2.8.3 is made
         under target/), a many_pipes smoke run and docs; print a timed summary; exit 1 on
         any failure.
