@@ -281,3 +281,30 @@ fn a_server_of_another_name_is_refused() {
     );
     b.stop(true);
 }
+
+/// Messages larger than the sockets' buffers: the TLS writer keeps what the socket does not
+/// take and writes it once there is room, both ways at once.
+#[test]
+fn large_messages_cross_tls_both_ways_at_once() {
+    let p = pki();
+    let server = TcpTransport::listen_tls("127.0.0.1:0", &server_tls(&p)).unwrap();
+    let addr = server.local_addr().unwrap();
+    let client = TcpTransport::connect_tls(addr, &client_tls(&p.ca.pem, Some(&p.client))).unwrap();
+    let (a, b) = start_pair(client, server, config());
+    let sends: Vec<_> = [(&a, 1u64), (&b, 2)]
+        .into_iter()
+        .map(|(h, seed)| {
+            let (h, data) = (h.clone(), pattern(8 << 20, seed));
+            std::thread::spawn(move || {
+                h.send_to_peer(Message::request("big", data).unwrap(), Some(STEP * 4), None)
+            })
+        })
+        .collect();
+    for s in sends {
+        s.join().unwrap().unwrap();
+    }
+    assert_eq!(next_message(&b, STEP).data(), &pattern(8 << 20, 1)[..]);
+    assert_eq!(next_message(&a, STEP).data(), &pattern(8 << 20, 2)[..]);
+    a.stop(true);
+    b.stop(true);
+}

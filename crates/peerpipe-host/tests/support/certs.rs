@@ -1,7 +1,8 @@
-//! Certificates for the TLS tests, made at test time with rcgen (no key is ever committed):
-//! a certificate authority, and certificates it signs. Shared by the TLS tests of
-//! peerpipe-host, peerpipe-std, peerpipe-tokio and peerpipe-cli (`#[path]`).
-#![allow(dead_code)]
+// Certificates for the TLS tests, made at test time with rcgen (no key is ever committed): a
+// certificate authority, and certificates it signs. Shared by the TLS tests of peerpipe-host,
+// peerpipe-std, peerpipe-tokio, peerpipe-cli and the examples (`#[path]`, or `include!` where
+// `#[path]` cannot reach it: so plain comments, no inner attributes). Not every user needs every
+// item.
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -9,6 +10,7 @@ use rcgen::{
 };
 
 /// A certificate authority.
+#[allow(dead_code)]
 pub struct Ca {
     /// Its certificate, in PEM: what the other side trusts.
     pub pem: String,
@@ -16,11 +18,13 @@ pub struct Ca {
 }
 
 /// A certificate the authority signed, with its key.
+#[allow(dead_code)]
 pub struct Identity {
     pub cert_pem: String,
     pub key_pem: String,
 }
 
+#[allow(dead_code)]
 impl Ca {
     /// A new authority named `name`.
     pub fn new(name: &str) -> Ca {

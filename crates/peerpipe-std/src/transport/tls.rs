@@ -353,3 +353,76 @@ impl std::os::fd::AsRawFd for TlsWriter {
         self.tcp.as_raw_fd()
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    mod certs {
+        include!("../../../peerpipe-host/tests/support/certs.rs");
+    }
+
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// What the driver's non-blocking writes do: offer the rest again after `WouldBlock`,
+    /// until all is taken. Every byte arrives once, in order.
+    #[test]
+    fn a_writer_the_socket_does_not_keep_up_with_loses_nothing() {
+        let ca = certs::Ca::new("unit CA");
+        let id = ca.issue(&["localhost"]);
+        let server = TlsServer::new(id.cert_pem.as_bytes(), id.key_pem.as_bytes()).unwrap();
+        let client =
+            ClientTls::new(&TlsClient::new(ca.pem.as_bytes(), "localhost").unwrap()).unwrap();
+        let config = server_config(&server).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepting = std::thread::spawn(move || {
+            accept(
+                listener.accept().unwrap().0,
+                &config,
+                Duration::from_secs(10),
+            )
+            .unwrap()
+        });
+        let near = connect(
+            TcpStream::connect(addr).unwrap(),
+            &client,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let far = accepting.join().unwrap();
+        let (_, mut writer) = near.split().unwrap();
+        let (mut reader, _) = far.split().unwrap();
+        writer.tcp.set_nonblocking(true).unwrap();
+
+        let data: Vec<u8> = (0..16usize << 20)
+            .map(|i| (i * 7 + i / 4099) as u8)
+            .collect();
+        let len = data.len();
+        // The reader starts once the writer found the socket full.
+        let (full_tx, full) = std::sync::mpsc::channel();
+        let receiving = std::thread::spawn(move || {
+            let _ = full.recv_timeout(Duration::from_secs(30));
+            let mut got = vec![0u8; len];
+            reader.read_exact(&mut got).unwrap();
+            got
+        });
+        let (mut sent, mut blocked) = (0, 0);
+        while sent < len {
+            match writer.write(&data[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    blocked += 1;
+                    let _ = full_tx.send(());
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(
+            blocked > 0,
+            "the socket never said WouldBlock: nothing was tested"
+        );
+        assert!(receiving.join().unwrap() == data, "the bytes differ");
+    }
+}
