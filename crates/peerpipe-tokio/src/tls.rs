@@ -168,12 +168,9 @@ pub async fn accept(tcp: TcpStream, tls: &TlsServer, timeout: Duration) -> io::R
 pub(crate) struct ServerTls(Arc<rustls::ServerConfig>, Duration);
 
 impl ServerTls {
-    /// `tls`, each handshake within [`HANDSHAKE`].
-    pub(crate) fn new(tls: &TlsServer) -> io::Result<Self> {
-        Ok(ServerTls(
-            tls.config().map_err(io::Error::other)?,
-            HANDSHAKE,
-        ))
+    /// `tls`, each handshake within `timeout`.
+    pub(crate) fn new(tls: &TlsServer, timeout: Duration) -> io::Result<Self> {
+        Ok(ServerTls(tls.config().map_err(io::Error::other)?, timeout))
     }
 
     /// The handshake of an accepted connection; a refusal is logged, and is an error that
@@ -200,9 +197,6 @@ impl ServerTls {
         })
     }
 }
-
-/// How long a listening end's TLS handshake may take.
-pub(crate) const HANDSHAKE: Duration = Duration::from_secs(2);
 
 /// A peer refused by a listening end's TLS handshake (the inner error says why).
 #[derive(Debug)]
@@ -247,7 +241,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
 
     /// [`accept_tcp`](Self::accept_tcp) over TLS: each connection must complete a TLS
     /// handshake with `tls` (its client certificate checked if `tls` requires one) within
-    /// 2 s. A peer that fails is refused (a TLS alert, a logged warning); while waiting for
+    /// `reconnect.connect_timeout`. A peer that fails is refused (a TLS alert, a logged warning); while waiting for
     /// the first peer the refusal is this call's error, later it is counted in
     /// [`HandlerStats::refused_connections`](crate::HandlerStats::refused_connections) and
     /// the conversation going on is untouched.
@@ -265,7 +259,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     ) -> io::Result<Self> {
         validate(&config)?;
         Self::listen(
-            Socket::Tls(listener, ServerTls::new(tls)?),
+            Socket::Tls(listener, ServerTls::new(tls, reconnect.connect_timeout)?),
             config,
             reconnect,
         )
@@ -277,7 +271,8 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     PipeListener<P, T, RX, TX, F>
 {
     /// [`bind`](Self::bind) over TLS: each peer's connection must complete a TLS handshake
-    /// with `tls` (its client certificate checked if `tls` requires one) within 2 s, in
+    /// with `tls` (its client certificate checked if `tls` requires one) within 2 s (the
+    /// default [`Reconnect::connect_timeout`]), in
     /// [`accept`](Self::accept), which is then not cancel-safe (a handshake under way is
     /// dropped with its connection). A peer that fails is refused (a TLS alert, a logged
     /// warning) and `accept` returns the refusal as its error (kind `PermissionDenied`,
@@ -289,7 +284,8 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         config: Config,
     ) -> io::Result<Self> {
         validate(&config)?;
-        let socket = Socket::Tls(TcpListener::bind(addr).await?, ServerTls::new(tls)?);
+        let tls = ServerTls::new(tls, Reconnect::ON.connect_timeout)?;
+        let socket = Socket::Tls(TcpListener::bind(addr).await?, tls);
         Ok(Self::on(socket, config))
     }
 }
