@@ -30,7 +30,7 @@ pub fn qemu_jobs<'a>(sh: &'a Shell, target: &str, board: &str) -> Vec<Job<'a>> {
         // The command-line tool against the same firmware (release: the host tests' build).
         Job::from(cmd!(
             sh,
-            "cargo test --release --package peerpipe-cli --test cli -- --ignored --exact request_against_the_qemu_echo_firmware"
+            "cargo test --release --package peerpipe-cli --test cli -- --ignored --exact qemu::request_against_the_qemu_echo_firmware"
         ))
         .env("PEERPIPE_QEMU_ELF", elf.display().to_string())
         .env("PEERPIPE_QEMU_BOARD", board),
