@@ -3,7 +3,7 @@
 
     scripts/qemu-idle-cpu.py ELF BOARD [SECONDS]
 
-BOARD is lm3s6965evb, microbit or virt (as for examples/qemu_host.rs). QEMU's UART connects to
+BOARD is lm3s6965evb, microbit or virt (as for examples/qemu_host/). QEMU's UART connects to
 a TCP listener of this script, as in qemu_host. Two windows of SECONDS (default 5) each are
 measured from /proc/PID/stat (user + system time of the QEMU process):
   - "before first byte": the firmware waits for the host's first byte;

@@ -9,7 +9,7 @@
 //! - `cargo xtask qemu`: builds `firmware/qemu-echo` for each QEMU board (lm3s6965evb, micro:bit,
 //!   RISC-V virt) and drives it in QEMU over TCP with peerpipe-std, a core endpoint (messages
 //!   of any size: a 256 KiB request streamed into a CRC, a 64 KiB generated reply) and
-//!   peerpipe-tokio (`examples/qemu_host.rs`); then `firmware/qemu-embassy` (the same
+//!   peerpipe-tokio (`examples/qemu_host/`); then `firmware/qemu-embassy` (the same
 //!   application on embassy, through peerpipe-embedded's async driver) on the lm3s6965evb,
 //!   through the same checks.
 //! - `cargo xtask size`: builds the echo firmware with panic-halt for each firmware target and

@@ -6,7 +6,7 @@
 //!   writer that found the FIFO full;
 //! - [`time_driver`]: embassy-time's driver on SysTick at 1 kHz, with embassy's timer queue;
 //! - [`app`]: what `firmware/qemu-echo` answers, the same topics and counters, so that the
-//!   host drives both through the same checks (`examples/qemu_host.rs`), as a task over a
+//!   host drives both through the same checks (`examples/qemu_host/`), as a task over a
 //!   `Handle`, beside the driver's `Runner`.
 //!
 //! The binary (`src/bin/embassy-echo.rs`) holds the entry point and the interrupt handlers.
