@@ -36,7 +36,7 @@ pub use message::{IoCause, Item, Message, Status};
 pub use outbox::Outbox;
 pub use peerpipe_core::MsgId;
 pub use progress::{Progress, Transfer};
-pub use reconnect::{Jitter, Reconnect, SessionProbe};
+pub use reconnect::{Backoff, Jitter, Reconnect, SessionProbe};
 pub use stats::HandlerStats;
 #[cfg(feature = "tls")]
 pub use tls::{TlsClient, TlsError, TlsServer};

@@ -17,7 +17,12 @@ use peerpipe_core::wire::Decoder;
 /// - the ACTIVE end (the one that connects) dials again at once, then after
 ///   `initial_backoff`, doubling up to `max_backoff` (each wait drawn at random between
 ///   half and all of it when `jitter` is on, so that many clients of one server do not come
-///   back in step); each attempt gives up after `connect_timeout`;
+///   back in step); each attempt gives up after `connect_timeout`. The backoff starts over
+///   (the next break's first attempt at once) only after a connection proved healthy by
+///   carrying a valid frame of the peer's; a connection that breaks before that (a server
+///   that accepts and closes at once: a TLS listener refusing a plain-TCP client, a
+///   listener refusing a stranger) counts as a failed attempt and the waits grow on (see
+///   [`Backoff`]);
 /// - the PASSIVE end (the one that listens) keeps its listening socket for the handler's
 ///   whole life and takes the peer's next connection. While a conversation has a live
 ///   connection, a newcomer must send its first frame within `probation` and that frame
@@ -62,7 +67,8 @@ use peerpipe_core::wire::Decoder;
 pub struct Reconnect {
     /// Whether the connection is replaced when it breaks (default `true`).
     pub enabled: bool,
-    /// The wait before the second attempt (the first is at once); default 50 ms.
+    /// The wait before the second attempt (the first after a healthy connection broke is
+    /// at once); default 50 ms.
     pub initial_backoff: Duration,
     /// The longest wait between attempts; default 2 s.
     pub max_backoff: Duration,
@@ -120,6 +126,63 @@ impl Reconnect {
 impl Default for Reconnect {
     fn default() -> Self {
         Reconnect::ON
+    }
+}
+
+/// Where a dialing end is in its backoff, across connections: the attempts since its last
+/// healthy connection. A connection is healthy once it carried a valid frame from the peer
+/// (`Stats::frames_received` grew while it was up): only then does the backoff start over.
+/// A connection that breaks before (accepted, then closed at once) counts as one more
+/// failed attempt, so that such a server is not dialed in a tight loop.
+///
+/// ```
+/// use std::time::Duration;
+/// use peerpipe_host::{Backoff, Reconnect};
+///
+/// let policy = Reconnect { jitter: false, ..Reconnect::ON };
+/// let mut backoff = Backoff::new();
+/// backoff.broke(0); // the first connection broke before the peer said anything
+/// assert_eq!(backoff.next_wait(&policy, 0), Duration::ZERO);
+/// backoff.connected(0);
+/// backoff.broke(0); // closed at once again: the waits grow
+/// assert_eq!(backoff.next_wait(&policy, 0), Duration::from_millis(50));
+/// backoff.connected(0);
+/// backoff.broke(3); // this one carried frames: the first attempt is at once again
+/// assert_eq!(backoff.next_wait(&policy, 0), Duration::ZERO);
+/// ```
+#[derive(Debug, Default)]
+pub struct Backoff {
+    attempt: u32,
+    frames_at_connect: u64,
+}
+
+impl Backoff {
+    /// A backoff at its start, its connection (the first) not yet healthy.
+    pub fn new() -> Self {
+        Backoff::default()
+    }
+
+    /// The connection broke; `frames_received` is the endpoint's count of valid frames
+    /// received now. If it grew since [`connected`](Self::connected), the connection was
+    /// healthy and the backoff starts over.
+    pub fn broke(&mut self, frames_received: u64) {
+        if frames_received != self.frames_at_connect {
+            self.attempt = 0;
+        }
+    }
+
+    /// The wait before the next attempt (with `random` for the jitter, see
+    /// [`Reconnect::delay`]); the attempt is counted as made.
+    pub fn next_wait(&mut self, policy: &Reconnect, random: u64) -> Duration {
+        let wait = policy.delay(self.attempt, random);
+        self.attempt = self.attempt.saturating_add(1);
+        wait
+    }
+
+    /// A new connection was made; `frames_received` is the endpoint's count before it
+    /// carried anything.
+    pub fn connected(&mut self, frames_received: u64) {
+        self.frames_at_connect = frames_received;
     }
 }
 

@@ -507,3 +507,29 @@ fn a_peer_killed_and_started_again_is_a_restart_on_the_same_handler() {
     assert!(second.wait().unwrap().success());
     h.stop(true);
 }
+
+/// A server that accepts every connection and closes it at once (a TLS listener facing a
+/// plain-TCP client, a listener refusing a stranger) is dialed with a growing backoff, not
+/// in a tight loop: such a connection never proves healthy, so the backoff does not start
+/// over. The default schedule (at once, then 50 ms doubling, each drawn between half and
+/// all of it) allows about 8 connections in 2 s; without the backoff there were hundreds.
+#[test]
+fn a_server_that_closes_every_connection_at_once_is_dialed_with_backoff() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counter.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+        }
+    });
+    let (client, seen) = started_client(TcpTransport::connect(addr).unwrap());
+    std::thread::sleep(Duration::from_secs(2));
+    let n = accepted.load(Ordering::Relaxed);
+    client.stop(false);
+    println!("closed at once: {n} connections in 2 s");
+    assert!((3..20).contains(&n), "{n} connections in 2 s");
+    assert!(count(&seen, |s| matches!(s, Status::Reconnecting { .. })) >= 2);
+}

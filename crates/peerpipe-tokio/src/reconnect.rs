@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use peerpipe_core::Config;
-use peerpipe_host::{Jitter, Reconnect, SessionProbe};
+use peerpipe_host::{Backoff, Jitter, Reconnect, SessionProbe};
 use tokio::io::AsyncReadExt;
 #[cfg(unix)]
 use tokio::net::UnixListener;
@@ -208,26 +208,27 @@ async fn dial<
     Fut: std::future::Future<Output = io::Result<S>>,
 {
     let mut jitter = Jitter::new();
+    let mut backoff = Backoff::new();
     loop {
         wanted.notified().await;
-        let mut attempt = 0u32;
+        // No frame comes in while the connection is down: the count is the broken one's.
+        backoff.broke(shared.lock().ep.stats().frames_received);
         loop {
-            tokio::time::sleep(policy.delay(attempt, jitter.next())).await;
+            tokio::time::sleep(backoff.next_wait(&policy, jitter.next())).await;
             if !shared.lock().wants_link() {
                 break;
             }
             match open().await {
                 Ok(conn) => {
+                    // Counted before the new connection carries anything.
+                    backoff.connected(shared.lock().ep.stats().frames_received);
                     let input = Vec::new();
                     if tx.send(Handover { conn, input }).await.is_err() {
                         return;
                     }
                     break;
                 }
-                Err(e) => {
-                    log::debug!("peerpipe-tokio: reconnect attempt {attempt} failed: {e}");
-                    attempt = attempt.saturating_add(1);
-                }
+                Err(e) => log::debug!("peerpipe-tokio: reconnect attempt failed: {e}"),
             }
         }
     }

@@ -109,13 +109,15 @@ fn dial(
     poke: &Receiver<()>,
 ) {
     let mut rng = peerpipe_host::Jitter::new();
+    let mut backoff = peerpipe_host::Backoff::new();
     loop {
         if poke.recv().is_err() {
             return;
         }
-        let mut attempt = 0u32;
+        // No frame comes in while the link is down: the count is the broken link's.
+        backoff.broke(shared.lock().ep.stats().frames_received);
         loop {
-            let until = StdInstant::now() + policy.delay(attempt, rng.next());
+            let until = StdInstant::now() + backoff.next_wait(policy, rng.next());
             loop {
                 match poke.recv_deadline(until) {
                     Ok(()) => {}
@@ -128,13 +130,12 @@ fn dial(
             }
             match open() {
                 Ok(link) => {
+                    // Counted before the new link carries anything.
+                    backoff.connected(shared.lock().ep.stats().frames_received);
                     handover(shared, link, Vec::new(), false);
                     break;
                 }
-                Err(e) => {
-                    log::debug!("peerpipe: reconnect attempt {attempt} failed: {e}");
-                    attempt = attempt.saturating_add(1);
-                }
+                Err(e) => log::debug!("peerpipe: reconnect attempt failed: {e}"),
             }
         }
     }
