@@ -25,7 +25,9 @@ use peerpipe_std::{
     Config, Item, ListenerStopper, Message, PipeHandler, PipeListener, Reconnect, Status,
     TcpTransport, Transport,
 };
-use proxy::{tcp_proxy, Conn, Fault, Proxy};
+use proxy::{tcp_proxy, Fault};
+#[cfg(unix)]
+use proxy::{Conn, Proxy};
 
 const PEER_ENV: &str = "PEERPIPE_RECONNECT_PEER";
 const REQUESTS: u32 = 10_000;
