@@ -17,4 +17,5 @@ mod large;
 mod liveness;
 mod resends_and_timeouts;
 mod restarts;
+mod slow_link;
 mod validation;

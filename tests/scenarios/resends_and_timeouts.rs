@@ -87,3 +87,25 @@ fn default_config_times_out_after_three_transmissions() {
         (Outcome::Failed(FailReason::TimedOut), at_ms(5_500), 3)
     );
 }
+
+/// The RTT estimate takes acknowledgements of messages transmitted once only (Karn's rule):
+/// one that was resent gives no sample, one sent once gives the link's 2 ms round trip; on
+/// this fast link the resend timeout stays the configured interval.
+#[test]
+fn rtt_is_sampled_from_messages_sent_once_only() {
+    let mut p = pair(fast());
+    p.run_for(ms(500));
+    assert_eq!(p.a.rtt(), None);
+    p.ab.set_cut(true);
+    p.a.send(p.now(), req(0), None).unwrap();
+    p.run_for(ms(50));
+    p.ab.set_cut(false);
+    assert!(p.run_until(at_ms(2_000), |p| !delivered(&p.events_a).is_empty()));
+    assert_eq!(p.a.stats().resends, 1);
+    assert_eq!(p.a.rtt(), None);
+    p.a.send(p.now(), req(1), None).unwrap();
+    assert!(p.run_until(at_ms(4_000), |p| delivered(&p.events_a).len() == 2));
+    assert_eq!(p.a.stats().resends, 1);
+    assert_eq!(p.a.rtt(), Some(ms(2)));
+    assert_eq!(p.a.resend_timeout(), Some(ms(100)));
+}

@@ -7,9 +7,9 @@ use crate::time::Duration as Micros;
 /// Timing parameters of an [`Endpoint`](crate::Endpoint).
 ///
 /// The defaults are NVFlare PipeHandler's: heartbeats every 5 s, the peer is gone after 30 s
-/// of silence, resend every 2 s at most 5 times, and a send times out after 5 s. The
-/// original's `read_interval` has no place here: the core never polls; drivers that must poll
-/// a transport carry their own.
+/// of silence, resend every 2 s (or, on a slow link, after the measured resend timeout) at
+/// most 5 times, and a send times out after 5 s. The original's `read_interval` has no place
+/// here: the core never polls; drivers that must poll a transport carry their own.
 ///
 /// The times are `core::time::Duration`, which is `std::time::Duration` on a host: programs
 /// write the one `Duration` they know. The endpoint counts whole microseconds (its own
@@ -38,9 +38,12 @@ pub struct Config {
     /// Silence after which the peer counts as gone; [`Duration::ZERO`] turns the check off.
     /// Otherwise it must exceed `heartbeat_interval`.
     pub heartbeat_timeout: Duration,
-    /// Time between transmissions of an unacknowledged message; `None` sends once. A message
-    /// the peer refused for a full queue goes again sooner: as soon as the peer says it has
-    /// room. Must be at least 1 µs.
+    /// The least time between transmissions of an unacknowledged message; `None` sends once.
+    /// The endpoint measures the round-trip time and waits longer when the link is slow
+    /// (RFC 6298: `srtt + max(1 ms, 4·rttvar)`, at most 60 s, never below this; see
+    /// [`Endpoint::resend_timeout`](crate::Endpoint::resend_timeout)), so that what is still
+    /// queued in a slow line is not sent again. A message the peer refused for a full queue
+    /// goes again sooner: as soon as the peer says it has room. Must be at least 1 µs.
     pub resend_interval: Option<Duration>,
     /// How many times a message may be resent (at its resend interval, or when the peer asks
     /// for it after a refusal); `None` means until its timeout.

@@ -536,6 +536,20 @@ impl<
     pub fn stats(&self) -> &Stats {
         &self.machine.stats
     }
+
+    /// The smoothed round-trip time (RFC 6298's SRTT) measured from the acknowledgements of
+    /// fragments transmitted once; `None` before the first.
+    pub fn rtt(&self) -> Option<crate::Duration> {
+        self.machine.sends.rtt.srtt()
+    }
+
+    /// How long after its transmission an unacknowledged fragment is resent now:
+    /// `srtt + max(1 ms, 4·rttvar)` from the RTT estimate, at most 60 s, and never below
+    /// [`Config::resend_interval`] (which is all there is before the first RTT sample);
+    /// `None` when `resend_interval` is (nothing is resent).
+    pub fn resend_timeout(&self) -> Option<crate::Duration> {
+        self.machine.sends.rto(&self.machine.timing)
+    }
 }
 
 #[cfg(test)]

@@ -164,6 +164,7 @@ mod machine;
 mod message;
 mod part;
 mod recv;
+mod rtt;
 mod send;
 mod slots;
 mod stats;

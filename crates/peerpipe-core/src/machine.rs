@@ -163,7 +163,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
             }
             Body::Ack(ack) => {
                 if ack.to_session == self.session {
-                    self.sends.ack(ack);
+                    self.sends.ack(ack, now);
                     if ack.retry {
                         self.sends.retry(ack, &self.timing);
                     }
@@ -290,7 +290,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
         if self.stopped {
             return None;
         }
-        match (self.timers.next(), self.sends.next_deadline()) {
+        match (self.timers.next(), self.sends.next_deadline(&self.timing)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -364,7 +364,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
             }
             Transmit::Data(index) => {
                 s.data_sent = s.data_sent.wrapping_add(1);
-                if self.sends.mark_sent(index, now, &self.timing) {
+                if self.sends.mark_sent(index, now) {
                     s.resends = s.resends.wrapping_add(1);
                 }
             }

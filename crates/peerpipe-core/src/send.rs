@@ -12,7 +12,8 @@ use crate::config::Timing;
 use crate::error::{Error, FailReason};
 use crate::event::Outcome;
 use crate::message::MsgId;
-use crate::time::Instant;
+use crate::rtt::RttEstimate;
+use crate::time::{Duration, Instant};
 use crate::wire::{Ack, Caps, Data, Frag, Item};
 
 /// Where the bytes of a message sent with
@@ -145,8 +146,12 @@ struct Fragment {
     /// transmission replaces one lost with the old connection and does not count against
     /// `max_resends`.
     restored: bool,
-    /// When to resend if no acknowledgement came; armed at each transmission.
-    resend_at: Option<Instant>,
+    /// Transmitted more than once (resent, retried or restored): its acknowledgement may
+    /// answer any of the transmissions, so it gives no RTT sample (Karn's rule).
+    resent: bool,
+    /// Its last transmission, while its resend timer runs: it is resent [`SendQueue::rto`]
+    /// after it unless acknowledged.
+    sent_at: Option<Instant>,
 }
 
 /// The peer's receive room and window, from its last ACK or heartbeat.
@@ -167,6 +172,8 @@ pub(crate) struct SendQueue<const P: usize, const T: usize, const TX: usize> {
     /// Every message below this id is cut whole, or settled.
     uncut: u64,
     next_seq: u64,
+    /// The RTT estimate behind the resend timeout.
+    pub(crate) rtt: RttEstimate,
 }
 
 impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
@@ -177,6 +184,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             next_id: 0,
             uncut: 0,
             next_seq: 0,
+            rtt: RttEstimate::new(),
         }
     }
 
@@ -308,7 +316,8 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
                 restored: false,
                 due: true,
                 retry: false,
-                resend_at: None,
+                resent: false,
+                sent_at: None,
             };
             if self.frags.push(fragment).is_err() {
                 break;
@@ -399,7 +408,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     }
 
     /// Records that fragment `index` was transmitted at `now`; returns whether it was a resend.
-    pub(crate) fn mark_sent(&mut self, index: usize, now: Instant, config: &Timing) -> bool {
+    pub(crate) fn mark_sent(&mut self, index: usize, now: Instant) -> bool {
         let Some(f) = self.frags.get_mut(index) else {
             return false;
         };
@@ -410,12 +419,22 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
         f.due = false;
         f.retry = false;
         f.restored = false;
-        f.resend_at = config.resend_interval.map(|i| now + i);
-        replaces_lost || f.sent > 1
+        let resend = replaces_lost || f.sent > 1;
+        f.resent |= resend;
+        f.sent_at = Some(now);
+        resend
     }
 
-    /// Settles every fragment the ACK covers, and the messages they complete.
-    pub(crate) fn ack(&mut self, ack: &Ack) {
+    /// How long after its transmission a fragment is resent: the RTT estimate's timeout,
+    /// never below `resend_interval`; `None` when `resend_interval` is (no resends).
+    pub(crate) fn rto(&self, config: &Timing) -> Option<Duration> {
+        config.resend_interval.map(|min| self.rtt.rto(min))
+    }
+
+    /// Settles every fragment the ACK covers, and the messages they complete. The newest
+    /// of them transmitted only once gives an RTT sample, taken at `now`.
+    pub(crate) fn ack(&mut self, ack: &Ack, now: Instant) {
+        let mut newest: Option<Instant> = None;
         let mut i = 0;
         while let Some(f) = self.frags.get(i).copied() {
             if !ack.covers(f.seq) {
@@ -431,6 +450,9 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
                 }
             }
             self.frags.pop();
+            if !f.resent {
+                newest = newest.max(f.sent_at);
+            }
             if let Some(m) = self.msg_mut(f.id) {
                 m.in_flight = m.in_flight.saturating_sub(1);
                 m.acked += u64::from(f.len);
@@ -438,6 +460,9 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
                     m.outcome = Some(Outcome::Delivered);
                 }
             }
+        }
+        if let Some(sent) = newest {
+            self.rtt.sample(now - sent);
         }
     }
 
@@ -454,7 +479,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             if f.sent > 0 && !f.due && left && !ack.covers(f.seq) {
                 f.due = true;
                 f.retry = true;
-                f.resend_at = None;
+                f.sent_at = None;
             }
         }
     }
@@ -475,7 +500,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
                 f.due = true;
                 f.retry = true;
                 f.restored = true;
-                f.resend_at = None;
+                f.sent_at = None;
             }
         }
     }
@@ -530,12 +555,12 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     /// whether any message was given up.
     pub(crate) fn handle_timeout(&mut self, now: Instant, config: &Timing) -> bool {
         let mut gave_up = false;
+        let rto = self.rto(config);
+        let expired = |f: &Fragment| resend_at(f, rto).is_some_and(|at| at <= now);
         loop {
             // Timeouts first, then fragments whose last allowed transmission went unanswered.
-            let exhausted = |f: &Fragment| {
-                f.resend_at.is_some_and(|at| at <= now)
-                    && config.max_resends.is_some_and(|max| f.sent > max)
-            };
+            let exhausted =
+                |f: &Fragment| expired(f) && config.max_resends.is_some_and(|max| f.sent > max);
             let failure = self
                 .msgs
                 .iter()
@@ -554,20 +579,21 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             gave_up = true;
         }
         for f in self.frags.iter_mut() {
-            if f.resend_at.is_some_and(|at| at <= now) {
+            if expired(f) {
                 f.due = true;
                 f.retry = false;
-                f.resend_at = None;
+                f.sent_at = None;
             }
         }
         gave_up
     }
 
     /// The earliest resend or timeout deadline.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self, config: &Timing) -> Option<Instant> {
+        let rto = self.rto(config);
         let resends = (0..self.frags.len())
             .filter_map(|i| self.frags.get(i))
-            .filter_map(|f| f.resend_at);
+            .filter_map(|f| resend_at(f, rto));
         let deadlines = (0..self.msgs.len())
             .filter_map(|i| self.msgs.get(i))
             .filter(|m| m.outcome.is_none())
@@ -591,4 +617,9 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
         self.msgs.pop();
         Some((MsgId(id), outcome))
     }
+}
+
+/// When fragment `f` is resent unless acknowledged, with resend timeout `rto`.
+fn resend_at(f: &Fragment, rto: Option<Duration>) -> Option<Instant> {
+    f.sent_at.zip(rto).map(|(at, rto)| at + rto)
 }

@@ -93,6 +93,10 @@ pub struct Link {
     in_flight: VecDeque<(Instant, u64, Vec<u8>)>,
     order: u64,
     cut: bool,
+    /// Bytes per second the line carries, if limited (see [`set_rate`](Link::set_rate)).
+    rate: Option<u64>,
+    /// When the line has finished serialising what it was given.
+    free_at: Instant,
     stats: LinkStats,
 }
 
@@ -105,6 +109,8 @@ impl Link {
             in_flight: VecDeque::new(),
             order: 0,
             cut: false,
+            rate: None,
+            free_at: Instant::ZERO,
             stats: LinkStats::default(),
         }
     }
@@ -120,6 +126,23 @@ impl Link {
         if cut {
             self.in_flight.clear();
         }
+    }
+
+    /// Limits the line to `bytes_per_sec` (`None`: unlimited, the default), like a serial
+    /// line: each frame offered (a lost one too, a duplicate twice) takes its length over the
+    /// rate to go out, after what was offered before it, and its delay counts from there.
+    pub fn set_rate(&mut self, bytes_per_sec: Option<u64>) {
+        self.rate = bytes_per_sec.filter(|&r| r > 0);
+    }
+
+    /// When a frame of `len` bytes offered at `now` has gone out on the line.
+    fn serialise(&mut self, now: Instant, len: usize) -> Instant {
+        let Some(rate) = self.rate else {
+            return now;
+        };
+        let start = now.max(self.free_at);
+        self.free_at = start + Duration::from_micros(len as u64 * 1_000_000 / rate);
+        self.free_at
     }
 
     /// Whether the link is cut.
@@ -139,6 +162,7 @@ impl Link {
             self.stats.dropped += 1;
             return;
         }
+        let first = self.serialise(now, frame.len());
         if self.rng.chance(self.config.drop) {
             self.stats.dropped += 1;
             return;
@@ -149,7 +173,13 @@ impl Link {
         } else {
             1
         };
-        for _ in 0..copies {
+        for copy in 0..copies {
+            // A duplicate takes the line again, after the first copy.
+            let out = if copy == 0 {
+                first
+            } else {
+                self.serialise(now, frame.len())
+            };
             let mut bytes = Vec::with_capacity(frame.len() + 8);
             if self.rng.chance(self.config.garbage) {
                 self.stats.garbage += 1;
@@ -171,7 +201,7 @@ impl Link {
                 self.stats.reordered += 1;
                 delay += self.rng.range(1, 2 * hi.max(1));
             }
-            self.schedule(now + Duration::from_micros(delay), bytes);
+            self.schedule(out + Duration::from_micros(delay), bytes);
         }
     }
 
