@@ -141,6 +141,7 @@ impl<
             current: None,
             stats: Stats::default(),
         };
+        machine.sends.rto = timing.resend_interval;
         machine.arm_silence(now);
         Ok(Endpoint {
             decoder: Decoder::new(),
@@ -548,7 +549,7 @@ impl<
     /// [`Config::resend_interval`] (which is all there is before the first RTT sample);
     /// `None` when `resend_interval` is (nothing is resent).
     pub fn resend_timeout(&self) -> Option<crate::Duration> {
-        self.machine.sends.rto(&self.machine.timing)
+        self.machine.sends.rto
     }
 }
 

@@ -163,7 +163,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
             }
             Body::Ack(ack) => {
                 if ack.to_session == self.session {
-                    self.sends.ack(ack, now);
+                    self.sends.ack(ack, now, &self.timing);
                     if ack.retry {
                         self.sends.retry(ack, &self.timing);
                     }
@@ -290,7 +290,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
         if self.stopped {
             return None;
         }
-        match (self.timers.next(), self.sends.next_deadline(&self.timing)) {
+        match (self.timers.next(), self.sends.next_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }

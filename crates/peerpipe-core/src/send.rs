@@ -174,6 +174,11 @@ pub(crate) struct SendQueue<const P: usize, const T: usize, const TX: usize> {
     next_seq: u64,
     /// The RTT estimate behind the resend timeout.
     pub(crate) rtt: RttEstimate,
+    /// How long after its transmission a fragment is resent: the RTT estimate's timeout,
+    /// never below `resend_interval` (set with it when the endpoint is made, and at each RTT
+    /// sample); `None` when `resend_interval` is (no resends). Kept, not computed at each
+    /// deadline check, for code size.
+    pub(crate) rto: Option<Duration>,
 }
 
 impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
@@ -185,6 +190,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             uncut: 0,
             next_seq: 0,
             rtt: RttEstimate::new(),
+            rto: None,
         }
     }
 
@@ -425,15 +431,10 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
         resend
     }
 
-    /// How long after its transmission a fragment is resent: the RTT estimate's timeout,
-    /// never below `resend_interval`; `None` when `resend_interval` is (no resends).
-    pub(crate) fn rto(&self, config: &Timing) -> Option<Duration> {
-        config.resend_interval.map(|min| self.rtt.rto(min))
-    }
-
     /// Settles every fragment the ACK covers, and the messages they complete. The newest
-    /// of them transmitted only once gives an RTT sample, taken at `now`.
-    pub(crate) fn ack(&mut self, ack: &Ack, now: Instant) {
+    /// of them transmitted only once gives an RTT sample, taken at `now`, and a new resend
+    /// timeout.
+    pub(crate) fn ack(&mut self, ack: &Ack, now: Instant, config: &Timing) {
         let mut newest: Option<Instant> = None;
         let mut i = 0;
         while let Some(f) = self.frags.get(i).copied() {
@@ -463,6 +464,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
         }
         if let Some(sent) = newest {
             self.rtt.sample(now - sent);
+            self.rto = config.resend_interval.map(|min| self.rtt.rto(min));
         }
     }
 
@@ -555,7 +557,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     /// whether any message was given up.
     pub(crate) fn handle_timeout(&mut self, now: Instant, config: &Timing) -> bool {
         let mut gave_up = false;
-        let rto = self.rto(config);
+        let rto = self.rto;
         let expired = |f: &Fragment| resend_at(f, rto).is_some_and(|at| at <= now);
         loop {
             // Timeouts first, then fragments whose last allowed transmission went unanswered.
@@ -589,11 +591,10 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     }
 
     /// The earliest resend or timeout deadline.
-    pub(crate) fn next_deadline(&self, config: &Timing) -> Option<Instant> {
-        let rto = self.rto(config);
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let resends = (0..self.frags.len())
             .filter_map(|i| self.frags.get(i))
-            .filter_map(|f| resend_at(f, rto));
+            .filter_map(|f| resend_at(f, self.rto));
         let deadlines = (0..self.msgs.len())
             .filter_map(|i| self.msgs.get(i))
             .filter(|m| m.outcome.is_none())
