@@ -178,7 +178,12 @@
 //!   come to [`QUEUE_BYTES`] (1 MiB) or more, unless its queue is empty (so that a
 //!   message longer than the limit gets through) or that message is a reply a request waits
 //!   for (it goes to the request, never to the queue, so an unread queue cannot hold it
-//!   back). Its received data is then at most twice `QUEUE_BYTES`, or one message when a
+//!   back). The connection's statuses (`Reconnecting`, `Reconnected`) take no place
+//!   either, so that an application that only makes requests and never reads its queue
+//!   loses no reply to them; a break that comes while the previous reconnect is still
+//!   unread is merged into it (one `Reconnecting`, then the next `Reconnected`; every
+//!   reconnect is counted in `HandlerStats::reconnects`), so that they stay bounded too.
+//!   Its received data is then at most twice `QUEUE_BYTES`, or one message when a
 //!   message is longer; add what the application holds, and replies handed to waiting
 //!   requests. Meanwhile the endpoint's receive slots fill and the peer waits (flow
 //!   control, not loss). Measured with an application that takes one message per 50 ms,

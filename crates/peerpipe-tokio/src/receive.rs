@@ -12,6 +12,14 @@ use crate::state::State;
 use crate::waiters::{enlist, wake_all};
 use crate::{Transfer, QUEUE_BYTES};
 
+/// Whether `item` is a status of the connection, which the driver reports itself.
+fn is_link(item: &Item) -> bool {
+    matches!(
+        item,
+        Item::Status(Status::Reconnecting { .. } | Status::Reconnected)
+    )
+}
+
 /// The data bytes an item holds (a message's with its topic, as `peerpipe_std` counts them).
 fn data_len(item: &Item) -> usize {
     match item {
@@ -33,6 +41,9 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         match self.inbox.pop_front() {
             Some(item) => {
                 self.inbox_bytes -= data_len(&item);
+                if is_link(&item) {
+                    self.link_statuses -= 1;
+                }
                 // Room in the inbox: the endpoint may hand over more, and once it has, it may
                 // have room to announce (a frame for the task to send).
                 if self.dispatch() {
@@ -58,10 +69,12 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     /// for an item, and (unless it is empty, so that a message longer than the limit still
     /// gets through, or the message being put together is a reply a request waits for,
     /// which never takes a place in the queue) the bytes it holds, with the message being
-    /// put together, are under [`QUEUE_BYTES`].
+    /// put together, are under [`QUEUE_BYTES`]. The connection's statuses do not count:
+    /// unread, they must not hold back the replies that requests wait for.
     fn has_room(&self) -> bool {
-        self.inbox.len() < RX.max(1)
-            && (self.inbox.is_empty()
+        let items = self.inbox.len() - self.link_statuses;
+        items < RX.max(1)
+            && (items == 0
                 || self
                     .reply_in_parts
                     .is_some_and(|r| self.replies.contains(r))
@@ -173,11 +186,31 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         self.inbox.push_back(item);
     }
 
-    /// Queues a status the driver itself reports (the connection's) for the application,
-    /// after what the endpoint reported before it.
-    pub(crate) fn report(&mut self, status: Status) {
+    /// Queues a status of the connection (`Reconnecting`, `Reconnected`) for the
+    /// application, after what the endpoint reported before it. Such statuses take no room
+    /// from the endpoint's items; they stay bounded because a break right after an unread
+    /// reconnect is merged into it: the unread `Reconnecting` stands for both (with the
+    /// first cause), and the next `Reconnected` follows it.
+    pub(crate) fn report_link(&mut self, status: Status) {
         self.dispatch();
+        let n = self.inbox.len();
+        let unread_reconnect = matches!(
+            (
+                n.checked_sub(2).and_then(|i| self.inbox.get(i)),
+                self.inbox.back()
+            ),
+            (
+                Some(Item::Status(Status::Reconnecting { .. })),
+                Some(Item::Status(Status::Reconnected))
+            )
+        );
+        if unread_reconnect && matches!(status, Status::Reconnecting { .. }) {
+            self.inbox.pop_back();
+            self.link_statuses -= 1;
+            return;
+        }
         self.push(Item::Status(status));
+        self.link_statuses += 1;
         wake_all(&mut self.readers);
     }
 

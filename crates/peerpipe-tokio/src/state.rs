@@ -49,6 +49,9 @@ pub(crate) struct State<
     pub(crate) inbox: VecDeque<Item>,
     /// Data bytes of the items in `inbox` (a message's with its topic).
     pub(crate) inbox_bytes: usize,
+    /// The connection's statuses in `inbox` (`Reconnecting`, `Reconnected`): they take no
+    /// room from the endpoint's items (see `report_link`).
+    pub(crate) link_statuses: usize,
     /// Readers waiting for an item.
     pub(crate) readers: Vec<Waker>,
     pub(crate) outcomes: Waiters<Result<MsgId, Error>>,
@@ -98,6 +101,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
             last: Instant::ZERO,
             inbox: VecDeque::new(),
             inbox_bytes: 0,
+            link_statuses: 0,
             readers: Vec::new(),
             outcomes: Waiters::new(),
             replies: Waiters::new(),
@@ -290,7 +294,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         log::warn!("peerpipe-tokio: connection lost, reconnecting: {cause}");
         self.unsent = 0;
         self.down = Some((TokioInstant::now(), cause.into()));
-        self.report(peerpipe_host::Status::Reconnecting {
+        self.report_link(peerpipe_host::Status::Reconnecting {
             cause: cause.into(),
         });
     }
@@ -307,12 +311,12 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         if replaced {
             let cause =
                 std::io::Error::new(std::io::ErrorKind::ConnectionReset, "the peer reconnected");
-            self.report(peerpipe_host::Status::Reconnecting {
+            self.report_link(peerpipe_host::Status::Reconnecting {
                 cause: (&cause).into(),
             });
         }
         self.down = None;
-        self.report(peerpipe_host::Status::Reconnected);
+        self.report_link(peerpipe_host::Status::Reconnected);
         log::info!("peerpipe-tokio: reconnected");
     }
 
@@ -341,6 +345,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         self.dispatch();
         self.inbox.clear();
         self.inbox_bytes = 0;
+        self.link_statuses = 0;
         self.assembler = Assembler::default();
         self.reply_in_parts = None;
         self.replies.fail_all(|| Err(Error::Stopped));

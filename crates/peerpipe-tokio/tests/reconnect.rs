@@ -64,8 +64,14 @@ async fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// Serves `h`: every request is answered with its data (and counted in `got`, by the
-/// number it carries); statuses go to the returned list.
+/// number it carries), in a task of its own with `send_to_peer`; statuses go to the
+/// returned list.
 fn serve(h: &PipeHandler, got: Option<Arc<Vec<AtomicU64>>>) -> Seen {
+    serve_with(h, got, false)
+}
+
+/// As [`serve`]; with `no_wait`, each answer is sent at once with `send_no_wait`.
+fn serve_with(h: &PipeHandler, got: Option<Arc<Vec<AtomicU64>>>, no_wait: bool) -> Seen {
     let seen = Seen::default();
     let (h, s) = (h.clone(), seen.clone());
     tokio::spawn(async move {
@@ -77,6 +83,10 @@ fn serve(h: &PipeHandler, got: Option<Arc<Vec<AtomicU64>>>) -> Seen {
                         got[i as usize].fetch_add(1, Ordering::Relaxed);
                     }
                     let reply = m.reply_to(m.data().to_vec()).unwrap();
+                    if no_wait {
+                        h.send_no_wait(reply).unwrap();
+                        continue;
+                    }
                     let h = h.clone();
                     tokio::spawn(async move { h.send_to_peer(reply, None).await });
                 }
@@ -94,24 +104,61 @@ struct Run {
     server_reconnects: u64,
 }
 
-/// `REQUESTS` requests (more until `faults` reached `min_faults`) from `CLIENTS` tasks of
-/// the client through the server's echo, each answered exactly once; nobody reports GONE.
+/// How the client asks and the server answers.
+#[derive(Clone, Copy)]
+struct Load {
+    /// Tasks that ask at once, each one request at a time.
+    askers: u32,
+    /// Each request's timeout.
+    timeout: Duration,
+    /// The server answers with `send_no_wait` (else with `send_to_peer`, in a task).
+    no_wait: bool,
+    /// The client's application reads its queue; else it only makes requests, and reads
+    /// what piled up (the connection's statuses) only at the end.
+    client_reads: bool,
+}
+
+/// `CLIENTS` tasks asking at once, generous timeouts.
+const CONCURRENT: Load = Load {
+    askers: CLIENTS,
+    timeout: Duration::from_secs(20),
+    no_wait: false,
+    client_reads: true,
+};
+
+/// One request at a time, each within a few seconds (far less than the whole run), each
+/// answered at once, by a client that only makes requests: the statuses of its reconnects
+/// pile up unread, and must not hold back the replies.
+const SEQUENTIAL: Load = Load {
+    askers: 1,
+    timeout: Duration::from_secs(5),
+    no_wait: true,
+    client_reads: false,
+};
+
+/// `REQUESTS` requests (more until `faults` reached `min_faults`) from the client through
+/// the server's echo, as `load` says, each answered exactly once; nobody reports GONE.
 async fn requests_through(
     client: PipeHandler,
     server: PipeHandler,
     faults: &Arc<AtomicU64>,
     min_faults: u64,
+    load: Load,
 ) -> Run {
     let got: Arc<Vec<AtomicU64>> = Arc::new((0..CAP).map(|_| AtomicU64::new(0)).collect());
-    let server_seen = serve(&server, Some(got.clone()));
-    let client_seen = serve(&client, None);
+    let server_seen = serve_with(&server, Some(got.clone()), load.no_wait);
+    let client_seen = if load.client_reads {
+        serve(&client, None)
+    } else {
+        Seen::default()
+    };
     let started = Instant::now();
     let sent = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = (0..CLIENTS)
+    let tasks: Vec<_> = (0..load.askers)
         .map(|t| {
             let (client, faults, sent) = (client.clone(), faults.clone(), sent.clone());
             tokio::spawn(async move {
-                for i in (t..CAP).step_by(CLIENTS as usize) {
+                for i in (t..CAP).step_by(load.askers as usize) {
                     if i >= REQUESTS && faults.load(Ordering::Relaxed) >= min_faults {
                         break;
                     }
@@ -119,7 +166,7 @@ async fn requests_through(
                     let data = i.to_le_bytes().to_vec();
                     let req = Message::request("echo", data.clone()).unwrap();
                     let reply = client
-                        .request(req, Some(Duration::from_secs(20)))
+                        .request(req, Some(load.timeout))
                         .await
                         .unwrap_or_else(|e| panic!("request {i}: {e}"));
                     assert_eq!(reply.data(), &data[..], "request {i}");
@@ -140,6 +187,9 @@ async fn requests_through(
             "request {i} delivered {n:?} times"
         );
     }
+    if !load.client_reads {
+        unread(&client, &client_seen).await;
+    }
     let gone = |s: &Status| matches!(s, Status::Gone { .. } | Status::PeerRestarted);
     for seen in [&client_seen, &server_seen] {
         assert_eq!(count(seen, gone), 0, "{:?}", seen.lock().unwrap());
@@ -147,6 +197,9 @@ async fn requests_through(
     let (cs, ss) = (client.stats(), server.stats());
     let reconnected = |s: &Status| matches!(s, Status::Reconnected);
     for (seen, h) in [(&client_seen, &client), (&server_seen, &server)] {
+        if !load.client_reads && std::ptr::eq(seen, &client_seen) {
+            continue; // Checked by `unread`.
+        }
         assert!(
             wait_until(STEP, || count(seen, reconnected) as u64
                 == h.stats().reconnects)
@@ -166,6 +219,28 @@ async fn requests_through(
         client_reconnects: cs.reconnects,
         server_reconnects: ss.reconnects,
     }
+}
+
+/// Takes the statuses that piled up in `h`'s queue, unread, into `seen`: reconnects unread
+/// when the next break came are reported as one, so what piled up is one pair (or only
+/// `Reconnecting`, when the last cut's reconnect is still under way).
+async fn unread(h: &PipeHandler, seen: &Seen) {
+    let queued = h.stats().queued_items;
+    assert!((1..=2).contains(&queued), "{:?}", h.stats());
+    for _ in 0..queued {
+        match tokio::time::timeout(STEP, h.recv()).await.unwrap() {
+            Some(Item::Status(st)) => seen.lock().unwrap().push(st),
+            item => panic!("unexpected {item:?}"),
+        }
+    }
+    let seen = seen.lock().unwrap();
+    assert!(
+        matches!(
+            &seen[..],
+            [Status::Reconnecting { .. }, Status::Reconnected] | [Status::Reconnecting { .. }]
+        ),
+        "{seen:?}"
+    );
 }
 
 /// A PASSIVE handler on a free port (it accepts in a task) and its address.
@@ -201,12 +276,22 @@ async fn echo(h: &PipeHandler, i: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_connections_cut_every_200ms_lose_nothing() {
+    tcp_cut(CONCURRENT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_cuts_every_200ms_lose_no_reply_to_one_request_at_a_time() {
+    tcp_cut(SEQUENTIAL).await;
+}
+
+/// Requests through a TCP proxy that cuts every connection every 200 ms.
+async fn tcp_cut(load: Load) {
     let (server, server_addr) = passive(Reconnect::ON).await;
     let (proxy, addr) = tcp_proxy(server_addr, Fault::Cut(Duration::from_millis(200)));
     let client = PipeHandler::connect_tcp(addr, config(), Reconnect::ON)
         .await
         .unwrap();
-    let run = requests_through(client, server.await.unwrap(), &proxy.cuts, MIN_FAULTS).await;
+    let run = requests_through(client, server.await.unwrap(), &proxy.cuts, MIN_FAULTS, load).await;
     let cuts = proxy.cuts.load(Ordering::Relaxed);
     println!(
         "tcp: {cuts} cuts, {} connections",
@@ -225,6 +310,18 @@ async fn tcp_connections_cut_every_200ms_lose_nothing() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unix_connections_cut_every_200ms_lose_nothing() {
+    unix_cut(CONCURRENT).await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_cuts_every_200ms_lose_no_reply_to_one_request_at_a_time() {
+    unix_cut(SEQUENTIAL).await;
+}
+
+/// Requests through a Unix socket proxy that cuts every connection every 200 ms.
+#[cfg(unix)]
+async fn unix_cut(load: Load) {
     use std::os::unix::net::{UnixListener as StdUnixListener, UnixStream as StdUnixStream};
     let dir = tempfile::tempdir().unwrap();
     let (server_path, proxy_path) = (dir.path().join("server"), dir.path().join("proxy"));
@@ -243,7 +340,7 @@ async fn unix_connections_cut_every_200ms_lose_nothing() {
     let client = PipeHandler::connect_unix(&proxy_path, config(), Reconnect::ON)
         .await
         .unwrap();
-    let run = requests_through(client, server.await.unwrap(), &proxy.cuts, MIN_FAULTS).await;
+    let run = requests_through(client, server.await.unwrap(), &proxy.cuts, MIN_FAULTS, load).await;
     println!("unix: {} cuts", proxy.cuts.load(Ordering::Relaxed));
     assert!(run.client_reconnects >= 1 && run.server_reconnects >= 1);
 }
@@ -256,7 +353,7 @@ async fn a_connection_that_stalls_for_less_than_the_timeout_loses_nothing() {
     let client = PipeHandler::connect_tcp(addr, config(), Reconnect::ON)
         .await
         .unwrap();
-    let run = requests_through(client, server.await.unwrap(), &proxy.stalls, 2).await;
+    let run = requests_through(client, server.await.unwrap(), &proxy.stalls, 2, CONCURRENT).await;
     let stalls = proxy.stalls.load(Ordering::Relaxed);
     println!("stall: {stalls} stalls of 1.5 s");
     assert!(stalls >= 1);
@@ -510,7 +607,7 @@ async fn a_listener_routes_a_reconnecting_client_to_its_handler() {
         .await
         .unwrap()
         .unwrap();
-    let run = requests_through(client, server, &proxy.cuts, MIN_FAULTS).await;
+    let run = requests_through(client, server, &proxy.cuts, MIN_FAULTS, CONCURRENT).await;
     assert!(run.client_reconnects >= 1 && run.server_reconnects >= 1);
     assert!(
         handlers.try_recv().is_err(),
