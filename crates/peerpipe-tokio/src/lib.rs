@@ -168,7 +168,7 @@
 //!   leaves its queue full (see below), a long message waits, and its send with it.
 //!
 //! ## Memory
-//! - **Idle:** a default pipe takes 13.7 KiB of heap (13,980 B; 14.1 KiB after a 1 MiB
+//! - **Idle:** a default pipe takes 13.7 KiB of heap (14,012 B; 14.1 KiB after a 1 MiB
 //!   transfer; measured by `tests/memory.rs`, over TCP): its endpoint is 12.75 KiB
 //!   (8 receive slots of a 1 KiB fragment and a 64-byte topic, a 1,155-byte frame buffer, 8
 //!   send slots of a few dozen bytes), the rest the shared state, the task and its timer.
