@@ -68,10 +68,13 @@ struct Entry<const P: usize, const T: usize> {
 }
 
 impl<const P: usize, const T: usize> Entry<P, T> {
-    /// What a slot holds before its first item.
+    /// What a slot holds before its first item: zero bytes (see [`Part::PLACEHOLDER`]).
     const FREE: Self = Entry {
         seq: 0,
-        item: Inbound::End(Vec::new()),
+        item: Inbound::Part {
+            part: Part::PLACEHOLDER,
+            last: false,
+        },
     };
 }
 
