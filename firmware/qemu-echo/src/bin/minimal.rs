@@ -17,7 +17,7 @@
 use panic_halt as _;
 
 use embedded_hal_nb::serial::{Read, Write};
-use peerpipe_embedded::{Event, Instant, Item, MsgId, PartKind};
+use peerpipe_embedded::{Endpoint, Event, Instant, Item, MsgId, PartKind};
 use qemu_echo::Pipe;
 
 /// The request arriving in parts and its CRC so far.
@@ -37,7 +37,7 @@ fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant, streaming: &m
         let Some(event) = &polled else {
             break;
         };
-        // One reply path for both kinds (one inlined `send_bytes`), its bytes copied straight
+        // One reply path for both kinds (one `reply`), its bytes copied straight
         // into the send slot.
         let (topic, req_id, crc_bytes);
         #[cfg(feature = "stack-probe")]
@@ -76,13 +76,20 @@ fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant, streaming: &m
             }
             _ => continue,
         };
-        let reply = Item::Reply {
-            topic,
-            req_id: req_id.0,
-        };
-        ep.send_bytes(now, reply, payload, None).ok();
+        reply(ep, now, topic, req_id, payload);
     }
     pipe.poll(now);
+}
+
+/// Sends the reply to `req_id`. Not inlined into [`step`]: the temporaries of `send_bytes`
+/// then get a frame of their own, which is not on the path of `poll_event`.
+#[inline(never)]
+fn reply(ep: &mut Endpoint, now: Instant, topic: &str, req_id: MsgId, payload: &[u8]) {
+    let reply = Item::Reply {
+        topic,
+        req_id: req_id.0,
+    };
+    ep.send_bytes(now, reply, payload, None).ok();
 }
 
 #[cfg(target_arch = "arm")]
