@@ -92,6 +92,17 @@ fn reply(ep: &mut Endpoint, now: Instant, topic: &str, req_id: MsgId, payload: &
     ep.send_bytes(now, reply, payload, None).ok();
 }
 
+/// Builds the pipe. Not inlined into `main`: the temporaries of the construction then live
+/// in this frame, at boot only, not beside the pipe in `main`'s.
+#[inline(never)]
+fn build<S: Read<u8> + Write<u8>>(
+    serial: S,
+    session: u32,
+    now: Instant,
+) -> Result<Pipe<S>, peerpipe_embedded::ConfigError> {
+    Pipe::new(serial, qemu_echo::config(), session, now)
+}
+
 #[cfg(target_arch = "arm")]
 mod arm {
 
@@ -103,8 +114,6 @@ mod arm {
     use qemu_echo::nrf51::{Nrf51Uart as Uart, UART0};
     #[cfg(board = "lm3s6965evb")]
     use qemu_echo::pl011::{Pl011 as Uart, UART0};
-    use qemu_echo::{config, Pipe};
-
     #[exception]
     fn SysTick() {
         qemu_echo::systick::tick();
@@ -121,14 +130,16 @@ mod arm {
         let mut millis = WrappingMillis::new();
         let mut now = move || millis.instant(qemu_echo::systick::ticks());
         let session = cortex_m::peripheral::SYST::get_current() | 1;
-        let Ok(mut pipe) = Pipe::new(uart, config(), session, now()) else {
+        // Used where `build` wrote it: moving it out of the `Result` would copy it.
+        let mut built = super::build(uart, session, now());
+        let Ok(pipe) = &mut built else {
             loop {
                 cortex_m::asm::wfi();
             }
         };
         let mut streaming = None;
         loop {
-            super::step(&mut pipe, now(), &mut streaming);
+            super::step(pipe, now(), &mut streaming);
         }
     }
 }
@@ -137,7 +148,6 @@ mod arm {
 mod rv {
     use qemu_echo::ns16550::{Ns16550, VIRT_UART0};
     use qemu_echo::rv::{mtime, now};
-    use qemu_echo::{config, Pipe};
 
     #[riscv_rt::entry]
     fn main() -> ! {
@@ -146,13 +156,14 @@ mod rv {
         // SAFETY: the only user of the UART.
         let uart = unsafe { Ns16550::new(VIRT_UART0) };
         let session = (mtime() as u32).wrapping_mul(0x9E37_79B9) | 1;
-        let Ok(mut pipe) = Pipe::new(uart, config(), session, now()) else {
+        let mut built = super::build(uart, session, now());
+        let Ok(pipe) = &mut built else {
             #[allow(clippy::empty_loop)]
             loop {}
         };
         let mut streaming = None;
         loop {
-            super::step(&mut pipe, now(), &mut streaming);
+            super::step(pipe, now(), &mut streaming);
         }
     }
 }
