@@ -144,7 +144,8 @@ impl PipeHandler {
         let session = crate::new_session_id();
         let ep = crate::new_endpoint(config, session).map_err(Error::Config)?;
         let shared = Shared::new(ep, &config);
-        let (queue_tx, queue_rx) = crossbeam_channel::bounded(crate::QUEUE_ITEMS);
+        let (queue_tx, queue_rx) =
+            crossbeam_channel::bounded(crate::QUEUE_ITEMS + crate::LINK_STATUSES);
         Ok(PipeHandler {
             inner: Arc::new(Inner {
                 shared: Arc::new(shared),

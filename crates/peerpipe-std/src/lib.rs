@@ -190,7 +190,14 @@ pub const TX: usize = 32;
 pub const MAX_WAITING: usize = 256;
 /// Received items (messages and status changes) the application's queue holds at most;
 /// then the handler takes nothing more from the peer until the application takes one.
+/// The connection's own statuses ([`Status::Reconnecting`], [`Status::Reconnected`]) do not
+/// count: at most one of each waits unread, since a break while a `Reconnected` is still
+/// unread is merged into it (the application reads one `Reconnecting`, then one
+/// `Reconnected`, however many cuts came in between; `HandlerStats::reconnects` counts
+/// each).
 pub const QUEUE_ITEMS: usize = 32;
+/// Unread connection statuses the application's queue holds besides [`QUEUE_ITEMS`].
+pub(crate) const LINK_STATUSES: usize = 2;
 /// Data bytes the application's queue holds before the handler stops taking more from the
 /// peer: the queue and the message being put together hold at most this plus one fragment,
 /// or one message when that message alone is longer (a message is always delivered whole).

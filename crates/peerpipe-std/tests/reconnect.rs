@@ -208,6 +208,59 @@ fn tcp_connections_cut_every_200ms_lose_nothing() {
     assert!(run.elapsed < Duration::from_secs(120));
 }
 
+/// A client that only makes requests, one at a time, and never reads its queue: the statuses
+/// of each cut (Reconnecting, Reconnected) must not fill that queue and hold replies back.
+#[test]
+fn tcp_cuts_every_200ms_lose_no_reply_to_a_client_that_never_reads() {
+    let server = TcpTransport::listen("127.0.0.1:0").unwrap();
+    let (proxy, addr) = tcp_proxy(
+        server.local_addr().unwrap(),
+        Fault::Cut(Duration::from_millis(200)),
+    );
+    let server = PipeHandler::new(server, reconnect_config()).unwrap();
+    server.set_message_cb({
+        let server = server.clone();
+        move |m| {
+            server
+                .send_no_wait(m.reply_to(m.data().to_vec()).unwrap())
+                .unwrap();
+        }
+    });
+    server.start().unwrap();
+    let client =
+        PipeHandler::new(TcpTransport::connect(addr).unwrap(), reconnect_config()).unwrap();
+    client.start().unwrap();
+    let mut i: u32 = 0;
+    while i < REQUESTS || proxy.cuts.load(Ordering::Relaxed) < MIN_FAULTS {
+        let data = i.to_le_bytes().to_vec();
+        let req = Message::request("echo", data.clone()).unwrap();
+        let reply = client
+            .request(req, Some(Duration::from_secs(5)), None)
+            .unwrap_or_else(|e| panic!("request {i}: {e} ({:?})", client.stats()));
+        assert_eq!(reply.data(), &data[..], "request {i}");
+        i += 1;
+        assert!(i < CAP, "too few cuts");
+    }
+    let reconnects = client.stats().reconnects;
+    // What waits unread: the link's statuses only, at most one Reconnecting and one
+    // Reconnected however many cuts there were.
+    let mut unread = Vec::new();
+    while let Some(item) = client.get_next() {
+        unread.push(item);
+    }
+    assert!(reconnects >= MIN_FAULTS - 1, "{reconnects} reconnects");
+    assert!(unread.len() <= 2, "{unread:?}");
+    assert!(
+        unread.iter().all(|item| matches!(
+            item,
+            Item::Status(Status::Reconnecting { .. } | Status::Reconnected)
+        )),
+        "{unread:?}"
+    );
+    client.stop(true);
+    server.stop(true);
+}
+
 #[cfg(unix)]
 #[test]
 fn unix_connections_cut_every_200ms_lose_nothing() {

@@ -44,6 +44,9 @@ pub(crate) struct Io {
     lost: Option<io::Error>,
     /// Items for the application's queue that did not fit.
     pending: VecDeque<Item>,
+    /// A break not reported because the application had not yet read the `Reconnected`
+    /// before it: reported with the next `Reconnected` if that one was read by then.
+    merged_break: Option<crate::Status>,
     /// A reply went to a thread waiting in `request` this round.
     served_reply: bool,
     /// Stops the acceptor of a listening end that takes the peer's new connections.
@@ -61,6 +64,7 @@ impl Io {
             chunk_pos: 0,
             lost: None,
             pending: VecDeque::new(),
+            merged_break: None,
             served_reply: false,
             stop_accept: None,
         }
@@ -218,13 +222,10 @@ impl Io {
                 st.ep.transport_restored(now);
                 st.reconnects += 1;
                 if replaced {
-                    st.link_events.push(crate::Status::Reconnecting {
-                        cause: (&io::Error::new(
-                            io::ErrorKind::ConnectionReset,
-                            "the peer reconnected",
-                        ))
+                    st.link_broke(
+                        (&io::Error::new(io::ErrorKind::ConnectionReset, "the peer reconnected"))
                             .into(),
-                    });
+                    );
                 }
                 st.down = None;
                 st.link_events.push(crate::Status::Reconnected);
@@ -315,7 +316,9 @@ impl Io {
         if !self.pending.is_empty() {
             return false;
         }
-        acts.extend(st.link_events.drain(..).map(|s| Act::Item(Item::Status(s))));
+        for status in st.link_events.drain(..) {
+            self.link_status(status, acts);
+        }
         let callbacks = self.shared.message_cb.is_set() && self.shared.status_cb.is_set();
         let (mut items, mut bytes) = (0, 0);
         loop {
@@ -335,6 +338,25 @@ impl Io {
         }
     }
 
+    /// Hands a connection status on, or merges it into the last `Reconnected` while the
+    /// application has not read that one (see [`QUEUE_ITEMS`]).
+    fn link_status(&mut self, status: crate::Status, acts: &mut Vec<Act>) {
+        let unread = self.shared.unread_reconnected.load(Ordering::SeqCst) > 0;
+        match status {
+            crate::Status::Reconnecting { .. } if unread => {
+                self.merged_break.get_or_insert(status);
+                return;
+            }
+            crate::Status::Reconnected => match self.merged_break.take() {
+                Some(_) if unread => return,
+                Some(broke) => acts.push(Act::Item(Item::Status(broke))),
+                None => {}
+            },
+            _ => {}
+        }
+        acts.push(Act::Item(Item::Status(status)));
+    }
+
     /// Whether the application's queue has room for another item, with `items` items of
     /// `bytes` bytes on their way to it.
     fn has_room(&self, st: &State, items: usize, bytes: usize) -> bool {
@@ -343,7 +365,7 @@ impl Io {
             .assembler
             .progress()
             .map_or(0, |(_, got, _)| usize::try_from(got).unwrap_or(usize::MAX));
-        self.queue_tx.len() + items < QUEUE_ITEMS
+        self.ordinary_queued() + items < QUEUE_ITEMS
             && (queued == 0 || queued.saturating_add(arriving) < QUEUE_BYTES)
     }
 
@@ -401,7 +423,13 @@ impl Io {
         }
         self.shared.want_room.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        self.queue_tx.len() < QUEUE_ITEMS
+        self.ordinary_queued() < QUEUE_ITEMS
+    }
+
+    /// Items in the application's queue that count against [`QUEUE_ITEMS`].
+    fn ordinary_queued(&self) -> usize {
+        let link = self.shared.queued_link.load(Ordering::SeqCst);
+        self.queue_tx.len().saturating_sub(link)
     }
 
     /// Puts an item into the application's queue, counting its bytes; hands it back when
@@ -409,14 +437,17 @@ impl Io {
     fn enqueue(&self, item: Item) -> Result<(), Item> {
         let bytes = item_bytes(&item);
         self.shared.queued_bytes.fetch_add(bytes, Ordering::SeqCst);
+        self.shared.count_link(&item, true);
         match self.queue_tx.try_send(item) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Disconnected(_)) => {
+            Err(TrySendError::Disconnected(item)) => {
                 self.shared.queued_bytes.fetch_sub(bytes, Ordering::SeqCst);
+                self.shared.count_link(&item, false);
                 Ok(())
             }
             Err(TrySendError::Full(item)) => {
                 self.shared.queued_bytes.fetch_sub(bytes, Ordering::SeqCst);
+                self.shared.count_link(&item, false);
                 Err(item)
             }
         }

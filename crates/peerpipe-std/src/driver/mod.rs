@@ -214,6 +214,17 @@ impl State {
         self.origin + StdDuration::from_micros(t.as_micros())
     }
 
+    /// Reports a break, unless the application has not yet been told of the last
+    /// reconnection: the break is then merged into it (it is told again when this one is
+    /// over), so that these statuses stay at most two however often the link breaks.
+    pub(crate) fn link_broke(&mut self, cause: crate::IoCause) {
+        if self.link_events.last() == Some(&Status::Reconnected) {
+            self.link_events.pop();
+        } else {
+            self.link_events.push(Status::Reconnecting { cause });
+        }
+    }
+
     fn lose_link(&mut self, e: &io::Error) {
         if matches!(self.link, Out::Lost) || self.down.is_some() {
             return;
@@ -223,8 +234,7 @@ impl State {
             self.link = Out::Opening;
             self.out = OutBuf::default();
             self.down = Some((StdInstant::now(), e.into()));
-            self.link_events
-                .push(Status::Reconnecting { cause: e.into() });
+            self.link_broke(e.into());
             if let Some(tx) = &self.redial_tx {
                 let _ = tx.try_send(());
             }
@@ -435,6 +445,10 @@ pub(crate) struct Shared {
     held_bytes: AtomicUsize,
     /// Data bytes of the items in the application's queue.
     queued_bytes: AtomicUsize,
+    /// Connection statuses in the application's queue (outside `QUEUE_ITEMS`).
+    queued_link: AtomicUsize,
+    /// `Status::Reconnected`s among them.
+    unread_reconnected: AtomicUsize,
     /// Waiting threads poll briefly before they sleep (`PipeHandler::set_spin`).
     pub(crate) spin: AtomicBool,
     /// Late replies found once the lock was released (their requester gave up just then).
@@ -462,6 +476,8 @@ impl Shared {
             held_items: AtomicUsize::new(0),
             held_bytes: AtomicUsize::new(0),
             queued_bytes: AtomicUsize::new(0),
+            queued_link: AtomicUsize::new(0),
+            unread_reconnected: AtomicUsize::new(0),
             spin: AtomicBool::new(true),
             late_replies: AtomicU64::new(0),
         }
@@ -523,9 +539,30 @@ impl Shared {
 
     /// The application took an item from its queue: the I/O thread may go on if it waited
     /// for room.
+    /// Counts `item`, if it is a connection status, into (`add`) or out of the
+    /// application's queue.
+    pub(crate) fn count_link(&self, item: &Item, add: bool) {
+        let count = |n: &AtomicUsize| {
+            if add {
+                n.fetch_add(1, Ordering::SeqCst);
+            } else {
+                n.fetch_sub(1, Ordering::SeqCst);
+            }
+        };
+        match item {
+            Item::Status(Status::Reconnected) => {
+                count(&self.unread_reconnected);
+                count(&self.queued_link);
+            }
+            Item::Status(Status::Reconnecting { .. }) => count(&self.queued_link),
+            _ => {}
+        }
+    }
+
     pub(crate) fn took_item(&self, item: &Item) {
         self.queued_bytes
             .fetch_sub(sends::item_bytes(item), Ordering::SeqCst);
+        self.count_link(item, false);
         fence(Ordering::SeqCst);
         if self.want_room.swap(false, Ordering::SeqCst) {
             self.waker.wake();
