@@ -1,18 +1,22 @@
 //! TLS over TCP with tokio-rustls: mutual authentication works (and with the threaded
 //! driver's TLS); a client certificate signed by another CA, no client certificate, a server
 //! this client does not trust and a client that speaks plain TCP are each refused with a
-//! clear error, and the conversation going on at the listener is untouched. Real sockets,
-//! generous bounds.
+//! clear error, and the conversation going on at the listener is untouched; connections cut
+//! by a proxy are replaced with a new handshake. Real sockets, generous bounds.
 #![cfg(all(feature = "tls", target_os = "linux"))]
 
 #[path = "../../peerpipe-host/tests/support/certs.rs"]
 mod certs;
+#[path = "../../peerpipe-std/tests/common/proxy.rs"]
+mod proxy;
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use peerpipe_tokio::tls::{TlsClient, TlsServer};
 use peerpipe_tokio::{Config, Item, Message, PipeHandler, PipeListener, Reconnect};
+use proxy::{tcp_proxy, Fault};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -137,6 +141,40 @@ async fn mutual_authentication_works_and_strangers_are_refused_without_disturbin
     assert_eq!(b.stats().refused_connections, 4, "{:?}", b.stats());
     ask(&a, b"still here").await;
     assert_eq!(a.stats().reconnects + b.stats().reconnects, 0);
+    a.stop();
+    b.stop();
+}
+
+/// A proxy cuts every TLS connection every 200 ms: both ends reconnect, with a new handshake
+/// each time, and every request is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_tls_connections_are_replaced_with_a_new_handshake() {
+    let p = pki();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server_addr = listener.local_addr().unwrap();
+    let tls = server_tls(&p);
+    let server = tokio::spawn(async move {
+        PipeHandler::accept_tls(listener, &tls, config(), Reconnect::ON).await
+    });
+    let (proxy, addr) = tcp_proxy(server_addr, Fault::Cut(Duration::from_millis(200)));
+    let good = client_tls(&p.ca.pem, Some(&p.client));
+    let a = PipeHandler::connect_tls(addr, &good, config(), Reconnect::ON)
+        .await
+        .unwrap();
+    let b: PipeHandler = server.await.unwrap().unwrap();
+    echo(&b);
+    let mut i = 0u32;
+    while proxy.cuts.load(Ordering::Relaxed) < 5 {
+        ask(&a, &i.to_le_bytes().repeat(2_500)).await;
+        i += 1;
+    }
+    assert!(
+        a.stats().reconnects >= 3 && b.stats().reconnects >= 3,
+        "{:?} {:?}",
+        a.stats(),
+        b.stats()
+    );
+    assert_eq!(b.stats().refused_connections, 0);
     a.stop();
     b.stop();
 }
