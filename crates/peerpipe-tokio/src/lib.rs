@@ -83,7 +83,7 @@
 //! - A [`PipeListener`]'s handlers reconnect too: the listener routes a client that comes
 //!   back to its old handler by the session its first frame carries, and gives a newcomer
 //!   with an unknown session a new handler (see [`PipeListener`]).
-//! - A serial port opened by [`PipeHandler::start_serial`] (feature `serial`) is opened again
+//! - A serial port opened by `PipeHandler::start_serial` (feature `serial`) is opened again
 //!   at its path when it fails (its device unplugged and plugged back), in the same session.
 //!   Any stream given to [`PipeHandler::start`] ends the conversation when it breaks (GONE).
 //!
