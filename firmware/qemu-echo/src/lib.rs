@@ -20,6 +20,8 @@
 //! - any other request in parts (too long to echo) is answered with `too-long`;
 //! - a request `end` (`abort`) is answered with `ok`, then the firmware sends END (ABORT) with
 //!   the data `fw-end` (`fw-abort`);
+//! - a request `bench` is answered with its payload as it is (what `peerpipe bench` expects
+//!   of an echoing peer);
 //! - any other request is answered with the same topic and the payload reversed;
 //! - END and ABORT from the peer are counted. A conversation closed by END or ABORT, either
 //!   way, cannot carry messages any more, so the firmware then starts a new endpoint with a new
@@ -721,6 +723,11 @@ impl App {
                                     ep.send(now, reply, None).ok();
                                 }
                             }
+                        }
+                    }
+                    "bench" => {
+                        if let Ok(reply) = m.reply_to(m.data()) {
+                            ep.send(now, reply, None).ok();
                         }
                     }
                     "stats" => {

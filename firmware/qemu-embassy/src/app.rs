@@ -1,6 +1,6 @@
 //! What the firmware answers (the echo firmware's application, `qemu_echo::App`, as an async
 //! task over the async driver's `Handle`): see `firmware/qemu-echo/src/lib.rs` for the topics
-//! (`stats`, `crc` of any length, `gen`, `end`, `abort`, anything else reversed) and the
+//! (`stats`, `crc` of any length, `gen`, `bench`, `end`, `abort`, anything else reversed) and the
 //! counters, which are the same, so the host drives both firmwares through the same checks.
 //! The stack figure in `stats` is `qemu_echo::stack::used`, which looks at most 12 KiB below
 //! the stack's top: this firmware's high-water mark (13,304 B, reached at boot) shows as
@@ -164,6 +164,7 @@ impl App {
         self.stats.requests = self.stats.requests.wrapping_add(1);
         match m.topic() {
             "crc" => reply(pipe, m, &crc32(0, m.data()).to_le_bytes()),
+            "bench" => reply(pipe, m, m.data()),
             "gen" => match <[u8; 4]>::try_from(m.data()).map(u32::from_le_bytes) {
                 Ok(len) => {
                     let item = Item::Reply {

@@ -84,7 +84,7 @@ fn request_qemu(elf: &str, board: &str, args: &[&str]) -> Value {
 /// `qemu_host`, with `PEERPIPE_QEMU_ELF` and `PEERPIPE_QEMU_BOARD` set): a short echo (the
 /// firmware answers with the data reversed), a 32 KiB `crc` request that the firmware
 /// streams into a CRC-32 (fragments cut to its 128-byte payloads), and an 8 KiB `gen` reply
-/// checked byte by byte.
+/// checked byte by byte; then `peerpipe bench` against it.
 #[test]
 #[ignore = "needs QEMU and the echo firmware: cargo xtask qemu runs it"]
 fn request_against_the_qemu_echo_firmware() {
@@ -116,4 +116,23 @@ fn request_against_the_qemu_echo_firmware() {
         .collect();
     assert_eq!(v["len"], len);
     assert!(data_of(&v) == want, "the gen reply differs: {v}");
+
+    // `bench` (its topic `bench` is echoed as it is by the firmware).
+    let bench = Bg::start(&[
+        "--json",
+        "bench",
+        "tcp-listen:0",
+        "--count",
+        "200",
+        "--size",
+        "64",
+        "--timeout",
+        "30",
+    ]);
+    let _qemu = start_qemu(&elf, &board, &bench.addr);
+    let (status, out) = bench.wait();
+    assert_eq!(status, 0, "bench: {out}");
+    let v = json_lines(&out).remove(0);
+    eprintln!("{board}: peerpipe bench: {v}");
+    assert_eq!(v["count"], 200, "{v}");
 }
