@@ -592,11 +592,64 @@ impl Source for Generated {
     }
 }
 
-/// A request arriving in parts, followed as its parts come.
-struct Streaming {
-    id: MsgId,
-    /// Topic `crc`: the running CRC of the parts so far. Otherwise the parts are dropped.
-    crc: Option<u32>,
+/// The message arriving in parts that the application follows as its parts come (shared by
+/// this firmware and `firmware/qemu-embassy`): its id and, for a request `crc`, the running
+/// CRC of the parts so far (other messages' parts are dropped).
+#[derive(Default)]
+pub struct Streaming(Option<(MsgId, Option<u32>)>);
+
+/// What a request in parts is answered with once its last part came.
+pub enum PartsAnswer {
+    /// A `crc` request: the CRC-32 of all its parts, little-endian.
+    Crc([u8; 4]),
+    /// Any other request: too long to echo.
+    TooLong,
+}
+
+impl PartsAnswer {
+    /// The reply's data.
+    pub fn data(&self) -> &[u8] {
+        match self {
+            PartsAnswer::Crc(crc) => crc,
+            PartsAnswer::TooLong => b"too-long",
+        }
+    }
+}
+
+impl Streaming {
+    /// Follows `part`: a first part starts a message, a `crc` request's parts go into its CRC.
+    /// On the last part of the message followed, stops following it and returns what a
+    /// request is answered with (END and ABORT in parts get one too, to be ignored).
+    pub fn follow(&mut self, part: &Part) -> Option<PartsAnswer> {
+        if part.is_first() {
+            let crc = (part.kind() == PartKind::Request && part.topic() == "crc").then_some(0);
+            self.0 = Some((part.id(), crc));
+        }
+        let (_, crc) = self.0.as_mut().filter(|(id, _)| *id == part.id())?;
+        if let Some(crc) = crc.as_mut() {
+            *crc = crc32(*crc, part.data());
+        }
+        if !part.is_last() {
+            return None;
+        }
+        let crc = *crc;
+        self.0 = None;
+        Some(crc.map_or(PartsAnswer::TooLong, |crc| {
+            PartsAnswer::Crc(crc.to_le_bytes())
+        }))
+    }
+
+    /// Stops following message `id` (cut off by its sender, GONE or a restart).
+    pub fn cut(&mut self, id: MsgId) {
+        if self.0.is_some_and(|(followed, _)| followed == id) {
+            self.0 = None;
+        }
+    }
+
+    /// Stops following any message (a new endpoint numbers its messages from 0 again).
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
 }
 
 /// The application state around one [`Pipe`].
@@ -607,7 +660,7 @@ pub struct App {
     /// Set when the conversation closed: replace the endpoint by then at the latest.
     linger_until: Option<Instant>,
     /// The request arriving in parts, if any.
-    streaming: Option<Streaming>,
+    streaming: Streaming,
     /// The bytes of the `gen` replies.
     source: Generated,
 }
@@ -620,7 +673,7 @@ impl App {
             stats: Stats::default(),
             base_session,
             linger_until: None,
-            streaming: None,
+            streaming: Streaming::default(),
             source: Generated::new(),
         }
     }
@@ -660,7 +713,7 @@ impl App {
                 }
                 // The new endpoint numbers its messages from 0 again.
                 self.source.clear();
-                self.streaming = None;
+                self.streaming.clear();
                 self.linger_until = None;
             }
         }
@@ -763,9 +816,7 @@ impl App {
             Event::Part(part) => self.on_part(pipe, now, &part),
             Event::Cut { id, .. } => {
                 self.stats.cuts = self.stats.cuts.wrapping_add(1);
-                if self.streaming.as_ref().is_some_and(|s| s.id == id) {
-                    self.streaming = None;
-                }
+                self.streaming.cut(id);
             }
             Event::End(_) => {
                 self.stats.ends = self.stats.ends.wrapping_add(1);
@@ -786,35 +837,13 @@ impl App {
     /// ABORT in parts close the conversation with their last part.
     fn on_part<S: Read<u8> + Write<u8>>(&mut self, pipe: &mut Pipe<S>, now: Instant, part: &Part) {
         self.stats.part_bytes = self.stats.part_bytes.wrapping_add(part.data().len() as u32);
-        if part.is_first() {
-            self.streaming = Some(Streaming {
-                id: part.id(),
-                crc: (part.kind() == PartKind::Request && part.topic() == "crc").then_some(0),
-            });
-        }
-        let Some(streaming) = self.streaming.as_mut().filter(|s| s.id == part.id()) else {
+        let Some(answer) = self.streaming.follow(part) else {
             return;
         };
-        if let Some(crc) = streaming.crc.as_mut() {
-            *crc = crc32(*crc, part.data());
-        }
-        if !part.is_last() {
-            return;
-        }
-        let crc = streaming.crc;
-        self.streaming = None;
         match part.kind() {
             PartKind::Request => {
                 self.stats.requests = self.stats.requests.wrapping_add(1);
-                let bytes;
-                let data: &[u8] = match crc {
-                    Some(crc) => {
-                        bytes = crc.to_le_bytes();
-                        &bytes
-                    }
-                    None => b"too-long",
-                };
-                if let Ok(reply) = Message::reply(part.topic(), data, part.id()) {
+                if let Ok(reply) = Message::reply(part.topic(), answer.data(), part.id()) {
                     pipe.endpoint_mut().send(now, reply, None).ok();
                 }
             }

@@ -17,7 +17,7 @@ use embedded_io_async::{Read, Write};
 use peerpipe_embedded::asynch::{self, Clock, EmbassyClock, Handle, State};
 use peerpipe_embedded::peerpipe_core::Duration;
 use peerpipe_embedded::{Endpoint, Event, Instant, Item, Message, MsgId, Part, PartKind, Source};
-use qemu_echo::{config, crc32, generated, stack, Stats, GEN_TIMEOUT_MS, LINGER_MS};
+use qemu_echo::{config, crc32, generated, stack, Stats, Streaming, GEN_TIMEOUT_MS, LINGER_MS};
 
 /// The application's handle: default capacities (128-byte payloads, 32-byte topics, 4 + 4
 /// slots, 4 events), one executor.
@@ -53,7 +53,7 @@ pub async fn serve(rx: impl Read, tx: impl Write, seed: u32) -> Infallible {
         stats: Stats::default(),
         base_session: seed | 1,
         linger_until: None,
-        streaming: None,
+        streaming: Streaming::default(),
     };
     let Ok(endpoint) = Endpoint::new(config(), app.session(), clock.now()) else {
         return core::future::pending().await;
@@ -73,13 +73,6 @@ pub async fn serve(rx: impl Read, tx: impl Write, seed: u32) -> Infallible {
     join(runner.run(rx, tx, &mut source), answer).await.0
 }
 
-/// A request arriving in parts, followed as its parts come.
-struct Streaming {
-    id: MsgId,
-    /// Topic `crc`: the running CRC of the parts so far. Otherwise the parts are dropped.
-    crc: Option<u32>,
-}
-
 /// The application's state.
 struct App {
     stats: Stats,
@@ -87,7 +80,7 @@ struct App {
     /// Set when the conversation closed: replace the endpoint by then at the latest.
     linger_until: Option<Instant>,
     /// The request arriving in parts, if any.
-    streaming: Option<Streaming>,
+    streaming: Streaming,
 }
 
 impl App {
@@ -124,7 +117,7 @@ impl App {
                 if let Ok(endpoint) = Endpoint::new(config(), self.session(), now) {
                     pipe.replace_endpoint(endpoint);
                 }
-                self.streaming = None;
+                self.streaming.clear();
                 self.linger_until = None;
             }
         }
@@ -142,9 +135,7 @@ impl App {
             Event::Part(part) => self.on_part(pipe, now, &part),
             Event::Cut { id, .. } => {
                 self.stats.cuts = self.stats.cuts.wrapping_add(1);
-                if self.streaming.as_ref().is_some_and(|s| s.id == id) {
-                    self.streaming = None;
-                }
+                self.streaming.cut(id);
             }
             Event::End(_) => {
                 self.stats.ends = self.stats.ends.wrapping_add(1);
@@ -213,36 +204,14 @@ impl App {
     /// ABORT in parts close the conversation with their last part.
     fn on_part(&mut self, pipe: Pipe<'_>, now: Instant, part: &Part) {
         self.stats.part_bytes = self.stats.part_bytes.wrapping_add(part.data().len() as u32);
-        if part.is_first() {
-            self.streaming = Some(Streaming {
-                id: part.id(),
-                crc: (part.kind() == PartKind::Request && part.topic() == "crc").then_some(0),
-            });
-        }
-        let Some(streaming) = self.streaming.as_mut().filter(|s| s.id == part.id()) else {
+        let Some(answer) = self.streaming.follow(part) else {
             return;
         };
-        if let Some(crc) = streaming.crc.as_mut() {
-            *crc = crc32(*crc, part.data());
-        }
-        if !part.is_last() {
-            return;
-        }
-        let crc = streaming.crc;
-        self.streaming = None;
         match part.kind() {
             PartKind::Request => {
                 self.stats.requests = self.stats.requests.wrapping_add(1);
-                let bytes;
-                let data: &[u8] = match crc {
-                    Some(crc) => {
-                        bytes = crc.to_le_bytes();
-                        &bytes
-                    }
-                    None => b"too-long",
-                };
-                if let Ok(answer) = Message::reply(part.topic(), data, part.id()) {
-                    pipe.send(answer, None).ok();
+                if let Ok(reply) = Message::reply(part.topic(), answer.data(), part.id()) {
+                    pipe.send(reply, None).ok();
                 }
             }
             PartKind::End => {
