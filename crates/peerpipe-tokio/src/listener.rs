@@ -15,19 +15,23 @@ use peerpipe_host::Reconnect;
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::mpsc;
 
-use crate::net::{Conn, Socket};
+use crate::net::{Accepted, Conn, Socket};
 use crate::reconnect::{first_frame, Handover, Redial};
 use crate::PipeHandler;
 
 /// Where a peer session's new connections go: its handler's channel.
 type Routes = Arc<Mutex<HashMap<u32, mpsc::Sender<Handover<Conn>>>>>;
 
-/// A newcomer whose first frame carries a session no live handler serves.
+/// A connection for a new handler: with reconnection on, one whose first frame carries a
+/// session no live handler serves (the session and the bytes read so far).
 struct Newcomer {
     conn: Conn,
-    session: u32,
-    input: Vec<u8>,
+    first: Option<(u32, Vec<u8>)>,
 }
+
+/// What reaches `accept` from the tasks that take each connection in: a newcomer, or the
+/// refusal of its TLS handshake.
+type Arrival = io::Result<Newcomer>;
 
 /// A TCP (or, on Unix, Unix domain socket) server: [`accept`](Self::accept) waits for the
 /// next peer and returns a started [`PipeHandler`] for it, with its own session id and its
@@ -84,8 +88,8 @@ pub struct PipeListener<
     config: Config,
     policy: Reconnect,
     routes: Routes,
-    newcomers: mpsc::UnboundedSender<Newcomer>,
-    arrived: tokio::sync::Mutex<mpsc::UnboundedReceiver<Newcomer>>,
+    newcomers: mpsc::UnboundedSender<Arrival>,
+    arrived: tokio::sync::Mutex<mpsc::UnboundedReceiver<Arrival>>,
 }
 
 fn validate(config: &Config) -> io::Result<()> {
@@ -159,14 +163,11 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     /// # Panics
     /// Outside a tokio runtime, like `tokio::spawn`.
     pub async fn accept(&self) -> io::Result<PipeHandler<P, T, RX, TX, F>> {
-        if !self.policy.enabled {
-            let started = PipeHandler::start(self.socket.accept().await?, self.config);
-            return started.map_err(io::Error::other);
-        }
         let mut arrived = self.arrived.lock().await;
         loop {
-            // The next newcomer that proved its session, or the next connection to route.
-            let mut accepting = std::pin::pin!(self.socket.accept());
+            // The next newcomer (that proved its session, with reconnection on), or the
+            // next connection to take in.
+            let mut accepting = std::pin::pin!(self.socket.accept_raw());
             let next = std::future::poll_fn(|cx| {
                 if let Poll::Ready(Some(new)) = arrived.poll_recv(cx) {
                     return Poll::Ready(Ok(new));
@@ -175,10 +176,10 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
             })
             .await;
             match next {
-                Ok(new) => return self.start(new),
-                Err(conn) => {
+                Ok(new) => return self.start(new?),
+                Err(accepted) => {
                     let (routes, newcomers) = (Arc::clone(&self.routes), self.newcomers.clone());
-                    tokio::spawn(route(conn?, self.policy, routes, newcomers));
+                    tokio::spawn(take_in(accepted?, self.policy, routes, newcomers));
                 }
             }
         }
@@ -186,6 +187,9 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
 
     /// A handler for a newcomer, reachable by its peer's session from now on.
     fn start(&self, new: Newcomer) -> io::Result<PipeHandler<P, T, RX, TX, F>> {
+        let Some((session, input)) = new.first else {
+            return PipeHandler::start(new.conn, self.config).map_err(io::Error::other);
+        };
         let (tx, handovers) = mpsc::channel(1);
         let redial = Redial {
             handovers,
@@ -194,10 +198,10 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         };
         let h = PipeHandler::launch(new.conn, self.config, self.policy.give_up_after, |_| redial)
             .map_err(io::Error::other)?;
-        h.take_input(&new.input);
+        h.take_input(&input);
         let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
         routes.retain(|_, tx| !tx.is_closed());
-        routes.insert(new.session, tx);
+        routes.insert(session, tx);
         Ok(h)
     }
 
@@ -217,13 +221,29 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     }
 }
 
+/// Takes an accepted connection in, in a task of its own: makes its TLS handshake (a
+/// refusal goes to `accept`), then, with reconnection on, routes it by its first frame.
+async fn take_in(
+    accepted: Accepted,
+    policy: Reconnect,
+    routes: Routes,
+    newcomers: mpsc::UnboundedSender<Arrival>,
+) {
+    let conn = match accepted.finish().await {
+        Ok(conn) if policy.enabled => return route(conn, policy, routes, newcomers).await,
+        Ok(conn) => Ok(Newcomer { conn, first: None }),
+        Err(refused) => Err(refused),
+    };
+    let _ = newcomers.send(conn);
+}
+
 /// Reads a newcomer's first frame: a connection to a live handler's peer session goes to
 /// that handler; another is a newcomer for `accept`; one that sends no frame is closed.
 async fn route(
     mut conn: Conn,
     policy: Reconnect,
     routes: Routes,
-    newcomers: mpsc::UnboundedSender<Newcomer>,
+    newcomers: mpsc::UnboundedSender<Arrival>,
 ) {
     let Some((session, input)) = first_frame(&mut conn, policy.probation).await else {
         log::warn!("peerpipe-tokio: closed a connection that sent no frame");
@@ -235,27 +255,17 @@ async fn route(
         .get(&session)
         .filter(|tx| !tx.is_closed())
         .cloned();
-    let mut new = Newcomer {
-        conn,
-        session,
-        input,
-    };
+    let (mut conn, mut input) = (conn, input);
     if let Some(tx) = handler {
-        let handover = Handover {
-            conn: new.conn,
-            input: new.input,
-        };
-        match tx.send(handover).await {
+        match tx.send(Handover { conn, input }).await {
             Ok(()) => {
                 log::info!("peerpipe-tokio: a peer reconnected to its handler");
                 return;
             }
             // The handler ended meanwhile: the peer is a newcomer.
-            Err(mpsc::error::SendError(h)) => {
-                new.conn = h.conn;
-                new.input = h.input;
-            }
+            Err(mpsc::error::SendError(h)) => (conn, input) = (h.conn, h.input),
         }
     }
-    let _ = newcomers.send(new);
+    let first = Some((session, input));
+    let _ = newcomers.send(Ok(Newcomer { conn, first }));
 }

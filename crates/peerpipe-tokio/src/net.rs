@@ -92,25 +92,46 @@ pub(crate) enum Socket {
     /// With `Some` path, removes its socket file when dropped.
     #[cfg(unix)]
     Unix(UnixListener, Option<PathBuf>),
-    /// TCP, each connection's TLS handshake done in `accept` (which is then not cancel-safe:
-    /// a handshake under way is dropped with the connection).
+    /// TCP, each connection's TLS handshake made in [`Accepted::finish`].
     #[cfg(feature = "tls")]
     Tls(TcpListener, crate::tls::ServerTls),
 }
 
-impl Socket {
-    /// Waits for the next connection. Cancel-safe.
-    pub(crate) async fn accept(&self) -> io::Result<Conn> {
+/// A connection a [`Socket`] accepted, its TLS handshake (if any) still to make.
+pub(crate) enum Accepted {
+    Ready(Conn),
+    #[cfg(feature = "tls")]
+    Tls(TcpStream, crate::tls::ServerTls),
+}
+
+impl Accepted {
+    /// The connection, its TLS handshake made (a refusal is the error, see
+    /// [`ServerTls::accept`](crate::tls::ServerTls::accept)).
+    pub(crate) async fn finish(self) -> io::Result<Conn> {
         match self {
-            Socket::Tcp(l) => Conn::tcp(l.accept().await?.0),
-            #[cfg(unix)]
-            Socket::Unix(l, _) => Ok(Conn::Unix(l.accept().await?.0)),
+            Accepted::Ready(conn) => Ok(conn),
             #[cfg(feature = "tls")]
-            Socket::Tls(l, tls) => {
-                let tcp = l.accept().await?.0;
-                Ok(Conn::Tls(Box::new(tls.accept(tcp).await?)))
-            }
+            Accepted::Tls(tcp, tls) => Ok(Conn::Tls(Box::new(tls.accept(tcp).await?))),
         }
+    }
+}
+
+impl Socket {
+    /// Waits for the next connection, without its TLS handshake. Cancel-safe.
+    pub(crate) async fn accept_raw(&self) -> io::Result<Accepted> {
+        Ok(match self {
+            Socket::Tcp(l) => Accepted::Ready(Conn::tcp(l.accept().await?.0)?),
+            #[cfg(unix)]
+            Socket::Unix(l, _) => Accepted::Ready(Conn::Unix(l.accept().await?.0)),
+            #[cfg(feature = "tls")]
+            Socket::Tls(l, tls) => Accepted::Tls(l.accept().await?.0, tls.clone()),
+        })
+    }
+
+    /// Waits for the next connection and makes its TLS handshake, if any (then not
+    /// cancel-safe: a handshake under way is dropped with its connection).
+    pub(crate) async fn accept(&self) -> io::Result<Conn> {
+        self.accept_raw().await?.finish().await
     }
 
     /// The bound TCP address (`None` for a Unix socket).

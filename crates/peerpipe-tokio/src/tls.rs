@@ -165,6 +165,7 @@ pub async fn accept(tcp: TcpStream, tls: &TlsServer, timeout: Duration) -> io::R
 }
 
 /// What a listening TLS socket accepts with.
+#[derive(Clone)]
 pub(crate) struct ServerTls(Arc<rustls::ServerConfig>, Duration);
 
 impl ServerTls {
@@ -272,10 +273,10 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
 {
     /// [`bind`](Self::bind) over TLS: each peer's connection must complete a TLS handshake
     /// with `tls` (its client certificate checked if `tls` requires one) within 2 s (the
-    /// default [`Reconnect::connect_timeout`]), in
-    /// [`accept`](Self::accept), which is then not cancel-safe (a handshake under way is
-    /// dropped with its connection). A peer that fails is refused (a TLS alert, a logged
-    /// warning) and `accept` returns the refusal as its error (kind `PermissionDenied`,
+    /// default [`Reconnect::connect_timeout`]). Each handshake runs in a task of its own,
+    /// so a slow or silent client holds up no other peer, and [`accept`](Self::accept)
+    /// stays cancel-safe. A peer that fails is refused (a TLS alert, a logged warning) and
+    /// `accept` returns the refusal as its error (kind `PermissionDenied`,
     /// `ConnectionRefused` or `TimedOut`); the listener stays usable, and the handlers
     /// already accepted are untouched.
     pub async fn bind_tls(

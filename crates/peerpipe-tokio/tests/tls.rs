@@ -211,6 +211,40 @@ async fn a_tls_listener_reports_a_refused_peer_and_serves_the_next() {
     b.stop();
 }
 
+/// A client that connects and says nothing holds up no other peer: the TLS handshakes run
+/// beside `accept`, so the good client that came after it is accepted first, and the
+/// silent one is refused when its handshake times out (2 s), with the listener's reconnect
+/// routing on and off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_does_not_hold_up_the_next_peers_handshake() {
+    let p = pki();
+    for policy in [Reconnect::ON, Reconnect::OFF] {
+        let listener: PipeListener =
+            PipeListener::bind_tls("127.0.0.1:0", &server_tls(&p), config())
+                .await
+                .unwrap()
+                .reconnect(policy);
+        let addr = listener.local_addr().unwrap();
+        let _silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let good = client_tls(&p.ca.pem, Some(&p.client));
+        let client = tokio::spawn(async move {
+            PipeHandler::connect_tls(addr, &good, config(), Reconnect::OFF).await
+        });
+        let b = listener.accept().await.expect("the good client first");
+        echo(&b);
+        let a: PipeHandler = client.await.unwrap().unwrap();
+        ask(&a, b"not held up").await;
+        let e = listener
+            .accept()
+            .await
+            .err()
+            .expect("the silent one refused");
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        a.stop();
+        b.stop();
+    }
+}
+
 /// A tokio client and a threaded server, both over TLS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_talks_to_the_threaded_driver_over_tls() {
