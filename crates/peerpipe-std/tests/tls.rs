@@ -8,6 +8,8 @@
 #[path = "../../peerpipe-host/tests/support/certs.rs"]
 mod certs;
 mod common;
+#[path = "../../peerpipe-host/tests/support/pki.rs"]
+mod pki;
 #[path = "common/proxy.rs"]
 mod proxy;
 
@@ -16,41 +18,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use peerpipe_std::{
-    GoneReason, Message, PipeHandler, Reconnect, Status, TcpTransport, TlsClient, TlsServer,
-};
+use peerpipe_std::{GoneReason, Message, PipeHandler, Reconnect, Status, TcpTransport, TlsClient};
+use pki::{client_tls, pki, server_tls};
 use proxy::{tcp_proxy, Fault};
-
-/// The server's authority and identity, and a client identity of the same authority.
-struct Pki {
-    ca: certs::Ca,
-    server: certs::Identity,
-    client: certs::Identity,
-}
-
-fn pki() -> Pki {
-    let ca = certs::Ca::new("peerpipe test CA");
-    let server = ca.issue(&["localhost", "127.0.0.1"]);
-    let client = ca.issue(&["client"]);
-    Pki { ca, server, client }
-}
-
-fn server_tls(p: &Pki) -> TlsServer {
-    TlsServer::new(p.server.cert_pem.as_bytes(), p.server.key_pem.as_bytes())
-        .unwrap()
-        .require_client_cert(p.ca.pem.as_bytes())
-        .unwrap()
-}
-
-fn client_tls(ca_pem: &str, id: Option<&certs::Identity>) -> TlsClient {
-    let tls = TlsClient::new(ca_pem.as_bytes(), "localhost").unwrap();
-    match id {
-        Some(id) => tls
-            .with_client_cert(id.cert_pem.as_bytes(), id.key_pem.as_bytes())
-            .unwrap(),
-        None => tls,
-    }
-}
 
 /// A client that must fail to connect: its handler reports GONE with a cause of `kind`
 /// whose text contains `says`.

@@ -7,6 +7,8 @@
 
 #[path = "../../peerpipe-host/tests/support/certs.rs"]
 mod certs;
+#[path = "../../peerpipe-host/tests/support/pki.rs"]
+mod pki;
 #[path = "../../peerpipe-std/tests/common/proxy.rs"]
 mod proxy;
 
@@ -14,8 +16,9 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use peerpipe_tokio::tls::{TlsClient, TlsServer};
+use peerpipe_tokio::tls::TlsClient;
 use peerpipe_tokio::{Config, Item, Message, PipeHandler, PipeListener, Reconnect};
+use pki::{client_tls, pki, server_tls};
 use proxy::{tcp_proxy, Fault};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -30,36 +33,6 @@ fn config() -> Config {
         max_resends: None,
         default_request_timeout: STEP,
         max_message: 0,
-    }
-}
-
-struct Pki {
-    ca: certs::Ca,
-    server: certs::Identity,
-    client: certs::Identity,
-}
-
-fn pki() -> Pki {
-    let ca = certs::Ca::new("tokio test CA");
-    let server = ca.issue(&["localhost", "127.0.0.1"]);
-    let client = ca.issue(&["client"]);
-    Pki { ca, server, client }
-}
-
-fn server_tls(p: &Pki) -> TlsServer {
-    TlsServer::new(p.server.cert_pem.as_bytes(), p.server.key_pem.as_bytes())
-        .unwrap()
-        .require_client_cert(p.ca.pem.as_bytes())
-        .unwrap()
-}
-
-fn client_tls(ca_pem: &str, id: Option<&certs::Identity>) -> TlsClient {
-    let tls = TlsClient::new(ca_pem.as_bytes(), "localhost").unwrap();
-    match id {
-        Some(id) => tls
-            .with_client_cert(id.cert_pem.as_bytes(), id.key_pem.as_bytes())
-            .unwrap(),
-        None => tls,
     }
 }
 
