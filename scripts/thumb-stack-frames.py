@@ -4,7 +4,8 @@
     scripts/thumb-stack-frames.py ELF [ROOT]
 
 Each function's frame is what its prologue reserves: `push {...}` (4 B a register), then
-`sub sp, #n`, or a negative literal added to `sp` for large frames. The deepest path follows
+`sub sp, #n` (Thumb-2 also `sub.w`/`subw sp, sp, #n`), or a negative literal added to `sp`
+for large frames. The deepest path follows
 direct calls (`bl`) from ROOT (default: the function whose name contains `rt_main`, the
 cortex-m-rt entry) and adds their frames. An estimate: the deepest path may never be taken
 (it then overstates), calls through pointers and recursion are not followed (it then
@@ -48,7 +49,7 @@ def main():
             m = re.search(r"push\s+\{(.*)\}", line)
             if m:
                 frames[fn] += 4 * len(m.group(1).split(","))
-            m = re.search(r"sub\s+sp, #(\d+)", line)
+            m = re.search(r"sub(?:\.w|w)?\s+sp, (?:sp, )?#(\d+)", line)
             if m:
                 frames[fn] += int(m.group(1))
             m = re.search(r"add\s+sp, (r\d)$", line)
