@@ -6,8 +6,8 @@ use core::mem::take;
 use crate::config::{Config, Timing};
 use crate::error::{CloseReason, Error, FailReason, GoneReason};
 use crate::event::{Event, PeerState};
-use crate::message::MsgId;
-use crate::part::{Current, CutReason};
+use crate::message::{Message, MessageKind, MsgId};
+use crate::part::{Current, CutReason, PartKind};
 use crate::recv::{Inbound, Marker, Offer, Peeked, PeerClose, RecvQueue};
 use crate::send::{Head, Payload, PeerRoom, SendQueue, Source};
 use crate::stats::Stats;
@@ -407,25 +407,34 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
                 self.advertised_full = false;
             }
             // Taken out of the freed slot straight into the event (see `RecvQueue::pop_item`).
-            return Some(match item {
-                Inbound::Message(m) => Event::Message(m.take()),
-                Inbound::End(data) => Event::End(take(data)),
-                Inbound::Abort(data) => Event::Abort(take(data)),
-                Inbound::Part { part, .. } => {
-                    if part.is_first() {
-                        self.current = Some(Current::start(part, seq));
-                    } else if let Some(cur) = self.current.as_mut() {
-                        if cur.take(part, seq) {
-                            self.current = None;
-                        }
-                    } else {
-                        // The rest of a message that was cut.
-                        self.stats.stray_fragments = self.stats.stray_fragments.wrapping_add(1);
-                        continue;
-                    }
-                    Event::Part(part.take())
+            if item.is_whole() {
+                let part = &mut item.part;
+                let kind = match part.kind {
+                    PartKind::End => return Some(Event::End(take(&mut part.data))),
+                    PartKind::Abort => return Some(Event::Abort(take(&mut part.data))),
+                    PartKind::Request => MessageKind::Request,
+                    PartKind::Reply { req_id } => MessageKind::Reply { req_id },
+                };
+                return Some(Event::Message(Message::received(
+                    kind,
+                    part.id,
+                    take(&mut part.topic),
+                    take(&mut part.data),
+                )));
+            }
+            let part = &mut item.part;
+            if part.is_first() {
+                self.current = Some(Current::start(part, seq));
+            } else if let Some(cur) = self.current.as_mut() {
+                if cur.take(part, seq) {
+                    self.current = None;
                 }
-            });
+            } else {
+                // The rest of a message that was cut.
+                self.stats.stray_fragments = self.stats.stray_fragments.wrapping_add(1);
+                continue;
+            }
+            return Some(Event::Part(part.take()));
         }
     }
 
@@ -436,7 +445,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
         match self.recv.peek() {
             Some(Peeked::Marker(Marker::Gone(_))) => Some(CutReason::PeerGone),
             Some(Peeked::Marker(Marker::Restarted)) => Some(CutReason::PeerRestarted),
-            Some(Peeked::Item(seq, Inbound::Part { part, last }))
+            Some(Peeked::Item(seq, Inbound { part, last }))
                 if !part.is_first()
                     && cur.continued_by(seq, part.id, part.offset, part.data.len(), *last) =>
             {

@@ -174,30 +174,6 @@ impl<const PAYLOAD: usize, const TOPIC: usize> Message<PAYLOAD, TOPIC> {
         }
     }
 
-    /// The topic and data storage, to fill a received message in place.
-    pub(crate) fn storage_mut(&mut self) -> (&mut String<TOPIC>, &mut Vec<u8, PAYLOAD>) {
-        (&mut self.topic, &mut self.data)
-    }
-
-    /// Makes it, in its receive slot, an empty message of `kind` with `id`.
-    pub(crate) fn reset(&mut self, kind: MessageKind, id: MsgId) {
-        self.kind = kind;
-        self.id = id;
-        self.topic.clear();
-        self.data.clear();
-    }
-
-    /// Moves it out of its receive slot, which is left with an empty topic and data (one
-    /// copy of the storage, not one per enum it passes through).
-    pub(crate) fn take(&mut self) -> Self {
-        Message::received(
-            self.kind,
-            self.id,
-            core::mem::take(&mut self.topic),
-            core::mem::take(&mut self.data),
-        )
-    }
-
     /// Its kind, topic and data, to be sent.
     pub(crate) fn into_parts(self) -> (MessageKind, String<TOPIC>, Vec<u8, PAYLOAD>) {
         (self.kind, self.topic, self.data)

@@ -1,10 +1,10 @@
 //! The receive side: acceptance, duplicate suppression, reordering, and the queue of items
 //! waiting for the application.
 
-use heapless::{String, Vec};
+use heapless::Vec;
 
 use crate::error::GoneReason;
-use crate::message::{Message, MessageKind, MsgId};
+use crate::message::MsgId;
 use crate::part::{Part, PartKind};
 use crate::slots::Slots;
 use crate::wire::{Ack, Data, Frag, Item};
@@ -12,19 +12,23 @@ use crate::wire::{Ack, Data, Frag, Item};
 /// How far beyond `next` an item may be accepted out of order (the ACK bitmap's width).
 pub(crate) const REORDER_WINDOW: u64 = 32;
 
-/// A received item.
+/// A received item, as its DATA frame said: a whole message, END or ABORT (`last`, at
+/// offset 0), or a fragment of a longer message. One shape for every kind, so that storing,
+/// checking and taking an item is one piece of code, not one per kind; a continuation
+/// carries only its id, offset and data until [`Current::take`](crate::part::Current)
+/// completes it.
 #[derive(Debug, Clone)]
-pub(crate) enum Inbound<const P: usize, const T: usize> {
-    Message(Message<P, T>),
-    End(Vec<u8, P>),
-    Abort(Vec<u8, P>),
-    /// A fragment of a longer message; `last` when it ends the message. A continuation
-    /// carries only its id, offset and data until [`Current::take`](crate::part::Current)
-    /// completes it.
-    Part {
-        part: Part<P, T>,
-        last: bool,
-    },
+pub(crate) struct Inbound<const P: usize, const T: usize> {
+    pub(crate) part: Part<P, T>,
+    /// It ends its message (a whole one ends it too).
+    pub(crate) last: bool,
+}
+
+impl<const P: usize, const T: usize> Inbound<P, T> {
+    /// Whether it is a whole message, END or ABORT (not a fragment).
+    pub(crate) fn is_whole(&self) -> bool {
+        self.last && self.part.is_first()
+    }
 }
 
 /// A status event placed between received items, so that it is reported after the items
@@ -71,7 +75,7 @@ impl<const P: usize, const T: usize> Entry<P, T> {
     /// What a slot holds before its first item: zero bytes (see [`Part::PLACEHOLDER`]).
     const FREE: Self = Entry {
         seq: 0,
-        item: Inbound::Part {
+        item: Inbound {
             part: Part::PLACEHOLDER,
             last: false,
         },
@@ -314,16 +318,10 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
 }
 
 fn closes<const P: usize, const T: usize>(item: &Inbound<P, T>) -> Option<PeerClose> {
-    match item {
-        Inbound::Message(_) => None,
-        Inbound::End(_) => Some(PeerClose::Ended),
-        Inbound::Abort(_) => Some(PeerClose::Aborted),
-        Inbound::Part { part, last: true } => match part.kind {
-            PartKind::End => Some(PeerClose::Ended),
-            PartKind::Abort => Some(PeerClose::Aborted),
-            _ => None,
-        },
-        Inbound::Part { .. } => None,
+    match (item.last, item.part.kind) {
+        (true, PartKind::End) => Some(PeerClose::Ended),
+        (true, PartKind::Abort) => Some(PeerClose::Aborted),
+        _ => None,
     }
 }
 
@@ -344,97 +342,42 @@ fn fits<const P: usize, const T: usize>(data: &Data<'_>, max_message: u64) -> bo
         }
 }
 
-/// Makes `item` (a slot of the queue) the item of a DATA frame that [`fits`]: written in
-/// place, then its topic and payload copied in (not through temporaries as large as the
-/// capacities).
+/// Makes `item` (a slot of the queue) the item of a DATA frame that [`fits`]: its fields
+/// written in place, its topic and payload copied in (not through temporaries as large as
+/// the capacities).
 fn store<const P: usize, const T: usize>(item: &mut Inbound<P, T>, data: &Data<'_>) {
-    let id = MsgId(data.id);
-    let kind = match data.item {
-        Item::Request { .. } => PartKind::Request,
-        Item::Reply { req_id, .. } => PartKind::Reply {
-            req_id: MsgId(req_id),
-        },
-        Item::End => PartKind::End,
-        Item::Abort => PartKind::Abort,
+    let part = &mut item.part;
+    part.id = MsgId(data.id);
+    let topic = match data.item {
+        Item::Request { topic } => {
+            part.kind = PartKind::Request;
+            topic
+        }
+        Item::Reply { topic, req_id } => {
+            part.kind = PartKind::Reply {
+                req_id: MsgId(req_id),
+            };
+            topic
+        }
+        Item::End => {
+            part.kind = PartKind::End;
+            ""
+        }
+        Item::Abort => {
+            part.kind = PartKind::Abort;
+            ""
+        }
     };
-    let (total, offset, last) = match data.frag {
+    (part.total, part.offset, item.last) = match data.frag {
         Frag::Whole => (0, 0, true),
         Frag::First { total } => (total, 0, false),
         Frag::Next { offset, last } => (0, offset, last),
     };
-    // The slot's current item is reused when it is of the same kind (the common case):
-    // assigning a new item would build it aside and copy the whole slot over.
-    match (data.frag, kind, &mut *item) {
-        (Frag::Whole, PartKind::Request | PartKind::Reply { .. }, Inbound::Message(m)) => {
-            m.reset(message_kind(kind), id);
-        }
-        (Frag::Whole, PartKind::Request | PartKind::Reply { .. }, _) => {
-            *item = Inbound::Message(Message::received(
-                message_kind(kind),
-                id,
-                String::new(),
-                Vec::new(),
-            ));
-        }
-        (Frag::Whole, PartKind::End, Inbound::End(p))
-        | (Frag::Whole, PartKind::Abort, Inbound::Abort(p)) => p.clear(),
-        (Frag::Whole, PartKind::End, _) => *item = Inbound::End(Vec::new()),
-        (Frag::Whole, PartKind::Abort, _) => *item = Inbound::Abort(Vec::new()),
-        (_, _, Inbound::Part { part, last: l }) => {
-            part.id = id;
-            part.kind = kind;
-            part.topic.clear();
-            part.total = total;
-            part.offset = offset;
-            part.data.clear();
-            *l = last;
-        }
-        _ => {
-            *item = Inbound::Part {
-                part: Part {
-                    id,
-                    kind,
-                    topic: String::new(),
-                    total,
-                    offset,
-                    data: Vec::new(),
-                },
-                last,
-            };
-        }
-    }
-    fill(item, data);
-}
-
-/// The kind of a whole message of `kind` (a request or a reply).
-fn message_kind(kind: PartKind) -> MessageKind {
-    match kind {
-        PartKind::Reply { req_id } => MessageKind::Reply { req_id },
-        _ => MessageKind::Request,
-    }
-}
-
-/// Copies a DATA frame's topic and payload into an item [`store`] made.
-fn fill<const P: usize, const T: usize>(item: &mut Inbound<P, T>, data: &Data<'_>) {
-    let topic = match data.item {
-        Item::Request { topic } | Item::Reply { topic, .. } => topic,
-        Item::End | Item::Abort => "",
-    };
-    let payload = match item {
-        Inbound::Message(m) => {
-            let (t, payload) = m.storage_mut();
-            // Fits: `empty_inbound` checked the length.
-            let _ = t.push_str(topic);
-            payload
-        }
-        Inbound::Part { part, .. } => {
-            let _ = part.topic.push_str(topic);
-            &mut part.data
-        }
-        Inbound::End(p) | Inbound::Abort(p) => p,
-    };
-    // Fits: `empty_inbound` checked the length.
-    let _ = payload.extend_from_slice(data.payload);
+    part.topic.clear();
+    part.data.clear();
+    // Fit: `fits` checked the lengths.
+    let _ = part.topic.push_str(topic);
+    let _ = part.data.extend_from_slice(data.payload);
 }
 
 #[cfg(test)]
@@ -456,10 +399,8 @@ mod tests {
         let mut out = std::vec::Vec::new();
         assert!(q.pop_marker().is_none());
         while let Some((_, item)) = q.pop_item() {
-            match item {
-                Inbound::Message(m) => out.push(m.id().0),
-                _ => panic!("unexpected pop"),
-            }
+            assert!(item.is_whole(), "unexpected pop");
+            out.push(item.part.id().0);
         }
         out
     }
