@@ -24,12 +24,20 @@ use qemu_echo::Pipe;
 type Streaming = Option<(MsgId, u32)>;
 
 /// One turn: move bytes, echo requests, answer requests in parts with their CRC, drop
-/// outcomes. Not inlined into `main`: the event and its temporaries then live in this frame
+/// outcomes. Not inlined into `main`: the event and its temporaries then live in a frame
 /// only while a turn runs, not beside the pipe in `main`'s (about 300 B less stack).
 #[inline(never)]
 fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant, streaming: &mut Streaming) {
     pipe.poll(now);
-    let ep = pipe.endpoint_mut();
+    serve(pipe.endpoint_mut(), now, streaming);
+    pipe.poll(now);
+}
+
+/// Takes the events and sends the replies. Not inlined into [`step`]: the event (about
+/// 200 B) and its temporaries then live in a frame of their own, not in the one that is on
+/// the driver's `poll` path too (the deepest).
+#[inline(never)]
+fn serve(ep: &mut Endpoint, now: Instant, streaming: &mut Streaming) {
     while ep.poll_outcome().is_some() {}
     while ep.pending_sends() < 4 {
         // Borrowed where `poll_event` put it, not moved out of the `Option` (a copy).
@@ -78,10 +86,9 @@ fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant, streaming: &m
         };
         reply(ep, now, topic, req_id, payload);
     }
-    pipe.poll(now);
 }
 
-/// Sends the reply to `req_id`. Not inlined into [`step`]: the temporaries of `send_bytes`
+/// Sends the reply to `req_id`. Not inlined into [`serve`]: the temporaries of `send_bytes`
 /// then get a frame of their own, which is not on the path of `poll_event`.
 #[inline(never)]
 fn reply(ep: &mut Endpoint, now: Instant, topic: &str, req_id: MsgId, payload: &[u8]) {
