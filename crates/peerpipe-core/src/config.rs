@@ -112,6 +112,21 @@ pub(crate) struct Timing {
     pub(crate) default_request_timeout: Micros,
 }
 
+impl Timing {
+    /// The [`Config`] these are, with `max_message`: the one they were made from, in whole
+    /// microseconds (an endpoint keeps these, not a second copy in the caller's units).
+    pub(crate) fn config(&self, max_message: u64) -> Config {
+        Config {
+            heartbeat_interval: self.heartbeat_interval.into(),
+            heartbeat_timeout: self.heartbeat_timeout.into(),
+            resend_interval: self.resend_interval.map(Duration::from),
+            max_resends: self.max_resends,
+            default_request_timeout: self.default_request_timeout.into(),
+            max_message,
+        }
+    }
+}
+
 /// A [`Config`] that [`Config::validate`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -176,6 +191,12 @@ mod tests {
         assert_eq!(t.heartbeat_timeout, Micros::from_micros(3));
         assert_eq!(t.resend_interval, Some(Micros::from_micros(1_000_000)));
         assert_eq!(t.default_request_timeout, Micros::from_micros(u64::MAX));
+        // What an endpoint gives back: the same, in whole microseconds.
+        let back = t.config(7);
+        assert_eq!(back.heartbeat_interval, Duration::from_micros(2));
+        assert_eq!(back.resend_interval, Some(Duration::from_secs(1)));
+        assert_eq!(back.default_request_timeout, Duration::from_micros(u64::MAX));
+        assert_eq!((back.max_resends, back.max_message), (c.max_resends, 7));
         // Below a microsecond is zero; equal once counted in microseconds is not above.
         let sub = Config {
             heartbeat_interval: Duration::from_nanos(999),

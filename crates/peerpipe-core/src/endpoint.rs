@@ -112,7 +112,6 @@ impl<
         let () = Self::CAPACITIES_OK;
         let timing = config.timing()?;
         let mut machine = Machine {
-            config,
             timing,
             session,
             caps: Caps {
@@ -495,9 +494,11 @@ impl<
         self.machine.session
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.machine.config
+    /// The configuration, as the endpoint counts it: the one given to [`new`](Self::new), its
+    /// times in whole microseconds (see [`Config`]).
+    pub fn config(&self) -> Config {
+        let m = &self.machine;
+        m.timing.config(m.caps.max_message)
     }
 
     /// Whether this endpoint closed the conversation ([`notify_end`](Self::notify_end) or

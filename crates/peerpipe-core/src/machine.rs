@@ -3,7 +3,7 @@
 
 use core::mem::take;
 
-use crate::config::{Config, Timing};
+use crate::config::Timing;
 use crate::error::{CloseReason, Error, FailReason, GoneReason};
 use crate::event::{Event, PeerState};
 use crate::message::{Message, MessageKind, MsgId};
@@ -27,9 +27,8 @@ pub(crate) struct Machine<
     const TX: usize,
     const I: usize,
 > {
-    /// As the caller gave it, for [`Endpoint::config`].
-    pub(crate) config: Config,
-    /// The same in microseconds, for the arithmetic.
+    /// The configuration in microseconds, for the arithmetic (and [`Endpoint::config`], with
+    /// `caps.max_message`).
     pub(crate) timing: Timing,
     pub(crate) session: u32,
     /// What this endpoint receives, announced in its heartbeats.
