@@ -195,7 +195,10 @@ mod tests {
         let back = t.config(7);
         assert_eq!(back.heartbeat_interval, Duration::from_micros(2));
         assert_eq!(back.resend_interval, Some(Duration::from_secs(1)));
-        assert_eq!(back.default_request_timeout, Duration::from_micros(u64::MAX));
+        assert_eq!(
+            back.default_request_timeout,
+            Duration::from_micros(u64::MAX)
+        );
         assert_eq!((back.max_resends, back.max_message), (c.max_resends, 7));
         // Below a microsecond is zero; equal once counted in microseconds is not above.
         let sub = Config {
