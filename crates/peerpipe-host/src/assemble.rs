@@ -35,7 +35,7 @@ struct Partial {
 ///
 /// fn on_event(asm: &mut Assembler, event: Event<1024, 64>) -> Option<Assembled> {
 ///     match event {
-///         Event::Part(part) => asm.part(part),
+///         Event::Part(part) => asm.part(&part),
 ///         Event::Cut { id, .. } => {
 ///             asm.cut(id);
 ///             None
@@ -53,8 +53,9 @@ pub struct Assembler {
 const RESERVE_AHEAD: u64 = 1 << 20;
 
 impl Assembler {
-    /// Takes the next part; returns the message it completes.
-    pub fn part<const P: usize, const T: usize>(&mut self, part: Part<P, T>) -> Option<Assembled> {
+    /// Takes the next part (by reference: a part holds a whole fragment's buffer, which
+    /// the driver need not copy to hand it over); returns the message it completes.
+    pub fn part<const P: usize, const T: usize>(&mut self, part: &Part<P, T>) -> Option<Assembled> {
         if part.is_first() {
             self.partial = Some(Partial {
                 id: part.id(),

@@ -328,7 +328,8 @@ impl Io {
                 // The application may have taken an item just before the flag was set.
                 return self.has_room(st, items, bytes);
             }
-            let Some(event) = st.ep.poll_event() else {
+            let event = st.ep.poll_event();
+            let Some(event) = &event else {
                 return false;
             };
             if let Some(n) = st.act(event, acts) {

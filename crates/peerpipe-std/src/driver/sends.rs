@@ -326,34 +326,39 @@ impl State {
     /// message are put together first. Returns the data bytes of the item it made, if any.
     pub(crate) fn act(
         &mut self,
-        event: Event<{ crate::FRAGMENT }, { crate::MAX_TOPIC }>,
+        event: &Event<{ crate::FRAGMENT }, { crate::MAX_TOPIC }>,
         acts: &mut Vec<Act>,
     ) -> Option<usize> {
+        // By reference: an event holds a whole fragment's buffer (4 KiB), and moving it
+        // here cost a copy of it per message.
         let item = match event {
             Event::SendOutcome { id, outcome } => {
-                self.outcome(id, outcome, acts);
+                self.outcome(*id, *outcome, acts);
                 return None;
             }
-            Event::Message(m) => return self.message(Message::from_core(&m), acts),
+            Event::Message(m) => return self.message(Message::from_core(m), acts),
             Event::Part(part) => match self.assembler.part(part)? {
                 Assembled::Message(m) => return self.message(m, acts),
                 Assembled::End(data) => self.peer_closed(Status::End(data), acts),
                 Assembled::Abort(data) => self.peer_closed(Status::Abort(data), acts),
             },
             Event::Cut { id, .. } => {
-                self.assembler.cut(id);
+                self.assembler.cut(*id);
                 return None;
             }
             Event::End(data) => self.peer_closed(Status::End(data.to_vec()), acts),
             Event::Abort(data) => self.peer_closed(Status::Abort(data.to_vec()), acts),
             Event::Gone(reason) => {
                 self.fail_replies(FailReason::PeerGone, acts);
-                let cause = if reason == GoneReason::TransportLost {
+                let cause = if *reason == GoneReason::TransportLost {
                     self.gone_cause.clone()
                 } else {
                     None
                 };
-                Item::Status(Status::Gone { reason, cause })
+                Item::Status(Status::Gone {
+                    reason: *reason,
+                    cause,
+                })
             }
             Event::PeerRestarted => Item::Status(Status::PeerRestarted),
             _ => return None,
