@@ -27,19 +27,29 @@
 //! thread writes what the endpoint has due and, for a held ACK, up to 200 µs later.
 //!
 //! What bounds many blocked senders (`rtt`'s `msgs_per_s`: 16 threads each in
-//! `send_to_peer`, 64 B, memory): on the 2-core test machine (December 2026) `perf` puts about
-//! half of the CPU in `sched_yield` and context switches (3.4 switches per message), and
-//! callgrind counts 13,900 instructions of work per acknowledged message, both handlers
-//! together. The same three hand-offs between threads without peerpipe (`raw_msgs_per_s`,
-//! `examples/bare.rs`) moved 380-830 k messages/s in the runs where peerpipe moved
-//! 210-280 k (a machine busy with other builds; 130-450 k against 100-310 k when busier):
-//! the hand-offs alone take 25-70 % of the time a message takes, the handlers' work and
-//! their lock the rest. Tried
-//! and measured worse: waiters that park at once (160-170 k: the I/O thread then pays a
-//! futex wake per message), or that poll only when fewer than 1-8 others do (120-180 k),
-//! against 250-350 k polling (quiet machine, same runs); the I/O thread polling 100 µs
-//! instead of [`POLL`] (no better, noisier). 500 k needs both less work per message and
-//! fewer hand-offs (a sender taking its own outcome from the link, without the I/O thread).
+//! `send_to_peer`, 64 B, memory): the receiving handler's I/O thread, which takes every
+//! message alone while the 16 senders, polling for their outcomes, compete with it for the
+//! 2 cores (each yields between polls, so the scheduler shares the CPU out among all of
+//! them). On the 2-core test machine (December 2026) `perf` puts about half of the CPU in
+//! `sched_yield` and context switches (2.5-3.4 switches per message, most from one polling
+//! sender to another), and the two I/O threads get about a fifth of the samples; in an
+//! experiment, lowering the senders' priority (`nice` 5) moved about 25 % more messages.
+//! callgrind (`--separate-threads=yes`, 20,000 such sends with spinning off) counts 4,250
+//! instructions per message on the receiving I/O thread, two thirds of them in the core
+//! (`Endpoint::handle_bytes` about 1,800; `Endpoint::poll_event` 970, nearly all of it
+//! copying the event's 4 KiB buffer twice for a 64-byte message), and 12,500 for both
+//! handlers in all.
+//! The same three hand-offs between threads without peerpipe (`raw_msgs_per_s`,
+//! `examples/bare.rs`) moved 350-830 k messages/s in the runs where peerpipe moved
+//! 190-380 k (a machine busy with other builds). Tried and measured worse: waiters that park
+//! at once (120-170 k: a futex wake per message), or that poll only when fewer than 1-8
+//! others do (120-180 k), against 250-350 k polling; the I/O thread polling 100 µs instead of
+//! [`POLL`] (no better, noisier), or polling without yielding for its first 2-20 µs (no
+//! better at 2-5 µs, worse at 20). Tried and no better beyond the noise (the medians of one
+//! build vary by 10 % from run to run): callers taking their acknowledgements from a
+//! channel link themselves while the I/O thread parks (one hand-off less per message; the
+//! sender-to-sender switches stayed at about 1.9 per message). By these figures 500 k would
+//! need the receiving thread's work per message about halved, most of it in the core.
 
 mod callback;
 #[cfg(unix)]
