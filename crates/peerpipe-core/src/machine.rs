@@ -11,7 +11,7 @@ use crate::part::{Current, CutReason, PartKind};
 use crate::recv::{Inbound, Marker, Offer, Peeked, PeerClose, RecvQueue};
 use crate::send::{Head, Payload, PeerRoom, SendQueue, Source};
 use crate::stats::Stats;
-use crate::time::Instant;
+use crate::time::{earliest, Instant};
 use crate::timer::{Timer, TimerTable};
 use crate::wire::{Body, Caps, Frame, Heartbeat, WireError};
 
@@ -289,10 +289,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
         if self.stopped {
             return None;
         }
-        match (self.timers.next(), self.sends.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(self.timers.next(), self.sends.next_deadline())
     }
 
     pub(crate) fn next_transmit(&mut self) -> Option<Transmit> {

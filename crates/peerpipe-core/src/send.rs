@@ -13,7 +13,7 @@ use crate::error::{Error, FailReason};
 use crate::event::Outcome;
 use crate::message::MsgId;
 use crate::rtt::RttEstimate;
-use crate::time::{Duration, Instant};
+use crate::time::{earliest, Duration, Instant};
 use crate::wire::{Ack, Caps, Data, Frag, Item};
 
 /// Where the bytes of a message sent with
@@ -592,14 +592,14 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
 
     /// The earliest resend or timeout deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        // One fold per table, by index (see `floor`).
         let resends = (0..self.frags.len())
             .filter_map(|i| self.frags.get(i))
-            .filter_map(|f| resend_at(f, self.rto));
-        let deadlines = (0..self.msgs.len())
+            .fold(None, |next, f| earliest(next, resend_at(f, self.rto)));
+        (0..self.msgs.len())
             .filter_map(|i| self.msgs.get(i))
             .filter(|m| m.outcome.is_none())
-            .map(|m| m.deadline);
-        resends.chain(deadlines).min()
+            .fold(resends, |next, m| earliest(next, Some(m.deadline)))
     }
 
     /// Takes the settled send with the lowest id, freeing its slot.

@@ -150,9 +150,30 @@ impl From<Duration> for core::time::Duration {
     }
 }
 
+/// The earlier of two optional deadlines (`None`: not armed). Out of line: a `u64` compare
+/// of two options is a few dozen bytes of Cortex-M0 code at each of its call sites.
+#[inline(never)]
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(x), Some(y)) if y < x => b,
+        (None, _) => b,
+        _ => a,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn earliest_of_two_optional_deadlines() {
+        let (a, b) = (Some(Instant::from_micros(1)), Some(Instant::from_micros(2)));
+        assert_eq!(earliest(a, b), a);
+        assert_eq!(earliest(b, a), a);
+        assert_eq!(earliest(None, b), b);
+        assert_eq!(earliest(b, None), b);
+        assert_eq!(earliest(None, None), None);
+    }
 
     #[test]
     fn arithmetic_saturates() {

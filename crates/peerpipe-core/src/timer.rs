@@ -1,6 +1,6 @@
 //! The endpoint's connection-level timers, in one table.
 
-use crate::time::Instant;
+use crate::time::{earliest, Instant};
 
 /// A connection-level timer. Per-send timers (resend, timeout) live with their send slot and
 /// join this table's minimum in [`Endpoint::poll_timeout`](crate::Endpoint::poll_timeout).
@@ -42,6 +42,7 @@ impl TimerTable {
 
     /// The earliest armed deadline.
     pub(crate) fn next(&self) -> Option<Instant> {
-        self.deadlines.iter().flatten().min().copied()
+        let [a, b] = self.deadlines;
+        earliest(a, b)
     }
 }
