@@ -179,5 +179,5 @@ pub use event::{Event, Outcome, PeerState};
 pub use message::{validate_topic, Message, MessageKind, MsgId, RESERVED_TOPICS};
 pub use part::{CutReason, Part, PartKind};
 pub use send::{NoSource, Source};
-pub use stats::Stats;
+pub use stats::{Counter, Stats};
 pub use time::{Duration, Instant};

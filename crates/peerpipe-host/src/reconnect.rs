@@ -153,7 +153,7 @@ impl Default for Reconnect {
 #[derive(Debug, Default)]
 pub struct Backoff {
     attempt: u32,
-    frames_at_connect: u64,
+    frames_at_connect: peerpipe_core::Counter,
 }
 
 impl Backoff {
@@ -165,7 +165,7 @@ impl Backoff {
     /// The connection broke; `frames_received` is the endpoint's count of valid frames
     /// received now. If it grew since [`connected`](Self::connected), the connection was
     /// healthy and the backoff starts over.
-    pub fn broke(&mut self, frames_received: u64) {
+    pub fn broke(&mut self, frames_received: peerpipe_core::Counter) {
         if frames_received != self.frames_at_connect {
             self.attempt = 0;
         }
@@ -181,7 +181,7 @@ impl Backoff {
 
     /// A new connection was made; `frames_received` is the endpoint's count before it
     /// carried anything.
-    pub fn connected(&mut self, frames_received: u64) {
+    pub fn connected(&mut self, frames_received: peerpipe_core::Counter) {
         self.frames_at_connect = frames_received;
     }
 }

@@ -720,11 +720,12 @@ impl App {
         let next = pipe.poll_with(now, &mut self.source);
         self.stats.gen_bytes = self.source.supplied;
         let stats = pipe.endpoint().stats();
-        self.stats.dropped = (stats.cobs_errors
+        // The core's counters are `u32` on these 32-bit targets.
+        self.stats.dropped = stats.cobs_errors
             + stats.crc_errors
             + stats.oversize
             + stats.bad_version
-            + stats.malformed) as u32;
+            + stats.malformed;
         self.stats.rx_bytes = pipe.stats().rx_bytes;
         self.stats.tx_bytes = pipe.stats().tx_bytes;
         match (next, self.linger_until) {

@@ -174,7 +174,8 @@ impl App {
                 self.stats.tx_bytes = driver.tx_bytes;
                 self.stats.dropped = pipe.with_endpoint(|ep| {
                     let s = ep.stats();
-                    (s.cobs_errors + s.crc_errors + s.oversize + s.bad_version + s.malformed) as u32
+                    // The core's counters are `u32` on this 32-bit target.
+                    s.cobs_errors + s.crc_errors + s.oversize + s.bad_version + s.malformed
                 });
                 reply(pipe, m, &self.stats.to_bytes());
             }
