@@ -309,7 +309,10 @@ impl<
         m.stopped = true;
         m.sends.fail_all(FailReason::Stopped);
         let dropped = m.recv.clear();
-        m.stats.discarded_on_stop = m.stats.discarded_on_stop.wrapping_add(dropped as crate::Counter);
+        m.stats.discarded_on_stop = m
+            .stats
+            .discarded_on_stop
+            .wrapping_add(dropped as crate::Counter);
         m.timers.clear();
         m.ack_due = false;
         m.heartbeat_due = false;

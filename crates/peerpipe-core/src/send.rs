@@ -661,7 +661,9 @@ mod tests {
         let mut q = SendQueue::<8, 8, 2>::new();
         let far = Instant::from_micros(1_000);
         let a = q.push(Head::End, Payload::Inline(b"first"), far).unwrap();
-        let b = q.push(Head::Abort, Payload::Inline(b"second"), far).unwrap();
+        let b = q
+            .push(Head::Abort, Payload::Inline(b"second"), far)
+            .unwrap();
         assert_eq!(
             q.push(Head::End, Payload::Inline(b""), far),
             Err(Error::SendQueueFull)
