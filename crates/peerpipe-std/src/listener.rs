@@ -4,7 +4,8 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 #[cfg(unix)]
 use std::path::Path;
-use std::sync::{Mutex, PoisonError, Weak};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use peerpipe_core::Config;
@@ -67,8 +68,10 @@ use crate::PipeHandler;
 /// newcomer with an unknown session gets a new handler. A handler whose connection breaks
 /// waits for its peer to come back through the listener, as [`Reconnect`] says (GONE after
 /// `heartbeat_timeout` of silence, or `give_up_after`). Reconnections are routed while the
-/// application calls `accept` (its accept loop); a newcomer that takes its time to send its
-/// first frame holds `accept` up for `probation` at most.
+/// application calls `accept` (its accept loop). Each accepted connection is taken in (its
+/// TLS handshake, its first frame, its routing) by a thread of its own, so a newcomer that
+/// takes its time holds up no other and no `accept`; at most 64 are taken in at once, and
+/// a connection beyond them is closed at once (with a warning).
 ///
 /// Who can take a conversation over: only a connection whose first frame carries the
 /// conversation's peer session. Without TLS that session id is the only proof: a 32-bit
@@ -81,7 +84,30 @@ pub struct PipeListener {
     config: Config,
     policy: Reconnect,
     /// The handlers this listener made, for routing their peers' new connections.
-    handlers: Mutex<Vec<Weak<Shared>>>,
+    handlers: Handlers,
+    /// Newcomers taken in, for `accept`; at most [`TAKING_IN`] wait (each taking-in thread
+    /// sends one at most).
+    arrived: (
+        crossbeam_channel::Sender<Newcomer>,
+        crossbeam_channel::Receiver<Newcomer>,
+    ),
+    /// How many connections are being taken in.
+    taking_in: Arc<AtomicUsize>,
+}
+
+/// The handlers a listener made (weakly: a handler's end is not held up).
+type Handlers = Arc<Mutex<Vec<Weak<Shared>>>>;
+
+/// At most this many accepted connections are taken in (TLS handshake, first frame) at
+/// once, each by a thread of its own, with reconnection on; a connection beyond them is
+/// closed at once.
+const TAKING_IN: usize = 64;
+
+/// A connection taken in for a new handler: with TLS, its handshake's refusal is kept for
+/// the handler to report; with the bytes read from it.
+struct Newcomer {
+    stream: io::Result<Stream>,
+    input: Vec<u8>,
 }
 
 /// Stops a [`PipeListener`] from any thread (see [`PipeListener::stopper`]).
@@ -103,9 +129,9 @@ impl std::fmt::Debug for ListenerStopper {
 }
 
 /// An accepted connection, opened by its handler's I/O thread (with TLS, its handshake
-/// runs there, within [`Reconnect::connect_timeout`]'s default, unless the listener made
-/// it to read the first frame: then a failed one is its error), with the bytes the
-/// listener read from it and its reconnection policy.
+/// runs there, within [`Reconnect::connect_timeout`]'s default, unless the listener took
+/// the connection in to read its first frame: then a failed one is its error), with the
+/// bytes the listener read from it and its reconnection policy.
 struct Connection(io::Result<Stream>, Securer, Vec<u8>, Reconnect);
 
 impl Transport for Connection {
@@ -127,8 +153,9 @@ impl PipeListener {
 
     /// [`bind`](Self::bind) over TLS: each peer's connection must complete a TLS handshake
     /// with `tls` (its client certificate checked if `tls` requires one), within 2 s (with
-    /// reconnection, the default, in `accept`, which must read the peer's first frame;
-    /// otherwise on its handler's I/O thread once the handler starts). A peer that fails is refused (an
+    /// reconnection, the default, on the thread that takes the connection in, which must
+    /// read the peer's first frame; otherwise on its handler's I/O thread once the handler
+    /// starts). A peer that fails is refused (an
     /// alert, a logged warning) and its handler reports GONE with the refusal as the cause
     /// (an `io::Error` of kind `PermissionDenied`); the other peers are untouched.
     #[cfg(feature = "tls")]
@@ -162,7 +189,9 @@ impl PipeListener {
             acceptor: Acceptor::new(socket)?,
             config,
             policy: Reconnect::ON,
-            handlers: Mutex::default(),
+            handlers: Handlers::default(),
+            arrived: crossbeam_channel::unbounded(),
+            taking_in: Arc::default(),
         })
     }
 
@@ -195,34 +224,45 @@ impl PipeListener {
 
     fn accept_until(&self, deadline: Option<Instant>) -> io::Result<Option<PipeHandler>> {
         loop {
+            if let Ok(new) = self.arrived.1.try_recv() {
+                return self.handler(new.stream, new.input).map(Some);
+            }
             let stream = match self.acceptor.accept(deadline)? {
                 Accepted::Peer(stream) => stream,
+                // A newcomer was taken in.
+                Accepted::Kicked => continue,
                 Accepted::TimedOut | Accepted::Stopped => return Ok(None),
             };
             if !self.policy.enabled {
                 return self.handler(Ok(stream), Vec::new()).map(Some);
             }
-            // With TLS, the handshake first: a peer refused gets a handler that reports
-            // GONE with the refusal, as when the handshake runs on its own thread.
-            let mut stream = match self.acceptor.secure(stream, self.policy.connect_timeout) {
-                Ok(stream) => stream,
-                Err(e) => return self.handler(Err(e), Vec::new()).map(Some),
-            };
-            let Some((session, input)) =
-                crate::driver::first_frame(&mut stream, self.policy.probation)
-            else {
-                log::warn!("peerpipe: closed a connection that sent no frame");
-                continue;
-            };
-            let mut handlers = self.handlers.lock().unwrap_or_else(PoisonError::into_inner);
-            handlers.retain(|h| h.strong_count() > 0);
-            match crate::driver::route(&handlers, session, stream, input) {
-                Ok(()) => continue,
-                Err((stream, input)) => {
-                    drop(handlers);
-                    return self.handler(Ok(stream), input).map(Some);
+            self.take_in(stream);
+        }
+    }
+
+    /// Takes `stream` in on a thread of its own (see [`take_in`]), unless [`TAKING_IN`]
+    /// others are: then closes it.
+    fn take_in(&self, stream: Stream) {
+        if self.taking_in.fetch_add(1, Ordering::SeqCst) >= TAKING_IN {
+            self.taking_in.fetch_sub(1, Ordering::SeqCst);
+            log::warn!("peerpipe: closed a connection: {TAKING_IN} others are being taken in");
+            return;
+        }
+        let taking_in = TakingIn(self.taking_in.clone());
+        let (securer, policy) = (self.acceptor.securer(), self.policy);
+        let (handlers, arrived) = (self.handlers.clone(), self.arrived.0.clone());
+        let kick = self.acceptor.kicker();
+        let spawned = std::thread::Builder::new()
+            .name("peerpipe-take-in".into())
+            .spawn(move || {
+                let _counted = taking_in;
+                if let Some(new) = take_in(stream, &securer, policy, &handlers) {
+                    let _ = arrived.send(new);
+                    kick.kick();
                 }
-            }
+            });
+        if let Err(e) = spawned {
+            log::warn!("peerpipe: closed a connection: no thread to take it in: {e}");
         }
     }
 
@@ -233,7 +273,7 @@ impl PipeListener {
         self.handlers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(std::sync::Arc::downgrade(h.shared()));
+            .push(Arc::downgrade(h.shared()));
         Ok(h)
     }
 
@@ -272,6 +312,49 @@ impl std::fmt::Debug for PipeListener {
             .field("local_addr", &self.local_addr())
             .field("stopped", &self.is_stopped())
             .finish()
+    }
+}
+
+/// Counts a connection being taken in, until dropped.
+struct TakingIn(Arc<AtomicUsize>);
+
+impl Drop for TakingIn {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Takes an accepted connection in: its TLS handshake (a refusal is a newcomer whose handler
+/// reports it, as when the handshake runs on the handler's thread), then its first frame
+/// (within `probation`; a connection that sends none is closed), then its routing: to the
+/// handler whose peer session it carries, or a newcomer for `accept`.
+fn take_in(
+    stream: Stream,
+    securer: &Securer,
+    policy: Reconnect,
+    handlers: &Handlers,
+) -> Option<Newcomer> {
+    let mut stream = match securer.secure(stream, policy.connect_timeout) {
+        Ok(stream) => stream,
+        Err(e) => {
+            return Some(Newcomer {
+                stream: Err(e),
+                input: Vec::new(),
+            })
+        }
+    };
+    let Some((session, input)) = crate::driver::first_frame(&mut stream, policy.probation) else {
+        log::warn!("peerpipe: closed a connection that sent no frame");
+        return None;
+    };
+    let mut handlers = handlers.lock().unwrap_or_else(PoisonError::into_inner);
+    handlers.retain(|h| h.strong_count() > 0);
+    match crate::driver::route(&handlers, session, stream, input) {
+        Ok(()) => None,
+        Err((stream, input)) => Some(Newcomer {
+            stream: Ok(stream),
+            input,
+        }),
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::*;
-use peerpipe_std::{Message, PipeHandler, PipeListener, TcpTransport, Transport};
+use peerpipe_std::{Message, PipeHandler, PipeListener, Reconnect, TcpTransport, Transport};
 
 const CLIENTS: usize = 20;
 const ECHOES: usize = 5;
@@ -192,6 +192,49 @@ fn accept_timeout_returns_none_when_no_peer_comes() {
     serve(&pipe);
     pipe.start().unwrap();
     assert_eq!(request(&client, "echo", b"late"), b"late");
+    client.stop(true);
+    pipe.stop(true);
+}
+
+/// A client that connects and says nothing holds up neither `accept_timeout`'s bound nor the
+/// next peer: connections are taken in (first frame, within `probation`, here 10 s) beside
+/// `accept`.
+#[test]
+fn a_silent_client_holds_up_neither_accept_nor_the_next_peer() {
+    let policy = Reconnect {
+        probation: Duration::from_secs(10),
+        ..Reconnect::ON
+    };
+    let listener = PipeListener::bind("127.0.0.1:0", config())
+        .unwrap()
+        .reconnect(policy);
+    let addr = listener.local_addr().unwrap();
+    let _silent = std::net::TcpStream::connect(addr).unwrap();
+    let t = Instant::now();
+    assert!(listener
+        .accept_timeout(Duration::from_millis(200))
+        .unwrap()
+        .is_none());
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "accept_timeout(200 ms) took {took:?}"
+    );
+    let client = PipeHandler::new(TcpTransport::connect(addr).unwrap(), config()).unwrap();
+    client.start().unwrap();
+    let t = Instant::now();
+    let pipe = listener
+        .accept_timeout(STEP)
+        .unwrap()
+        .expect("the next peer's handler");
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the next peer waited {took:?}"
+    );
+    serve(&pipe);
+    pipe.start().unwrap();
+    assert_eq!(request(&client, "echo", b"not held up"), b"not held up");
     client.stop(true);
     pipe.stop(true);
 }

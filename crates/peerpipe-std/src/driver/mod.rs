@@ -251,7 +251,12 @@ impl State {
             self.dispatch_needed = true;
             return;
         }
-        log::warn!("peerpipe: transport lost: {e}");
+        if matches!(self.link, Out::Opening) {
+            // It never opened: a refused TLS peer, a device that is not there.
+            log::warn!("peerpipe: the transport did not open: {e}");
+        } else {
+            log::warn!("peerpipe: transport lost: {e}");
+        }
         self.link = Out::Lost;
         self.out = OutBuf::default();
         self.gone_cause.get_or_insert_with(|| e.into());

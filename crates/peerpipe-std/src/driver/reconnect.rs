@@ -156,7 +156,7 @@ fn accept(shared: &Shared, acceptor: &Acceptor, policy: &Reconnect) {
                 }
             },
             Ok(Accepted::Stopped) => return,
-            Ok(Accepted::TimedOut) => continue,
+            Ok(Accepted::TimedOut | Accepted::Kicked) => continue,
             Err(e) => {
                 if acceptor.is_stopped() {
                     return;

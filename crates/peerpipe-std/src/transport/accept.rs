@@ -141,6 +141,8 @@ pub(crate) enum Accepted {
     Peer(Stream),
     /// The deadline passed.
     TimedOut,
+    /// [`Kick::kick`] was called (since the last accept that returned this).
+    Kicked,
     /// The acceptor was stopped: its socket is closed.
     Stopped,
 }
@@ -150,6 +152,7 @@ struct Shared {
     /// The socket until stopped.
     socket: Mutex<Option<Socket>>,
     stopped: AtomicBool,
+    kicked: AtomicBool,
     #[cfg(unix)]
     waker: mio::Waker,
 }
@@ -205,6 +208,19 @@ impl StopAccept {
     }
 }
 
+/// Ends a waiting [`Acceptor::accept`] with [`Accepted::Kicked`], from any thread (or the
+/// next one, if none waits).
+#[derive(Clone)]
+pub(crate) struct Kick(Arc<Shared>);
+
+impl Kick {
+    pub(crate) fn kick(&self) {
+        self.0.kicked.store(true, Ordering::SeqCst);
+        #[cfg(unix)]
+        let _ = self.0.waker.wake();
+    }
+}
+
 #[cfg(unix)]
 const LISTENER: mio::Token = mio::Token(0);
 #[cfg(unix)]
@@ -234,6 +250,7 @@ impl Acceptor {
             shared: Arc::new(Shared {
                 socket: Mutex::new(Some(socket)),
                 stopped: AtomicBool::new(false),
+                kicked: AtomicBool::new(false),
                 #[cfg(unix)]
                 waker,
             }),
@@ -269,6 +286,11 @@ impl Acceptor {
         self.stopper().stop();
     }
 
+    /// What ends a waiting accept, for another thread.
+    pub(crate) fn kicker(&self) -> Kick {
+        Kick(self.shared.clone())
+    }
+
     pub(crate) fn is_stopped(&self) -> bool {
         self.shared.stopped.load(Ordering::SeqCst)
     }
@@ -296,8 +318,9 @@ impl Acceptor {
         }
     }
 
-    /// Waits for a connection until `deadline` (forever without one) or the stop. An error
-    /// is the socket's (e.g. too many open files); the acceptor stays usable.
+    /// Waits for a connection until `deadline` (forever without one), the stop, or a
+    /// [`Kick`]. An error is the socket's (e.g. too many open files); the acceptor stays
+    /// usable.
     pub(crate) fn accept(&self, deadline: Option<Instant>) -> io::Result<Accepted> {
         #[cfg(unix)]
         let mut poll = self.poll.lock().unwrap_or_else(PoisonError::into_inner);
@@ -308,6 +331,9 @@ impl Acceptor {
             // have come while another accept held the poller.
             if let Some(done) = self.try_once()? {
                 return Ok(done);
+            }
+            if self.shared.kicked.swap(false, Ordering::SeqCst) {
+                return Ok(Accepted::Kicked);
             }
             let left = match deadline {
                 Some(d) => {

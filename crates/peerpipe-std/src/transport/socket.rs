@@ -59,6 +59,8 @@ fn accept_one(acceptor: Acceptor, policy: Reconnect) -> io::Result<Link> {
                 Ok(stream) => break stream,
                 Err(_) => refused += 1,
             },
+            // Nothing kicks this acceptor.
+            Accepted::Kicked => {}
             Accepted::TimedOut | Accepted::Stopped => {
                 return Err(io::Error::new(
                     io::ErrorKind::Interrupted,
