@@ -55,6 +55,10 @@ pub(crate) struct CobsWriter<'a> {
     code_pos: usize,
     pos: usize,
     crc: Crc32c,
+    /// A byte did not fit `out`: [`finish`](Self::finish) says so. The writes themselves
+    /// return nothing, so that a frame's fields are written one after the other without a
+    /// check after each (a few hundred bytes of code on a Cortex-M0).
+    full: bool,
 }
 
 impl<'a> CobsWriter<'a> {
@@ -67,37 +71,39 @@ impl<'a> CobsWriter<'a> {
             code_pos: 0,
             pos: 1,
             crc: Crc32c::new(),
+            full: false,
         })
     }
 
-    fn set(&mut self, at: usize, byte: u8) -> Result<(), WireError> {
-        *self.out.get_mut(at).ok_or(WireError::BufferTooSmall)? = byte;
-        Ok(())
+    fn set(&mut self, at: usize, byte: u8) {
+        match self.out.get_mut(at) {
+            Some(slot) => *slot = byte,
+            None => self.full = true,
+        }
     }
 
-    /// Closes the current block: its code byte is the distance to here.
-    fn close_block(&mut self) -> Result<(), WireError> {
-        let code = u8::try_from(self.pos - self.code_pos).map_err(|_| WireError::BufferTooSmall)?;
-        self.set(self.code_pos, code)?;
+    /// Closes the current block: its code byte is the distance to here (at most 0xFF: a
+    /// block is closed when it is full).
+    fn close_block(&mut self) {
+        let code = u8::try_from(self.pos - self.code_pos).unwrap_or(0xFF);
+        self.set(self.code_pos, code);
         self.code_pos = self.pos;
         self.pos += 1;
-        Ok(())
     }
 
-    fn raw(&mut self, byte: u8) -> Result<(), WireError> {
+    fn raw(&mut self, byte: u8) {
         if byte == 0 {
             return self.close_block();
         }
-        self.set(self.pos, byte)?;
+        self.set(self.pos, byte);
         self.pos += 1;
         if self.pos - self.code_pos == 0xFF {
-            self.close_block()?;
+            self.close_block();
         }
-        Ok(())
     }
 
     /// Adds one byte to the frame and its checksum.
-    pub(crate) fn push(&mut self, byte: u8) -> Result<(), WireError> {
+    pub(crate) fn push(&mut self, byte: u8) {
         self.crc.push(byte);
         self.raw(byte)
     }
@@ -105,7 +111,7 @@ impl<'a> CobsWriter<'a> {
     /// Adds bytes to the frame and its checksum: byte by byte on microcontrollers (the
     /// smallest code, see the module comment), runs copied whole on 64-bit targets.
     #[inline]
-    pub(crate) fn push_slice(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+    pub(crate) fn push_slice(&mut self, bytes: &[u8]) {
         #[cfg(target_pointer_width = "64")]
         {
             self.push_runs(bytes)
@@ -118,19 +124,18 @@ impl<'a> CobsWriter<'a> {
 
     /// [`Self::push_slice`] one byte at a time (the microcontroller path; tested on hosts too).
     #[cfg(any(test, not(target_pointer_width = "64")))]
-    fn push_bytewise(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+    fn push_bytewise(&mut self, bytes: &[u8]) {
         self.crc.update(bytes);
         for &b in bytes {
-            self.raw(b)?;
+            self.raw(b);
         }
-        Ok(())
     }
 
     /// [`Self::push_slice`] with runs of non-zero bytes copied whole (the 64-bit path).
     #[cfg(target_pointer_width = "64")]
-    fn push_runs(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+    fn push_runs(&mut self, bytes: &[u8]) {
         // The checksum covers the bytes as given, zeros included: take it in one go. (After
-        // an error the writer is dropped, so a checksum ahead of the output does no harm.)
+        // an overflow the frame is refused, so a checksum ahead of the output does no harm.)
         self.crc.update(bytes);
         // Copy runs of non-zero bytes in one go.
         let mut rest = bytes;
@@ -141,35 +146,38 @@ impl<'a> CobsWriter<'a> {
             let zero = find_zero(window);
             let run = zero.unwrap_or(window.len());
             let (chunk, tail) = rest.split_at(run);
-            let dst = self
-                .out
-                .get_mut(self.pos..self.pos + run)
-                .ok_or(WireError::BufferTooSmall)?;
+            let Some(dst) = self.out.get_mut(self.pos..self.pos + run) else {
+                self.full = true;
+                return;
+            };
             dst.copy_from_slice(chunk);
             self.pos += run;
             if zero.is_some() {
                 // The zero that ended the run closes the block.
-                self.close_block()?;
+                self.close_block();
                 rest = tail.get(1..).unwrap_or(&[]);
             } else {
                 if self.pos - self.code_pos == 0xFF {
-                    self.close_block()?;
+                    self.close_block();
                 }
                 rest = tail;
             }
         }
-        Ok(())
     }
 
-    /// Appends the CRC, closes the frame with `0x00` and returns its encoded length.
+    /// Appends the CRC, closes the frame with `0x00` and returns its encoded length, or
+    /// [`WireError::BufferTooSmall`] when it did not fit.
     pub(crate) fn finish(mut self) -> Result<usize, WireError> {
         let crc = self.crc.finish().to_le_bytes();
         for b in crc {
-            self.raw(b)?;
+            self.raw(b);
         }
-        let code = u8::try_from(self.pos - self.code_pos).map_err(|_| WireError::BufferTooSmall)?;
-        self.set(self.code_pos, code)?;
-        self.set(self.pos, 0)?;
+        let code = u8::try_from(self.pos - self.code_pos).unwrap_or(0xFF);
+        self.set(self.code_pos, code);
+        self.set(self.pos, 0);
+        if self.full {
+            return Err(WireError::BufferTooSmall);
+        }
         Ok(self.pos + 1)
     }
 }
@@ -242,11 +250,11 @@ mod tests {
         match way {
             Way::Push => {
                 for &b in data {
-                    w.push(b).unwrap();
+                    w.push(b);
                 }
             }
-            Way::Slice => w.push_slice(data).unwrap(),
-            Way::Bytewise => w.push_bytewise(data).unwrap(),
+            Way::Slice => w.push_slice(data),
+            Way::Bytewise => w.push_bytewise(data),
         }
         let n = w.finish().unwrap();
         out.truncate(n);
@@ -318,10 +326,13 @@ mod tests {
     fn small_buffer_is_an_error() {
         let mut out = [0u8; 4];
         let mut w = CobsWriter::new(&mut out).unwrap();
-        assert_eq!(
-            w.push_slice(&[1, 2, 3, 4, 5]),
-            Err(WireError::BufferTooSmall)
-        );
+        w.push_slice(&[1, 2, 3, 4, 5]);
+        assert_eq!(w.finish(), Err(WireError::BufferTooSmall));
+        // Room for the bytes but not for the CRC and the closing zero.
+        let mut out = [0u8; 7];
+        let mut w = CobsWriter::new(&mut out).unwrap();
+        w.push_slice(&[1, 2, 3, 4, 5]);
+        assert_eq!(w.finish(), Err(WireError::BufferTooSmall));
         assert!(CobsWriter::new(&mut []).is_err());
     }
 }

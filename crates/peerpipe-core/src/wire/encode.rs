@@ -7,20 +7,20 @@ use super::{
     DATA_REQUEST, HEARTBEAT_ASK, KIND_ACK, KIND_DATA, KIND_HEARTBEAT, VERSION,
 };
 
-fn put_varint(w: &mut CobsWriter<'_>, mut v: u64) -> Result<(), WireError> {
+fn put_varint(w: &mut CobsWriter<'_>, mut v: u64) {
     loop {
         let low = (v & 0x7F) as u8;
         v >>= 7;
         if v == 0 {
             return w.push(low);
         }
-        w.push(low | 0x80)?;
+        w.push(low | 0x80);
     }
 }
 
-fn put_topic(w: &mut CobsWriter<'_>, topic: &str) -> Result<(), WireError> {
-    let len = u8::try_from(topic.len()).map_err(|_| WireError::Malformed)?;
-    w.push(len)?;
+/// A topic that [`data_ok`] checked (1 to 255 bytes), after its length.
+fn put_topic(w: &mut CobsWriter<'_>, topic: &str) {
+    w.push(u8::try_from(topic.len()).unwrap_or(u8::MAX));
     w.push_slice(topic.as_bytes())
 }
 
@@ -67,8 +67,8 @@ pub fn encode(frame: &Frame<'_>, out: &mut [u8]) -> Result<usize, WireError> {
         Body::Ack(_) => KIND_ACK,
         Body::Heartbeat(_) => KIND_HEARTBEAT,
     };
-    w.push((VERSION << 4) | kind)?;
-    w.push_slice(&frame.session.to_le_bytes())?;
+    w.push((VERSION << 4) | kind);
+    w.push_slice(&frame.session.to_le_bytes());
     match frame.body {
         Body::Data(d) => {
             if !data_ok(&d) {
@@ -86,44 +86,44 @@ pub fn encode(frame: &Frame<'_>, out: &mut [u8]) -> Result<usize, WireError> {
                 Frag::Next { last: true, .. } => DATA_CONT,
                 Frag::Next { last: false, .. } => DATA_CONT | DATA_MORE,
             };
-            w.push(kind | frag)?;
-            put_varint(&mut w, d.seq)?;
-            put_varint(&mut w, d.floor)?;
-            put_varint(&mut w, d.id)?;
+            w.push(kind | frag);
+            put_varint(&mut w, d.seq);
+            put_varint(&mut w, d.floor);
+            put_varint(&mut w, d.id);
             match d.frag {
-                Frag::Next { offset, .. } => put_varint(&mut w, offset)?,
+                Frag::Next { offset, .. } => put_varint(&mut w, offset),
                 Frag::Whole | Frag::First { .. } => {
                     match d.item {
-                        Item::Request { topic } => put_topic(&mut w, topic)?,
+                        Item::Request { topic } => put_topic(&mut w, topic),
                         Item::Reply { topic, req_id } => {
-                            put_varint(&mut w, req_id)?;
-                            put_topic(&mut w, topic)?;
+                            put_varint(&mut w, req_id);
+                            put_topic(&mut w, topic);
                         }
                         Item::End | Item::Abort => {}
                     }
                     if let Frag::First { total } = d.frag {
-                        put_varint(&mut w, total)?;
+                        put_varint(&mut w, total);
                     }
                 }
             }
-            w.push_slice(d.payload)?;
+            w.push_slice(d.payload);
         }
         Body::Ack(a) => {
-            w.push_slice(&a.to_session.to_le_bytes())?;
-            put_varint(&mut w, a.next)?;
-            put_varint(&mut w, u64::from(a.bitmap))?;
-            put_varint(&mut w, u64::from(a.room))?;
-            put_varint(&mut w, u64::from(a.window))?;
-            w.push(if a.retry { ACK_RETRY } else { 0 })?;
+            w.push_slice(&a.to_session.to_le_bytes());
+            put_varint(&mut w, a.next);
+            put_varint(&mut w, u64::from(a.bitmap));
+            put_varint(&mut w, u64::from(a.room));
+            put_varint(&mut w, u64::from(a.window));
+            w.push(if a.retry { ACK_RETRY } else { 0 });
         }
         Body::Heartbeat(h) => {
-            w.push(if h.ask { HEARTBEAT_ASK } else { 0 })?;
-            put_varint(&mut w, h.floor)?;
-            put_varint(&mut w, u64::from(h.room))?;
-            put_varint(&mut w, u64::from(h.window))?;
-            put_varint(&mut w, u64::from(h.caps.max_payload))?;
-            put_varint(&mut w, u64::from(h.caps.max_topic))?;
-            put_varint(&mut w, h.caps.max_message)?;
+            w.push(if h.ask { HEARTBEAT_ASK } else { 0 });
+            put_varint(&mut w, h.floor);
+            put_varint(&mut w, u64::from(h.room));
+            put_varint(&mut w, u64::from(h.window));
+            put_varint(&mut w, u64::from(h.caps.max_payload));
+            put_varint(&mut w, u64::from(h.caps.max_topic));
+            put_varint(&mut w, h.caps.max_message);
         }
     }
     w.finish()

@@ -199,6 +199,31 @@ fn rejects_bad_frames() {
 }
 
 #[test]
+fn the_first_thing_wrong_is_the_error() {
+    let cases: [(std::vec::Vec<u8>, WireError); 5] = [
+        // Reserved DATA flags, then too short for its sequence number.
+        (std::vec![0x31, 1, 0, 0, 0, 0x10], WireError::Malformed),
+        // Cut inside the session, whatever the kind.
+        (std::vec![0x3F, 1, 0], WireError::Truncated),
+        (std::vec![0x32, 1, 0], WireError::Truncated),
+        // An ACK cut after its session, then nothing that could be malformed.
+        (std::vec![0x32, 1, 0, 0, 0, 2, 0, 0], WireError::Truncated),
+        // An overlong varint before a heartbeat is cut short.
+        (
+            std::vec![0x33, 1, 0, 0, 0, 0, 0x80, 0],
+            WireError::Malformed,
+        ),
+    ];
+    for (content, want) in cases {
+        assert_eq!(
+            Frame::parse(&with_crc(content.clone())),
+            Err(want),
+            "{content:x?}"
+        );
+    }
+}
+
+#[test]
 fn ack_covers() {
     let a = Ack {
         to_session: 0,
