@@ -17,7 +17,9 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    /// Records `e` unless something went wrong before, and stops reading.
+    /// Records `e` unless something went wrong before, and stops reading. Out of line: it is
+    /// called at a dozen sites.
+    #[inline(never)]
     fn fail(&mut self, e: WireError) {
         if self.err.is_none() {
             self.err = Some(e);
