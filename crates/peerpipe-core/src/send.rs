@@ -151,6 +151,8 @@ impl<const P: usize, const T: usize> Msg<P, T> {
 /// A fragment in flight: cut from a message, not yet acknowledged.
 #[derive(Debug, Clone, Copy)]
 struct Fragment {
+    /// The slot holds a fragment in flight.
+    live: bool,
     seq: u64,
     id: u64,
     offset: u64,
@@ -175,6 +177,23 @@ struct Fragment {
     sent_at: Option<Instant>,
 }
 
+impl Fragment {
+    /// A free slot: zero bytes.
+    const FREE: Self = Fragment {
+        live: false,
+        seq: 0,
+        id: 0,
+        offset: 0,
+        len: 0,
+        sent: 0,
+        due: false,
+        retry: false,
+        restored: false,
+        resent: false,
+        sent_at: None,
+    };
+}
+
 /// The peer's receive room and window, from its last ACK or heartbeat.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct PeerRoom {
@@ -193,7 +212,9 @@ pub(crate) struct PeerRoom {
 #[derive(Debug, Clone)]
 pub(crate) struct SendQueue<const P: usize, const T: usize, const TX: usize> {
     msgs: [Msg<P, T>; TX],
-    frags: Vec<Fragment, TX>,
+    /// In slots that stay in place, as the messages' (a fragment's index names it while it
+    /// is in flight).
+    frags: [Fragment; TX],
     next_id: u64,
     /// Every message below this id is cut whole, or settled.
     uncut: u64,
@@ -211,7 +232,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     pub(crate) const fn new() -> Self {
         SendQueue {
             msgs: [const { Msg::FREE }; TX],
-            frags: Vec::new(),
+            frags: [Fragment::FREE; TX],
             next_id: 0,
             uncut: 0,
             next_seq: 0,
@@ -277,6 +298,13 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
         self.msgs.iter().filter(|m| m.live)
     }
 
+    /// The fragments in flight (the live slots). By index, like every walk over the
+    /// fragments: a slice iterator over the 56-byte slots makes LLVM count its trips with a
+    /// division (the software divider on Cortex-M0, 400 B).
+    fn in_flight(&self) -> impl Iterator<Item = &Fragment> {
+        (0..TX).filter_map(|i| self.frags.get(i).filter(|f| f.live))
+    }
+
     /// The message with this id.
     fn msg(&self, id: u64) -> Option<&Msg<P, T>> {
         self.live().find(|m| m.id == id)
@@ -303,10 +331,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
 
     /// The lowest sequence number still in flight, or the next unused one when none is.
     pub(crate) fn floor(&self) -> u64 {
-        // By index, like the walks over `msgs`: a slice iterator over the 56-byte fragments
-        // makes LLVM count its trips with a division (the software divider on Cortex-M0).
-        (0..self.frags.len())
-            .filter_map(|i| self.frags.get(i))
+        self.in_flight()
             .map(|f| f.seq)
             .min()
             .unwrap_or(self.next_seq)
@@ -323,7 +348,10 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
         let mut failed = false;
         // Messages are cut whole in the order of their ids: `uncut` is the oldest that may
         // still have bytes to cut, so a call with nothing to cut costs nothing.
-        while !self.frags.is_full() && self.uncut < self.next_id {
+        while self.uncut < self.next_id {
+            let Some(slot) = self.frags.iter().position(|f| !f.live) else {
+                break;
+            };
             let uncut = self.uncut;
             let Some(msg) = self.msgs.iter_mut().find(|m| m.live && m.id == uncut) else {
                 self.uncut += 1;
@@ -345,21 +373,18 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             }
             let len = (total - msg.cut).min(most as u64);
             // An empty message still takes one (empty) fragment.
-            let fragment = Fragment {
+            let Some(f) = self.frags.get_mut(slot) else {
+                break;
+            };
+            *f = Fragment {
+                live: true,
                 seq: self.next_seq,
                 id: msg.id,
                 offset: msg.cut,
                 len: len as u32,
-                sent: 0,
-                restored: false,
                 due: true,
-                retry: false,
-                resent: false,
-                sent_at: None,
+                ..Fragment::FREE
             };
-            if self.frags.push(fragment).is_err() {
-                break;
-            }
             if !msg.begun {
                 msg.in_parts = len < total;
             }
@@ -382,7 +407,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
         let mut bytes = 0u64;
         let mut lowest: Option<&Fragment> = None;
         let mut best: Option<(usize, &Fragment)> = None;
-        for (i, f) in self.frags.iter().enumerate() {
+        for (i, f) in self.frags.iter().enumerate().filter(|(_, f)| f.live) {
             if f.sent > 0 && !f.retry {
                 outstanding += 1;
                 bytes += u64::from(f.len);
@@ -413,7 +438,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
         floor: u64,
         source: Option<&'a mut S>,
     ) -> Result<Data<'a>, u64> {
-        let f = self.frags.get(index).ok_or(u64::MAX)?;
+        let f = self.frags.get(index).filter(|f| f.live).ok_or(u64::MAX)?;
         let msg = self.msg(f.id).ok_or(f.id)?;
         let len = f.len as usize;
         let payload = match &msg.out.bytes {
@@ -447,7 +472,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
 
     /// Records that fragment `index` was transmitted at `now`; returns whether it was a resend.
     pub(crate) fn mark_sent(&mut self, index: usize, now: Instant) -> bool {
-        let Some(f) = self.frags.get_mut(index) else {
+        let Some(f) = self.frags.get_mut(index).filter(|f| f.live) else {
             return false;
         };
         let replaces_lost = f.restored;
@@ -468,21 +493,16 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     /// timeout.
     pub(crate) fn ack(&mut self, ack: &Ack, now: Instant, config: &Timing) {
         let mut newest: Option<Instant> = None;
-        let mut i = 0;
-        while let Some(f) = self.frags.get(i).copied() {
-            if !ack.covers(f.seq) {
-                i += 1;
+        for i in 0..TX {
+            let Some(f) = self
+                .frags
+                .get_mut(i)
+                .filter(|f| f.live && ack.covers(f.seq))
+            else {
                 continue;
-            }
-            // `swap_remove` by a swap of two distinct slots and `pop`, as in `pop_outcome`:
-            // `swap_remove` (and a plain copy of the last slot) brings in `memmove` (1.3 KiB
-            // on Cortex-M0).
-            if let Some((last, rest)) = self.frags.split_last_mut() {
-                if let Some(slot) = rest.get_mut(i) {
-                    core::mem::swap(slot, last);
-                }
-            }
-            self.frags.pop();
+            };
+            f.live = false;
+            let f = *f;
             if !f.resent {
                 newest = newest.max(f.sent_at);
             }
@@ -508,7 +528,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
         if config.resend_interval.is_none() {
             return;
         }
-        for f in self.frags.iter_mut() {
+        for f in self.frags.iter_mut().filter(|f| f.live) {
             let left = config.max_resends.is_none_or(|max| f.sent <= max);
             if f.sent > 0 && !f.due && left && !ack.covers(f.seq) {
                 f.due = true;
@@ -529,7 +549,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
         if config.resend_interval.is_none() {
             return;
         }
-        for f in self.frags.iter_mut() {
+        for f in self.frags.iter_mut().filter(|f| f.live) {
             if f.sent > 0 && !f.due {
                 f.due = true;
                 f.retry = true;
@@ -559,7 +579,9 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
 
     /// Gives message `id` up: its fragments in flight are dropped (the floor moves past them).
     fn fail(&mut self, id: u64, reason: FailReason) {
-        self.frags.retain(|f| f.id != id);
+        for f in self.frags.iter_mut().filter(|f| f.id == id) {
+            f.live = false;
+        }
         if let Some(m) = self.msg_mut(id) {
             m.in_flight = 0;
             if m.outcome.is_none() {
@@ -575,7 +597,9 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
 
     /// Fails every send still in flight.
     pub(crate) fn fail_all(&mut self, reason: FailReason) {
-        self.frags.clear();
+        for f in self.frags.iter_mut() {
+            f.live = false;
+        }
         for m in self.msgs.iter_mut().filter(|m| m.live) {
             m.in_flight = 0;
             if m.outcome.is_none() {
@@ -600,8 +624,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
                 .find(|m| m.outcome.is_none() && m.deadline <= now)
                 .map(|m| (m.id, FailReason::TimedOut))
                 .or_else(|| {
-                    self.frags
-                        .iter()
+                    self.in_flight()
                         .find(|f| exhausted(f))
                         .map(|f| (f.id, FailReason::ResendsExhausted))
                 });
@@ -611,7 +634,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             self.fail(id, reason);
             gave_up = true;
         }
-        for f in self.frags.iter_mut() {
+        for f in self.frags.iter_mut().filter(|f| f.live) {
             if expired(f) {
                 f.due = true;
                 f.retry = false;
@@ -623,9 +646,9 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
 
     /// The earliest resend or timeout deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        // One fold per table, by index (see `floor`).
-        let resends = (0..self.frags.len())
-            .filter_map(|i| self.frags.get(i))
+        // One fold per table.
+        let resends = self
+            .in_flight()
             .fold(None, |next, f| earliest(next, resend_at(f, self.rto)));
         self.live()
             .filter(|m| m.outcome.is_none())
@@ -635,7 +658,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     /// Takes the settled send with the lowest id, freeing its slot.
     pub(crate) fn pop_outcome(&mut self) -> Option<(MsgId, Outcome)> {
         // By index: `min_by_key` over a slice iterator of the 224-byte slots divides (the
-        // software divider on Cortex-M0; see `floor`).
+        // software divider on Cortex-M0; see `in_flight`).
         let settled = |m: &&Msg<P, T>| m.live && m.outcome.is_some();
         let index = (0..TX)
             .filter_map(|i| self.msgs.get(i).filter(settled).map(|m| (i, m.id)))
@@ -684,5 +707,36 @@ mod tests {
         );
         assert_eq!(q.pop_outcome(), None);
         assert!(q.waiting());
+    }
+
+    #[test]
+    fn fragment_slots_are_freed_by_acks_and_failures_and_taken_again() {
+        let mut q = SendQueue::<4, 8, 2>::new();
+        let far = Instant::from_micros(1_000);
+        let caps = Some(Caps {
+            max_payload: 4,
+            max_topic: 8,
+            max_message: 0,
+        });
+        // 10 bytes in fragments of 4: two slots, so two fragments at a time.
+        let big = q.push(Head::End, Payload::Sourced(10), far).unwrap();
+        q.cut(caps, 4);
+        assert_eq!((q.in_flight().count(), q.floor()), (2, 0));
+        let ack = Ack {
+            to_session: 0,
+            next: 1,
+            bitmap: 0,
+            room: 1,
+            window: 8,
+            retry: false,
+        };
+        let timing = crate::Config::default().timing().unwrap();
+        q.ack(&ack, far, &timing);
+        assert_eq!((q.in_flight().count(), q.floor()), (1, 1));
+        q.cut(caps, 4);
+        assert_eq!(q.in_flight().map(|f| f.seq).max(), Some(2));
+        assert_eq!(q.progress(big), Some((4, 10)));
+        q.fail(big.0, FailReason::Stopped);
+        assert_eq!((q.in_flight().count(), q.floor()), (0, 3));
     }
 }
