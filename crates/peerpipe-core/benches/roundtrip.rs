@@ -13,10 +13,12 @@
 //! Run with `cargo bench -p peerpipe-core`.
 //!
 //! Where a cycle's instructions go (callgrind, `messages/single/64`, December 2026): about
-//! 7,800 in all (8,800 before received items stopped being copied whole through the receive
-//! queue), of which CRC-32C about 900 (the table-driven crate: some 4 instructions a byte, a
-//! frame's short header in small pieces), COBS encoding and decoding about 1,650, copies of
-//! messages about 1,000 (`Message::request` and `send` move the 1 KiB inline message, the
+//! 6,400 in all (7,650 before the wire codec's second round, 8,800 before received items
+//! stopped being copied whole through the receive queue), of which CRC-32C about 700 (a
+//! hand-written slice-by-16; about 1,900 with the `crc` crate, whose per-call set-up weighed on
+//! a frame's short pieces), encoding the two frames (DATA, ACK) about 1,100 besides their CRC,
+//! collecting and decoding them about 1,050, reading their fields about 800, copies of
+//! messages about 550 (`Message::request` and `send` move the 1 KiB inline message, the
 //! received one is taken out of its slot once). The host CRC has no faster safe path: the
 //! CPU's CRC-32C instruction needs SSE4.2 detected at run time, which takes `unsafe` (the
 //! core forbids it) or `std` (the core is `no_std`).
