@@ -31,11 +31,14 @@
 //!   `tls_mb_per_s` and `tls_over_tcp` (TLS's rate over plain TCP's, in %).
 //!
 //! What bounds `mb_per_s` against the bare copy (callgrind, 16 MiB in memory, December 2026):
-//! every byte is checksummed by both handlers (CRC-32C, about 8 instructions a byte in all)
-//! and COBS-encoded and decoded (about 5 more): some 13 instructions a byte of protocol work,
-//! where the bare copy spends a small fraction of one. Copies of whole receive slots, which
-//! the core no longer makes, were under 2 % of the work. On the 2-core test machine (quiet)
-//! the in-memory ratio was 44-48 %: most of the gap is framing and checksumming every byte.
+//! every byte is checksummed by both handlers (CRC-32C, about 5 instructions a byte in all,
+//! table-driven: the CPU's CRC instruction is out of the safe, `no_std` core's reach) and
+//! COBS-encoded and decoded (about 3 more): some 8 instructions a byte of protocol work (13
+//! before the wire codec's second round), where the bare copy spends a small fraction of one.
+//! Copies of whole receive slots, which the core no longer makes, were under 2 % of the work.
+//! On the 2-core test machine (quiet) the in-memory ratio was 44-48 % before that round; on
+//! the same machine busy with other builds, runs alternated with the build before it: memory
+//! 50-58 % (before 46-59 %), TCP 46-58 % (36-48 %), Unix 37-42 % (25-38 %).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
