@@ -9,7 +9,9 @@
 //! "acknowledger" thread, which wakes the sender through its own channel. A waiting sender
 //! polls for up to 100 µs, yielding its CPU between polls, then blocks: what peerpipe's
 //! waiters do. No driver that makes these hand-offs per message goes faster: see `rtt`'s
-//! `raw_msgs_per_s`.
+//! `raw_msgs_per_s`. [`pipelined_throughput`] makes the same hand-offs for one sender that
+//! keeps up to `window` payloads unacknowledged (`PipeHandler::send_pipelined`): the
+//! baseline of `rtt`'s `pipelined_msgs_per_s`.
 
 use std::time::{Duration, Instant};
 
@@ -83,6 +85,51 @@ pub fn acked_throughput(count: usize, threads: usize, payload: usize) -> Result<
         s.join().map_err(|_| "a bare sender panicked")??;
     }
     let elapsed = t0.elapsed();
+    let _ = receiver.join();
+    let _ = acker.join();
+    Ok(count as f64 / elapsed.as_secs_f64().max(1e-9))
+}
+
+/// `count` payloads of `payload` bytes from one thread that keeps up to `window` of them
+/// unacknowledged, through the same three hand-offs (sender, receiver, acknowledger, sender);
+/// payloads per second, from the first send until the last acknowledgement.
+pub fn pipelined_throughput(count: usize, window: usize, payload: usize) -> Result<f64, String> {
+    let window = window.max(1);
+    let (to_receiver, receiver_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+    let (to_acker, acker_rx) = crossbeam_channel::unbounded::<()>();
+    let (waker, woken) = crossbeam_channel::unbounded::<()>();
+    let receiver = std::thread::spawn(move || {
+        while let Ok(data) = receiver_rx.recv() {
+            std::hint::black_box(data);
+            if to_acker.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    let acker = std::thread::spawn(move || {
+        while let Ok(()) = acker_rx.recv() {
+            if waker.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    let t0 = Instant::now();
+    let mut in_flight = 0;
+    for _ in 0..count {
+        if in_flight == window {
+            wait(&woken)?;
+            in_flight -= 1;
+        }
+        to_receiver
+            .send(vec![0xa5; payload])
+            .map_err(|e| e.to_string())?;
+        in_flight += 1;
+    }
+    for _ in 0..in_flight {
+        wait(&woken)?;
+    }
+    let elapsed = t0.elapsed();
+    drop(to_receiver);
     let _ = receiver.join();
     let _ = acker.join();
     Ok(count as f64 / elapsed.as_secs_f64().max(1e-9))

@@ -7,7 +7,7 @@
 //! Prints exactly one line on stdout (diagnostics go to stderr):
 //!
 //! ```text
-//! transport=memory count=2000 payload=64 rtt_p50_us=.. rtt_p99_us=.. raw_p50_us=.. msgs_per_s=.. raw_block_p50_us=.. raw_spin_p50_us=.. raw_msgs_per_s=..
+//! transport=memory count=2000 payload=64 rtt_p50_us=.. rtt_p99_us=.. raw_p50_us=.. msgs_per_s=.. raw_block_p50_us=.. raw_spin_p50_us=.. raw_msgs_per_s=.. window=32 pipelined_msgs_per_s=.. raw_pipelined_msgs_per_s=..
 //! ```
 //!
 //! - `rtt`: two handlers in this process over the chosen transport. The client sends a request
@@ -31,6 +31,13 @@
 //!   the acknowledgement to one standing for the sending handler's I/O thread, which wakes
 //!   the sender ([`peerpipe_examples::bare`]); measured just before `msgs_per_s`: the bound
 //!   of a driver that makes these hand-offs per message.
+//! - `pipelined_msgs_per_s`: one thread sends `count` messages with
+//!   [`PipeHandler::send_pipelined`], keeping up to `window` (`--window`, default
+//!   [`TX`](peerpipe_std::TX), the send slots) in flight: before each send beyond the
+//!   window it waits for the oldest outcome. The rate is counted like `msgs_per_s`.
+//! - `raw_pipelined_msgs_per_s`: the same pipeline of hand-offs without peerpipe (one
+//!   producer keeping `window` payloads unacknowledged, a receiving thread, an acknowledging
+//!   thread: [`peerpipe_examples::bare::pipelined_throughput`]), measured just before.
 //! - `--tls` (TCP): a third pair of handlers over TLS with mutual authentication (certificates
 //!   made at start), measured the same way, its round trips interleaved with the others;
 //!   the line gains `tls_rtt_p50_us`, `tls_rtt_p99_us`, `tls_msgs_per_s` and `tls_over_tcp_p50`
@@ -62,6 +69,8 @@ Options:
   --count N       round trips, and one-way messages            (default 2000)
   --payload B     payload bytes                                (default 64)
   --threads K     sender threads of the throughput phase       (default 16)
+  --window W      sends one thread keeps in flight in the
+                  pipelined throughput phase                   (default 32)
   --warmup W      round trips of each kind before measuring    (default 200)
   --tls           also over TLS (mutual authentication), next to plain TCP
                   (implies --transport tcp)
@@ -77,6 +86,7 @@ struct Args {
     count: usize,
     payload: usize,
     threads: usize,
+    window: usize,
     warmup: usize,
     tls: bool,
 }
@@ -89,6 +99,7 @@ fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
         count: 2000,
         payload: 64,
         threads: 16,
+        window: peerpipe_std::TX,
         warmup: 200,
         tls: false,
     };
@@ -99,6 +110,7 @@ fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
             Long("count") => a.count = value(parser, "--count")?,
             Long("payload") => a.payload = value(parser, "--payload")?,
             Long("threads") => a.threads = value(parser, "--threads")?,
+            Long("window") => a.window = value(parser, "--window")?,
             Long("warmup") => a.warmup = value(parser, "--warmup")?,
             Long("tls") => a.tls = true,
             _ => return Err(arg.unexpected()),
@@ -110,8 +122,8 @@ fn parse_args(parser: &mut cli::Parser) -> Result<Option<Args>, cli::Error> {
         }
         a.kind = Kind::Tcp;
     }
-    if a.count == 0 || a.threads == 0 {
-        return Err("--count and --threads must be at least 1".into());
+    if a.count == 0 || a.threads == 0 || a.window == 0 {
+        return Err("--count, --threads and --window must be at least 1".into());
     }
     if a.payload > peerpipe_std::MAX_PAYLOAD {
         return Err(format!("--payload: at most {} bytes", peerpipe_std::MAX_PAYLOAD).into());
@@ -486,6 +498,7 @@ impl Pair {
                 Ok(())
             }));
         }
+        let before = self.oneway.received.load(Ordering::Relaxed);
         barrier.wait();
         let t0 = self.origin.elapsed().as_nanos() as u64;
         for s in senders {
@@ -493,13 +506,48 @@ impl Pair {
         }
         // Every send was acknowledged: the server's endpoint accepted it. Its callback may
         // still be running for the last few.
+        self.rate_since(before, count, t0)
+    }
+
+    /// `count` acknowledged one-way messages from this thread, which keeps up to `window`
+    /// of them in flight ([`PipeHandler::send_pipelined`]); messages per second handled by
+    /// the server, from the first send until the last one arrived.
+    fn pipelined(&self, count: usize, window: usize) -> Result<f64, String> {
+        let before = self.oneway.received.load(Ordering::Relaxed);
+        let msgs: Vec<Message> = (0..count)
+            .map(|_| Message::request("oneway", self.payload.clone()))
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        let mut in_flight: std::collections::VecDeque<peerpipe_std::PendingSend> =
+            std::collections::VecDeque::with_capacity(window);
+        let t0 = self.origin.elapsed().as_nanos() as u64;
+        for msg in msgs {
+            if in_flight.len() == window {
+                if let Some(ticket) = in_flight.pop_front() {
+                    ticket.wait().map_err(|e| format!("pipelined send: {e}"))?;
+                }
+            }
+            let ticket = self
+                .client
+                .send_pipelined(msg, Some(TIMEOUT))
+                .map_err(|e| format!("send_pipelined: {e}"))?;
+            in_flight.push_back(ticket);
+        }
+        for ticket in in_flight {
+            ticket.wait().map_err(|e| format!("pipelined send: {e}"))?;
+        }
+        self.rate_since(before, count, t0)
+    }
+
+    /// Waits until the server handled `count` one-way messages after the `before` it had;
+    /// their rate from `t0` (nanoseconds since `origin`) until the last one arrived.
+    fn rate_since(&self, before: u64, count: usize, t0: u64) -> Result<f64, String> {
         let wait_until = Instant::now() + TIMEOUT;
-        while self.oneway.received.load(Ordering::Relaxed) < count as u64
-            && Instant::now() < wait_until
-        {
+        let target = before + count as u64;
+        while self.oneway.received.load(Ordering::Relaxed) < target && Instant::now() < wait_until {
             std::thread::sleep(Duration::from_micros(50));
         }
-        let received = self.oneway.received.load(Ordering::Relaxed);
+        let received = self.oneway.received.load(Ordering::Relaxed) - before;
         if received != count as u64 {
             return Err(format!(
                 "throughput: the server handled {received} of {count} messages"
@@ -540,6 +588,10 @@ struct Results {
     msgs_per_s: f64,
     /// The same sends' hand-offs between threads, without peerpipe.
     raw_msgs_per_s: f64,
+    /// One thread keeping `window` sends in flight.
+    pipelined_msgs_per_s: f64,
+    /// The same pipeline of hand-offs, without peerpipe.
+    raw_pipelined_msgs_per_s: f64,
     /// Round trips and messages per second over TLS (`--tls`).
     tls: Option<(Vec<Duration>, f64)>,
 }
@@ -604,6 +656,9 @@ fn run(args: &Args) -> Result<Results, String> {
     let raw_msgs_per_s =
         peerpipe_examples::bare::acked_throughput(args.count, args.threads, args.payload)?;
     let msgs_per_s = pair.throughput(args.count, args.threads)?;
+    let raw_pipelined_msgs_per_s =
+        peerpipe_examples::bare::pipelined_throughput(args.count, args.window, args.payload)?;
+    let pipelined_msgs_per_s = pair.pipelined(args.count, args.window)?;
     pair.finish()?;
     let tls = match tls {
         Some(tls) => {
@@ -624,6 +679,8 @@ fn run(args: &Args) -> Result<Results, String> {
         raw_spin,
         msgs_per_s,
         raw_msgs_per_s,
+        pipelined_msgs_per_s,
+        raw_pipelined_msgs_per_s,
         tls,
     })
 }
@@ -673,7 +730,7 @@ fn main() -> ExitCode {
         None => String::new(),
     };
     println!(
-        "transport={} count={} payload={} rtt_p50_us={:.1} rtt_p99_us={:.1} raw_p50_us={:.1} msgs_per_s={:.0} raw_block_p50_us={:.1} raw_spin_p50_us={:.1} raw_msgs_per_s={:.0}{tls}",
+        "transport={} count={} payload={} rtt_p50_us={:.1} rtt_p99_us={:.1} raw_p50_us={:.1} msgs_per_s={:.0} raw_block_p50_us={:.1} raw_spin_p50_us={:.1} raw_msgs_per_s={:.0} window={} pipelined_msgs_per_s={:.0} raw_pipelined_msgs_per_s={:.0}{tls}",
         args.kind.name(),
         args.count,
         args.payload,
@@ -684,6 +741,9 @@ fn main() -> ExitCode {
         us(block_p50),
         us(spin_p50),
         res.raw_msgs_per_s,
+        args.window,
+        res.pipelined_msgs_per_s,
+        res.raw_pipelined_msgs_per_s,
     );
     ExitCode::SUCCESS
 }

@@ -217,6 +217,11 @@ impl PipeHandler {
         self.inner.shutdown(close_pipe);
     }
 
+    /// Whether the caller runs on the I/O thread (in a callback).
+    pub(crate) fn in_callback(&self) -> bool {
+        self.inner.in_callback()
+    }
+
     /// Refuses a call that waits for its result from a callback (it would wait for itself).
     fn not_in_callback(&self) -> Result<(), Error> {
         if self.inner.in_callback() {
@@ -236,7 +241,7 @@ impl PipeHandler {
     }
 
     /// Checks that a send may go now; returns its deadline.
-    fn deadline(&self, timeout: Option<Duration>) -> Result<StdInstant, Error> {
+    pub(crate) fn deadline(&self, timeout: Option<Duration>) -> Result<StdInstant, Error> {
         self.check_running()?;
         let timeout = timeout.unwrap_or(self.inner.config.default_request_timeout);
         if timeout.is_zero() {
@@ -281,7 +286,7 @@ impl PipeHandler {
         let deadline = self.deadline(timeout)?;
         self.not_in_callback()?;
         let (done, wait) = oneshot();
-        let ticket = self.submit(Outgoing::Message(msg), deadline, Some(done), None)?;
+        let ticket = self.submit(Outgoing::Message(msg), deadline, Some(done), None, false)?;
         self.wait_outcome(&wait, ticket, deadline, abort_signal)
     }
 
@@ -291,12 +296,13 @@ impl PipeHandler {
     /// as the request's acknowledgement.
     ///
     /// When every send slot is taken the message waits its turn, after the sends already
-    /// waiting; at most [`MAX_WAITING`](crate::MAX_WAITING) such sends wait, and one more is
-    /// refused with [`Error::QueueFull`] (nothing sent): memory stays bounded when the peer
-    /// is slow or does not read.
+    /// waiting; at most [`MAX_WAITING`](crate::MAX_WAITING) such sends (and
+    /// [`send_pipelined`](Self::send_pipelined)'s) wait, and one more is refused with
+    /// [`Error::QueueFull`] (nothing sent): memory stays bounded when the peer is slow or
+    /// does not read.
     pub fn send_no_wait(&self, msg: Message) -> Result<(), Error> {
         let deadline = self.deadline(None)?;
-        self.submit(Outgoing::Message(msg), deadline, None, None)
+        self.submit(Outgoing::Message(msg), deadline, None, None, false)
             .map(drop)
     }
 
@@ -328,7 +334,7 @@ impl PipeHandler {
         let deadline = self.deadline(timeout)?;
         self.not_in_callback()?;
         let (reply, wait) = oneshot();
-        let ticket = self.submit(Outgoing::Message(msg), deadline, None, Some(reply))?;
+        let ticket = self.submit(Outgoing::Message(msg), deadline, None, Some(reply), false)?;
         let (gave_up, aborted) = match self.wait_or_give_up(&wait, ticket, deadline, abort_signal) {
             Ok(r) => return r,
             Err(missed) => missed,
@@ -366,14 +372,15 @@ impl PipeHandler {
     }
 
     /// Gives a send to the handler; returns the ticket that names it.
-    fn submit(
+    pub(crate) fn submit(
         &self,
         what: Outgoing,
         deadline: StdInstant,
         done: Option<Done>,
         reply: Option<ReplyTo>,
+        pipelined: bool,
     ) -> Result<u64, Error> {
-        self.inner.shared.with(|st, now| {
+        self.inner.shared.with_deadline(Some(deadline), |st, now| {
             let ticket = st.sends.ticket();
             let req = SendReq {
                 what,
@@ -381,6 +388,7 @@ impl PipeHandler {
                 ticket,
                 done,
                 reply,
+                pipelined,
             };
             st.submit(req, now).map(|()| ticket)
         })
@@ -389,7 +397,7 @@ impl PipeHandler {
     /// Waits for a send's outcome until its deadline (or the abort signal); then withdraws
     /// it if it still waits for a slot, or waits for the outcome the endpoint reports at
     /// the same deadline.
-    fn wait_outcome(
+    pub(crate) fn wait_outcome(
         &self,
         wait: &Waiter<Result<MsgId, Error>>,
         ticket: u64,
@@ -444,10 +452,10 @@ impl PipeHandler {
             }
         }
         if self.inner.in_callback() {
-            return self.submit(what, deadline, None, None).map(drop);
+            return self.submit(what, deadline, None, None, false).map(drop);
         }
         let (done, wait) = oneshot();
-        let ticket = self.submit(what, deadline, Some(done), None)?;
+        let ticket = self.submit(what, deadline, Some(done), None, false)?;
         self.wait_outcome(&wait, ticket, deadline, None).map(drop)
     }
 

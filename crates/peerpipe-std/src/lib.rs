@@ -44,6 +44,12 @@
 //! # Ok::<(), peerpipe_std::Error>(())
 //! ```
 //!
+//! Throughput: [`PipeHandler::send_to_peer`] blocks its thread until the peer accepted the
+//! message, so many sends at once need many threads. [`PipeHandler::send_pipelined`] lets
+//! one thread keep many acknowledged sends in flight instead (up to [`TX`]; more wait for a
+//! slot, bounded by [`MAX_WAITING`]) and take each outcome later from its [`PendingSend`],
+//! the same outcome `send_to_peer` would have returned (`rtt`'s `pipelined_msgs_per_s`).
+//!
 //! Serving many peers: [`TcpTransport::listen`] (and [`UnixTransport::listen`]) accept one
 //! connection; a [`PipeListener`] accepts them all, and yields one handler per peer that
 //! connects, each with its own session and I/O thread. Stopping it (or dropping it) frees
@@ -148,6 +154,7 @@
 mod driver;
 mod handler;
 mod listener;
+mod pending;
 mod signal;
 pub mod transport;
 
@@ -166,6 +173,7 @@ pub use peerpipe_host::{
 #[cfg(feature = "tls")]
 pub use peerpipe_host::{tls, TlsClient, TlsError, TlsServer};
 pub use peerpipe_host::{Progress, Transfer};
+pub use pending::PendingSend;
 pub use signal::AbortSignal;
 #[cfg(feature = "serial")]
 pub use transport::SerialTransport;
@@ -185,8 +193,8 @@ pub const RX: usize = 8;
 /// Sends in flight at once (a send slot costs about 200 bytes: a message's data stays in
 /// the application's buffer, which the handler holds until the outcome).
 pub const TX: usize = 32;
-/// Sends that do not wait ([`PipeHandler::send_no_wait`]) queued for a send slot at
-/// most; one more is refused with [`Error::QueueFull`].
+/// Sends that do not wait ([`PipeHandler::send_no_wait`], [`PipeHandler::send_pipelined`])
+/// queued for a send slot at most; one more is refused with [`Error::QueueFull`].
 pub const MAX_WAITING: usize = 256;
 /// Received items (messages and status changes) the application's queue holds at most;
 /// then the handler takes nothing more from the peer until the application takes one.

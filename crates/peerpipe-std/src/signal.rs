@@ -89,13 +89,15 @@ struct Slot<T> {
     ready: AtomicBool,
     /// The waiter gave up: a value sent now is handed back.
     abandoned: AtomicBool,
-    waiter: Thread,
+    /// The thread to wake: the one that made the one-shot, or the last one that waited on
+    /// it (a pipelined send's ticket may move to another thread).
+    waiter: Mutex<Thread>,
 }
 
 /// The sending half of a one-shot: dropped without a value, it wakes the waiter with none.
 pub(crate) struct Promise<T>(Arc<Slot<T>>);
 
-/// The waiting half of a one-shot; it must be waited on by the thread that created it.
+/// The waiting half of a one-shot; any thread may wait on it (one at a time).
 pub(crate) struct Waiter<T>(Arc<Slot<T>>);
 
 /// A one-shot for the current thread to wait on.
@@ -104,7 +106,7 @@ pub(crate) fn oneshot<T>() -> (Promise<T>, Waiter<T>) {
         value: Mutex::new(None),
         ready: AtomicBool::new(false),
         abandoned: AtomicBool::new(false),
-        waiter: std::thread::current(),
+        waiter: Mutex::new(std::thread::current()),
     });
     (Promise(slot.clone()), Waiter(slot))
 }
@@ -122,7 +124,11 @@ impl<T> Promise<T> {
 
     fn wake(&self) {
         if !self.0.ready.swap(true, Ordering::SeqCst) {
-            self.0.waiter.unpark();
+            self.0
+                .waiter
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .unpark();
         }
     }
 }
@@ -172,6 +178,14 @@ impl<T> Waiter<T> {
         if let Some(a) = abort {
             a.register();
         }
+        {
+            // Set before `ready` is read below: a promise that found the old thread had
+            // set `ready` already.
+            let mut waiter = slot.waiter.lock().unwrap_or_else(PoisonError::into_inner);
+            if waiter.id() != std::thread::current().id() {
+                *waiter = std::thread::current();
+            }
+        }
         let waited = loop {
             if slot.ready.load(Ordering::SeqCst) {
                 break self.take();
@@ -194,6 +208,11 @@ impl<T> Waiter<T> {
             a.unregister();
         }
         waited
+    }
+
+    /// The value, if it came (or the promise was dropped without one); never blocks.
+    pub(crate) fn try_take(&self) -> Option<Waited<T>> {
+        self.0.ready.load(Ordering::Acquire).then(|| self.take())
     }
 
     fn take(&self) -> Waited<T> {

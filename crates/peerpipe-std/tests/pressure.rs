@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{config, wait_until, STEP};
+use common::{config, handler_with_raw_peer, wait_until, STEP};
 use peerpipe_std::{
     memory_pair, Error, FailReason, Item, Message, MsgId, PipeHandler, Status, TcpTransport,
     FRAGMENT, FRAME, MAX_WAITING, TX, UNSENT_LIMIT,
@@ -22,32 +22,6 @@ use peerpipe_std::{
 const SHORT: Duration = Duration::from_millis(300);
 /// How late a call bounded by [`SHORT`] may return on a loaded machine.
 const LATE: Duration = Duration::from_millis(700);
-
-/// A handler on TCP whose peer is a raw socket the test holds. The peer announces itself
-/// with one heartbeat (its capabilities, and room for every send: without them the handler
-/// sends no DATA at all), then says nothing more; `drain` reads and discards everything
-/// on it (a peer that reads but never answers), else nothing reads it (a frozen peer: the
-/// socket's buffers fill).
-fn handler_with_raw_peer(config: peerpipe_std::Config, drain: bool) -> (PipeHandler, TcpStream) {
-    let transport = TcpTransport::listen("127.0.0.1:0").expect("listen");
-    let addr = transport.local_addr().expect("addr");
-    let h = PipeHandler::new(transport, config).expect("config");
-    h.start().expect("start");
-    let mut peer = TcpStream::connect(addr).expect("connect");
-    peer.write_all(&common::hello(0x5EED, 1000)).expect("hello");
-    assert!(
-        wait_until(STEP, || h.peer_state() == peerpipe_std::PeerState::Up),
-        "the handler never saw the peer's heartbeat"
-    );
-    if drain {
-        let mut reader = peer.try_clone().expect("clone");
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
-        });
-    }
-    (h, peer)
-}
 
 fn long_timeouts() -> peerpipe_std::Config {
     peerpipe_std::Config {

@@ -39,12 +39,21 @@ pub(crate) struct SendReq {
     pub(crate) done: Option<Done>,
     /// Told the reply (or why the request failed).
     pub(crate) reply: Option<ReplyTo>,
+    /// The caller does not block in the call (a pipelined send): while it waits for a slot
+    /// it counts against [`MAX_WAITING`] like a send nobody waits for.
+    pub(crate) pipelined: bool,
 }
 
 impl SendReq {
     /// Nobody waits for this send's outcome.
     fn is_detached(&self) -> bool {
         self.done.is_none() && self.reply.is_none()
+    }
+
+    /// Whether it counts against [`MAX_WAITING`] while it waits for a slot: its caller
+    /// does not block, so nothing else bounds how many such sends wait.
+    fn counts(&self) -> bool {
+        self.pipelined || self.is_detached()
     }
 
     fn fail(self, e: Error) {
@@ -92,7 +101,8 @@ pub(crate) enum GaveUp {
 pub(crate) struct Sends {
     /// Sends waiting for a free slot, oldest first.
     backlog: VecDeque<SendReq>,
-    /// How many of them nobody waits for (`send_no_wait`): at most [`MAX_WAITING`].
+    /// How many of them have no caller blocked in the call (`send_no_wait`, pipelined
+    /// sends): at most [`MAX_WAITING`].
     detached: usize,
     waiters: HashMap<MsgId, Done>,
     /// The data of every send in the endpoint, until its outcome is taken.
@@ -157,7 +167,8 @@ impl Sends {
 
 impl State {
     /// Gives a send to the endpoint, after those already waiting for a slot. A send nobody
-    /// waits for is refused with [`Error::QueueFull`] when [`MAX_WAITING`] such sends wait,
+    /// waits for, or a pipelined one, is refused with [`Error::QueueFull`] when
+    /// [`MAX_WAITING`] such sends wait,
     /// and with the endpoint's error when it refuses it at once (the conversation is closed,
     /// the message invalid).
     pub(crate) fn submit(&mut self, req: SendReq, now: Instant) -> Result<(), Error> {
@@ -172,7 +183,7 @@ impl State {
     }
 
     fn enqueue(&mut self, req: SendReq) -> Result<(), Error> {
-        if req.is_detached() {
+        if req.counts() {
             if self.sends.detached >= MAX_WAITING {
                 return Err(Error::QueueFull);
             }
@@ -246,12 +257,12 @@ impl State {
     /// dropped.
     pub(crate) fn feed_backlog(&mut self, now: Instant) {
         while let Some(req) = self.sends.backlog.pop_front() {
-            let detached = req.is_detached();
+            let counted = req.counts();
             if let Attempt::Full(req) = self.try_send(req, now) {
                 self.sends.backlog.push_front(req);
                 return;
             }
-            if detached {
+            if counted {
                 self.sends.detached -= 1;
             }
         }
@@ -262,7 +273,9 @@ impl State {
     pub(crate) fn give_up(&mut self, ticket: u64) -> GaveUp {
         let sends = &mut self.sends;
         if let Some(i) = sends.backlog.iter().position(|r| r.ticket == ticket) {
-            drop(sends.backlog.remove(i));
+            if sends.backlog.remove(i).is_some_and(|r| r.counts()) {
+                sends.detached -= 1;
+            }
             return GaveUp::NoSlot;
         }
         let Some((&id, w)) = sends.replies.iter().find(|(_, w)| w.ticket == ticket) else {

@@ -379,3 +379,29 @@ pub fn close_and_expect_gone(closer: &PipeHandler, other: &PipeHandler) {
     );
     other.stop(true);
 }
+
+/// A handler on TCP whose peer is a raw socket the test holds. The peer announces itself
+/// with one heartbeat (its capabilities, and room for every send: without them the handler
+/// sends no DATA at all), then says nothing more; `drain` reads and discards everything
+/// on it (a peer that reads but never answers), else nothing reads it (a frozen peer: the
+/// socket's buffers fill).
+pub fn handler_with_raw_peer(config: Config, drain: bool) -> (PipeHandler, std::net::TcpStream) {
+    let transport = peerpipe_std::TcpTransport::listen("127.0.0.1:0").expect("listen");
+    let addr = transport.local_addr().expect("addr");
+    let h = PipeHandler::new(transport, config).expect("config");
+    h.start().expect("start");
+    let mut peer = std::net::TcpStream::connect(addr).expect("connect");
+    peer.write_all(&hello(0x5EED, 1000)).expect("hello");
+    assert!(
+        wait_until(STEP, || h.peer_state() == peerpipe_std::PeerState::Up),
+        "the handler never saw the peer's heartbeat"
+    );
+    if drain {
+        let mut reader = peer.try_clone().expect("clone");
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
+        });
+    }
+    (h, peer)
+}
