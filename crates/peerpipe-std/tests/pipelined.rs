@@ -294,3 +294,31 @@ fn a_ticket_waited_on_by_another_thread_gets_its_outcome() {
     );
     h.stop(true);
 }
+
+/// A send whose timeout is shorter than the I/O thread's longest sleep (here 2 s: resends,
+/// heartbeats and the default timeout all slower) wakes it: the send fails at its own
+/// deadline, not when the I/O thread next wakes by itself.
+#[test]
+fn a_short_timeout_wakes_a_sleeping_io_thread() {
+    let slow_timers = Config {
+        heartbeat_interval: Duration::from_secs(5),
+        heartbeat_timeout: Duration::from_secs(30),
+        resend_interval: Some(Duration::from_secs(2)),
+        default_request_timeout: Duration::from_secs(20),
+        ..config()
+    };
+    let (h, _peer) = handler_with_raw_peer(slow_timers, true);
+    // Let the I/O thread go to sleep.
+    std::thread::sleep(Duration::from_millis(50));
+    for t in [SHORT, SHORT / 2] {
+        let started = Instant::now();
+        let r = h.send_pipelined(msg(0), Some(t)).expect("send").wait();
+        let took = started.elapsed();
+        assert!(
+            matches!(r, Err(Error::Failed(FailReason::TimedOut))),
+            "{r:?}"
+        );
+        assert!(took >= t && took < t + LATE, "took {took:?}");
+    }
+    h.stop(true);
+}

@@ -52,10 +52,12 @@
 //! need the receiving thread's work per message about halved, most of it in the core.
 //!
 //! One thread keeping 32 sends in flight (`PipeHandler::send_pipelined`, `rtt`'s
-//! `pipelined_msgs_per_s`) needs no thread per send: 470-650 k messages/s on the same
-//! machine, but runs fall at times into a mode of 125-145 k where the three threads wake
-//! each other (about 1.1 context switches and 7 µs of CPU per message, against 0.375 and
-//! 1.6 µs). The peer's window bounds the pipeline: [`RX`](crate::RX) receive slots, so
+//! `pipelined_msgs_per_s`) needs no thread per send: 413-694 k messages/s in ten runs on
+//! the same machine (six above 500 k), but runs fall at times into a mode of 125-145 k where
+//! the three threads wake each other (about 1.1 context switches and 7 µs of CPU per
+//! message, against 0.375 and 1.6 µs). callgrind counts 4,700 instructions per message on
+//! the sending thread, 3,500 on the receiving I/O thread and 4,200 on the sending one (which
+//! transmits the sends the peer's window held back). The peer's window bounds the pipeline: [`RX`](crate::RX) receive slots, so
 //! eight messages per round of the sending I/O thread, the receiving one and back (three
 //! context switches a round); in an experiment (that pipeline alone, alternated runs), 16
 //! slots moved 740-785 k against 590-635 k, at 34 KiB more memory per idle handler.
