@@ -6,6 +6,7 @@ use crate::error::{CloseReason, Error, FailReason, GoneReason};
 use crate::event::{Event, PeerState};
 use crate::machine::{Machine, Transmit, RETIRED_SESSIONS};
 use crate::message::{validate_topic, Message, MessageKind, MsgId};
+use crate::part::Current;
 use crate::recv::RecvQueue;
 use crate::send::{Head, NoSource, Payload, PeerRoom, SendQueue, Source};
 use crate::stats::Stats;
@@ -137,7 +138,7 @@ impl<
             // (nearly 2 KiB on the firmware profile) that are then copied into it.
             sends: const { SendQueue::new() },
             recv: const { RecvQueue::new() },
-            current: None,
+            current: Current::IDLE,
             stats: Stats::default(),
         };
         machine.sends.rto = timing.resend_interval;
@@ -317,7 +318,7 @@ impl<
         m.ack_due = false;
         m.heartbeat_due = false;
         m.caps_due = false;
-        m.current = None;
+        m.current.active = false;
     }
 
     /// Tells the endpoint that its transport broke: the peer is gone at once, with

@@ -58,7 +58,7 @@ pub(crate) struct Machine<
     pub(crate) sends: SendQueue<I, T, TX>,
     pub(crate) recv: RecvQueue<P, T, RX>,
     /// The message being delivered in parts.
-    pub(crate) current: Option<Current<T>>,
+    pub(crate) current: Current<T>,
     pub(crate) stats: Stats,
 }
 
@@ -386,9 +386,12 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
         }
         loop {
             if let Some(reason) = self.cut_reason() {
-                let cur = self.current.take()?;
+                self.current.active = false;
                 self.stats.messages_cut = self.stats.messages_cut.wrapping_add(1);
-                return Some(Event::Cut { id: cur.id, reason });
+                return Some(Event::Cut {
+                    id: self.current.id,
+                    reason,
+                });
             }
             if let Some(marker) = self.recv.pop_marker() {
                 return Some(match marker {
@@ -420,10 +423,10 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
             }
             let part = &mut item.part;
             if part.is_first() {
-                self.current = Some(Current::start(part, seq));
-            } else if let Some(cur) = self.current.as_mut() {
-                if cur.take(part, seq) {
-                    self.current = None;
+                self.current.start(part, seq);
+            } else if self.current.active {
+                if self.current.take(part, seq) {
+                    self.current.active = false;
                 }
             } else {
                 // The rest of a message that was cut.
@@ -437,7 +440,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
     /// Why the message being delivered in parts ends here, if it does: what comes next is
     /// not its next part, or its next part was skipped by the sender's floor.
     fn cut_reason(&self) -> Option<CutReason> {
-        let cur = self.current.as_ref()?;
+        let cur = Some(&self.current).filter(|c| c.active)?;
         match self.recv.peek() {
             Some(Peeked::Marker(Marker::Gone(_))) => Some(CutReason::PeerGone),
             Some(Peeked::Marker(Marker::Restarted)) => Some(CutReason::PeerRestarted),

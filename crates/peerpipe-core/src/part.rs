@@ -147,9 +147,13 @@ impl core::fmt::Display for CutReason {
     }
 }
 
-/// The message being received in parts: what its next part must be.
+/// The message being received in parts: what its next part must be. It stays in place in
+/// the endpoint (`active` says whether a message is being followed) and each first part is
+/// written into it, not built aside and copied in.
 #[derive(Debug, Clone)]
 pub(crate) struct Current<const T: usize> {
+    /// A message is being followed.
+    pub(crate) active: bool,
     pub(crate) id: MsgId,
     pub(crate) kind: PartKind,
     pub(crate) topic: String<T>,
@@ -159,16 +163,28 @@ pub(crate) struct Current<const T: usize> {
 }
 
 impl<const T: usize> Current<T> {
+    /// Following no message.
+    pub(crate) const IDLE: Self = Current {
+        active: false,
+        id: MsgId(0),
+        kind: PartKind::Request,
+        topic: String::new(),
+        total: 0,
+        next_offset: 0,
+        last_seq: 0,
+    };
+
     /// Starts following the message whose first part, sequence number `seq`, this is.
-    pub(crate) fn start<const P: usize>(part: &Part<P, T>, seq: u64) -> Self {
-        Current {
-            id: part.id,
-            kind: part.kind,
-            topic: part.topic.clone(),
-            total: part.total,
-            next_offset: part.data.len() as u64,
-            last_seq: seq,
-        }
+    pub(crate) fn start<const P: usize>(&mut self, part: &Part<P, T>, seq: u64) {
+        self.active = true;
+        self.id = part.id;
+        self.kind = part.kind;
+        self.topic.clear();
+        // Fits: the same capacity.
+        let _ = self.topic.push_str(&part.topic);
+        self.total = part.total;
+        self.next_offset = part.data.len() as u64;
+        self.last_seq = seq;
     }
 
     /// Whether the continuation at `seq` with this id, offset, length and last flag
@@ -209,6 +225,7 @@ mod tests {
     #[test]
     fn a_continuation_must_fit_and_say_whether_it_ends() {
         let cur = Current::<8> {
+            active: true,
             id: MsgId(4),
             kind: PartKind::Request,
             topic: String::new(),
