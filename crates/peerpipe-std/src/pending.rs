@@ -80,7 +80,10 @@ impl PipeHandler {
 /// The outcome, to come, of a send from [`PipeHandler::send_pipelined`].
 ///
 /// It may move to another thread. Dropping it does not withdraw the send (its outcome is
-/// dropped) and blocks nothing.
+/// dropped) and blocks nothing. It holds a clone of its handler: a handler that stops when
+/// its last clone is dropped stops once its tickets are gone too ([`PipeHandler::stop`]
+/// stops it at once, and every send still pending then fails with
+/// [`Error::Stopped`]).
 #[must_use = "a send's outcome tells whether the peer accepted it"]
 pub struct PendingSend {
     handler: PipeHandler,

@@ -61,6 +61,10 @@
 //! eight messages per round of the sending I/O thread, the receiving one and back (three
 //! context switches a round); in an experiment (that pipeline alone, alternated runs), 16
 //! slots moved 740-785 k against 590-635 k, at 34 KiB more memory per idle handler.
+//! Tried and no better (alternated runs of that pipeline): an application thread leaving
+//! its frames to an I/O thread that is awake anyway (one write for many sends; runs fell
+//! into the slow mode more often), and the I/O thread writing the sends the peer's window
+//! released before it hands out the outcomes rather than after.
 
 mod callback;
 #[cfg(unix)]
