@@ -239,6 +239,52 @@ fn a_silent_client_holds_up_neither_accept_nor_the_next_peer() {
     pipe.stop(true);
 }
 
+/// At most 64 connections are taken in at once: with 64 silent clients in their probation,
+/// the 65th is closed at once, and the first is still open.
+#[test]
+fn connections_beyond_64_being_taken_in_are_closed_at_once() {
+    use std::io::Read;
+    let policy = Reconnect {
+        probation: Duration::from_secs(30),
+        ..Reconnect::ON
+    };
+    let listener = Arc::new(
+        PipeListener::bind("127.0.0.1:0", config())
+            .unwrap()
+            .reconnect(policy),
+    );
+    let addr = listener.local_addr().unwrap();
+    let mut silent: Vec<_> = (0..64)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    let mut extra = std::net::TcpStream::connect(addr).unwrap();
+    let accepting = std::thread::spawn({
+        let listener = listener.clone();
+        move || listener.accept().map(|h| h.is_none())
+    });
+    extra
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(extra.read(&mut byte).unwrap(), 0, "the 65th was served");
+    silent[0]
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let first = silent[0].read(&mut byte);
+    assert!(
+        first.as_ref().is_err_and(|e| matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )),
+        "the first silent client was closed: {first:?}"
+    );
+    listener.stop();
+    assert!(
+        accepting.join().unwrap().unwrap(),
+        "accept returns None once stopped"
+    );
+}
+
 #[test]
 fn invalid_config_is_refused_at_bind() {
     let bad = peerpipe_std::Config {

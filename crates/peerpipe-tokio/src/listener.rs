@@ -48,6 +48,9 @@ type Arrival = io::Result<Newcomer>;
 /// A handler whose connection breaks waits for its peer to come back through the listener,
 /// as [`Reconnect`] says (GONE after `heartbeat_timeout` of silence, or `give_up_after`).
 /// Reconnections are routed while the application calls `accept` (a server's accept loop).
+/// Each accepted connection is taken in (its TLS handshake, its first frame, its routing) by
+/// a task of its own, so a newcomer that takes its time holds up no other; at most 64 are
+/// taken in at once, and a connection beyond them is closed at once (with a warning).
 ///
 /// Who can take a conversation over: only a connection whose first frame carries the
 /// conversation's peer session. Without TLS that session id is the only proof: a 32-bit
@@ -90,7 +93,13 @@ pub struct PipeListener<
     routes: Routes,
     newcomers: mpsc::UnboundedSender<Arrival>,
     arrived: tokio::sync::Mutex<mpsc::UnboundedReceiver<Arrival>>,
+    /// One permit for each connection being taken in.
+    taking_in: Arc<tokio::sync::Semaphore>,
 }
+
+/// At most this many accepted connections are taken in (TLS handshake, first frame) at
+/// once, each by a task of its own; a connection beyond them is closed at once.
+const TAKING_IN: usize = 64;
 
 fn validate(config: &Config) -> io::Result<()> {
     config
@@ -143,6 +152,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
             routes: Routes::default(),
             newcomers,
             arrived: tokio::sync::Mutex::new(arrived),
+            taking_in: Arc::new(tokio::sync::Semaphore::new(TAKING_IN)),
         }
     }
 
@@ -178,8 +188,19 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
             match next {
                 Ok(new) => return self.start(new?),
                 Err(accepted) => {
+                    let accepted = accepted?;
+                    let Ok(permit) = Arc::clone(&self.taking_in).try_acquire_owned() else {
+                        log::warn!(
+                            "peerpipe-tokio: closed a connection: {TAKING_IN} others are being taken in"
+                        );
+                        continue;
+                    };
                     let (routes, newcomers) = (Arc::clone(&self.routes), self.newcomers.clone());
-                    tokio::spawn(take_in(accepted?, self.policy, routes, newcomers));
+                    let policy = self.policy;
+                    tokio::spawn(async move {
+                        take_in(accepted, policy, routes, newcomers).await;
+                        drop(permit);
+                    });
                 }
             }
         }

@@ -232,3 +232,36 @@ async fn invalid_config_is_refused_at_bind() {
     let e = bound.unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+/// At most 64 connections are taken in at once: with 64 silent clients in their probation,
+/// the 65th is closed at once, and the first is still open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_64_being_taken_in_are_closed_at_once() {
+    use tokio::io::AsyncReadExt;
+    let policy = peerpipe_tokio::Reconnect {
+        probation: Duration::from_secs(30),
+        ..peerpipe_tokio::Reconnect::ON
+    };
+    let listener: PipeListener = PipeListener::bind("127.0.0.1:0", config())
+        .await
+        .unwrap()
+        .reconnect(policy);
+    let addr = listener.local_addr().unwrap();
+    let mut silent = Vec::new();
+    for _ in 0..64 {
+        silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let accepting = tokio::spawn(async move {
+        let _ = listener.accept().await;
+    });
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(Duration::from_secs(10), extra.read(&mut byte)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "{closed:?}");
+    let first = tokio::time::timeout(Duration::from_millis(300), silent[0].read(&mut byte)).await;
+    assert!(
+        first.is_err(),
+        "the first silent client was closed: {first:?}"
+    );
+    accepting.abort();
+}
