@@ -26,46 +26,8 @@
 //! ([`ACK_HOLD`]). None of this changes the wire protocol or the endpoint: it decides which
 //! thread writes what the endpoint has due and, for a held ACK, up to 200 µs later.
 //!
-//! What bounds many blocked senders (`rtt`'s `msgs_per_s`: 16 threads each in
-//! `send_to_peer`, 64 B, memory): the receiving handler's I/O thread, which takes every
-//! message alone while the 16 senders, polling for their outcomes, compete with it for the
-//! 2 cores (each yields between polls, so the scheduler shares the CPU out among all of
-//! them). On the 2-core test machine (December 2026) `perf` puts about half of the CPU in
-//! `sched_yield` and context switches (2.5-3.4 switches per message, most from one polling
-//! sender to another), and the two I/O threads get about a fifth of the samples; in an
-//! experiment, lowering the senders' priority (`nice` 5) moved about 25 % more messages.
-//! callgrind (`--separate-threads=yes`, 20,000 such sends with spinning off) counts 4,250
-//! instructions per message on the receiving I/O thread, two thirds of them in the core
-//! (`Endpoint::handle_bytes` about 1,800; `Endpoint::poll_event` 970, nearly all of it
-//! copying the event's 4 KiB buffer twice for a 64-byte message), and 12,500 for both
-//! handlers in all.
-//! The same three hand-offs between threads without peerpipe (`raw_msgs_per_s`,
-//! `examples/bare.rs`) moved 350-830 k messages/s in the runs where peerpipe moved
-//! 190-380 k (a machine busy with other builds). Tried and measured worse: waiters that park
-//! at once (120-170 k: a futex wake per message), or that poll only when fewer than 1-8
-//! others do (120-180 k), against 250-350 k polling; the I/O thread polling 100 µs instead of
-//! [`POLL`] (no better, noisier), or polling without yielding for its first 2-20 µs (no
-//! better at 2-5 µs, worse at 20). Tried and no better beyond the noise (the medians of one
-//! build vary by 10 % from run to run): callers taking their acknowledgements from a
-//! channel link themselves while the I/O thread parks (one hand-off less per message; the
-//! sender-to-sender switches stayed at about 1.9 per message). By these figures 500 k would
-//! need the receiving thread's work per message about halved, most of it in the core.
-//!
-//! One thread keeping 32 sends in flight (`PipeHandler::send_pipelined`, `rtt`'s
-//! `pipelined_msgs_per_s`) needs no thread per send: 413-694 k messages/s in ten runs on
-//! the same machine (six above 500 k), but runs fall at times into a mode of 125-145 k where
-//! the three threads wake each other (about 1.1 context switches and 7 µs of CPU per
-//! message, against 0.375 and 1.6 µs). callgrind counts 4,700 instructions per message on
-//! the sending thread, 3,500 on the receiving I/O thread and 4,200 on the sending one (which
-//! transmits the sends the peer's window held back). The peer's window bounds the pipeline:
-//! [`RX`](crate::RX) receive slots, so eight messages per round of the sending I/O thread,
-//! the receiving one and back, three context switches a round (one ACK covers the eight:
-//! 25,000 ACKs for 200,000 messages in eight runs of 280-480 k, no refusals or resends). In
-//! an experiment (that pipeline alone, alternated runs), 16 slots moved 740-785 k against
-//! 590-635 k, at 34 KiB more memory per idle handler. Tried and no better: an application
-//! thread leaving its frames to an I/O thread that is awake anyway (one write for many
-//! sends; runs fell into the slow mode more often), and the I/O thread writing the sends the
-//! peer's window released before it hands out the outcomes rather than after.
+//! What bounds its throughput (many blocked senders, one thread pipelining), as measured,
+//! and what was tried: `docs/design/std-driver-throughput.md`.
 
 mod callback;
 #[cfg(unix)]
