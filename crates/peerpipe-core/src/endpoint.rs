@@ -8,7 +8,7 @@ use crate::machine::{Machine, Transmit, RETIRED_SESSIONS};
 use crate::message::{validate_topic, Message, MessageKind, MsgId};
 use crate::part::Current;
 use crate::recv::RecvQueue;
-use crate::send::{Head, NoSource, Payload, PeerRoom, SendQueue, Source};
+use crate::send::{NoSource, Payload, PeerRoom, SendQueue, Source};
 use crate::stats::Stats;
 use crate::time::Instant;
 use crate::timer::TimerTable;
@@ -164,11 +164,14 @@ impl<
         timeout: Option<crate::Duration>,
     ) -> Result<MsgId, Error> {
         let (kind, topic, data) = message.into_parts();
-        let head = match kind {
-            MessageKind::Request => Head::Request(topic),
-            MessageKind::Reply { req_id } => Head::Reply(topic, req_id.0),
+        let item = match kind {
+            MessageKind::Request => Item::Request { topic: &topic },
+            MessageKind::Reply { req_id } => Item::Reply {
+                topic: &topic,
+                req_id: req_id.0,
+            },
         };
-        self.enqueue(now, (head, None), Payload::Inline(&data), timeout)
+        self.enqueue(now, (item, None), Payload::Inline(&data), timeout)
     }
 
     /// Sends `item` with the bytes of `data`, copied straight into the send slot: as
@@ -209,33 +212,29 @@ impl<
         self.enqueue(now, head, Payload::Sourced(len), timeout)
     }
 
-    /// What `item` is in a send slot, its topic checked as in [`Message::request`], and the
-    /// close it makes (END and ABORT).
-    fn head(item: Item<'_>) -> Result<(Head<TOPIC>, Option<CloseReason>), Error> {
-        let topic = |t: &str| {
-            validate_topic(t, TOPIC)?;
-            heapless::String::try_from(t).map_err(|_| Error::TopicTooLong {
-                len: t.len(),
-                max: TOPIC,
-            })
+    /// `item`, its topic checked as in [`Message::request`] (at most `TOPIC` bytes, so that
+    /// it fits a send slot), and the close it makes (END and ABORT).
+    fn head(item: Item<'_>) -> Result<(Item<'_>, Option<CloseReason>), Error> {
+        let close = match item {
+            Item::Request { topic } | Item::Reply { topic, .. } => {
+                validate_topic(topic, TOPIC)?;
+                None
+            }
+            Item::End => Some(CloseReason::LocalEnd),
+            Item::Abort => Some(CloseReason::LocalAbort),
         };
-        Ok(match item {
-            Item::Request { topic: t } => (Head::Request(topic(t)?), None),
-            Item::Reply { topic: t, req_id } => (Head::Reply(topic(t)?, req_id), None),
-            Item::End => (Head::End, Some(CloseReason::LocalEnd)),
-            Item::Abort => (Head::Abort, Some(CloseReason::LocalAbort)),
-        })
+        Ok((item, close))
     }
 
     /// Queues a message; END and ABORT (`close`) then close the conversation.
     fn enqueue(
         &mut self,
         now: Instant,
-        (head, close): (Head<TOPIC>, Option<CloseReason>),
+        (item, close): (Item<'_>, Option<CloseReason>),
         payload: Payload<'_>,
         timeout: Option<crate::Duration>,
     ) -> Result<MsgId, Error> {
-        let id = self.machine.enqueue(now, head, payload, timeout)?;
+        let id = self.machine.enqueue(now, item, payload, timeout)?;
         if close.is_some() {
             self.machine.local_close = close;
         }

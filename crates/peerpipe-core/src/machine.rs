@@ -9,11 +9,11 @@ use crate::event::{Event, PeerState};
 use crate::message::{Message, MessageKind, MsgId};
 use crate::part::{Current, CutReason, PartKind};
 use crate::recv::{Inbound, Marker, Offer, Peeked, PeerClose, RecvQueue};
-use crate::send::{Head, Payload, PeerRoom, SendQueue, Source};
+use crate::send::{Payload, PeerRoom, SendQueue, Source};
 use crate::stats::Stats;
 use crate::time::{earliest, Instant};
 use crate::timer::{Timer, TimerTable};
-use crate::wire::{Body, Caps, Frame, Heartbeat, WireError};
+use crate::wire::{Body, Caps, Frame, Heartbeat, Item, WireError};
 
 /// How many replaced peer sessions are remembered, so that their late frames are ignored
 /// instead of being taken for yet another restart.
@@ -76,7 +76,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
     pub(crate) fn enqueue(
         &mut self,
         now: Instant,
-        head: Head<T>,
+        item: Item<'_>,
         payload: Payload<'_>,
         timeout: Option<crate::Duration>,
     ) -> Result<MsgId, Error> {
@@ -95,7 +95,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
         if timeout.is_zero() {
             return Err(Error::ZeroTimeout);
         }
-        let id = self.sends.push(head, payload, now + timeout)?;
+        let id = self.sends.push(item, payload, now + timeout)?;
         // A message the peer will not take fails at once; without the peer's capabilities,
         // ask for them.
         self.sends.cut(self.peer_caps, P);

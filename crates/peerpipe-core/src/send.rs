@@ -37,33 +37,63 @@ impl Source for NoSource {
     }
 }
 
-/// What a message is, as its first fragment says it.
+/// What a message is, as its first fragment says it: its kind and its topic (empty for END
+/// and ABORT), written into the message's slot in place.
 #[derive(Debug, Clone)]
-pub(crate) enum Head<const T: usize> {
-    Request(String<T>),
-    Reply(String<T>, u64),
+pub(crate) struct Head<const T: usize> {
+    kind: HeadKind,
+    /// The id of the request a reply answers (apart from the kind, so that the record takes
+    /// no more room than the topic and it: 48 B on the firmware profile).
+    req_id: u64,
+    topic: String<T>,
+}
+
+/// The kind of a [`Head`].
+#[derive(Debug, Clone, Copy)]
+enum HeadKind {
+    Request,
+    Reply,
     End,
     Abort,
 }
 
 impl<const T: usize> Head<T> {
+    /// A free slot's: zero bytes.
+    const EMPTY: Self = Head {
+        kind: HeadKind::Request,
+        req_id: 0,
+        topic: String::new(),
+    };
+
     fn item(&self) -> Item<'_> {
-        match self {
-            Head::Request(topic) => Item::Request { topic },
-            Head::Reply(topic, req_id) => Item::Reply {
+        let topic = &self.topic;
+        match self.kind {
+            HeadKind::Request => Item::Request { topic },
+            HeadKind::Reply => Item::Reply {
                 topic,
-                req_id: *req_id,
+                req_id: self.req_id,
             },
-            Head::End => Item::End,
-            Head::Abort => Item::Abort,
+            HeadKind::End => Item::End,
+            HeadKind::Abort => Item::Abort,
         }
     }
 
     fn topic_len(&self) -> usize {
-        match self {
-            Head::Request(t) | Head::Reply(t, _) => t.len(),
-            Head::End | Head::Abort => 0,
-        }
+        self.topic.len()
+    }
+
+    /// Makes it `item`'s, in place (no `Head` built aside and moved in). The topic was
+    /// checked by the caller: at most `T` bytes.
+    fn set(&mut self, item: Item<'_>) {
+        let (kind, topic, req_id) = match item {
+            Item::Request { topic } => (HeadKind::Request, topic, 0),
+            Item::Reply { topic, req_id } => (HeadKind::Reply, topic, req_id),
+            Item::End => (HeadKind::End, "", 0),
+            Item::Abort => (HeadKind::Abort, "", 0),
+        };
+        (self.kind, self.req_id) = (kind, req_id);
+        self.topic.clear();
+        let _ = self.topic.push_str(topic);
     }
 }
 
@@ -126,7 +156,7 @@ impl<const P: usize, const T: usize> Msg<P, T> {
         live: false,
         id: 0,
         out: Outgoing {
-            head: Head::Request(String::new()),
+            head: Head::EMPTY,
             bytes: Bytes::Inline(Vec::new()),
         },
         deadline: Instant::ZERO,
@@ -246,7 +276,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
     /// microcontroller). `PayloadTooLarge` when they do not fit a slot.
     pub(crate) fn push(
         &mut self,
-        head: Head<T>,
+        item: Item<'_>,
         payload: Payload<'_>,
         deadline: Instant,
     ) -> Result<MsgId, Error> {
@@ -264,7 +294,7 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
             .find(|m| !m.live)
             .ok_or(Error::SendQueueFull)?;
         let id = self.next_id;
-        msg.out.head = head;
+        msg.out.head.set(item);
         match (payload, &mut msg.out.bytes) {
             // The slot's buffer is reused in place (a new one would be built aside and copied).
             (Payload::Inline(data), Bytes::Inline(v)) => {
@@ -683,12 +713,12 @@ mod tests {
     fn slots_are_reused_in_place_and_outcomes_leave_lowest_id_first() {
         let mut q = SendQueue::<8, 8, 2>::new();
         let far = Instant::from_micros(1_000);
-        let a = q.push(Head::End, Payload::Inline(b"first"), far).unwrap();
+        let a = q.push(Item::End, Payload::Inline(b"first"), far).unwrap();
         let b = q
-            .push(Head::Abort, Payload::Inline(b"second"), far)
+            .push(Item::Abort, Payload::Inline(b"second"), far)
             .unwrap();
         assert_eq!(
-            q.push(Head::End, Payload::Inline(b""), far),
+            q.push(Item::End, Payload::Inline(b""), far),
             Err(Error::SendQueueFull)
         );
         q.fail(b.0, FailReason::Stopped);
@@ -698,7 +728,7 @@ mod tests {
             Some((a, Outcome::Failed(FailReason::TimedOut)))
         );
         // The freed slot takes the next message, with its own bytes only.
-        let c = q.push(Head::End, Payload::Inline(b"3"), far).unwrap();
+        let c = q.push(Item::End, Payload::Inline(b"3"), far).unwrap();
         assert_eq!(q.pending(), 1);
         assert_eq!(q.progress(c), Some((0, 1)));
         assert_eq!(
@@ -707,6 +737,27 @@ mod tests {
         );
         assert_eq!(q.pop_outcome(), None);
         assert!(q.waiting());
+    }
+
+    #[test]
+    fn a_reused_slot_says_only_its_new_message() {
+        let mut q = SendQueue::<8, 8, 1>::new();
+        let far = Instant::from_micros(1_000);
+        let reply = Item::Reply {
+            topic: "longer",
+            req_id: 7,
+        };
+        let a = q.push(reply, Payload::Inline(b"12345678"), far).unwrap();
+        q.fail(a.0, FailReason::Stopped);
+        assert!(q.pop_outcome().is_some());
+        q.push(Item::Request { topic: "t" }, Payload::Inline(b"x"), far)
+            .unwrap();
+        let head = q.msgs.first().map(|m| m.out.head.item());
+        assert_eq!(head, Some(Item::Request { topic: "t" }));
+        q.fail(a.0 + 1, FailReason::Stopped);
+        assert!(q.pop_outcome().is_some());
+        q.push(Item::End, Payload::Inline(b""), far).unwrap();
+        assert_eq!(q.msgs.first().map(|m| m.out.head.item()), Some(Item::End));
     }
 
     #[test]
@@ -719,7 +770,7 @@ mod tests {
             max_message: 0,
         });
         // 10 bytes in fragments of 4: two slots, so two fragments at a time.
-        let big = q.push(Head::End, Payload::Sourced(10), far).unwrap();
+        let big = q.push(Item::End, Payload::Sourced(10), far).unwrap();
         q.cut(caps, 4);
         assert_eq!((q.in_flight().count(), q.floor()), (2, 0));
         let ack = Ack {
