@@ -3,7 +3,7 @@
 //! (`stats`, `crc` of any length, `gen`, `bench`, `end`, `abort`, anything else reversed) and the
 //! counters, which are the same, so the host drives both firmwares through the same checks.
 //! The stack figure in `stats` is `qemu_echo::stack::used`, which looks at most 12 KiB below
-//! the stack's top: this firmware's high-water mark is about 7.7 KB, reached at boot, in
+//! the stack's top: this firmware's high-water mark is about 7.6 KB, reached at boot, in
 //! [`build`].
 
 use core::cell::Cell;
