@@ -37,6 +37,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod answer;
 pub mod nrf51;
 pub mod ns16550;
 pub mod pl011;
@@ -402,11 +403,11 @@ pub fn run<T: Write<u8>>(tx: T, rx: &Ring, mut board: impl Board) -> ! {
     }
 }
 
+pub use answer::{Answers, Responder};
 use embedded_hal_nb::serial::{Read, Write};
 use peerpipe_embedded::peerpipe_core::Duration;
 use peerpipe_embedded::{
-    Config, Endpoint, Event, Instant, Item, Message, MsgId, Part, PartKind, SerialDriver, Source,
-    TxOnly,
+    Config, Endpoint, Instant, Item, Message, MsgId, SerialDriver, Source, TxOnly,
 };
 use ring::Ring;
 
@@ -592,75 +593,11 @@ impl Source for Generated {
     }
 }
 
-/// The message arriving in parts that the application follows as its parts come (shared by
-/// this firmware and `firmware/qemu-embassy`): its id and, for a request `crc`, the running
-/// CRC of the parts so far (other messages' parts are dropped).
-#[derive(Default)]
-pub struct Streaming(Option<(MsgId, Option<u32>)>);
-
-/// What a request in parts is answered with once its last part came.
-pub enum PartsAnswer {
-    /// A `crc` request: the CRC-32 of all its parts, little-endian.
-    Crc([u8; 4]),
-    /// Any other request: too long to echo.
-    TooLong,
-}
-
-impl PartsAnswer {
-    /// The reply's data.
-    pub fn data(&self) -> &[u8] {
-        match self {
-            PartsAnswer::Crc(crc) => crc,
-            PartsAnswer::TooLong => b"too-long",
-        }
-    }
-}
-
-impl Streaming {
-    /// Follows `part`: a first part starts a message, a `crc` request's parts go into its CRC.
-    /// On the last part of the message followed, stops following it and returns what a
-    /// request is answered with (END and ABORT in parts get one too, to be ignored).
-    pub fn follow(&mut self, part: &Part) -> Option<PartsAnswer> {
-        if part.is_first() {
-            let crc = (part.kind() == PartKind::Request && part.topic() == "crc").then_some(0);
-            self.0 = Some((part.id(), crc));
-        }
-        let (_, crc) = self.0.as_mut().filter(|(id, _)| *id == part.id())?;
-        if let Some(crc) = crc.as_mut() {
-            *crc = crc32(*crc, part.data());
-        }
-        if !part.is_last() {
-            return None;
-        }
-        let crc = *crc;
-        self.0 = None;
-        Some(crc.map_or(PartsAnswer::TooLong, |crc| {
-            PartsAnswer::Crc(crc.to_le_bytes())
-        }))
-    }
-
-    /// Stops following message `id` (cut off by its sender, GONE or a restart).
-    pub fn cut(&mut self, id: MsgId) {
-        if self.0.is_some_and(|(followed, _)| followed == id) {
-            self.0 = None;
-        }
-    }
-
-    /// Stops following any message (a new endpoint numbers its messages from 0 again).
-    pub fn clear(&mut self) {
-        self.0 = None;
-    }
-}
-
-/// The application state around one [`Pipe`].
+/// The application state around one [`Pipe`]: what it answers ([`Responder`]) and the
+/// source of its `gen` replies.
 pub struct App {
-    /// The counters.
-    pub stats: Stats,
-    base_session: u32,
-    /// Set when the conversation closed: replace the endpoint by then at the latest.
-    linger_until: Option<Instant>,
-    /// The request arriving in parts, if any.
-    streaming: Streaming,
+    /// The counters, the message followed in parts, whether the conversation closed.
+    pub responder: Responder,
     /// The bytes of the `gen` replies.
     source: Generated,
 }
@@ -670,18 +607,14 @@ impl App {
     /// The stack use it reports is [`stack::used`]: call [`stack::paint`] at boot.
     pub fn new(base_session: u32) -> Self {
         App {
-            stats: Stats::default(),
-            base_session,
-            linger_until: None,
-            streaming: Streaming::default(),
+            responder: Responder::new(base_session),
             source: Generated::new(),
         }
     }
 
     /// The session id of the current endpoint.
     pub fn session(&self) -> u32 {
-        self.base_session
-            .wrapping_add(self.stats.generation.wrapping_mul(0x9E37_79B9))
+        self.responder.session()
     }
 
     /// One turn of the main loop: moves bytes, answers what came in, returns the next
@@ -691,7 +624,7 @@ impl App {
         pipe: &mut Pipe<S>,
         now: Instant,
     ) -> Option<Instant> {
-        self.stats.uptime_ms = now.as_millis() as u32;
+        self.responder.stats.uptime_ms = now.as_millis() as u32;
         pipe.poll_with(now, &mut self.source);
         // Settled sends free their slots; a settled `gen` reply is not read any more.
         while let Some((id, _)) = pipe.endpoint_mut().poll_outcome() {
@@ -702,161 +635,65 @@ impl App {
             let Some(event) = pipe.endpoint_mut().poll_event() else {
                 break;
             };
-            self.on_event(pipe, now, event);
+            let mut out = Polled {
+                pipe: &mut *pipe,
+                source: &mut self.source,
+                now,
+            };
+            self.responder.on_event(&mut out, now, &event);
         }
-        if let Some(until) = self.linger_until {
-            let settled = pipe.endpoint().pending_sends() == 0;
-            if (settled || now >= until) && !pipe.tx_blocked() {
-                self.stats.generation = self.stats.generation.wrapping_add(1);
-                if let Ok(endpoint) = Endpoint::new(config(), self.session(), now) {
-                    *pipe.endpoint_mut() = endpoint;
-                }
-                // The new endpoint numbers its messages from 0 again.
-                self.source.clear();
-                self.streaming.clear();
-                self.linger_until = None;
+        let settled = pipe.endpoint().pending_sends() == 0;
+        if !pipe.tx_blocked() && self.responder.restart_due(now, settled) {
+            if let Ok(endpoint) = Endpoint::new(config(), self.session(), now) {
+                *pipe.endpoint_mut() = endpoint;
             }
+            // The new endpoint numbers its messages from 0 again.
+            self.source.clear();
         }
         let next = pipe.poll_with(now, &mut self.source);
-        self.stats.gen_bytes = self.source.supplied;
-        let stats = pipe.endpoint().stats();
-        // The core's counters are `u32` on these 32-bit targets.
-        self.stats.dropped = stats.cobs_errors
-            + stats.crc_errors
-            + stats.oversize
-            + stats.bad_version
-            + stats.malformed;
-        self.stats.rx_bytes = pipe.stats().rx_bytes;
-        self.stats.tx_bytes = pipe.stats().tx_bytes;
-        match (next, self.linger_until) {
+        match (next, self.responder.lingering()) {
             // While lingering, look again soon (sends settle without a deadline of ours).
-            (_, Some(_)) => Some(now + Duration::from_millis(10)),
-            (next, None) => next,
+            (_, true) => Some(now + Duration::from_millis(10)),
+            (next, false) => next,
+        }
+    }
+}
+
+/// The answers of one turn, through the polled driver.
+struct Polled<'a, S> {
+    pipe: &'a mut Pipe<S>,
+    source: &'a mut Generated,
+    now: Instant,
+}
+
+impl<S: Read<u8> + Write<u8>> Answers for Polled<'_, S> {
+    fn send(&mut self, message: Message) {
+        self.pipe.endpoint_mut().send(self.now, message, None).ok();
+    }
+
+    fn send_generated(&mut self, item: Item<'_>, len: u64, timeout: Duration) {
+        let ep = self.pipe.endpoint_mut();
+        if let Ok(id) = ep.send_from(self.now, item, len, Some(timeout)) {
+            // Room for it: at most two sends are pending here.
+            self.source.add(id);
         }
     }
 
-    fn close_soon(&mut self, now: Instant) {
-        if self.linger_until.is_none() {
-            self.linger_until = Some(now + Duration::from_millis(LINGER_MS));
-        }
+    fn end(&mut self, data: &[u8]) {
+        self.pipe.endpoint_mut().notify_end(self.now, data).ok();
     }
 
-    fn on_event<S: Read<u8> + Write<u8>>(
-        &mut self,
-        pipe: &mut Pipe<S>,
-        now: Instant,
-        event: Event,
-    ) {
-        match event {
-            Event::Message(m) if m.is_request() => {
-                self.stats.requests = self.stats.requests.wrapping_add(1);
-                let ep = pipe.endpoint_mut();
-                match m.topic() {
-                    "crc" => {
-                        let crc = crc32(0, m.data()).to_le_bytes();
-                        if let Ok(reply) = m.reply_to(&crc) {
-                            ep.send(now, reply, None).ok();
-                        }
-                    }
-                    "gen" => {
-                        let len = <[u8; 4]>::try_from(m.data()).map(u32::from_le_bytes);
-                        let timeout = Some(Duration::from_millis(GEN_TIMEOUT_MS));
-                        let item = Item::Reply {
-                            topic: "gen",
-                            req_id: m.id().0,
-                        };
-                        match len {
-                            Ok(len) => {
-                                if let Ok(id) = ep.send_from(now, item, u64::from(len), timeout) {
-                                    // Room for it: at most two sends are pending here.
-                                    self.source.add(id);
-                                }
-                            }
-                            Err(_) => {
-                                if let Ok(reply) = m.reply_to(b"bad-length") {
-                                    ep.send(now, reply, None).ok();
-                                }
-                            }
-                        }
-                    }
-                    "bench" => {
-                        if let Ok(reply) = m.reply_to(m.data()) {
-                            ep.send(now, reply, None).ok();
-                        }
-                    }
-                    "stats" => {
-                        self.stats.stack_used = stack::used();
-                        if let Ok(reply) = m.reply_to(&self.stats.to_bytes()) {
-                            ep.send(now, reply, None).ok();
-                        }
-                    }
-                    "end" | "abort" => {
-                        if let Ok(reply) = m.reply_to(b"ok") {
-                            ep.send(now, reply, None).ok();
-                        }
-                        if m.topic() == "end" {
-                            ep.notify_end(now, b"fw-end").ok();
-                        } else {
-                            ep.notify_abort(now, b"fw-abort").ok();
-                        }
-                        self.close_soon(now);
-                    }
-                    _ => {
-                        let mut data = [0u8; 128];
-                        let len = m.data().len().min(data.len());
-                        if let (Some(dst), Some(src)) = (data.get_mut(..len), m.data().get(..len)) {
-                            dst.copy_from_slice(src);
-                            dst.reverse();
-                            if let Ok(reply) = m.reply_to(dst) {
-                                ep.send(now, reply, None).ok();
-                            }
-                        }
-                    }
-                }
-            }
-            Event::Part(part) => self.on_part(pipe, now, &part),
-            Event::Cut { id, .. } => {
-                self.stats.cuts = self.stats.cuts.wrapping_add(1);
-                self.streaming.cut(id);
-            }
-            Event::End(_) => {
-                self.stats.ends = self.stats.ends.wrapping_add(1);
-                self.close_soon(now);
-            }
-            Event::Abort(_) => {
-                self.stats.aborts = self.stats.aborts.wrapping_add(1);
-                self.close_soon(now);
-            }
-            Event::Gone(_) => self.stats.gone = self.stats.gone.wrapping_add(1),
-            Event::PeerRestarted => self.stats.restarts = self.stats.restarts.wrapping_add(1),
-            _ => {}
-        }
+    fn abort(&mut self, data: &[u8]) {
+        self.pipe.endpoint_mut().notify_abort(self.now, data).ok();
     }
 
-    /// One part of a message longer than a frame: a `crc` request goes into the running CRC,
-    /// answered on its last part; any other request is answered `too-long` then; END and
-    /// ABORT in parts close the conversation with their last part.
-    fn on_part<S: Read<u8> + Write<u8>>(&mut self, pipe: &mut Pipe<S>, now: Instant, part: &Part) {
-        self.stats.part_bytes = self.stats.part_bytes.wrapping_add(part.data().len() as u32);
-        let Some(answer) = self.streaming.follow(part) else {
-            return;
-        };
-        match part.kind() {
-            PartKind::Request => {
-                self.stats.requests = self.stats.requests.wrapping_add(1);
-                if let Ok(reply) = Message::reply(part.topic(), answer.data(), part.id()) {
-                    pipe.endpoint_mut().send(now, reply, None).ok();
-                }
-            }
-            PartKind::End => {
-                self.stats.ends = self.stats.ends.wrapping_add(1);
-                self.close_soon(now);
-            }
-            PartKind::Abort => {
-                self.stats.aborts = self.stats.aborts.wrapping_add(1);
-                self.close_soon(now);
-            }
-            PartKind::Reply { .. } => {}
-        }
+    fn count(&self, stats: &mut Stats) {
+        let core = self.pipe.endpoint().stats();
+        // The core's counters are `u32` on these 32-bit targets.
+        stats.dropped =
+            core.cobs_errors + core.crc_errors + core.oversize + core.bad_version + core.malformed;
+        stats.rx_bytes = self.pipe.stats().rx_bytes;
+        stats.tx_bytes = self.pipe.stats().tx_bytes;
+        stats.gen_bytes = self.source.supplied;
     }
 }

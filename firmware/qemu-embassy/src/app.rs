@@ -1,7 +1,8 @@
-//! What the firmware answers (the echo firmware's application, `qemu_echo::App`, as an async
-//! task over the async driver's `Handle`): see `firmware/qemu-echo/src/lib.rs` for the topics
-//! (`stats`, `crc` of any length, `gen`, `bench`, `end`, `abort`, anything else reversed) and the
-//! counters, which are the same, so the host drives both firmwares through the same checks.
+//! What the firmware answers: the echo firmware's application (`qemu_echo::Responder`, which
+//! both firmwares share) as an async task over the async driver's `Handle`: see
+//! `firmware/qemu-echo/src/lib.rs` for the topics (`stats`, `crc` of any length, `gen`,
+//! `bench`, `end`, `abort`, anything else reversed) and the counters, so the host drives both
+//! firmwares through the same checks.
 //! The stack figure in `stats` is `qemu_echo::stack::used`, which looks at most 12 KiB below
 //! the stack's top: this firmware's high-water mark is about 7.6 KB, reached at boot, in
 //! [`build`].
@@ -16,8 +17,8 @@ use embassy_time::Timer;
 use embedded_io_async::{Read, Write};
 use peerpipe_embedded::asynch::{self, Clock, EmbassyClock, Handle, State};
 use peerpipe_embedded::peerpipe_core::Duration;
-use peerpipe_embedded::{Endpoint, Event, Instant, Item, Message, MsgId, Part, PartKind, Source};
-use qemu_echo::{config, crc32, generated, stack, Stats, Streaming, GEN_TIMEOUT_MS, LINGER_MS};
+use peerpipe_embedded::{Endpoint, Instant, Item, Message, MsgId, Source};
+use qemu_echo::{config, generated, Answers, Responder, Stats};
 
 /// The application's handle: default capacities (128-byte payloads, 32-byte topics, 4 + 4
 /// slots, 4 events), one executor.
@@ -49,12 +50,7 @@ impl Source for GenSource<'_> {
 /// gathered at boot) makes each boot's session new.
 pub async fn serve(rx: impl Read, tx: impl Write, seed: u32) -> Infallible {
     let clock = EmbassyClock;
-    let mut app = App {
-        stats: Stats::default(),
-        base_session: seed | 1,
-        linger_until: None,
-        streaming: Streaming::default(),
-    };
+    let mut app = Responder::new(seed | 1);
     let Some(state) = build(app.session(), clock.now()) else {
         return core::future::pending().await;
     };
@@ -66,7 +62,7 @@ pub async fn serve(rx: impl Read, tx: impl Write, seed: u32) -> Infallible {
     };
     let answer = async {
         loop {
-            app.turn(pipe, &supplied).await;
+            turn(&mut app, pipe, &supplied).await;
         }
     };
     join(runner.run(rx, tx, &mut source), answer).await.0
@@ -92,162 +88,64 @@ fn restart(pipe: Pipe<'_>, session: u32, now: Instant) {
     }
 }
 
-/// The application's state.
-struct App {
-    stats: Stats,
-    base_session: u32,
-    /// Set when the conversation closed: replace the endpoint by then at the latest.
-    linger_until: Option<Instant>,
-    /// The request arriving in parts, if any.
-    streaming: Streaming,
-}
-
-impl App {
-    fn session(&self) -> u32 {
-        self.base_session
-            .wrapping_add(self.stats.generation.wrapping_mul(0x9E37_79B9))
+/// Takes one event (once its answer, at most two sends, has room) and answers it; once
+/// the conversation closed, starts a new endpoint when its last sends are settled (at most
+/// [`LINGER_MS`](qemu_echo::LINGER_MS) later), looking every 10 ms.
+async fn turn(app: &mut Responder, pipe: Pipe<'_>, supplied: &Cell<u32>) {
+    let next = async {
+        pipe.room(2).await;
+        pipe.receive().await
+    };
+    let event = if app.lingering() {
+        match select(next, Timer::after_millis(10)).await {
+            Either::First(event) => Some(event),
+            Either::Second(()) => None,
+        }
+    } else {
+        Some(next.await)
+    };
+    let now = EmbassyClock.now();
+    app.stats.uptime_ms = now.as_millis() as u32;
+    if let Some(event) = event {
+        app.on_event(&mut Async { pipe, supplied }, now, &event);
     }
-
-    /// Takes one event (once its answer, at most two sends, has room) and answers it; once
-    /// the conversation closed, starts a new endpoint when its last sends are settled (at
-    /// most [`LINGER_MS`] later), looking every 10 ms.
-    async fn turn(&mut self, pipe: Pipe<'_>, supplied: &Cell<u32>) {
-        let next = async {
-            pipe.room(2).await;
-            pipe.receive().await
-        };
-        let event = if self.linger_until.is_some() {
-            match select(next, Timer::after_millis(10)).await {
-                Either::First(event) => Some(event),
-                Either::Second(()) => None,
-            }
-        } else {
-            Some(next.await)
-        };
-        let now = EmbassyClock.now();
-        self.stats.uptime_ms = now.as_millis() as u32;
-        self.stats.gen_bytes = supplied.get();
-        if let Some(event) = event {
-            self.on_event(pipe, now, event);
-        }
-        if let Some(until) = self.linger_until {
-            if pipe.pending_sends() == 0 || now >= until {
-                self.stats.generation = self.stats.generation.wrapping_add(1);
-                restart(pipe, self.session(), now);
-                self.streaming.clear();
-                self.linger_until = None;
-            }
-        }
-    }
-
-    fn close_soon(&mut self, now: Instant) {
-        if self.linger_until.is_none() {
-            self.linger_until = Some(now + Duration::from_millis(LINGER_MS));
-        }
-    }
-
-    fn on_event(&mut self, pipe: Pipe<'_>, now: Instant, event: Event) {
-        match event {
-            Event::Message(m) if m.is_request() => self.on_request(pipe, now, &m),
-            Event::Part(part) => self.on_part(pipe, now, &part),
-            Event::Cut { id, .. } => {
-                self.stats.cuts = self.stats.cuts.wrapping_add(1);
-                self.streaming.cut(id);
-            }
-            Event::End(_) => {
-                self.stats.ends = self.stats.ends.wrapping_add(1);
-                self.close_soon(now);
-            }
-            Event::Abort(_) => {
-                self.stats.aborts = self.stats.aborts.wrapping_add(1);
-                self.close_soon(now);
-            }
-            Event::Gone(_) => self.stats.gone = self.stats.gone.wrapping_add(1),
-            Event::PeerRestarted => self.stats.restarts = self.stats.restarts.wrapping_add(1),
-            _ => {}
-        }
-    }
-
-    fn on_request(&mut self, pipe: Pipe<'_>, now: Instant, m: &Message) {
-        self.stats.requests = self.stats.requests.wrapping_add(1);
-        match m.topic() {
-            "crc" => reply(pipe, m, &crc32(0, m.data()).to_le_bytes()),
-            "bench" => reply(pipe, m, m.data()),
-            "gen" => match <[u8; 4]>::try_from(m.data()).map(u32::from_le_bytes) {
-                Ok(len) => {
-                    let item = Item::Reply {
-                        topic: "gen",
-                        req_id: m.id().0,
-                    };
-                    let timeout = Some(Duration::from_millis(GEN_TIMEOUT_MS));
-                    pipe.send_from(item, u64::from(len), timeout).ok();
-                }
-                Err(_) => reply(pipe, m, b"bad-length"),
-            },
-            "stats" => {
-                self.stats.stack_used = stack::used();
-                let driver = pipe.stats();
-                self.stats.rx_bytes = driver.rx_bytes;
-                self.stats.tx_bytes = driver.tx_bytes;
-                self.stats.dropped = pipe.with_endpoint(|ep| {
-                    let s = ep.stats();
-                    // The core's counters are `u32` on this 32-bit target.
-                    s.cobs_errors + s.crc_errors + s.oversize + s.bad_version + s.malformed
-                });
-                reply(pipe, m, &self.stats.to_bytes());
-            }
-            "end" | "abort" => {
-                reply(pipe, m, b"ok");
-                if m.topic() == "end" {
-                    pipe.notify_end(b"fw-end").ok();
-                } else {
-                    pipe.notify_abort(b"fw-abort").ok();
-                }
-                self.close_soon(now);
-            }
-            _ => {
-                let mut data = [0u8; 128];
-                let len = m.data().len().min(data.len());
-                if let (Some(dst), Some(src)) = (data.get_mut(..len), m.data().get(..len)) {
-                    dst.copy_from_slice(src);
-                    dst.reverse();
-                    reply(pipe, m, dst);
-                }
-            }
-        }
-    }
-
-    /// One part of a message longer than a frame: a `crc` request goes into the running CRC,
-    /// answered on its last part; any other request is answered `too-long` then; END and
-    /// ABORT in parts close the conversation with their last part.
-    fn on_part(&mut self, pipe: Pipe<'_>, now: Instant, part: &Part) {
-        self.stats.part_bytes = self.stats.part_bytes.wrapping_add(part.data().len() as u32);
-        let Some(answer) = self.streaming.follow(part) else {
-            return;
-        };
-        match part.kind() {
-            PartKind::Request => {
-                self.stats.requests = self.stats.requests.wrapping_add(1);
-                if let Ok(reply) = Message::reply(part.topic(), answer.data(), part.id()) {
-                    pipe.send(reply, None).ok();
-                }
-            }
-            PartKind::End => {
-                self.stats.ends = self.stats.ends.wrapping_add(1);
-                self.close_soon(now);
-            }
-            PartKind::Abort => {
-                self.stats.aborts = self.stats.aborts.wrapping_add(1);
-                self.close_soon(now);
-            }
-            PartKind::Reply { .. } => {}
-        }
+    if app.restart_due(now, pipe.pending_sends() == 0) {
+        restart(pipe, app.session(), now);
     }
 }
 
-/// Answers request `m` with `data` (room for it was waited for before the event was taken).
-fn reply(pipe: Pipe<'_>, m: &Message, data: &[u8]) {
-    if let Ok(answer) = m.reply_to(data) {
-        pipe.send(answer, None).ok();
+/// The answers, through the async driver's handle.
+struct Async<'a, 'p> {
+    pipe: Pipe<'p>,
+    supplied: &'a Cell<u32>,
+}
+
+impl Answers for Async<'_, '_> {
+    fn send(&mut self, message: Message) {
+        self.pipe.send(message, None).ok();
+    }
+
+    fn send_generated(&mut self, item: Item<'_>, len: u64, timeout: Duration) {
+        self.pipe.send_from(item, len, Some(timeout)).ok();
+    }
+
+    fn end(&mut self, data: &[u8]) {
+        self.pipe.notify_end(data).ok();
+    }
+
+    fn abort(&mut self, data: &[u8]) {
+        self.pipe.notify_abort(data).ok();
+    }
+
+    fn count(&self, stats: &mut Stats) {
+        let driver = self.pipe.stats();
+        stats.rx_bytes = driver.rx_bytes;
+        stats.tx_bytes = driver.tx_bytes;
+        stats.dropped = self.pipe.with_endpoint(|ep| {
+            let s = ep.stats();
+            // The core's counters are `u32` on this 32-bit target.
+            s.cobs_errors + s.crc_errors + s.oversize + s.bad_version + s.malformed
+        });
+        stats.gen_bytes = self.supplied.get();
     }
 }
