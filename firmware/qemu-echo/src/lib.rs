@@ -8,7 +8,7 @@
 //! until a byte, the clock's interrupt or the next deadline (see [`Board`]; the boards are
 //! `systick::CortexM` and `rv::Virt`). The minimal firmware polls its UART and never sleeps.
 //!
-//! What the application does (see [`App`]):
+//! What the application does (see [`Responder`], which [`App`] runs over the polled driver):
 //! - a request with topic `stats` is answered with the counters (see [`Stats`]);
 //! - a request `crc` of any length is answered with its CRC-32 (IEEE, as zlib and
 //!   `crc32fast` compute it; 4 bytes, little-endian). A long one arrives in parts, which go
