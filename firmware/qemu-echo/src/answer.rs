@@ -1,7 +1,7 @@
 //! What the echo application answers, shared by the echo firmware (the polled driver) and
 //! `firmware/qemu-embassy` (the async driver's handle): [`Responder`] takes each event,
 //! counts it and answers through [`Answers`], follows a message arriving in parts
-//! ([`Streaming`]) and says when a closed conversation's endpoint is to be replaced.
+//! (`Streaming`) and says when a closed conversation's endpoint is to be replaced.
 
 use peerpipe_embedded::peerpipe_core::Duration;
 use peerpipe_embedded::{Event, Instant, Item, Message, MsgId, Part, PartKind};
