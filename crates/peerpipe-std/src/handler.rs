@@ -183,6 +183,7 @@ impl PipeHandler {
         if let Ok(mut i) = self.inner.interrupter.lock() {
             *i = transport.interrupter();
         }
+        self.inner.shared.lock().refusals = transport.refusals();
         let io = Io::new(self.inner.shared.clone(), queue_tx);
         // The I/O thread waits until the handler knows it is started and which thread runs
         // the callbacks: a transport that opens at once (an accepted connection with a

@@ -107,6 +107,12 @@ fn the_first_connection_of_a_tls_listener_waits_past_a_refused_one() {
     b.start().unwrap();
     let t = TcpTransport::connect_tls(addr, &client_tls(&p.ca.pem, None)).unwrap();
     expect_refused(t, io::ErrorKind::ConnectionRefused, "CertificateRequired");
+    // Counted at once, while the listener still waits for its first peer.
+    assert!(
+        wait_until(STEP, || b.stats().refused_connections == 1),
+        "{:?}",
+        b.stats()
+    );
     let client = TcpTransport::connect_tls(addr, &client_tls(&p.ca.pem, Some(&p.client))).unwrap();
     let a = PipeHandler::new(client, config()).unwrap();
     a.start().unwrap();

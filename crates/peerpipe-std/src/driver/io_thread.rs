@@ -73,7 +73,6 @@ impl Io {
     /// Opens the transport, then works until stopped.
     pub(crate) fn run(mut self, transport: Box<dyn Transport>) {
         let opened = transport.open().and_then(|mut link| {
-            self.shared.lock().refused_connections += link.refused;
             let mut redial = link.redial.take();
             let out = self.attach(link)?;
             // What a listener read from the connection before the handler had it.

@@ -146,6 +146,9 @@ pub(crate) struct State {
     give_up_after: Option<StdDuration>,
     reconnects: u64,
     refused_connections: u64,
+    /// Where a listening transport counts the connections it refused while opening
+    /// ([`Transport::refusals`](crate::Transport::refusals)).
+    pub(crate) refusals: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl State {
@@ -173,6 +176,7 @@ impl State {
             give_up_after: None,
             reconnects: 0,
             refused_connections: 0,
+            refusals: None,
         }
     }
 
@@ -514,7 +518,10 @@ impl Shared {
         stats.queued_bytes =
             self.queued_bytes.load(Ordering::Relaxed) + self.held_bytes.load(Ordering::Relaxed);
         stats.reconnects = st.reconnects;
-        stats.refused_connections = st.refused_connections;
+        stats.refused_connections = st.refused_connections
+            + st.refusals
+                .as_ref()
+                .map_or(0, |r| r.load(Ordering::Relaxed));
         stats
     }
 

@@ -19,7 +19,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 #[cfg(unix)]
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -153,6 +153,8 @@ struct Shared {
     socket: Mutex<Option<Socket>>,
     stopped: AtomicBool,
     kicked: AtomicBool,
+    /// Connections refused (TLS handshakes that failed), as [`Acceptor::refused`] counts them.
+    refused: Arc<AtomicU64>,
     #[cfg(unix)]
     waker: mio::Waker,
 }
@@ -251,6 +253,7 @@ impl Acceptor {
                 socket: Mutex::new(Some(socket)),
                 stopped: AtomicBool::new(false),
                 kicked: AtomicBool::new(false),
+                refused: Arc::default(),
                 #[cfg(unix)]
                 waker,
             }),
@@ -284,6 +287,16 @@ impl Acceptor {
 
     pub(crate) fn stop(&self) {
         self.stopper().stop();
+    }
+
+    /// Counts a refused connection (a TLS handshake that failed).
+    pub(crate) fn refused(&self) {
+        self.shared.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count of [`refused`](Self::refused) connections, for the handler's statistics.
+    pub(crate) fn refusals(&self) -> Arc<AtomicU64> {
+        self.shared.refused.clone()
     }
 
     /// What ends a waiting accept, for another thread.

@@ -45,6 +45,5 @@ pub(crate) fn duplex<R: FdRead + 'static, W: FdWrite + 'static>(
         },
         closer: None,
         redial: None,
-        refused: 0,
     })
 }

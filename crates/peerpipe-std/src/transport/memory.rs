@@ -49,7 +49,6 @@ impl Transport for MemoryTransport {
             },
             closer: None,
             redial: None,
-            refused: 0,
         })
     }
 }

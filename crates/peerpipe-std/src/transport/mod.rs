@@ -84,6 +84,15 @@ pub trait Transport: Send + 'static {
     fn interrupter(&self) -> Option<Box<dyn FnOnce() + Send>> {
         None
     }
+
+    /// Where a listening transport counts the connections it refuses while `open` waits for
+    /// a peer (TLS handshakes that failed), so that the handler's
+    /// [`refused_connections`](crate::HandlerStats::refused_connections) shows them at once.
+    /// Taken at `start`, like [`interrupter`](Self::interrupter). The default is `None`.
+    #[doc(hidden)]
+    fn refusals(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+        None
+    }
 }
 
 /// An open transport: where incoming bytes come from, where outgoing bytes go, and what to
@@ -93,8 +102,6 @@ pub struct Link {
     pub(crate) closer: Option<Box<dyn FnOnce() + Send>>,
     /// How to get a new connection when this one breaks (TCP and Unix sockets).
     pub(crate) redial: Option<Redial>,
-    /// Connections refused (TLS handshakes that failed) before this one was accepted.
-    pub(crate) refused: u64,
 }
 
 /// What a channel link carries: bytes, or why there will be no more. An empty chunk only
@@ -192,7 +199,6 @@ impl Link {
             },
             closer: None,
             redial: None,
-            refused: 0,
         })
     }
 
@@ -235,7 +241,6 @@ impl Link {
             },
             closer: None,
             redial: None,
-            refused: 0,
         };
         let ends = LinkEnds {
             to_handler,

@@ -50,14 +50,14 @@ pub(crate) fn stream_link(stream: Stream) -> io::Result<Link> {
 /// Accepts one connection; then, without reconnection, closes the listening socket; with
 /// it, keeps the socket for the peer's next connections. An error if the handler was
 /// stopped first. With TLS, a connection that fails its handshake is refused (logged, and
-/// counted in the link's `refused`) and the next one awaited.
+/// counted at once in the handler's statistics: see [`Transport::refusals`]) and the next
+/// one awaited.
 fn accept_one(acceptor: Acceptor, policy: Reconnect) -> io::Result<Link> {
-    let mut refused = 0;
     let stream = loop {
         match acceptor.accept(None)? {
             Accepted::Peer(stream) => match acceptor.secure(stream, policy.connect_timeout) {
                 Ok(stream) => break stream,
-                Err(_) => refused += 1,
+                Err(_) => acceptor.refused(),
             },
             // Nothing kicks this acceptor.
             Accepted::Kicked => {}
@@ -70,7 +70,6 @@ fn accept_one(acceptor: Acceptor, policy: Reconnect) -> io::Result<Link> {
         }
     };
     let mut link = stream_link(stream)?;
-    link.refused = refused;
     if policy.enabled {
         link.redial = Some(Redial::Accept(acceptor, policy));
     }
@@ -218,6 +217,13 @@ impl Transport for TcpTransport {
                 let stop = a.stopper();
                 Some(Box::new(move || stop.stop()))
             }
+            TcpEnd::Connect(_) => None,
+        }
+    }
+
+    fn refusals(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+        match &self.0 {
+            TcpEnd::Listen(a) => Some(a.refusals()),
             TcpEnd::Connect(_) => None,
         }
     }
