@@ -46,6 +46,20 @@
 /// The reflected polynomial.
 const POLY: u32 = 0x82F6_3B78;
 
+/// The CRC register `crc` after `bits` more bits, low bit first (the tables' entries).
+const fn shift(mut crc: u32, bits: u32) -> u32 {
+    let mut bit = 0;
+    while bit < bits {
+        crc = if crc & 1 != 0 {
+            (crc >> 1) ^ POLY
+        } else {
+            crc >> 1
+        };
+        bit += 1;
+    }
+    crc
+}
+
 /// `NIBBLES[i]`: the CRC register after the four bits of `i` (low bit first).
 #[cfg(any(test, not(target_pointer_width = "64")))]
 #[allow(clippy::indexing_slicing)] // compile-time evaluation: an out-of-range index fails the build
@@ -53,17 +67,7 @@ const NIBBLES: [u32; 16] = {
     let mut table = [0u32; 16];
     let mut i = 0;
     while i < 16 {
-        let mut crc = i as u32;
-        let mut bit = 0;
-        while bit < 4 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ POLY
-            } else {
-                crc >> 1
-            };
-            bit += 1;
-        }
-        table[i] = crc;
+        table[i] = shift(i as u32, 4);
         i += 1;
     }
     table
@@ -86,17 +90,7 @@ static TABLES: [[u32; 256]; 16] = {
     let mut tables = [[0u32; 256]; 16];
     let mut i = 0;
     while i < 256 {
-        let mut crc = i as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ POLY
-            } else {
-                crc >> 1
-            };
-            bit += 1;
-        }
-        tables[0][i] = crc;
+        tables[0][i] = shift(i as u32, 8);
         i += 1;
     }
     let mut k = 1;

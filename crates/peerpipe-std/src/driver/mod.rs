@@ -145,8 +145,8 @@ pub(crate) struct State {
     /// `Reconnect::give_up_after`.
     give_up_after: Option<StdDuration>,
     reconnects: u64,
-    refused_connections: u64,
-    /// Where a listening transport counts the connections it refused while opening
+    /// Where a listening transport counts the connections it refuses, while it opens and
+    /// while it waits for the peer to reconnect
     /// ([`Transport::refusals`](crate::Transport::refusals)).
     pub(crate) refusals: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
@@ -175,7 +175,6 @@ impl State {
             link_events: Vec::new(),
             give_up_after: None,
             reconnects: 0,
-            refused_connections: 0,
             refusals: None,
         }
     }
@@ -518,10 +517,10 @@ impl Shared {
         stats.queued_bytes =
             self.queued_bytes.load(Ordering::Relaxed) + self.held_bytes.load(Ordering::Relaxed);
         stats.reconnects = st.reconnects;
-        stats.refused_connections = st.refused_connections
-            + st.refusals
-                .as_ref()
-                .map_or(0, |r| r.load(Ordering::Relaxed));
+        stats.refused_connections = st
+            .refusals
+            .as_ref()
+            .map_or(0, |r| r.load(Ordering::Relaxed));
         stats
     }
 

@@ -151,7 +151,7 @@ fn accept(shared: &Shared, acceptor: &Acceptor, policy: &Reconnect) {
                 Ok(s) => s,
                 Err(_) => {
                     // A TLS handshake failed (logged where it failed).
-                    shared.lock().refused_connections += 1;
+                    acceptor.refused();
                     continue;
                 }
             },
@@ -195,7 +195,7 @@ fn accept(shared: &Shared, acceptor: &Acceptor, policy: &Reconnect) {
             }
         }
         log::warn!("peerpipe: refused a connection: a conversation is going on with another");
-        shared.lock().refused_connections += 1;
+        acceptor.refused();
         drop(stream);
     }
 }

@@ -289,7 +289,7 @@ impl Acceptor {
         self.stopper().stop();
     }
 
-    /// Counts a refused connection (a TLS handshake that failed).
+    /// Counts a refused connection (a TLS handshake that failed, a stranger).
     pub(crate) fn refused(&self) {
         self.shared.refused.fetch_add(1, Ordering::Relaxed);
     }

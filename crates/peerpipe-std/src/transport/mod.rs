@@ -85,9 +85,10 @@ pub trait Transport: Send + 'static {
         None
     }
 
-    /// Where a listening transport counts the connections it refuses while `open` waits for
-    /// a peer (TLS handshakes that failed), so that the handler's
-    /// [`refused_connections`](crate::HandlerStats::refused_connections) shows them at once.
+    /// Where a listening transport counts the connections it refuses (TLS handshakes that
+    /// failed while `open` waits for a peer or while the handler waits for it to reconnect,
+    /// strangers while a conversation is going on): the handler's
+    /// [`refused_connections`](crate::HandlerStats::refused_connections).
     /// Taken at `start`, like [`interrupter`](Self::interrupter). The default is `None`.
     #[doc(hidden)]
     fn refusals(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {

@@ -294,4 +294,11 @@ impl Transport for UnixTransport {
             UnixEnd::Connect(_) => None,
         }
     }
+
+    fn refusals(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+        match &self.0 {
+            UnixEnd::Listen(a) => Some(a.refusals()),
+            UnixEnd::Connect(_) => None,
+        }
+    }
 }
