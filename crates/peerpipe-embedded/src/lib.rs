@@ -193,9 +193,6 @@ pub struct DriverStats {
     pub tx_errors: u32,
 }
 
-/// How many bytes [`SerialDriver::poll`] reads before it hands them to the endpoint.
-const RX_CHUNK: usize = 32;
-
 /// At most this many bytes are read in one [`SerialDriver::poll`], so that a port that never
 /// runs dry (a stream of garbage) cannot keep `poll` from returning.
 const RX_BUDGET: usize = 1024;
@@ -379,23 +376,13 @@ where
         (self.endpoint, self.serial)
     }
 
+    /// Reads what the port has (at most [`RX_BUDGET`] bytes) and hands each byte to the
+    /// endpoint as it comes: the decoder takes frames a byte at a time, so gathering them
+    /// into a chunk first would only cost a buffer (cleared on every poll) and its code.
     fn receive(&mut self, now: Instant) {
-        let mut chunk = [0u8; RX_CHUNK];
-        let mut len = 0;
-        let mut budget = RX_BUDGET;
-        while budget > 0 {
-            budget -= 1;
+        for _ in 0..RX_BUDGET {
             match self.serial.read() {
-                Ok(byte) => {
-                    if let Some(slot) = chunk.get_mut(len) {
-                        *slot = byte;
-                        len += 1;
-                    }
-                    if len == RX_CHUNK {
-                        self.feed(now, &chunk);
-                        len = 0;
-                    }
-                }
+                Ok(byte) => self.feed(now, core::slice::from_ref(&byte)),
                 Err(nb::Error::WouldBlock) => break,
                 Err(nb::Error::Other(_e)) => {
                     self.stats.rx_errors = self.stats.rx_errors.wrapping_add(1);
@@ -405,11 +392,6 @@ where
                         defmt::Debug2Format(&embedded_hal_nb::serial::Error::kind(&_e))
                     );
                 }
-            }
-        }
-        if let Some(rest) = chunk.get(..len) {
-            if !rest.is_empty() {
-                self.feed(now, rest);
             }
         }
     }
