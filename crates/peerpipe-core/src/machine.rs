@@ -8,12 +8,12 @@ use crate::error::{CloseReason, Error, FailReason, GoneReason};
 use crate::event::{Event, PeerState};
 use crate::message::{Message, MessageKind, MsgId};
 use crate::part::{Current, CutReason, PartKind};
-use crate::recv::{Inbound, Marker, Offer, Peeked, PeerClose, RecvQueue};
+use crate::recv::{Inbound, Marker, Offer, Peeked, PeerClose, RecvQueue, REORDER_WINDOW};
 use crate::send::{Payload, PeerRoom, SendQueue, Source};
 use crate::stats::Stats;
 use crate::time::{earliest, Instant};
 use crate::timer::{Timer, TimerTable};
-use crate::wire::{Body, Caps, Frame, Heartbeat, Item, WireError};
+use crate::wire::{Ack, Body, Caps, Frame, Heartbeat, Item, WireError};
 
 /// How many replaced peer sessions are remembered, so that their late frames are ignored
 /// instead of being taken for yet another restart.
@@ -51,6 +51,9 @@ pub(crate) struct Machine<
     pub(crate) refused: bool,
     /// The room the peer's last ACK or heartbeat announced (see [`wire::Ack::room`]).
     pub(crate) peer_room: PeerRoom,
+    /// Items and payload bytes the driver takes beyond the receive slots
+    /// ([`Endpoint::set_spare_room`](crate::Endpoint::set_spare_room)).
+    pub(crate) spare: (u32, u32),
     pub(crate) heartbeat_due: bool,
     /// A heartbeat is due for the capabilities exchange (the peer asked for ours, or this
     /// endpoint needs the peer's): it goes even while paused, or no DATA could ever flow.
@@ -317,12 +320,16 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
     ) -> Result<Frame<'a>, u64> {
         let floor = self.sends.floor();
         let body = match choice {
-            Transmit::Ack(peer) => Body::Ack(self.recv.ack(peer, self.retry_now())),
+            Transmit::Ack(peer) => Body::Ack(Ack {
+                room: self.room(),
+                window: self.window(),
+                ..self.recv.ack(peer, self.retry_now())
+            }),
             Transmit::Data(index) => Body::Data(self.sends.data(index, floor, source)?),
             Transmit::Heartbeat => Body::Heartbeat(Heartbeat {
                 floor,
-                room: self.recv.room(),
-                window: self.recv.window(),
+                room: self.room(),
+                window: self.window(),
                 caps: self.caps,
                 ask: self.asks_caps(),
             }),
@@ -331,6 +338,31 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
             session: self.session,
             body,
         })
+    }
+
+    /// The room this endpoint announces: its free receive slots beyond the one kept for the
+    /// next in-order item, plus the driver's spare items, which raise it at most to the
+    /// reorder window less one (more could not be accepted out of order). Out of line: asked
+    /// at three sites.
+    #[inline(never)]
+    pub(crate) fn room(&self) -> u32 {
+        let slots = self.recv.room();
+        let cap = slots.max(REORDER_WINDOW as u32 - 1);
+        slots.saturating_add(self.spare.0).min(cap)
+    }
+
+    /// The window this endpoint announces: the payload bytes of its free slots, plus the
+    /// driver's spare bytes.
+    pub(crate) fn window(&self) -> u32 {
+        self.recv.window().saturating_add(self.spare.1)
+    }
+
+    /// Whether the receive queue is full while the application could empty it: then
+    /// [`Endpoint::handle_bytes_until_full`](crate::Endpoint::handle_bytes_until_full) stops
+    /// until events are taken. (Full of items that wait for a gap to close, it goes on: what
+    /// does not fit is refused and resent, or the gap could never close.)
+    pub(crate) fn must_drain(&self) -> bool {
+        !self.stopped && !self.recv.has_room() && self.recv.has_ready()
     }
 
     /// Whether this endpoint waits for the peer's capabilities to send a message.
@@ -355,8 +387,8 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
                 }
                 // Room is announced again once the application takes an item: after a full
                 // queue, and after a refusal that could not yet ask for a retry.
-                self.advertised_full = self.recv.room() == 0 || self.refused;
                 s.acks_sent = s.acks_sent.wrapping_add(1);
+                self.advertised_full = self.room() == 0 || self.refused;
             }
             Transmit::Data(index) => {
                 s.data_sent = s.data_sent.wrapping_add(1);

@@ -215,6 +215,11 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
         }
     }
 
+    /// Whether an item is ready for the application.
+    pub(crate) fn has_ready(&self) -> bool {
+        self.ready > 0
+    }
+
     /// Whether the next in-order item would be accepted now.
     pub(crate) fn has_room(&self) -> bool {
         self.entries.len() < RX

@@ -186,9 +186,11 @@ pub use transport::{
 
 /// Receive slots of the endpoint: fragments of up to [`FRAGMENT`] bytes that arrived and
 /// wait for the I/O thread (which takes them at once, unless the application's queue is
-/// full). They are most of an idle handler's memory (about 4.2 KiB each), and they make the
-/// window the peer may send ahead: `RX` fragments. (`peerpipe-tokio` has its own defaults:
-/// the README's "Capacities" explains every driver's.)
+/// full). They are most of an idle handler's memory (about 4.2 KiB each). The window the
+/// peer may send ahead is these `RX` fragments plus the room of the application's queue (at
+/// most 32 fragments in all): the I/O thread takes a burst in turns of `RX`, so that a
+/// pipelining sender waits for one ACK per 32 small messages, not per 8. (`peerpipe-tokio`
+/// has its own defaults: the README's "Capacities" explains every driver's.)
 pub const RX: usize = 8;
 /// Sends in flight at once (a send slot costs about 200 bytes: a message's data stays in
 /// the application's buffer, which the handler holds until the outcome).

@@ -291,6 +291,41 @@ fn slow_consumer_bounded_and_lossless() {
     b.stop(true);
 }
 
+/// A receiver that does not read while a pipelined flood keeps its queue full, for longer
+/// than the heartbeat timeout: its endpoint announced the room of the application's queue
+/// too, and what it cannot take now waits in its driver, but the heartbeats behind that data
+/// are read all the same, so neither side takes the other for gone; nothing is lost.
+#[test]
+fn a_flood_to_a_receiver_that_does_not_read_is_not_taken_for_silence() {
+    let (a, b) = memory_pair();
+    let (a, b) = start_pair(a, b, gone_config());
+    let count = 4 * QUEUE_ITEMS as u32;
+    let tickets: Vec<_> = (0..count)
+        .map(|i| {
+            a.send_pipelined(msg("n", &i.to_le_bytes()), Some(Duration::from_secs(30)))
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(GONE_AFTER * 4);
+    assert_eq!(a.peer_state(), PeerState::Up);
+    assert_eq!(b.peer_state(), PeerState::Up);
+    assert!(b.stats().queued_items <= QUEUE_ITEMS);
+
+    let mut got = Vec::new();
+    while got.len() < count as usize {
+        match b.recv_timeout(Duration::from_secs(10)) {
+            Some(Item::Message(m)) => got.push(u32::from_le_bytes(m.data().try_into().unwrap())),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got, (0..count).collect::<Vec<_>>());
+    for t in tickets {
+        t.wait().unwrap();
+    }
+    a.stop(true);
+    b.stop(true);
+}
+
 /// Silence: a peer that pauses stops sending heartbeats, and is GONE after heartbeat_timeout
 /// (plus a margin); later sends are refused.
 #[test]
