@@ -141,6 +141,9 @@
 //!
 //! ## Features
 //! - `defmt`: derives `defmt::Format` on the public types.
+//! - `hardware-crc`: CRC-32C through the CPU's instruction on x86_64 (SSE4.2) and aarch64,
+//!   detected at run time by the `crc32c` crate, which needs `std` (hosts; `peerpipe-host`
+//!   turns it on). Same checksums, so the same wire; no change on other targets.
 
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(
