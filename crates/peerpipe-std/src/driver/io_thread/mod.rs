@@ -3,21 +3,21 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use peerpipe_core::Instant;
 
 #[cfg(unix)]
 use super::fd_wait::FdWait;
-use super::sends::item_bytes;
-use super::{
-    Act, Out, Shared, State, WakeVia, ACK_HOLD, CHUNKS_AT_ONCE, FEED_AT_ONCE, POLL, POLL_LARGE,
-};
+use super::{Act, Out, Shared, State, WakeVia, ACK_HOLD, CHUNKS_AT_ONCE, POLL, POLL_LARGE};
 use crate::transport::{Chunk, Link, LinkIo, StopAccept, Transport};
-use crate::{Error, Item, QUEUE_BYTES, QUEUE_ITEMS};
+use crate::{Error, Item};
+
+mod deliver;
+mod feed;
 
 /// What the I/O thread waits on.
 enum Wait {
@@ -267,220 +267,6 @@ impl Io {
         }
     }
 
-    /// Feeds what arrived to the endpoint, about [`FEED_AT_ONCE`] bytes at a time (whole
-    /// frames), then a broken link once everything before it was fed. Returns whether input
-    /// is left for the next round.
-    ///
-    /// The endpoint announces the room of the application's queue besides its own slots
-    /// ([`Endpoint::set_spare_room`](peerpipe_core::Endpoint::set_spare_room)), so that the
-    /// peer sends up to that many messages in one go; feeding stops when its slots are full,
-    /// and the round's events make room in them (see [`take_in`]).
-    ///
-    /// A round ends with the events taken and the frames due written: feeding a large
-    /// input in rounds acknowledges every other large fragment as soon as it is taken, so
-    /// that the peer sends the next fragments while this thread takes the rest, instead of both
-    /// waiting in turn for a whole window.
-    fn feed(&mut self, st: &mut State, now: Instant) -> bool {
-        let (items, bytes) = self.spare_room();
-        st.ep.set_spare_room(items, bytes);
-        let mut budget = FEED_AT_ONCE;
-        let mut full = false;
-        while budget > 0 && !full {
-            let Some(chunk) = self.chunks.front() else {
-                break;
-            };
-            let rest = chunk.get(self.chunk_pos..).unwrap_or(&[]);
-            let n = cut(rest, budget);
-            let first = budget == FEED_AT_ONCE;
-            let used = take_in(st, now, rest.get(..n).unwrap_or(&[]), first);
-            full = used < n;
-            self.slots_full |= full;
-            budget = budget.saturating_sub(used);
-            self.chunk_pos += used;
-            if self.chunk_pos >= chunk.len() {
-                self.chunks.pop_front();
-                self.chunk_pos = 0;
-            }
-        }
-        #[cfg(unix)]
-        if let Wait::Fd(fd) = &mut self.wait {
-            let input = fd.input();
-            let n = if full { 0 } else { cut(input, budget) };
-            if n > 0 {
-                let first = budget == FEED_AT_ONCE;
-                let used = take_in(st, now, input.get(..n).unwrap_or(&[]), first);
-                self.slots_full |= used < n;
-                fd.consume(used);
-            }
-            if !fd.input().is_empty() {
-                return true;
-            }
-        }
-        if !self.chunks.is_empty() {
-            return true;
-        }
-        if let Some(e) = self.lost.take() {
-            st.lose_link(&e);
-        }
-        false
-    }
-
-    /// The room of the application's queue: items and data bytes (see [`QUEUE_ITEMS`] and
-    /// [`QUEUE_BYTES`]).
-    fn spare_room(&self) -> (u32, u32) {
-        let items = QUEUE_ITEMS.saturating_sub(self.ordinary_queued() + self.pending.len());
-        let bytes = QUEUE_BYTES.saturating_sub(self.shared.queued_bytes.load(Ordering::SeqCst));
-        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        (clamp(items), clamp(bytes))
-    }
-
-    /// Takes events from the endpoint: outcomes and replies for their waiters, items for the
-    /// application while its queue has room (unless callbacks take them): fewer than
-    /// [`QUEUE_ITEMS`] items, and fewer than [`QUEUE_BYTES`] data bytes counting the message
-    /// being put together (or none: a message longer than that still gets through, alone).
-    /// Returns whether more events may be waiting.
-    fn collect(&mut self, st: &mut State, acts: &mut Vec<Act>) -> bool {
-        if !self.pending.is_empty() {
-            return false;
-        }
-        for status in st.link_events.drain(..) {
-            self.link_status(status, acts);
-        }
-        let callbacks = self.shared.message_cb.is_set() && self.shared.status_cb.is_set();
-        let (mut items, mut bytes) = (0, 0);
-        loop {
-            if !callbacks && !self.has_room(st, items, bytes) {
-                self.shared.want_room.store(true, Ordering::SeqCst);
-                fence(Ordering::SeqCst);
-                // The application may have taken an item just before the flag was set.
-                return self.has_room(st, items, bytes);
-            }
-            let event = st.ep.poll_event();
-            let Some(event) = &event else {
-                return false;
-            };
-            if let Some(n) = st.act(event, acts) {
-                items += 1;
-                bytes += n;
-            }
-        }
-    }
-
-    /// Hands a connection status on, or merges it into the last `Reconnected` while the
-    /// application has not read that one (see [`QUEUE_ITEMS`]).
-    fn link_status(&mut self, status: crate::Status, acts: &mut Vec<Act>) {
-        let unread = self.shared.unread_reconnected.load(Ordering::SeqCst) > 0;
-        match status {
-            crate::Status::Reconnecting { .. } if unread => {
-                self.merged_break.get_or_insert(status);
-                return;
-            }
-            crate::Status::Reconnected => match self.merged_break.take() {
-                Some(_) if unread => return,
-                Some(broke) => acts.push(Act::Item(Item::Status(broke))),
-                None => {}
-            },
-            _ => {}
-        }
-        acts.push(Act::Item(Item::Status(status)));
-    }
-
-    /// Whether the application's queue has room for another item, with `items` items of
-    /// `bytes` bytes on their way to it.
-    fn has_room(&self, st: &State, items: usize, bytes: usize) -> bool {
-        let queued = self.shared.queued_bytes.load(Ordering::SeqCst) + bytes;
-        let arriving = st
-            .assembler
-            .progress()
-            .map_or(0, |(_, got, _)| usize::try_from(got).unwrap_or(usize::MAX));
-        self.ordinary_queued() + items < QUEUE_ITEMS
-            && (queued == 0 || queued.saturating_add(arriving) < QUEUE_BYTES)
-    }
-
-    /// Tells the waiters and hands items to the callbacks or the application's queue, in
-    /// order. Returns whether the queue has room again for items that did not fit.
-    fn deliver(&mut self, acts: &mut Vec<Act>) -> bool {
-        let mut queue = std::mem::take(&mut self.pending);
-        for act in acts.drain(..) {
-            let item = match act {
-                Act::Done(d, r) => {
-                    let _ = d.send(r);
-                    continue;
-                }
-                Act::Reply(w, r) => match w.send(r) {
-                    Ok(()) => {
-                        self.served_reply = true;
-                        continue;
-                    }
-                    // The requester gave up just now: a late reply, dropped and counted.
-                    Err(Ok(_)) => {
-                        self.shared.late_replies.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    Err(Err(_)) => continue,
-                },
-                Act::Item(item) => item,
-            };
-            if !queue.is_empty() {
-                queue.push_back(item);
-                continue;
-            }
-            if let Some(item) = self.shared.callback(item) {
-                if let Err(item) = self.enqueue(item) {
-                    queue.push_back(item);
-                }
-            }
-        }
-        // Items held back from an earlier round: try them again, in order.
-        while let Some(item) = queue.pop_front() {
-            if let Some(item) = self.shared.callback(item) {
-                if let Err(item) = self.enqueue(item) {
-                    queue.push_front(item);
-                    break;
-                }
-            }
-        }
-        self.pending = queue;
-        let held: usize = self.pending.iter().map(item_bytes).sum();
-        self.shared.held_bytes.store(held, Ordering::Relaxed);
-        self.shared
-            .held_items
-            .store(self.pending.len(), Ordering::Relaxed);
-        if self.pending.is_empty() {
-            return false;
-        }
-        self.shared.want_room.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        self.ordinary_queued() < QUEUE_ITEMS
-    }
-
-    /// Items in the application's queue that count against [`QUEUE_ITEMS`].
-    fn ordinary_queued(&self) -> usize {
-        let link = self.shared.queued_link.load(Ordering::SeqCst);
-        self.queue_tx.len().saturating_sub(link)
-    }
-
-    /// Puts an item into the application's queue, counting its bytes; hands it back when
-    /// the queue is full.
-    fn enqueue(&self, item: Item) -> Result<(), Item> {
-        let bytes = item_bytes(&item);
-        self.shared.queued_bytes.fetch_add(bytes, Ordering::SeqCst);
-        self.shared.count_link(&item, true);
-        match self.queue_tx.try_send(item) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Disconnected(item)) => {
-                self.shared.queued_bytes.fetch_sub(bytes, Ordering::SeqCst);
-                self.shared.count_link(&item, false);
-                Ok(())
-            }
-            Err(TrySendError::Full(item)) => {
-                self.shared.queued_bytes.fetch_sub(bytes, Ordering::SeqCst);
-                self.shared.count_link(&item, false);
-                Err(item)
-            }
-        }
-    }
-
     /// Sleeps until `until`, input, room to write or a wake-up.
     fn sleep(&mut self, until: StdInstant, poll: StdDuration) {
         let spin = if self.shared.spin.load(Ordering::Relaxed) {
@@ -580,35 +366,5 @@ impl Io {
         }
         self.pending.clear();
         self.shared.clear_callbacks();
-    }
-}
-
-/// How much of `input` to feed with `budget` bytes left: through the first frame delimiter
-/// at or past `budget` bytes (a round ends at the end of a frame), or all of it.
-/// Feeds `input` to the endpoint until its receive slots are full; returns the bytes used.
-/// When the slots are full at the `first` input of a round, the last round's events could
-/// not all go to the application's queue (it is full: its room, announced to the peer, was
-/// taken): then the input is fed all the same, so that heartbeats and ACKs behind the data
-/// are not held up by a slow application, and the data that does not fit is refused, to be
-/// resent.
-fn take_in(st: &mut State, now: Instant, input: &[u8], first: bool) -> usize {
-    let used = st.ep.handle_bytes_until_full(now, input);
-    if used > 0 || input.is_empty() || !first {
-        return used;
-    }
-    st.ep.handle_bytes(now, input);
-    input.len()
-}
-
-fn cut(input: &[u8], budget: usize) -> usize {
-    if budget == 0 {
-        return 0;
-    }
-    match input.get(budget - 1..) {
-        None => input.len(),
-        Some(tail) => tail
-            .iter()
-            .position(|&b| b == 0)
-            .map_or(input.len(), |i| budget + i),
     }
 }
