@@ -241,8 +241,6 @@ impl Shared {
         r
     }
 
-    /// The application took an item from its queue: the I/O thread may go on if it waited
-    /// for room.
     /// Counts `item`, if it is a connection status, into (`add`) or out of the
     /// application's queue.
     pub(crate) fn count_link(&self, item: &Item, add: bool) {
@@ -263,6 +261,8 @@ impl Shared {
         }
     }
 
+    /// The application took an item from its queue: the I/O thread may go on if it waited
+    /// for room.
     pub(crate) fn took_item(&self, item: &Item) {
         self.queued_bytes
             .fetch_sub(sends::item_bytes(item), Ordering::SeqCst);

@@ -80,8 +80,6 @@ impl Io {
     }
 }
 
-/// How much of `input` to feed with `budget` bytes left: through the first frame delimiter
-/// at or past `budget` bytes (a round ends at the end of a frame), or all of it.
 /// Feeds `input` to the endpoint until its receive slots are full; returns the bytes used.
 /// When the slots are full at the `first` input of a round, the last round's events could
 /// not all go to the application's queue (it is full: its room, announced to the peer, was
@@ -97,6 +95,8 @@ fn take_in(st: &mut State, now: Instant, input: &[u8], first: bool) -> usize {
     input.len()
 }
 
+/// How much of `input` to feed with `budget` bytes left: through the first frame delimiter
+/// at or past `budget` bytes (a round ends at the end of a frame), or all of it.
 fn cut(input: &[u8], budget: usize) -> usize {
     if budget == 0 {
         return 0;
