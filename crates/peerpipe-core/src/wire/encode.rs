@@ -30,7 +30,7 @@ fn put_topic(w: &mut CobsWriter<'_>, topic: &str) {
 fn data_ok(d: &Data<'_>) -> bool {
     let topic_fits = match (d.frag, d.item) {
         (Frag::Next { .. }, _) | (_, Item::End | Item::Abort) => true,
-        (_, Item::Request { topic } | Item::Reply { topic, .. }) => topic_ok(topic.as_bytes()),
+        (_, Item::Request { topic } | Item::Reply { topic, .. }) => topic_ok(topic),
     };
     topic_fits
         && match d.frag {

@@ -89,7 +89,7 @@ impl<'a> Reader<'a> {
         let bytes = self.take(len);
         // The protocol's own topics never travel as messages.
         match core::str::from_utf8(bytes) {
-            Ok(topic) if topic_ok(bytes) => topic,
+            Ok(topic) if topic_ok(topic) => topic,
             _ => {
                 self.fail(WireError::Malformed);
                 ""
