@@ -387,14 +387,14 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
                 break;
             };
             let uncut = self.uncut;
-            let Some(msg) = self.msgs.iter_mut().find(|m| m.live && m.id == uncut) else {
+            let Some(msg) = self
+                .msgs
+                .iter_mut()
+                .find(|m| m.live && m.id == uncut && m.uncut())
+            else {
                 self.uncut += 1;
                 continue;
             };
-            if !msg.uncut() {
-                self.uncut += 1;
-                continue;
-            }
             let total = msg.total();
             let most = payload.min(caps.max_payload as usize);
             let too_long = caps.max_message != 0 && total > caps.max_message;
@@ -691,20 +691,20 @@ impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {
 
     /// Takes the settled send with the lowest id, freeing its slot.
     pub(crate) fn pop_outcome(&mut self) -> Option<(MsgId, Outcome)> {
-        // By index: `min_by_key` over a slice iterator of the 224-byte slots divides (the
-        // software divider on Cortex-M0; see `in_flight`).
-        let settled = |m: &&Msg<P, T>| m.live && m.outcome.is_some();
-        let index = (0..TX)
-            .filter_map(|i| self.msgs.get(i).filter(settled).map(|m| (i, m.id)))
-            .min_by_key(|&(_, id)| id)?
-            .0;
-        let msg = self.msgs.get_mut(index)?;
+        // The settled message with the lowest id, by index (an iterator's `min_by_key` over
+        // the 224-byte slots brings in the software divider on Cortex-M0; see `in_flight`).
+        let mut oldest: Option<&mut Msg<P, T>> = None;
+        for m in self.msgs.iter_mut() {
+            if m.live && m.outcome.is_some() && oldest.as_ref().is_none_or(|o| m.id < o.id) {
+                oldest = Some(m);
+            }
+        }
+        let msg = oldest?;
         msg.live = false;
         Some((MsgId(msg.id), msg.outcome?))
     }
 }
 
-/// When fragment `f` is resent unless acknowledged, with resend timeout `rto`.
 fn resend_at(f: &Fragment, rto: Option<Duration>) -> Option<Instant> {
     rto.filter(|_| f.timed).map(|rto| f.sent_at + rto)
 }
