@@ -312,9 +312,9 @@ where
         source: &mut Src,
     ) -> Option<Instant> {
         self.receive(now);
-        if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
-            self.endpoint.handle_timeout(now);
-        }
+        // Unconditionally: early it is a no-op, and asking `poll_timeout` first was a second
+        // walk over the deadlines (100 B of Cortex-M0 code) to decide the same thing.
+        self.endpoint.handle_timeout(now);
         self.transmit(now, source);
         self.endpoint.poll_timeout()
     }
