@@ -129,24 +129,29 @@ pub(crate) struct Outgoing<const P: usize, const T: usize> {
 }
 
 #[derive(Debug, Clone)]
+// `repr(C)`, the flags and counters before the 160-byte head and data: a Cortex-M0 load or
+// store reaches 124 bytes past its base register (31 for a byte), so a field further on has
+// its address computed at each use, and Rust's own order put them after the data
+// (docs/design/firmware-size.md: 164 B of thumbv6m code).
+#[repr(C)]
 struct Msg<const P: usize, const T: usize> {
     /// The slot holds a message (a free one holds what its last message left).
     live: bool,
-    id: u64,
-    out: Outgoing<P, T>,
-    deadline: Instant,
-    /// Bytes already cut into fragments.
-    cut: u64,
     /// Whether its first fragment was cut (an empty message has one fragment too).
     begun: bool,
     /// Whether it takes more than one fragment.
     in_parts: bool,
-    /// Its fragments in flight (cut, not acknowledged).
-    in_flight: u32,
-    /// Bytes the peer acknowledged.
-    acked: u64,
     /// `None` while pending.
     outcome: Option<Outcome>,
+    /// Its fragments in flight (cut, not acknowledged).
+    in_flight: u32,
+    id: u64,
+    /// Bytes already cut into fragments.
+    cut: u64,
+    /// Bytes the peer acknowledged.
+    acked: u64,
+    deadline: Instant,
+    out: Outgoing<P, T>,
 }
 
 impl<const P: usize, const T: usize> Msg<P, T> {
@@ -244,22 +249,24 @@ pub(crate) struct PeerRoom {
 /// (a slot is over 200 bytes on the firmware profile; moving one took a temporary of its
 /// size and a swap).
 #[derive(Debug, Clone)]
+// `repr(C)`, the counters before the slots (see `Msg`).
+#[repr(C)]
 pub(crate) struct SendQueue<const P: usize, const T: usize, const TX: usize> {
-    msgs: [Msg<P, T>; TX],
-    /// In slots that stay in place, as the messages' (a fragment's index names it while it
-    /// is in flight).
-    frags: [Fragment; TX],
     next_id: u64,
     /// Every message below this id is cut whole, or settled.
     uncut: u64,
     next_seq: u64,
-    /// The RTT estimate behind the resend timeout.
-    pub(crate) rtt: RttEstimate,
     /// How long after its transmission a fragment is resent: the RTT estimate's timeout,
     /// never below `resend_interval` (set with it when the endpoint is made, and at each RTT
     /// sample); `None` when `resend_interval` is (no resends). Kept, not computed at each
     /// deadline check, for code size.
     pub(crate) rto: Option<Duration>,
+    /// The RTT estimate behind the resend timeout.
+    pub(crate) rtt: RttEstimate,
+    /// In slots that stay in place, as the messages' (a fragment's index names it while it
+    /// is in flight).
+    frags: [Fragment; TX],
+    msgs: [Msg<P, T>; TX],
 }
 
 impl<const P: usize, const T: usize, const TX: usize> SendQueue<P, T, TX> {

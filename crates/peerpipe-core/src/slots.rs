@@ -7,10 +7,13 @@
 
 /// `N` slots, all made up front; `len` of them in use, in order from `head` on (wrapping).
 #[derive(Debug, Clone)]
+// `repr(C)`, `head` and `len` before the slots, within a Cortex-M0 load's reach of the start
+// (see `Msg` in send.rs; 64 B of thumbv6m code).
+#[repr(C)]
 pub(crate) struct Slots<E, const N: usize> {
-    slots: [E; N],
     head: usize,
     len: usize,
+    slots: [E; N],
 }
 
 impl<E, const N: usize> Slots<E, N> {

@@ -15,8 +15,10 @@ const BYTEWISE: bool = cfg!(not(target_pointer_width = "64"));
 /// The COBS encoding is undone as the bytes arrive: each block's bytes are copied once, whole,
 /// from the input into the buffer, which then holds the decoded frame.
 #[derive(Debug, Clone)]
+// `repr(C)`, the counters before the buffer, within a Cortex-M0 load's reach of the start
+// (see `Msg` in send.rs; 28 B of thumbv6m code).
+#[repr(C)]
 pub struct Decoder<const N: usize> {
-    buf: [u8; N],
     /// Decoded bytes in `buf`.
     len: usize,
     /// Encoded bytes of the frame so far; above `N`, the frame is dropped.
@@ -25,6 +27,7 @@ pub struct Decoder<const N: usize> {
     code: u8,
     /// Bytes of the current block still to come (0: the next byte is a code byte).
     left: u8,
+    buf: [u8; N],
 }
 
 impl<const N: usize> Default for Decoder<N> {
