@@ -31,14 +31,19 @@
 //!   `tls_mb_per_s` and `tls_over_tcp` (TLS's rate over plain TCP's, in %).
 //!
 //! What bounds `mb_per_s` against the bare copy (callgrind, 16 MiB in memory, December 2026):
-//! every byte is checksummed by both handlers (CRC-32C, about 5 instructions a byte in all,
-//! table-driven: the CPU's CRC instruction is out of the safe, `no_std` core's reach) and
-//! COBS-encoded and decoded (about 3 more): some 8 instructions a byte of protocol work (13
-//! before the wire codec's second round), where the bare copy spends a small fraction of one.
-//! Copies of whole receive slots, which the core no longer makes, were under 2 % of the work.
-//! On the 2-core test machine (quiet) the in-memory ratio was 44-48 % before that round; on
-//! the same machine busy with other builds, runs alternated with the build before it: memory
-//! 50-58 % (before 46-59 %), TCP 46-58 % (36-48 %), Unix 37-42 % (25-38 %).
+//! every byte is checksummed by both handlers (CRC-32C) and COBS-encoded and decoded. With
+//! table-driven CRC the two handlers' I/O threads spent 12.1 instructions a byte (the CRC
+//! about 5.5 of them); with the CPU's CRC instruction (the core's `hardware-crc`, which the
+//! host drivers turn on) 7.7, where the bare copy spends a small fraction of one. What is
+//! left (perf, in memory): on the sending I/O thread the CRC still leads, as the first to
+//! read each fragment from memory, then COBS; on the receiving one, the kernel's page faults
+//! on the message being put together (as many as the bare copy's reader takes) outweigh
+//! decoding, the CRC and the copies; and neither thread is busy all the time (together 0.29
+//! s of CPU in 0.335 s on two cores shared with other builds). Huge pages for that message
+//! (`madvise`) were tried and made it slower on the test machine (memory 0.55-0.80 s
+//! instead of 0.22-0.35 s). On that machine, busy with other builds, runs alternated with
+//! the build before the CRC instruction (medians of 6 and 8 runs): memory 59.5-68.5 %
+//! (before 38.5-50.5 %), TCP 58-58.5 % (48-50 %), Unix 46-50.5 % (30-38.5 %).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
