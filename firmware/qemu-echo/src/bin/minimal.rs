@@ -38,7 +38,6 @@ fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant, streaming: &m
 /// the driver's `poll` path too (the deepest).
 #[inline(never)]
 fn serve(ep: &mut Endpoint, now: Instant, streaming: &mut Streaming) {
-    while ep.poll_outcome().is_some() {}
     while ep.pending_sends() < 4 {
         // Borrowed where `poll_event` put it, not moved out of the `Option` (a copy).
         let polled = ep.poll_event();
