@@ -39,7 +39,10 @@
 //! read each fragment from memory, then COBS; on the receiving one, the kernel's page faults
 //! on the message being put together (as many as the bare copy's reader takes) outweigh
 //! decoding, the CRC and the copies; and neither thread is busy all the time (together 0.29
-//! s of CPU in 0.335 s on two cores shared with other builds). Huge pages for that message
+//! s of CPU in 0.335 s on two cores shared with other builds). Over sockets the two I/O
+//! threads take turns more than they overlap: at a load of about 2, TCP and Unix transfers
+//! used 88-100 % of one core in all (0.31-0.34 s of CPU in 0.31-0.37 s), the in-memory pair
+//! up to 173 %. Huge pages for that message
 //! (`madvise`) were tried and made it slower on the test machine (memory 0.55-0.80 s
 //! instead of 0.22-0.35 s). On that machine, busy with other builds, runs alternated with
 //! the build before the CRC instruction (medians of 6 and 8 runs): memory 59.5-68.5 %
