@@ -4,6 +4,7 @@ use crate::config::{Config, ConfigError};
 use crate::const_msg::ConstMsg;
 use crate::error::{CloseReason, Error, FailReason, GoneReason};
 use crate::event::{Event, PeerState};
+use crate::event_ref::EventRef;
 use crate::machine::{Machine, Transmit, RETIRED_SESSIONS};
 use crate::message::{validate_topic, Message, MessageKind, MsgId};
 use crate::part::Current;
@@ -518,6 +519,25 @@ impl<
     #[inline(never)]
     pub fn poll_event(&mut self) -> Option<Event<PAYLOAD, TOPIC>> {
         self.machine.poll_event()
+    }
+
+    /// [`poll_event`](Self::poll_event) without the copy: the event's topic and data are lent
+    /// from the receive slot, until the endpoint is used again. For drivers that move the data
+    /// elsewhere anyway (a heap buffer, a hash, flash) and firmware short of RAM (an [`Event`]
+    /// holds a whole slot's worth).
+    ///
+    /// ```
+    /// # use peerpipe_core::{Config, Endpoint, EventRef, Instant};
+    /// # let mut ep: Endpoint = Endpoint::new(Config::default(), 1, Instant::ZERO).unwrap();
+    /// let mut sum = 0u32;
+    /// while let Some(event) = ep.poll_event_ref() {
+    ///     if let EventRef::Message(m) = event {
+    ///         sum = m.data().iter().fold(sum, |s, &b| s.wrapping_add(u32::from(b)));
+    ///     }
+    /// }
+    /// ```
+    pub fn poll_event_ref(&mut self) -> Option<EventRef<'_>> {
+        self.machine.poll_event_ref()
     }
 
     /// The next send outcome only, leaving received items queued: for drivers that must

@@ -1,12 +1,11 @@
 //! The state machine behind an [`Endpoint`](crate::Endpoint): the peer, the timers, the send
 //! and receive queues, and how frames, time and commands move them.
 
-use core::mem::take;
-
 use crate::config::Timing;
 use crate::error::{CloseReason, Error, FailReason, GoneReason};
 use crate::event::{Event, PeerState};
-use crate::message::{Message, MessageKind, MsgId};
+use crate::event_ref::{EventRef, MessageRef, PartRef};
+use crate::message::{MessageKind, MsgId};
 use crate::part::{Current, CutReason, PartKind};
 use crate::recv::{Inbound, Marker, Offer, Peeked, PeerClose, RecvQueue, REORDER_WINDOW};
 use crate::send::{Payload, PeerRoom, SendQueue, Source};
@@ -410,62 +409,94 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
     }
 
     pub(crate) fn poll_event(&mut self) -> Option<Event<P, T>> {
+        self.poll_event_ref().map(|event| event.to_event())
+    }
+
+    /// The next event, lending the received item's topic and data from its slot (freed, and
+    /// left as it is until the next frame is stored: the borrow of `self` keeps it so).
+    pub(crate) fn poll_event_ref(&mut self) -> Option<EventRef<'_>> {
         if let Some((id, outcome)) = self.sends.pop_outcome() {
-            return Some(Event::SendOutcome { id, outcome });
+            return Some(EventRef::SendOutcome { id, outcome });
         }
         if self.stopped {
             return None;
         }
+        // What is handed out is decided first, strays dropped, so that the item is lent by
+        // one borrow after the loop.
         loop {
             if let Some(reason) = self.cut_reason() {
                 self.current.active = false;
                 self.stats.messages_cut = self.stats.messages_cut.wrapping_add(1);
-                return Some(Event::Cut {
+                return Some(EventRef::Cut {
                     id: self.current.id,
                     reason,
                 });
             }
             if let Some(marker) = self.recv.pop_marker() {
                 return Some(match marker {
-                    Marker::Gone(reason) => Event::Gone(reason),
-                    Marker::Restarted => Event::PeerRestarted,
+                    Marker::Gone(reason) => EventRef::Gone(reason),
+                    Marker::Restarted => EventRef::PeerRestarted,
                 });
             }
-            let (seq, item) = self.recv.pop_item()?;
-            if self.advertised_full && self.peer_state != PeerState::Gone {
-                // Room again: tell the peer at once instead of letting it wait for a resend.
-                self.ack_due = true;
-                self.advertised_full = false;
-            }
-            // Taken out of the freed slot straight into the event (see `RecvQueue::pop_item`).
-            if item.is_whole() {
-                let part = &mut item.part;
-                let kind = match part.kind {
-                    PartKind::End => return Some(Event::End(take(&mut part.data))),
-                    PartKind::Abort => return Some(Event::Abort(take(&mut part.data))),
-                    PartKind::Request => MessageKind::Request,
-                    PartKind::Reply { req_id } => MessageKind::Reply { req_id },
-                };
-                return Some(Event::Message(Message::received(
-                    kind,
-                    part.id,
-                    take(&mut part.topic),
-                    take(&mut part.data),
-                )));
-            }
-            let part = &mut item.part;
-            if part.is_first() {
-                self.current.start(part, seq);
-            } else if self.current.active {
-                if self.current.take(part, seq) {
-                    self.current.active = false;
+            let stray = match self.recv.peek() {
+                Some(Peeked::Item(_, item)) => {
+                    !item.is_whole() && !item.part.is_first() && !self.current.active
                 }
-            } else {
-                // The rest of a message that was cut.
-                self.stats.stray_fragments = self.stats.stray_fragments.wrapping_add(1);
-                continue;
+                _ => false,
+            };
+            if !stray {
+                break;
             }
-            return Some(Event::Part(part.take()));
+            // The rest of a message that was cut.
+            if self.recv.pop_item().is_some() {
+                self.took_item();
+            }
+            self.stats.stray_fragments = self.stats.stray_fragments.wrapping_add(1);
+        }
+        // No status event is due first (the loop took it): an item is ready or none is.
+        if !self.recv.has_ready() {
+            return None;
+        }
+        self.took_item();
+        let (seq, item) = self.recv.pop_item()?;
+        let part = &item.part;
+        if item.is_whole() {
+            let kind = match part.kind {
+                PartKind::End => return Some(EventRef::End(&part.data)),
+                PartKind::Abort => return Some(EventRef::Abort(&part.data)),
+                PartKind::Request => MessageKind::Request,
+                PartKind::Reply { req_id } => MessageKind::Reply { req_id },
+            };
+            return Some(EventRef::Message(MessageRef {
+                kind,
+                id: part.id,
+                topic: &part.topic,
+                data: &part.data,
+            }));
+        }
+        if part.is_first() {
+            self.current.start(part, seq);
+        } else if self.current.advance(part, seq) {
+            self.current.active = false;
+        }
+        // A continuation carries only its id, offset and data: the rest is the message's.
+        let cur = &self.current;
+        Some(EventRef::Part(PartRef {
+            id: part.id,
+            kind: cur.kind,
+            topic: &cur.topic,
+            total: cur.total,
+            offset: part.offset,
+            data: &part.data,
+        }))
+    }
+
+    /// An item leaves the receive queue: when the last ACK said there was no room, tell the
+    /// peer at once instead of letting it wait for a resend.
+    fn took_item(&mut self) {
+        if self.advertised_full && self.peer_state != PeerState::Gone {
+            self.ack_due = true;
+            self.advertised_full = false;
         }
     }
 

@@ -69,15 +69,6 @@ impl<const PAYLOAD: usize, const TOPIC: usize> Part<PAYLOAD, TOPIC> {
         data: Vec::new(),
     };
 
-    /// Moves it out of its receive slot, which is left with an empty topic and data.
-    pub(crate) fn take(&mut self) -> Self {
-        Part {
-            topic: core::mem::take(&mut self.topic),
-            data: core::mem::take(&mut self.data),
-            ..*self
-        }
-    }
-
     /// The message's id (a reply names its request by it).
     pub fn id(&self) -> MsgId {
         self.id
@@ -206,12 +197,9 @@ impl<const T: usize> Current<T> {
             && last == (end == self.total)
     }
 
-    /// Completes a continuation part (which carries only its id, offset and data) and
-    /// moves past it; returns whether it was the last.
-    pub(crate) fn take<const P: usize>(&mut self, part: &mut Part<P, T>, seq: u64) -> bool {
-        part.kind = self.kind;
-        part.topic.clone_from(&self.topic);
-        part.total = self.total;
+    /// Moves past a continuation part (which carries only its id, offset and data: the rest
+    /// is this message's); returns whether it was the last.
+    pub(crate) fn advance<const P: usize>(&mut self, part: &Part<P, T>, seq: u64) -> bool {
         self.next_offset += part.data.len() as u64;
         self.last_seq = seq;
         self.next_offset >= self.total

@@ -159,8 +159,8 @@ pub use embedded_hal_nb;
 pub use peerpipe_core;
 pub use peerpipe_core::wire::Item;
 pub use peerpipe_core::{
-    Config, ConfigError, CutReason, Endpoint, Event, Instant, Message, MsgId, NoSource, Part,
-    PartKind, Source,
+    Config, ConfigError, CutReason, Endpoint, Event, EventRef, Instant, Message, MessageRef, MsgId,
+    NoSource, Part, PartKind, PartRef, Source,
 };
 
 use embedded_hal_nb::serial::{Read, Write};

@@ -17,7 +17,7 @@
 use panic_halt as _;
 
 use embedded_hal_nb::serial::{Read, Write};
-use peerpipe_embedded::{Endpoint, Event, Instant, Item, MsgId, PartKind};
+use peerpipe_embedded::{Endpoint, EventRef, Instant, Item, MsgId, PartKind};
 use qemu_echo::Pipe;
 
 /// The request arriving in parts and its CRC so far.
@@ -33,40 +33,32 @@ fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant, streaming: &m
     pipe.poll(now);
 }
 
-/// Takes the events and sends the replies. Not inlined into [`step`]: the event (about
-/// 200 B) and its temporaries then live in a frame of their own, not in the one that is on
-/// the driver's `poll` path too (the deepest).
+/// Takes the events and sends the replies. Not inlined into [`step`]: the reply's copy of
+/// the request (about 160 B) and its temporaries then live in a frame of their own, not in
+/// the one that is on the driver's `poll` path too (the deepest).
 #[inline(never)]
 fn serve(ep: &mut Endpoint, now: Instant, streaming: &mut Streaming) {
     while ep.pending_sends() < 4 {
-        // Borrowed where `poll_event` put it, not moved out of the `Option` (a copy).
-        let polled = ep.poll_event();
-        let Some(event) = &polled else {
-            break;
-        };
-        // One reply path for both kinds (one `reply`), its bytes copied straight
-        // into the send slot.
-        let (topic, req_id, crc_bytes);
-        #[cfg(feature = "stack-probe")]
-        let used;
-        let payload = match event {
-            Event::Message(m) if m.is_request() => {
+        // The event is lent from the receive slot (no copy of a whole slot); what the reply
+        // needs of it is copied out, since sending uses the endpoint again.
+        let mut topic = heapless::String::<32>::new();
+        let mut payload = heapless::Vec::<u8, 128>::new();
+        let req_id = match ep.poll_event_ref() {
+            None => break,
+            Some(EventRef::Message(m)) if m.is_request() => {
+                let _ = topic.push_str(m.topic());
                 #[cfg(feature = "stack-probe")]
-                {
-                    used = qemu_echo::stack::used().to_le_bytes();
-                }
-                #[cfg(feature = "stack-probe")]
-                let payload = if m.topic() == "stack" {
-                    &used[..]
+                let data = if m.topic() == "stack" {
+                    &qemu_echo::stack::used().to_le_bytes()[..]
                 } else {
                     m.data()
                 };
                 #[cfg(not(feature = "stack-probe"))]
-                let payload = m.data();
-                (topic, req_id) = (m.topic(), m.id());
-                payload
+                let data = m.data();
+                let _ = payload.extend_from_slice(data);
+                m.id()
             }
-            Event::Part(part) => {
+            Some(EventRef::Part(part)) => {
                 if part.is_first() {
                     *streaming = (part.kind() == PartKind::Request).then_some((part.id(), 0));
                 }
@@ -77,13 +69,15 @@ fn serve(ep: &mut Endpoint, now: Instant, streaming: &mut Streaming) {
                 if !part.is_last() {
                     continue;
                 }
-                (topic, req_id, crc_bytes) = (part.topic(), *id, crc.to_le_bytes());
+                let _ = topic.push_str(part.topic());
+                let _ = payload.extend_from_slice(&crc.to_le_bytes());
+                let id = *id;
                 *streaming = None;
-                &crc_bytes[..]
+                id
             }
-            _ => continue,
+            Some(_) => continue,
         };
-        reply(ep, now, topic, req_id, payload);
+        reply(ep, now, &topic, req_id, &payload);
     }
 }
 

@@ -1,0 +1,186 @@
+//! Events that lend what they carry from the endpoint instead of copying it
+//! ([`Endpoint::poll_event_ref`](crate::Endpoint::poll_event_ref)).
+
+use heapless::{String, Vec};
+
+use crate::error::GoneReason;
+use crate::event::{Event, Outcome};
+use crate::message::{Message, MessageKind, MsgId};
+use crate::part::{CutReason, Part, PartKind};
+
+/// An event whose topic and data are borrowed from the endpoint's receive slot: what
+/// [`Event`] carries, without the copy. It lives until the endpoint is used again; take what
+/// is needed from it first (or make it an [`Event`] with [`to_event`](Self::to_event)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum EventRef<'a> {
+    /// A request or reply that came in one frame: [`Event::Message`].
+    Message(MessageRef<'a>),
+    /// The peer ended the conversation with this data: [`Event::End`].
+    End(&'a [u8]),
+    /// The peer aborted the conversation with this data: [`Event::Abort`].
+    Abort(&'a [u8]),
+    /// A piece of a message too long for one frame: [`Event::Part`].
+    Part(PartRef<'a>),
+    /// The message that was arriving in parts will not be completed: [`Event::Cut`].
+    Cut {
+        /// The message's id.
+        id: MsgId,
+        /// Why.
+        reason: CutReason,
+    },
+    /// The peer is gone: [`Event::Gone`].
+    Gone(GoneReason),
+    /// The peer started a new session: [`Event::PeerRestarted`].
+    PeerRestarted,
+    /// A send was settled: [`Event::SendOutcome`].
+    SendOutcome {
+        /// The id [`Endpoint::send`](crate::Endpoint::send) returned.
+        id: MsgId,
+        /// Delivered, or why not.
+        outcome: Outcome,
+    },
+}
+
+/// A received request or reply, borrowed: what [`Message`] tells of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MessageRef<'a> {
+    pub(crate) kind: MessageKind,
+    pub(crate) id: MsgId,
+    pub(crate) topic: &'a str,
+    pub(crate) data: &'a [u8],
+}
+
+impl<'a> MessageRef<'a> {
+    /// Request, or reply to which request.
+    pub fn kind(&self) -> MessageKind {
+        self.kind
+    }
+
+    /// Whether it is a request.
+    pub fn is_request(&self) -> bool {
+        self.kind == MessageKind::Request
+    }
+
+    /// The request a reply answers; `None` for a request.
+    pub fn req_id(&self) -> Option<MsgId> {
+        match self.kind {
+            MessageKind::Request => None,
+            MessageKind::Reply { req_id } => Some(req_id),
+        }
+    }
+
+    /// The id the peer gave it.
+    pub fn id(&self) -> MsgId {
+        self.id
+    }
+
+    /// Its topic.
+    pub fn topic(&self) -> &'a str {
+        self.topic
+    }
+
+    /// Its data.
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+}
+
+/// A piece of a message too long for one frame, borrowed: what [`Part`] tells of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PartRef<'a> {
+    pub(crate) id: MsgId,
+    pub(crate) kind: PartKind,
+    pub(crate) topic: &'a str,
+    pub(crate) total: u64,
+    pub(crate) offset: u64,
+    pub(crate) data: &'a [u8],
+}
+
+impl<'a> PartRef<'a> {
+    /// The id of the message it belongs to.
+    pub fn id(&self) -> MsgId {
+        self.id
+    }
+
+    /// What the whole message is.
+    pub fn kind(&self) -> PartKind {
+        self.kind
+    }
+
+    /// The message's topic (empty for END and ABORT data).
+    pub fn topic(&self) -> &'a str {
+        self.topic
+    }
+
+    /// The whole message's length in bytes.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Where this part's bytes start in the message.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// This part's bytes.
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// Whether it is the message's first part.
+    pub fn is_first(&self) -> bool {
+        self.offset == 0
+    }
+
+    /// Whether it is the message's last part.
+    pub fn is_last(&self) -> bool {
+        self.offset.saturating_add(self.data.len() as u64) >= self.total
+    }
+}
+
+impl EventRef<'_> {
+    /// The same event with its topic and data copied: what
+    /// [`Endpoint::poll_event`](crate::Endpoint::poll_event) returns. An event lent by an
+    /// endpoint fits its capacities `PAYLOAD` and `TOPIC`; anything longer is cut short.
+    pub fn to_event<const PAYLOAD: usize, const TOPIC: usize>(&self) -> Event<PAYLOAD, TOPIC> {
+        match *self {
+            EventRef::Message(m) => Event::Message(Message::received(
+                m.kind,
+                m.id,
+                copy_str(m.topic),
+                copy(m.data),
+            )),
+            EventRef::End(data) => Event::End(copy(data)),
+            EventRef::Abort(data) => Event::Abort(copy(data)),
+            EventRef::Part(p) => Event::Part(Part {
+                id: p.id,
+                kind: p.kind,
+                topic: copy_str(p.topic),
+                total: p.total,
+                offset: p.offset,
+                data: copy(p.data),
+            }),
+            EventRef::Cut { id, reason } => Event::Cut { id, reason },
+            EventRef::Gone(reason) => Event::Gone(reason),
+            EventRef::PeerRestarted => Event::PeerRestarted,
+            EventRef::SendOutcome { id, outcome } => Event::SendOutcome { id, outcome },
+        }
+    }
+}
+
+fn copy<const N: usize>(bytes: &[u8]) -> Vec<u8, N> {
+    let mut v = Vec::new();
+    let _ = v.extend_from_slice(bytes.get(..N.min(bytes.len())).unwrap_or(&[]));
+    v
+}
+
+fn copy_str<const N: usize>(s: &str) -> String<N> {
+    let mut t = String::new();
+    // Topics are ASCII (the decoder checked them): a cut falls between characters.
+    let _ = t.push_str(s.get(..N.min(s.len())).unwrap_or(""));
+    t
+}
