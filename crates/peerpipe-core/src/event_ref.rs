@@ -142,6 +142,30 @@ impl<'a> PartRef<'a> {
     }
 }
 
+impl<'a, const P: usize, const T: usize> From<&'a Message<P, T>> for MessageRef<'a> {
+    fn from(m: &'a Message<P, T>) -> Self {
+        MessageRef {
+            kind: m.kind(),
+            id: m.id(),
+            topic: m.topic(),
+            data: m.data(),
+        }
+    }
+}
+
+impl<'a, const P: usize, const T: usize> From<&'a Part<P, T>> for PartRef<'a> {
+    fn from(p: &'a Part<P, T>) -> Self {
+        PartRef {
+            id: p.id,
+            kind: p.kind,
+            topic: &p.topic,
+            total: p.total,
+            offset: p.offset,
+            data: &p.data,
+        }
+    }
+}
+
 impl EventRef<'_> {
     /// The same event with its topic and data copied: what
     /// [`Endpoint::poll_event`](crate::Endpoint::poll_event) returns. An event lent by an

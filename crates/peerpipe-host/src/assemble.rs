@@ -1,6 +1,6 @@
 //! Messages that arrive in parts, put back together on the heap.
 
-use peerpipe_core::{MessageKind, MsgId, Part, PartKind};
+use peerpipe_core::{MessageKind, MsgId, PartKind, PartRef};
 
 use crate::Message;
 
@@ -24,19 +24,19 @@ struct Partial {
     data: Vec<u8>,
 }
 
-/// Puts messages that arrive in [`Part`]s back together, one at a time (the parts of one
-/// message arrive in order, with nothing between them). The buffer grows with the parts
-/// received, not with the length the first part announces, so that a peer that announces
-/// more than it sends costs only what it sent.
+/// Puts messages that arrive in parts ([`PartRef`]) back together, one at a time (the parts
+/// of one message arrive in order, with nothing between them). The buffer grows with the
+/// parts received, not with the length the first part announces, so that a peer that
+/// announces more than it sends costs only what it sent.
 ///
 /// ```
-/// use peerpipe_core::{Endpoint, Event};
+/// use peerpipe_core::EventRef;
 /// use peerpipe_host::{Assembled, Assembler};
 ///
-/// fn on_event(asm: &mut Assembler, event: Event<1024, 64>) -> Option<Assembled> {
+/// fn on_event(asm: &mut Assembler, event: EventRef<'_>) -> Option<Assembled> {
 ///     match event {
-///         Event::Part(part) => asm.part(&part),
-///         Event::Cut { id, .. } => {
+///         EventRef::Part(part) => asm.part(part),
+///         EventRef::Cut { id, .. } => {
 ///             asm.cut(id);
 ///             None
 ///         }
@@ -53,9 +53,10 @@ pub struct Assembler {
 const RESERVE_AHEAD: u64 = 1 << 20;
 
 impl Assembler {
-    /// Takes the next part (by reference: a part holds a whole fragment's buffer, which
-    /// the driver need not copy to hand it over); returns the message it completes.
-    pub fn part<const P: usize, const T: usize>(&mut self, part: &Part<P, T>) -> Option<Assembled> {
+    /// Takes the next part, as an endpoint lends it ([`peerpipe_core::Endpoint::poll_event_ref`];
+    /// `(&part).into()` for an owned [`Part`](peerpipe_core::Part)); returns the message it
+    /// completes.
+    pub fn part(&mut self, part: PartRef<'_>) -> Option<Assembled> {
         if part.is_first() {
             self.partial = Some(Partial {
                 id: part.id(),

@@ -109,6 +109,11 @@ impl Message {
 
     /// An owned copy of a message the core received (its id, kind, topic and data).
     pub fn from_core<const P: usize, const T: usize>(m: &peerpipe_core::Message<P, T>) -> Self {
+        Self::from_ref(m.into())
+    }
+
+    /// A copy of a message an endpoint lent ([`peerpipe_core::Endpoint::poll_event_ref`]).
+    pub fn from_ref(m: peerpipe_core::MessageRef<'_>) -> Self {
         Message {
             kind: m.kind(),
             id: m.id(),

@@ -116,7 +116,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
                     if part.is_last() {
                         self.reply_in_parts = None;
                     }
-                    match self.assembler.part(&part) {
+                    match self.assembler.part((&part).into()) {
                         Some(whole) => whole,
                         None => continue,
                     }

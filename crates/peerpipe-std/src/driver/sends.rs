@@ -12,12 +12,12 @@ use std::time::Instant as StdInstant;
 
 use bytes::Bytes;
 use peerpipe_core::wire::Item as WireItem;
-use peerpipe_core::{Duration, Event, FailReason, GoneReason, Instant, MsgId, Outcome};
+use peerpipe_core::{Duration, EventRef, FailReason, GoneReason, Instant, MsgId, Outcome};
 
 use super::{Act, State};
 use crate::signal::Promise;
 use crate::{Error, Item, Message, Status, MAX_WAITING};
-use peerpipe_host::{AbandonedRequests, Assembled, Outbox};
+use peerpipe_host::{AbandonedRequests, Assembled, Assembler, Outbox};
 
 pub(crate) type Done = Promise<Result<MsgId, Error>>;
 pub(crate) type ReplyTo = Promise<Result<Message, Error>>;
@@ -335,46 +335,27 @@ impl State {
     }
 
     /// Turns one endpoint event into what to do about it: a reply someone waits for goes to
-    /// them, a late reply is dropped, items go to the application; the parts of a long
-    /// message are put together first. Returns the data bytes of the item it made, if any.
-    pub(crate) fn act(
-        &mut self,
-        event: &Event<{ crate::FRAGMENT }, { crate::MAX_TOPIC }>,
-        acts: &mut Vec<Act>,
-    ) -> Option<usize> {
-        // By reference: an event holds a whole fragment's buffer (4 KiB), and moving it
-        // here cost a copy of it per message.
+    /// them, a late reply is dropped, items go to the application. Returns the data bytes of
+    /// the item it made, if any.
+    pub(crate) fn act(&mut self, event: Taken, acts: &mut Vec<Act>) -> Option<usize> {
         let item = match event {
-            Event::SendOutcome { id, outcome } => {
-                self.outcome(*id, *outcome, acts);
+            Taken::Outcome(id, outcome) => {
+                self.outcome(id, outcome, acts);
                 return None;
             }
-            Event::Message(m) => return self.message(Message::from_core(m), acts),
-            Event::Part(part) => match self.assembler.part(part)? {
-                Assembled::Message(m) => return self.message(m, acts),
-                Assembled::End(data) => self.peer_closed(Status::End(data), acts),
-                Assembled::Abort(data) => self.peer_closed(Status::Abort(data), acts),
-            },
-            Event::Cut { id, .. } => {
-                self.assembler.cut(*id);
-                return None;
-            }
-            Event::End(data) => self.peer_closed(Status::End(data.to_vec()), acts),
-            Event::Abort(data) => self.peer_closed(Status::Abort(data.to_vec()), acts),
-            Event::Gone(reason) => {
+            Taken::Message(m) => return self.message(m, acts),
+            Taken::End(data) => self.peer_closed(Status::End(data), acts),
+            Taken::Abort(data) => self.peer_closed(Status::Abort(data), acts),
+            Taken::Gone(reason) => {
                 self.fail_replies(FailReason::PeerGone, acts);
-                let cause = if *reason == GoneReason::TransportLost {
+                let cause = if reason == GoneReason::TransportLost {
                     self.gone_cause.clone()
                 } else {
                     None
                 };
-                Item::Status(Status::Gone {
-                    reason: *reason,
-                    cause,
-                })
+                Item::Status(Status::Gone { reason, cause })
             }
-            Event::PeerRestarted => Item::Status(Status::PeerRestarted),
-            _ => return None,
+            Taken::Restarted => Item::Status(Status::PeerRestarted),
         };
         let bytes = item_bytes(&item);
         acts.push(Act::Item(item));
@@ -416,5 +397,41 @@ pub(crate) fn item_bytes(item: &Item) -> usize {
         Item::Message(m) => m.data().len() + m.topic().len(),
         Item::Status(Status::End(data) | Status::Abort(data)) => data.len(),
         Item::Status(_) => 0,
+    }
+}
+
+/// An endpoint event as the I/O thread keeps it: owned, the parts of a message put together.
+pub(crate) enum Taken {
+    Outcome(MsgId, Outcome),
+    Message(Message),
+    End(Vec<u8>),
+    Abort(Vec<u8>),
+    Gone(GoneReason),
+    Restarted,
+}
+
+impl Taken {
+    /// What the I/O thread keeps of an event the endpoint lent: its data copied once, into
+    /// the message (or the one being put together in `assembler`); `None` for a part that
+    /// does not complete its message, or a cut one.
+    pub(crate) fn from_event(event: EventRef<'_>, assembler: &mut Assembler) -> Option<Self> {
+        Some(match event {
+            EventRef::SendOutcome { id, outcome } => Taken::Outcome(id, outcome),
+            EventRef::Message(m) => Taken::Message(Message::from_ref(m)),
+            EventRef::Part(part) => match assembler.part(part)? {
+                Assembled::Message(m) => Taken::Message(m),
+                Assembled::End(data) => Taken::End(data),
+                Assembled::Abort(data) => Taken::Abort(data),
+            },
+            EventRef::Cut { id, .. } => {
+                assembler.cut(id);
+                return None;
+            }
+            EventRef::End(data) => Taken::End(data.to_vec()),
+            EventRef::Abort(data) => Taken::Abort(data.to_vec()),
+            EventRef::Gone(reason) => Taken::Gone(reason),
+            EventRef::PeerRestarted => Taken::Restarted,
+            _ => return None,
+        })
     }
 }

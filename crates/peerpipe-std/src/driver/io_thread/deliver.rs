@@ -6,7 +6,7 @@ use std::sync::atomic::{fence, Ordering};
 use crossbeam_channel::TrySendError;
 
 use super::Io;
-use crate::driver::sends::item_bytes;
+use crate::driver::sends::{item_bytes, Taken};
 use crate::driver::{Act, State};
 use crate::{Item, QUEUE_BYTES, QUEUE_ITEMS};
 
@@ -32,11 +32,14 @@ impl Io {
                 // The application may have taken an item just before the flag was set.
                 return self.has_room(st, items, bytes);
             }
-            let event = st.ep.poll_event();
-            let Some(event) = &event else {
+            // Lent by the endpoint: the data is copied once, into the message.
+            let Some(event) = st.ep.poll_event_ref() else {
                 return false;
             };
-            if let Some(n) = st.act(event, acts) {
+            let Some(taken) = Taken::from_event(event, &mut st.assembler) else {
+                continue;
+            };
+            if let Some(n) = st.act(taken, acts) {
                 items += 1;
                 bytes += n;
             }
