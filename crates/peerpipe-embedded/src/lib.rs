@@ -311,12 +311,27 @@ where
         now: Instant,
         source: &mut Src,
     ) -> Option<Instant> {
+        self.pump_with(now, source);
+        self.endpoint.poll_timeout()
+    }
+
+    /// [`poll`](Self::poll) without the next deadline: moves every byte that can move now
+    /// and acts on due deadlines. For firmware that does not sleep until a deadline: one that
+    /// polls in a loop, or wakes on a periodic tick anyway (SysTick). The next deadline is a
+    /// walk over every timer and send it would not use (on a Cortex-M0, about 370 B of code
+    /// it then does not link); [`Endpoint::poll_timeout`] gives it when wanted.
+    pub fn pump(&mut self, now: Instant) {
+        self.pump_with(now, &mut NoSource);
+    }
+
+    /// [`pump`](Self::pump), reading the bytes of messages sent with [`Endpoint::send_from`]
+    /// from `source`, as [`poll_with`](Self::poll_with) does.
+    pub fn pump_with<Src: Source + ?Sized>(&mut self, now: Instant, source: &mut Src) {
         self.receive(now);
         // Unconditionally: early it is a no-op, and asking `poll_timeout` first was a second
         // walk over the deadlines (100 B of Cortex-M0 code) to decide the same thing.
         self.endpoint.handle_timeout(now);
         self.transmit(now, source);
-        self.endpoint.poll_timeout()
     }
 
     /// [`poll`](Self::poll) with the time read from `clock`.

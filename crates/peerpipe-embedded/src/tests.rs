@@ -169,6 +169,39 @@ fn run<S: Read<u8> + Write<u8> + Refill>(
     seen
 }
 
+/// `pump` moves bytes and acts on deadlines as `poll` does: two pairs, one driven by each,
+/// see the same events (heartbeats, a request, its acknowledgement).
+#[test]
+fn pump_does_what_poll_does_without_the_next_deadline() {
+    let (mut a, mut b) = drivers(None);
+    let (mut c, mut d) = drivers(None);
+    let request = Message::request("echo", b"hi").unwrap();
+    a.endpoint_mut()
+        .send(Instant::ZERO, request.clone(), None)
+        .unwrap();
+    c.endpoint_mut().send(Instant::ZERO, request, None).unwrap();
+    for ms in 0..3_000 {
+        let now = Instant::from_millis(ms);
+        for x in [&mut a, &mut b, &mut c, &mut d] {
+            x.serial_mut().refill();
+        }
+        a.poll(now);
+        b.poll(now);
+        c.pump(now);
+        d.pump(now);
+    }
+    let events =
+        |x: &mut Driver| core::iter::from_fn(|| x.endpoint_mut().poll_event()).collect::<Vec<_>>();
+    let got = events(&mut b);
+    assert!(
+        matches!(got.as_slice(), [Event::Message(m)] if m.data() == b"hi"),
+        "{got:?}"
+    );
+    assert_eq!(got, events(&mut d));
+    assert_eq!(events(&mut a), events(&mut c));
+    assert_eq!(a.endpoint().stats(), c.endpoint().stats());
+}
+
 fn request_and_reply(tx_per_poll: Option<usize>, len: usize) {
     let (mut a, mut b) = drivers(tx_per_poll);
     let data: Vec<u8> = (0..len).map(|i| i as u8).collect();

@@ -625,7 +625,7 @@ impl App {
         now: Instant,
     ) -> Option<Instant> {
         self.responder.stats.uptime_ms = now.as_millis() as u32;
-        pipe.poll_with(now, &mut self.source);
+        pipe.pump_with(now, &mut self.source);
         // Settled sends free their slots; a settled `gen` reply is not read any more.
         while let Some((id, _)) = pipe.endpoint_mut().poll_outcome() {
             self.source.forget(id);

@@ -28,9 +28,10 @@ type Streaming = Option<(MsgId, u32)>;
 /// only while a turn runs, not beside the pipe in `main`'s (about 300 B less stack).
 #[inline(never)]
 fn step<S: Read<u8> + Write<u8>>(pipe: &mut Pipe<S>, now: Instant, streaming: &mut Streaming) {
-    pipe.poll(now);
+    // It polls in a loop: the next deadline is of no use to it.
+    pipe.pump(now);
     serve(pipe.endpoint_mut(), now, streaming);
-    pipe.poll(now);
+    pipe.pump(now);
 }
 
 /// Takes the events and sends the replies. Not inlined into [`step`]: the reply's copy of
