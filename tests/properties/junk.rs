@@ -113,9 +113,9 @@ pub(crate) fn build<'a>(f: &'a JFrame, peer: u32, own: u32, allow_peer: bool) ->
             id: *id,
             frag: *frag,
             item: match item {
-                JItem::Request(t) => Item::Request { topic: t },
+                JItem::Request(t) => Item::Request { topic: t.as_str() },
                 JItem::Reply(t, r) => Item::Reply {
-                    topic: t,
+                    topic: t.as_str(),
                     req_id: *r,
                 },
                 JItem::End => Item::End,

@@ -167,9 +167,11 @@ impl<
     ) -> Result<MsgId, Error> {
         let (kind, topic, data) = message.into_parts();
         let item = match kind {
-            MessageKind::Request => Item::Request { topic: &topic },
+            MessageKind::Request => Item::Request {
+                topic: topic.as_str(),
+            },
             MessageKind::Reply { req_id } => Item::Reply {
-                topic: &topic,
+                topic: topic.as_str(),
                 req_id: req_id.0,
             },
         };
@@ -387,7 +389,7 @@ impl<
     fn feed<const UNTIL_FULL: bool>(&mut self, now: Instant, bytes: &[u8]) -> usize {
         let mut rest = bytes;
         while !(rest.is_empty() || UNTIL_FULL && self.machine.must_drain()) {
-            let (used, result) = self.decoder.feed(rest);
+            let (used, result) = self.decoder.feed_bytes(rest);
             match result {
                 Some(Ok(frame)) => self.machine.handle_frame(now, &frame),
                 Some(Err(e)) => self.machine.count_wire_error(e),
@@ -419,7 +421,7 @@ impl<
 
     /// Feeds one decoded frame, for transports that carry frames rather than bytes.
     pub fn handle_frame(&mut self, now: Instant, frame: &Frame<'_>) {
-        self.machine.handle_frame(now, frame);
+        self.machine.handle_frame(now, &frame.topic_bytes());
     }
 
     /// Acts on every deadline due at `now`. Calling it early is a harmless no-op.

@@ -133,7 +133,7 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const I: 
         *counter = counter.wrapping_add(1);
     }
 
-    pub(crate) fn handle_frame(&mut self, now: Instant, frame: &Frame<'_>) {
+    pub(crate) fn handle_frame(&mut self, now: Instant, frame: &Frame<'_, [u8]>) {
         if self.stopped || !self.accept_session(frame.session) {
             return;
         }

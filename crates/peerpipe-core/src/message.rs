@@ -61,14 +61,20 @@ pub struct Message<const PAYLOAD: usize = 128, const TOPIC: usize = 32> {
 
 /// Checks a user topic: non-empty, `[A-Za-z0-9_]` only, not reserved, at most `max` bytes.
 pub fn validate_topic(topic: &str, max: usize) -> Result<(), Error> {
+    check_topic(topic.as_bytes(), max)
+}
+
+/// [`validate_topic`] on the topic's bytes (a received frame's, before it is seen as a
+/// `str`).
+pub(crate) fn check_topic(topic: &[u8], max: usize) -> Result<(), Error> {
     if topic.is_empty()
         || !topic
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_')
     {
         return Err(Error::InvalidTopic);
     }
-    if RESERVED_TOPICS.contains(&topic) {
+    if RESERVED_TOPICS.iter().any(|r| r.as_bytes() == topic) {
         return Err(Error::ReservedTopic);
     }
     if topic.len() > max {

@@ -170,7 +170,7 @@ impl<const P: usize, const T: usize, const RX: usize> RecvQueue<P, T, RX> {
 
     /// Offers a DATA frame; `closed` when the conversation accepts nothing new; a message
     /// longer than `max_message` (unless 0) is refused as oversize.
-    pub(crate) fn offer(&mut self, data: &Data<'_>, closed: bool, max_message: u64) -> Offer {
+    pub(crate) fn offer(&mut self, data: &Data<'_, [u8]>, closed: bool, max_message: u64) -> Offer {
         let seq = data.seq;
         if seq < self.next || self.ooo().any(|e| e.seq == seq) {
             return Offer::Duplicate;
@@ -332,10 +332,10 @@ fn closes<const P: usize, const T: usize>(item: &Inbound<P, T>) -> Option<PeerCl
 
 /// Whether a DATA frame's topic and payload fit the capacities and its message is not
 /// longer than `max_message` (unless 0): then [`store`] cannot fail.
-fn fits<const P: usize, const T: usize>(data: &Data<'_>, max_message: u64) -> bool {
+fn fits<const P: usize, const T: usize>(data: &Data<'_, [u8]>, max_message: u64) -> bool {
     let topic = match data.item {
         Item::Request { topic } | Item::Reply { topic, .. } => topic,
-        Item::End | Item::Abort => "",
+        Item::End | Item::Abort => &[],
     };
     let within = |len: u64| max_message == 0 || len <= max_message;
     data.payload.len() <= P
@@ -350,7 +350,7 @@ fn fits<const P: usize, const T: usize>(data: &Data<'_>, max_message: u64) -> bo
 /// Makes `item` (a slot of the queue) the item of a DATA frame that [`fits`]: its fields
 /// written in place, its topic and payload copied in (not through temporaries as large as
 /// the capacities).
-fn store<const P: usize, const T: usize>(item: &mut Inbound<P, T>, data: &Data<'_>) {
+fn store<const P: usize, const T: usize>(item: &mut Inbound<P, T>, data: &Data<'_, [u8]>) {
     let part = &mut item.part;
     part.id = MsgId(data.id);
     let topic = match data.item {
@@ -366,11 +366,11 @@ fn store<const P: usize, const T: usize>(item: &mut Inbound<P, T>, data: &Data<'
         }
         Item::End => {
             part.kind = PartKind::End;
-            ""
+            &[]
         }
         Item::Abort => {
             part.kind = PartKind::Abort;
-            ""
+            &[]
         }
     };
     (part.total, part.offset, item.last) = match data.frag {
@@ -380,8 +380,12 @@ fn store<const P: usize, const T: usize>(item: &mut Inbound<P, T>, data: &Data<'
     };
     part.topic.clear();
     part.data.clear();
-    // Fit: `fits` checked the lengths.
-    let _ = part.topic.push_str(topic);
+    // Fit: `fits` checked the lengths. The topic's bytes are `[A-Za-z0-9_]` (the parser
+    // checked them): each is a character of its own (the mask, a no-op on them, tells the
+    // compiler so: only the one-byte case of `push` is left).
+    for &b in topic {
+        let _ = part.topic.push(char::from(b & 0x7F));
+    }
     let _ = part.data.extend_from_slice(data.payload);
 }
 
@@ -389,12 +393,12 @@ fn store<const P: usize, const T: usize>(item: &mut Inbound<P, T>, data: &Data<'
 mod tests {
     use super::*;
 
-    fn data(seq: u64) -> Data<'static> {
+    fn data(seq: u64) -> Data<'static, [u8]> {
         Data {
             seq,
             floor: 0,
             id: seq,
-            item: Item::Request { topic: "t" },
+            item: Item::Request { topic: b"t" },
             frag: Frag::Whole,
             payload: b"x",
         }

@@ -1,6 +1,7 @@
 //! A stream decoder: bytes in any chunking, frames out, resynchronising on every `0x00`.
 
-use super::{cobs, Frame, WireError};
+use super::parse::parse;
+use super::{cobs, Frame, TopicForm, WireError};
 
 /// Whether [`Decoder::feed`] decodes byte by byte (microcontrollers: the smallest code)
 /// rather than copying each block's bytes whole (64-bit targets: the fastest).
@@ -36,6 +37,9 @@ impl<const N: usize> Default for Decoder<N> {
     }
 }
 
+/// What [`Decoder::feed`] returns: the bytes it used, and the frame it reached, if any.
+type Fed<'a, T> = (usize, Option<Result<Frame<'a, T>, WireError>>);
+
 impl<const N: usize> Decoder<N> {
     /// An empty decoder.
     pub const fn new() -> Self {
@@ -60,14 +64,21 @@ impl<const N: usize> Decoder<N> {
     /// frame or why the bytes before it are not one. Call again with the rest until all
     /// bytes are consumed. Empty frames (repeated `0x00`) are skipped silently.
     pub fn feed<'a>(&'a mut self, bytes: &[u8]) -> (usize, Option<Result<Frame<'a>, WireError>>) {
-        self.feed_as::<BYTEWISE>(bytes)
+        self.feed_as::<BYTEWISE, str>(bytes)
     }
 
-    /// [`Self::feed`], decoding byte by byte or by runs (both tested on hosts).
-    fn feed_as<'a, const BYTEWISE: bool>(
+    /// [`Self::feed`], the topic as its checked bytes: how the endpoint reads (see
+    /// [`frame`](super::frame)).
+    pub(crate) fn feed_bytes<'a>(&'a mut self, bytes: &[u8]) -> Fed<'a, [u8]> {
+        self.feed_as::<BYTEWISE, [u8]>(bytes)
+    }
+
+    /// [`Self::feed`], decoding byte by byte or by runs (both tested on hosts), the topic seen
+    /// as `T`.
+    fn feed_as<'a, const BYTEWISE: bool, T: TopicForm + ?Sized>(
         &'a mut self,
         bytes: &[u8],
-    ) -> (usize, Option<Result<Frame<'a>, WireError>>) {
+    ) -> Fed<'a, T> {
         let mut consumed = 0;
         let mut rest = bytes;
         loop {
@@ -100,7 +111,7 @@ impl<const N: usize> Decoder<N> {
             let Some(frame) = self.buf.get(..len) else {
                 return (consumed, Some(Err(WireError::Oversize)));
             };
-            return (consumed, Some(Frame::parse(frame)));
+            return (consumed, Some(parse::<T>(frame)));
         }
     }
 
@@ -286,7 +297,7 @@ mod tests {
         let mut start = 0;
         for &end in cuts {
             while start < end {
-                let (n, r) = decoder.feed_as::<BYTEWISE>(&stream[start..end]);
+                let (n, r) = decoder.feed_as::<BYTEWISE, str>(&stream[start..end]);
                 if let Some(r) = r {
                     got = Some(text(r));
                 }

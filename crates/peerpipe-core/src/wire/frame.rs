@@ -1,21 +1,27 @@
 //! What a frame says: the checked, borrowed view that parsing yields and encoding takes.
+//!
+//! A topic is a `&str` (`T = str`, the default) in every frame a user sees. The endpoint
+//! reads the frames it receives with their topics as the checked bytes (`T = [u8]`): it only
+//! copies them into its receive slot, and seeing them as a `str` would link the general
+//! UTF-8 validator for bytes already checked to be `[A-Za-z0-9_]` (about 500 B of
+//! Cortex-M0 code).
 
 /// One frame: the sender's session and what it says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Frame<'a> {
+pub struct Frame<'a, T: ?Sized = str> {
     /// The session id of the endpoint that sent the frame.
     pub session: u32,
     /// The frame's content.
-    pub body: Body<'a>,
+    pub body: Body<'a, T>,
 }
 
 /// What a frame says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Body<'a> {
+pub enum Body<'a, T: ?Sized = str> {
     /// A message, END or ABORT, or one fragment of one, to be acknowledged.
-    Data(Data<'a>),
+    Data(Data<'a, T>),
     /// What the sender of this frame has accepted of the receiver's DATA frames.
     Ack(Ack),
     /// A sign of life, carrying the sender's floor, receive room and capabilities.
@@ -23,9 +29,9 @@ pub enum Body<'a> {
 }
 
 /// A DATA frame: one sequenced item, a whole message or one fragment of one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Data<'a> {
+pub struct Data<'a, T: ?Sized = str> {
     /// The fragment's sequence number in the sender's session: every fragment takes one,
     /// and the fragments of one message take consecutive ones.
     pub seq: u64,
@@ -35,7 +41,7 @@ pub struct Data<'a> {
     pub id: u64,
     /// What the message is. On a continuation fragment the topic is empty (only the first
     /// fragment carries it).
-    pub item: Item<'a>,
+    pub item: Item<'a, T>,
     /// Which part of the message the payload is.
     pub frag: Frag,
     /// The payload (END and ABORT data included), or this fragment's share of it.
@@ -63,18 +69,18 @@ pub enum Frag {
 }
 
 /// The kind of a DATA frame's item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Item<'a> {
+pub enum Item<'a, T: ?Sized = str> {
     /// A request on a topic.
     Request {
         /// The topic (empty on a continuation fragment).
-        topic: &'a str,
+        topic: &'a T,
     },
     /// A reply on a topic.
     Reply {
         /// The topic (empty on a continuation fragment).
-        topic: &'a str,
+        topic: &'a T,
         /// The id of the request it answers (zero on a continuation fragment).
         req_id: u64,
     },
@@ -82,6 +88,64 @@ pub enum Item<'a> {
     End,
     /// The sender aborts the conversation.
     Abort,
+}
+
+// By hand: derived, they would ask `T: Copy`, which `str` is not (the fields are references).
+impl<T: ?Sized> Clone for Frame<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: ?Sized> Copy for Frame<'_, T> {}
+impl<T: ?Sized> Clone for Body<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: ?Sized> Copy for Body<'_, T> {}
+impl<T: ?Sized> Clone for Data<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: ?Sized> Copy for Data<'_, T> {}
+impl<T: ?Sized> Clone for Item<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: ?Sized> Copy for Item<'_, T> {}
+
+impl<'a> Frame<'a> {
+    /// The same frame with its topic as bytes, as the endpoint reads what it receives.
+    pub(crate) fn topic_bytes(&self) -> Frame<'a, [u8]> {
+        let body = match self.body {
+            Body::Data(d) => Body::Data(Data {
+                seq: d.seq,
+                floor: d.floor,
+                id: d.id,
+                item: match d.item {
+                    Item::Request { topic } => Item::Request {
+                        topic: topic.as_bytes(),
+                    },
+                    Item::Reply { topic, req_id } => Item::Reply {
+                        topic: topic.as_bytes(),
+                        req_id,
+                    },
+                    Item::End => Item::End,
+                    Item::Abort => Item::Abort,
+                },
+                frag: d.frag,
+                payload: d.payload,
+            }),
+            Body::Ack(a) => Body::Ack(a),
+            Body::Heartbeat(h) => Body::Heartbeat(h),
+        };
+        Frame {
+            session: self.session,
+            body,
+        }
+    }
 }
 
 /// An ACK frame: the receiver's acceptance state.

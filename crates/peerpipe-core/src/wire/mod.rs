@@ -73,11 +73,41 @@ pub const fn cobs_len(raw: usize) -> usize {
     raw + raw / 254 + 2
 }
 
-/// Whether `topic` may travel in a DATA frame: 1 to 255 bytes of `[A-Za-z0-9_]`, not one
-/// of the protocol's reserved topics.
+/// Whether `topic` may travel in a DATA frame (see [`TopicForm::checked`]).
 pub(crate) fn topic_ok(topic: &str) -> bool {
-    // The check a sender's topic gets (one piece of code for both).
-    crate::validate_topic(topic, MAX_TOPIC_LEN).is_ok()
+    <[u8]>::checked(topic.as_bytes()).is_some()
+}
+
+/// How a frame's topic is seen: as a `str`, or as its checked bytes (see [`frame`]).
+pub(crate) trait TopicForm: 'static {
+    /// The empty topic (a continuation fragment's, or one that failed its check).
+    fn empty() -> &'static Self;
+    /// `bytes` as a topic, if they may travel in a DATA frame: 1 to 255 bytes of
+    /// `[A-Za-z0-9_]`, not one of the protocol's reserved topics (the check a sender's topic
+    /// gets: one piece of code for both).
+    fn checked(bytes: &[u8]) -> Option<&Self>;
+}
+
+impl TopicForm for str {
+    fn empty() -> &'static str {
+        ""
+    }
+
+    fn checked(bytes: &[u8]) -> Option<&str> {
+        <[u8]>::checked(bytes).and_then(|b| core::str::from_utf8(b).ok())
+    }
+}
+
+impl TopicForm for [u8] {
+    fn empty() -> &'static [u8] {
+        &[]
+    }
+
+    fn checked(bytes: &[u8]) -> Option<&[u8]> {
+        crate::message::check_topic(bytes, MAX_TOPIC_LEN)
+            .is_ok()
+            .then_some(bytes)
+    }
 }
 
 /// Why bytes are not a valid frame, or a frame could not be written.

@@ -2,7 +2,7 @@
 
 use super::frame::{Ack, Body, Caps, Data, Frag, Frame, Heartbeat, Item};
 use super::{
-    crc32c, topic_ok, WireError, ACK_RETRY, CRC_LEN, DATA_CONT, DATA_END, DATA_MORE, DATA_REPLY,
+    crc32c, TopicForm, WireError, ACK_RETRY, CRC_LEN, DATA_CONT, DATA_END, DATA_MORE, DATA_REPLY,
     DATA_REQUEST, HEARTBEAT_ASK, KIND_ACK, KIND_DATA, KIND_HEARTBEAT, MAX_VARINT, VERSION,
 };
 
@@ -84,17 +84,14 @@ impl<'a> Reader<'a> {
         head
     }
 
-    fn topic(&mut self) -> &'a str {
+    fn topic<T: TopicForm + ?Sized>(&mut self) -> &'a T {
         let len = usize::from(self.u8());
         let bytes = self.take(len);
         // The protocol's own topics never travel as messages.
-        match core::str::from_utf8(bytes) {
-            Ok(topic) if topic_ok(topic) => topic,
-            _ => {
-                self.fail(WireError::Malformed);
-                ""
-            }
-        }
+        T::checked(bytes).unwrap_or_else(|| {
+            self.fail(WireError::Malformed);
+            T::empty()
+        })
     }
 
     /// A flag byte: 0 is `false`, `set` is `true`, anything else is malformed.
@@ -123,7 +120,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn data(&mut self) -> Data<'a> {
+    fn data<T: TopicForm + ?Sized>(&mut self) -> Data<'a, T> {
         let flags = self.u8();
         if flags & !(0x03 | DATA_CONT | DATA_MORE) != 0 {
             self.fail(WireError::Malformed);
@@ -143,9 +140,9 @@ impl<'a> Reader<'a> {
                     req_id,
                 }
             }
-            (DATA_REQUEST, true) => Item::Request { topic: "" },
+            (DATA_REQUEST, true) => Item::Request { topic: T::empty() },
             (DATA_REPLY, true) => Item::Reply {
-                topic: "",
+                topic: T::empty(),
                 req_id: 0,
             },
             (DATA_END, _) => Item::End,
@@ -184,75 +181,80 @@ impl<'a> Frame<'a> {
     ///
     /// Every field is checked: no input can make this panic.
     pub fn parse(bytes: &'a [u8]) -> Result<Frame<'a>, WireError> {
-        let split = bytes
-            .len()
-            .checked_sub(CRC_LEN)
-            .ok_or(WireError::Truncated)?;
-        let (content, crc) = bytes.split_at(split);
-        let crc: [u8; CRC_LEN] = crc.try_into().map_err(|_| WireError::Truncated)?;
-        if crc32c(content) != u32::from_le_bytes(crc) {
-            return Err(WireError::BadCrc);
-        }
-        let mut r = Reader {
-            bytes: content,
-            err: None,
-        };
-        let head = r.u8();
-        r.finish_if_failed()?;
-        if head >> 4 != VERSION {
-            return Err(WireError::UnknownVersion(head >> 4));
-        }
-        let session = r.u32();
-        let body = match head & 0x0F {
-            KIND_DATA => {
-                let data = r.data();
-                // The payload is the rest: nothing is left over.
-                r.finish_if_failed()?;
-                Body::Data(data)
-            }
-            KIND_ACK => {
-                let to_session = r.u32();
-                let next = r.varint();
-                let bitmap = r.varint32();
-                let room = r.varint32();
-                let window = r.varint32();
-                let retry = r.flag(ACK_RETRY);
-                r.finish()?;
-                Body::Ack(Ack {
-                    to_session,
-                    next,
-                    bitmap,
-                    room,
-                    window,
-                    retry,
-                })
-            }
-            KIND_HEARTBEAT => {
-                let ask = r.flag(HEARTBEAT_ASK);
-                let floor = r.varint();
-                let room = r.varint32();
-                let window = r.varint32();
-                let max_payload = r.varint32();
-                let max_topic = r.varint32();
-                let max_message = r.varint();
-                r.finish()?;
-                Body::Heartbeat(Heartbeat {
-                    floor,
-                    room,
-                    window,
-                    caps: Caps {
-                        max_payload,
-                        max_topic,
-                        max_message,
-                    },
-                    ask,
-                })
-            }
-            kind => {
-                r.finish_if_failed()?;
-                return Err(WireError::UnknownKind(kind));
-            }
-        };
-        Ok(Frame { session, body })
+        parse(bytes)
     }
+}
+
+/// [`Frame::parse`], the topic seen as `T`.
+pub(crate) fn parse<T: TopicForm + ?Sized>(bytes: &[u8]) -> Result<Frame<'_, T>, WireError> {
+    let split = bytes
+        .len()
+        .checked_sub(CRC_LEN)
+        .ok_or(WireError::Truncated)?;
+    let (content, crc) = bytes.split_at(split);
+    let crc: [u8; CRC_LEN] = crc.try_into().map_err(|_| WireError::Truncated)?;
+    if crc32c(content) != u32::from_le_bytes(crc) {
+        return Err(WireError::BadCrc);
+    }
+    let mut r = Reader {
+        bytes: content,
+        err: None,
+    };
+    let head = r.u8();
+    r.finish_if_failed()?;
+    if head >> 4 != VERSION {
+        return Err(WireError::UnknownVersion(head >> 4));
+    }
+    let session = r.u32();
+    let body = match head & 0x0F {
+        KIND_DATA => {
+            let data = r.data::<T>();
+            // The payload is the rest: nothing is left over.
+            r.finish_if_failed()?;
+            Body::Data(data)
+        }
+        KIND_ACK => {
+            let to_session = r.u32();
+            let next = r.varint();
+            let bitmap = r.varint32();
+            let room = r.varint32();
+            let window = r.varint32();
+            let retry = r.flag(ACK_RETRY);
+            r.finish()?;
+            Body::Ack(Ack {
+                to_session,
+                next,
+                bitmap,
+                room,
+                window,
+                retry,
+            })
+        }
+        KIND_HEARTBEAT => {
+            let ask = r.flag(HEARTBEAT_ASK);
+            let floor = r.varint();
+            let room = r.varint32();
+            let window = r.varint32();
+            let max_payload = r.varint32();
+            let max_topic = r.varint32();
+            let max_message = r.varint();
+            r.finish()?;
+            Body::Heartbeat(Heartbeat {
+                floor,
+                room,
+                window,
+                caps: Caps {
+                    max_payload,
+                    max_topic,
+                    max_message,
+                },
+                ask,
+            })
+        }
+        kind => {
+            r.finish_if_failed()?;
+            return Err(WireError::UnknownKind(kind));
+        }
+    };
+    Ok(Frame { session, body })
 }

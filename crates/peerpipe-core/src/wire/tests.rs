@@ -250,7 +250,7 @@ fn max_len_holds_the_largest_frame() {
                 floor: u64::MAX,
                 id: u64::MAX,
                 item: Item::Reply {
-                    topic: &topic,
+                    topic: topic.as_str(),
                     req_id: u64::MAX,
                 },
                 frag,
