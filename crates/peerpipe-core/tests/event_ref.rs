@@ -36,10 +36,9 @@ enum Seen {
     End(Vec<u8>),
 }
 
-fn drain_ref(b: &mut Ep) -> Vec<Seen> {
-    let mut seen = Vec::new();
-    while let Some(event) = b.poll_event_ref() {
-        seen.push(match event {
+impl Seen {
+    fn of(event: EventRef<'_>) -> Self {
+        match event {
             EventRef::Message(m) => {
                 Seen::Message(m.kind(), m.id(), m.topic().to_owned(), m.data().to_vec())
             }
@@ -55,33 +54,24 @@ fn drain_ref(b: &mut Ep) -> Vec<Seen> {
             ),
             EventRef::End(data) => Seen::End(data.to_vec()),
             other => panic!("unexpected {other:?}"),
-        });
+        }
     }
-    seen
 }
 
+fn drain_ref(b: &mut Ep) -> Vec<Seen> {
+    core::iter::from_fn(|| b.poll_event_ref().map(Seen::of)).collect()
+}
+
+/// The owned events, seen through the same views (`From<&Message>`, `From<&Part>`).
 fn drain_owned(b: &mut Ep) -> Vec<Seen> {
-    let mut seen = Vec::new();
-    while let Some(event) = b.poll_event() {
-        seen.push(match event {
-            Event::Message(m) => {
-                Seen::Message(m.kind(), m.id(), m.topic().to_owned(), m.data().to_vec())
-            }
-            Event::Part(p) => Seen::Part(
-                p.id(),
-                p.kind(),
-                p.topic().to_owned(),
-                p.total(),
-                p.offset(),
-                p.data().to_vec(),
-                p.is_first(),
-                p.is_last(),
-            ),
+    core::iter::from_fn(|| b.poll_event())
+        .map(|event| match &event {
+            Event::Message(m) => Seen::of(EventRef::Message(m.into())),
+            Event::Part(p) => Seen::of(EventRef::Part(p.into())),
             Event::End(data) => Seen::End(data.to_vec()),
             other => panic!("unexpected {other:?}"),
-        });
-    }
-    seen
+        })
+        .collect()
 }
 
 /// The bytes of the one message sent from a source.
