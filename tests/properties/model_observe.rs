@@ -6,7 +6,7 @@ use peerpipe_core::{
     Duration, Event, FailReason, GoneReason, MessageKind, MsgId, Outcome, PartKind, PeerState,
 };
 
-use crate::model::{Status, World};
+use crate::model::{Rec, Status, World};
 use crate::support::{F, P, T};
 use crate::tap::{decode_all, tag_of, ItemRec, Seen};
 
@@ -204,15 +204,21 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             let from_peer = ep.peer_session() == Some(f.session());
             match *f {
                 Seen::Ack {
-                    session,
                     to_session,
+                    ack,
                     retry: true,
+                    ..
                 } if from_peer && to_session == own && ep.peer_state() == PeerState::Up => {
                     self.retries[to] += 1;
-                    // The lowest item still in flight (not accepted by the peer incarnation
-                    // that asks, not timed out) always may go: a retry if it has resends left,
-                    // or its first transmission.
-                    let peer_k = self.incs[1 - to].iter().position(|i| i.session == session);
+                    // The lowest item still in flight as the sender knows it (not settled, not
+                    // timed out, not acknowledged by this ACK) always may go: a retry if it
+                    // has resends left, or its first transmission. (Whether the peer took it
+                    // otherwise does not count: a restarted peer may take the stray last
+                    // fragment of a message without acknowledging the message, which then
+                    // keeps its fragment slots until it times out, with no resends left.)
+                    let acked = |r: &&Rec| {
+                        !r.frag_tx.is_empty() && r.frag_tx.keys().all(|&seq| ack.covers(seq))
+                    };
                     let lowest = self
                         .recs
                         .iter()
@@ -221,8 +227,8 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                                 && r.inc == k
                                 && r.outcome.is_none()
                                 && r.sent_at + r.timeout > self.now
-                                && !peer_k.is_some_and(|p| r.accepted_by.contains(&p))
                         })
+                        .filter(|r| !acked(r))
                         .min_by_key(|r| r.id);
                     // (A send the application has not polled may be settled already: hence
                     // also `pending_sends`.)
@@ -332,10 +338,15 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                     .take()
                     .unwrap_or_else(|| panic!("side {s}: a cut with no message in parts"));
                 assert_eq!(id.0, partial_id);
-                // Only a message its sender did not see delivered is cut.
-                assert_ne!(
-                    self.recs[tag].outcome,
-                    Some(Outcome::Delivered),
+                // Only a message its sender did not see delivered is cut, or the copy of one
+                // that an earlier incarnation of this side took: a duplicate of its first
+                // fragment reached this incarnation after a restart, and the sender, whose
+                // message was delivered, sends the rest no more.
+                let rec = &self.recs[tag];
+                let k = self.cur(s);
+                assert!(
+                    rec.outcome != Some(Outcome::Delivered)
+                        || (!rec.accepted_by.is_empty() && !rec.accepted_by.contains(&k)),
                     "side {s}: cut a delivered message"
                 );
             }

@@ -1,7 +1,7 @@
 //! Frames as the tap sees them: decoded DATA, ACK and heartbeat frames, and payloads that
 //! carry the tag of their send record.
 
-use peerpipe_core::wire::{Body, Decoder, Frag, Frame, Item, WireError};
+use peerpipe_core::wire::{Ack, Body, Decoder, Frag, Frame, Item, WireError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ItemRec {
@@ -25,6 +25,8 @@ pub(crate) enum Seen {
     Ack {
         session: u32,
         to_session: u32,
+        /// What it acknowledges (see [`Ack::covers`]).
+        ack: Ack,
         retry: bool,
     },
     Heartbeat {
@@ -61,6 +63,7 @@ pub(crate) fn seen(frame: &Frame<'_>) -> Seen {
         Body::Ack(a) => Seen::Ack {
             session: frame.session,
             to_session: a.to_session,
+            ack: *a,
             retry: a.retry,
         },
         Body::Heartbeat { .. } => Seen::Heartbeat {
