@@ -1,11 +1,11 @@
 //! Events that lend what they carry from the endpoint instead of copying it
 //! ([`Endpoint::poll_event_ref`](crate::Endpoint::poll_event_ref)).
 
-use heapless::{String, Vec};
+use heapless::String;
 
 use crate::error::GoneReason;
 use crate::event::{Event, Outcome};
-use crate::message::{Message, MessageKind, MsgId};
+use crate::message::{bounded, Message, MessageKind, MsgId};
 use crate::part::{CutReason, Part, PartKind};
 
 /// An event whose topic and data are borrowed from the endpoint's receive slot: what
@@ -169,24 +169,25 @@ impl<'a, const P: usize, const T: usize> From<&'a Part<P, T>> for PartRef<'a> {
 impl EventRef<'_> {
     /// The same event with its topic and data copied: what
     /// [`Endpoint::poll_event`](crate::Endpoint::poll_event) returns. An event lent by an
-    /// endpoint fits its capacities `PAYLOAD` and `TOPIC`; anything longer is cut short.
+    /// endpoint fits its capacities `PAYLOAD` and `TOPIC`; a topic or data that does not fit
+    /// comes out empty.
     pub fn to_event<const PAYLOAD: usize, const TOPIC: usize>(&self) -> Event<PAYLOAD, TOPIC> {
         match *self {
             EventRef::Message(m) => Event::Message(Message::received(
                 m.kind,
                 m.id,
-                copy_str(m.topic),
-                copy(m.data),
+                String::try_from(m.topic).unwrap_or_default(),
+                bounded(m.data).unwrap_or_default(),
             )),
-            EventRef::End(data) => Event::End(copy(data)),
-            EventRef::Abort(data) => Event::Abort(copy(data)),
+            EventRef::End(data) => Event::End(bounded(data).unwrap_or_default()),
+            EventRef::Abort(data) => Event::Abort(bounded(data).unwrap_or_default()),
             EventRef::Part(p) => Event::Part(Part {
                 id: p.id,
                 kind: p.kind,
-                topic: copy_str(p.topic),
+                topic: String::try_from(p.topic).unwrap_or_default(),
                 total: p.total,
                 offset: p.offset,
-                data: copy(p.data),
+                data: bounded(p.data).unwrap_or_default(),
             }),
             EventRef::Cut { id, reason } => Event::Cut { id, reason },
             EventRef::Gone(reason) => Event::Gone(reason),
@@ -194,17 +195,4 @@ impl EventRef<'_> {
             EventRef::SendOutcome { id, outcome } => Event::SendOutcome { id, outcome },
         }
     }
-}
-
-fn copy<const N: usize>(bytes: &[u8]) -> Vec<u8, N> {
-    let mut v = Vec::new();
-    let _ = v.extend_from_slice(bytes.get(..N.min(bytes.len())).unwrap_or(&[]));
-    v
-}
-
-fn copy_str<const N: usize>(s: &str) -> String<N> {
-    let mut t = String::new();
-    // Topics are ASCII (the decoder checked them): a cut falls between characters.
-    let _ = t.push_str(s.get(..N.min(s.len())).unwrap_or(""));
-    t
 }
