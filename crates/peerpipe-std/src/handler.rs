@@ -430,6 +430,11 @@ impl PipeHandler {
     ///
     /// Called from a callback, it queues the END and returns at once: the callback's thread
     /// is the one that would report the outcome.
+    ///
+    /// An error does not prove that the peer missed the END: when the connection breaks
+    /// after the peer took it but before its acknowledgement came back, the peer, whose
+    /// conversation is over, takes no new connection, and the call fails with the peer
+    /// gone or timed out.
     pub fn notify_end(&self, data: impl Into<Vec<u8>>) -> Result<(), Error> {
         self.close_with(Outgoing::End(data.into()))
     }

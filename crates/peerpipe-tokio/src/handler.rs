@@ -297,6 +297,11 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
     /// [`Error::Stopped`], and [`Error::Invalid`] only for `data` beyond
     /// [`MAX_PAYLOAD`](crate::MAX_PAYLOAD) or a zero timeout. A busy send queue is never
     /// `Invalid`. END data of any length goes in fragments, like a message.
+    ///
+    /// An error does not prove that the peer missed the END: when the connection breaks
+    /// after the peer took it but before its acknowledgement came back, the peer, whose
+    /// conversation is over, takes no new connection, and the call fails with the peer
+    /// gone or timed out.
     pub async fn notify_end(
         &self,
         data: impl Into<Vec<u8>>,

@@ -54,6 +54,9 @@ pub struct Proxy {
     /// Connections forwarded.
     pub connections: Arc<AtomicU64>,
     done: Arc<AtomicBool>,
+    /// Held while a fault is made, so that [`Proxy::calm`] returns after the last one.
+    faulting: Arc<Mutex<()>>,
+    stalled: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -69,6 +72,8 @@ impl Proxy {
             stalls: Arc::default(),
             connections: Arc::default(),
             done: Arc::default(),
+            faulting: Arc::default(),
+            stalled: stalled.clone(),
         };
         {
             let (live, stalled, connections) =
@@ -88,34 +93,51 @@ impl Proxy {
             });
         }
         let (cuts, stalls, done) = (p.cuts.clone(), p.stalls.clone(), p.done.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                match fault {
-                    Fault::Cut(every) => {
-                        std::thread::sleep(every);
-                        let conns = std::mem::take(&mut *live.lock().unwrap());
-                        if !conns.is_empty() {
-                            cuts.fetch_add(1, Ordering::Relaxed);
-                        }
-                        conns.iter().for_each(|c| c.cut());
+        let faulting = p.faulting.clone();
+        std::thread::spawn(move || loop {
+            match fault {
+                Fault::Cut(every) => {
+                    std::thread::sleep(every);
+                    let _faulting = faulting.lock().unwrap();
+                    if done.load(Ordering::SeqCst) {
+                        return;
                     }
-                    Fault::Stall(len, every) => {
-                        std::thread::sleep(every);
+                    let conns = std::mem::take(&mut *live.lock().unwrap());
+                    if !conns.is_empty() {
+                        cuts.fetch_add(1, Ordering::Relaxed);
+                    }
+                    conns.iter().for_each(|c| c.cut());
+                }
+                Fault::Stall(len, every) => {
+                    std::thread::sleep(every);
+                    {
+                        let _faulting = faulting.lock().unwrap();
+                        if done.load(Ordering::SeqCst) {
+                            return;
+                        }
                         stalled.store(true, Ordering::SeqCst);
                         stalls.fetch_add(1, Ordering::Relaxed);
-                        std::thread::sleep(len);
-                        stalled.store(false, Ordering::SeqCst);
                     }
+                    std::thread::sleep(len);
+                    stalled.store(false, Ordering::SeqCst);
                 }
             }
         });
         p
     }
+
+    /// Stops making faults: no cut or stall starts after this returns, and a stall under
+    /// way ends now.
+    pub fn calm(&self) {
+        let _faulting = self.faulting.lock().unwrap();
+        self.done.store(true, Ordering::SeqCst);
+        self.stalled.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        self.done.store(true, Ordering::Relaxed);
+        self.calm();
     }
 }
 

@@ -20,7 +20,15 @@ async fn tcp_cut(load: Load) {
     let client = PipeHandler::connect_tcp(addr, config(), Reconnect::ON)
         .await
         .unwrap();
-    let run = requests_through(client, server.await.unwrap(), &proxy.cuts, MIN_FAULTS, load).await;
+    let run = requests_through(
+        client,
+        server.await.unwrap(),
+        &proxy,
+        &proxy.cuts,
+        MIN_FAULTS,
+        load,
+    )
+    .await;
     let cuts = proxy.cuts.load(Ordering::Relaxed);
     println!(
         "tcp: {cuts} cuts, {} connections",
@@ -69,7 +77,15 @@ async fn unix_cut(load: Load) {
     let client = PipeHandler::connect_unix(&proxy_path, config(), Reconnect::ON)
         .await
         .unwrap();
-    let run = requests_through(client, server.await.unwrap(), &proxy.cuts, MIN_FAULTS, load).await;
+    let run = requests_through(
+        client,
+        server.await.unwrap(),
+        &proxy,
+        &proxy.cuts,
+        MIN_FAULTS,
+        load,
+    )
+    .await;
     println!("unix: {} cuts", proxy.cuts.load(Ordering::Relaxed));
     assert!(run.client_reconnects >= 1 && run.server_reconnects >= 1);
 }
@@ -82,7 +98,15 @@ async fn a_connection_that_stalls_for_less_than_the_timeout_loses_nothing() {
     let client = PipeHandler::connect_tcp(addr, config(), Reconnect::ON)
         .await
         .unwrap();
-    let run = requests_through(client, server.await.unwrap(), &proxy.stalls, 2, CONCURRENT).await;
+    let run = requests_through(
+        client,
+        server.await.unwrap(),
+        &proxy,
+        &proxy.stalls,
+        2,
+        CONCURRENT,
+    )
+    .await;
     let stalls = proxy.stalls.load(Ordering::Relaxed);
     println!("stall: {stalls} stalls of 1.5 s");
     assert!(stalls >= 1);

@@ -137,10 +137,12 @@ const SEQUENTIAL: Load = Load {
 };
 
 /// `REQUESTS` requests (more until `faults` reached `min_faults`) from the client through
-/// the server's echo, as `load` says, each answered exactly once; nobody reports GONE.
+/// the server's echo, as `load` says, each answered exactly once; nobody reports GONE. Then
+/// `proxy` calms down and the client's END goes through.
 async fn requests_through(
     client: PipeHandler,
     server: PipeHandler,
+    proxy: &proxy::Proxy,
     faults: &Arc<AtomicU64>,
     min_faults: u64,
     load: Load,
@@ -211,6 +213,10 @@ async fn requests_through(
         "{requests} requests in {elapsed:?} ({:?} per 10,000); reconnects: client {}, server {}; resends: client {}, server {}; duplicates: client {}, server {}",
         elapsed * 10_000 / requests, cs.reconnects, ss.reconnects, cs.core.resends, ss.core.resends, cs.core.duplicates, ss.core.duplicates
     );
+    // Calm first: a cut between the server taking the END and its ACK reaching the client
+    // would leave the END unconfirmed (the server, whose peer has ended, takes no new
+    // connection), and the client would see the server gone after `heartbeat_timeout`.
+    proxy.calm();
     client.notify_end(b"done".to_vec(), None).await.unwrap();
     client.stop();
     server.stop();

@@ -177,7 +177,7 @@ async fn a_listener_routes_a_reconnecting_client_to_its_handler() {
         .await
         .unwrap()
         .unwrap();
-    let run = requests_through(client, server, &proxy.cuts, MIN_FAULTS, CONCURRENT).await;
+    let run = requests_through(client, server, &proxy, &proxy.cuts, MIN_FAULTS, CONCURRENT).await;
     assert!(run.client_reconnects >= 1 && run.server_reconnects >= 1);
     assert!(
         handlers.try_recv().is_err(),
