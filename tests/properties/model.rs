@@ -78,8 +78,11 @@ pub(crate) struct Rec {
     pub(crate) frag_tx: HashMap<u64, u32>,
     /// The sender's count of retry ACKs when this was sent (see `World::retries`).
     pub(crate) retries_before: u32,
-    /// Peer incarnations that accepted it into their receive queue.
+    /// Peer incarnations that accepted it into their receive queue (a message in parts: its
+    /// last fragment).
     pub(crate) accepted_by: Vec<usize>,
+    /// Peer incarnations that accepted the first fragment of a message in parts.
+    pub(crate) begun_by: Vec<usize>,
     /// Peer incarnations whose application got it.
     pub(crate) delivered_by: Vec<usize>,
 }
@@ -359,13 +362,15 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             // A message in parts that was not delivered may have been cut by its receiver
             // after its last fragment was accepted (out of order, or as the stray rest of a
             // message whose beginning was skipped); and a later incarnation of the receiver
-            // may accept its last fragment as a stray resend. So for a message in parts: once
-            // delivered to its sender's knowledge, some receiver incarnation that accepted it
-            // got it whole, unless all of them stopped or were replaced.
+            // may accept its last fragment as a stray resend (and acknowledge it, while the
+            // sender may count the acknowledgement of the incarnation that took it all before
+            // it was replaced). So for a message in parts: once delivered to its sender's
+            // knowledge, some receiver incarnation that began it and accepted its end got it
+            // whole, unless all of them stopped or were replaced.
             if rec.in_parts {
                 let alive = rec.accepted_by.iter().any(|&k| {
                     let r = &self.incs[1 - rec.from][k];
-                    !r.stopped && !r.replaced
+                    rec.begun_by.contains(&k) && !r.stopped && !r.replaced
                 });
                 assert!(
                     rec.outcome != Some(Outcome::Delivered)

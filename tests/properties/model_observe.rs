@@ -184,7 +184,13 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
                         );
                     }
                     Frag::Next { last: true, .. } => {}
-                    _ => return,
+                    Frag::First { .. } => {
+                        if !rec.begun_by.contains(&k) {
+                            rec.begun_by.push(k);
+                        }
+                        return;
+                    }
+                    Frag::Next { .. } => return,
                 }
                 if !rec.accepted_by.contains(&k) {
                     rec.accepted_by.push(k);

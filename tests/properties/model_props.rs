@@ -383,3 +383,45 @@ fn first_index() -> Index {
     assert_eq!(index.index(10), 0);
     index
 }
+
+/// A case proptest found (December 2026): the receiver takes every fragment of a message in
+/// parts and is replaced before its application takes the last part; its acknowledgement
+/// reaches the sender afterwards (delivered, to the sender's knowledge), and the new
+/// incarnation takes a resend of the last fragment still on the link as a stray. The model
+/// held the new incarnation, which never saw the message begin, to delivering it whole.
+#[test]
+fn a_stray_last_fragment_taken_by_a_new_incarnation_does_not_make_it_owe_the_message() {
+    use std::time::Duration as D;
+    let cfg = [(None, 50), (Some(10), 714)].map(|(resend, timeout)| Config {
+        heartbeat_interval: D::from_millis(20),
+        heartbeat_timeout: D::ZERO,
+        resend_interval: resend.map(D::from_millis),
+        max_resends: None,
+        default_request_timeout: D::from_millis(timeout),
+        max_message: 0,
+    });
+    let ops = vec![
+        Op::Polls { side: 0, on: false },
+        Op::SendLarge {
+            side: 1,
+            topic: 0,
+            len: 49,
+            timeout: None,
+        },
+        Op::Latency { dir: 0, ms: 1 },
+        Op::Polls { side: 0, on: true },
+        Op::Hold { dir: 1, on: true },
+        Op::Polls { side: 0, on: false },
+        Op::Advance(31),
+        Op::Deliver {
+            dir: 1,
+            n: 1,
+            split: None,
+        },
+        Op::Restart {
+            side: 0,
+            graceful: false,
+        },
+    ];
+    run_model::<3, 3>(cfg, false, &(0, ops));
+}

@@ -196,6 +196,7 @@ impl<const RX: usize, const TX: usize> World<RX, TX> {
             frag_tx: Default::default(),
             retries_before: self.retries[side],
             accepted_by: Vec::new(),
+            begun_by: Vec::new(),
             delivered_by: Vec::new(),
         });
         assert!(self.by_seq.insert((side, session, id), tag).is_none());
