@@ -1,5 +1,7 @@
 //! The send queue on its own: slots and fragment records taken, freed and taken again.
 
+use crate::wire::Ack;
+
 use super::*;
 
 #[test]
