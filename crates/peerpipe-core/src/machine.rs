@@ -26,7 +26,7 @@ pub(crate) struct Machine<
     const TX: usize,
     const I: usize,
 > {
-    /// The configuration in microseconds, for the arithmetic (and [`Endpoint::config`], with
+    /// The configuration in microseconds, for the arithmetic (and [`Endpoint::config`](crate::Endpoint::config), with
     /// `caps.max_message`).
     pub(crate) timing: Timing,
     pub(crate) session: u32,
@@ -46,9 +46,9 @@ pub(crate) struct Machine<
     /// The last ACK sent said the receive queue had no room: announce room when it frees.
     pub(crate) advertised_full: bool,
     /// A DATA frame was refused for lack of room since the last ACK that asked the peer to
-    /// retry: the next ACK sent while there is room asks for it ([`wire::Ack::retry`]).
+    /// retry: the next ACK sent while there is room asks for it ([`Ack::retry`]).
     pub(crate) refused: bool,
-    /// The room the peer's last ACK or heartbeat announced (see [`wire::Ack::room`]).
+    /// The room the peer's last ACK or heartbeat announced (see [`Ack::room`]).
     pub(crate) peer_room: PeerRoom,
     /// Items and payload bytes the driver takes beyond the receive slots
     /// ([`Endpoint::set_spare_room`](crate::Endpoint::set_spare_room)).

@@ -255,9 +255,9 @@ impl PipeHandler {
     /// failed. `timeout` (default `default_request_timeout`) bounds the whole call,
     /// including the wait for a send slot when [`TX`](crate::TX) sends are in flight:
     ///
-    /// - [`Error::Failed`]`(`[`FailReason::NoSlot`](crate::FailReason::NoSlot)`)`: no slot
+    /// - [`Error::Failed`]`(`[`FailReason::NoSlot`]`)`: no slot
     ///   came free in time; nothing was sent.
-    /// - [`Error::Failed`]`(`[`FailReason::TimedOut`](crate::FailReason::TimedOut)`)`: sent,
+    /// - [`Error::Failed`]`(`[`FailReason::TimedOut`]`)`: sent,
     ///   but not acknowledged in time (it may still have arrived).
     /// - [`Error::Failed`] with another reason: resends exhausted, the peer gone, ended or
     ///   aborted; [`Error::Closed`]: the conversation was over before the send;
@@ -267,7 +267,7 @@ impl PipeHandler {
     /// From a callback it fails with [`Error::InCallback`]: use
     /// [`send_no_wait`](Self::send_no_wait) there.
     ///
-    /// - [`Error::Failed`]`(`[`FailReason::TooLarge`](crate::FailReason::TooLarge)`)`: the
+    /// - [`Error::Failed`]`(`[`FailReason::TooLarge`]`)`: the
     ///   message is longer than the peer accepts (its `Config::max_message`), or its topic;
     ///   it fails as soon as the peer's limits are known (from its first heartbeat), not at
     ///   the timeout.
@@ -313,7 +313,7 @@ impl PipeHandler {
     ///
     /// - [`Error::NoReply`]: the peer acknowledged the request but no reply came in time
     ///   (the error names the request's id);
-    /// - [`Error::Failed`]`(`[`FailReason::TimedOut`](crate::FailReason::TimedOut)`)`: the
+    /// - [`Error::Failed`]`(`[`FailReason::TimedOut`]`)`: the
     ///   request was sent but not acknowledged in time; `NoSlot`: it never got a send slot;
     ///   other reasons as for [`send_to_peer`](Self::send_to_peer), and `PeerEnded`,
     ///   `PeerAborted`, `PeerGone` when the conversation ended before the reply came;
@@ -423,7 +423,7 @@ impl PipeHandler {
     /// peer accepted it or it failed, within `default_request_timeout` overall. When every
     /// send slot is taken, END waits its turn behind the sends already waiting (a busy
     /// handler is not an error; if no slot comes free in time it fails with
-    /// [`Error::Failed`]`(`[`FailReason::NoSlot`](crate::FailReason::NoSlot)`)`). Later
+    /// [`Error::Failed`]`(`[`FailReason::NoSlot`]`)`). Later
     /// sends are refused with [`Error::Closed`]. The data may have any length, like a
     /// message's (the whole call, the data's transfer included, is bounded by
     /// `default_request_timeout`).

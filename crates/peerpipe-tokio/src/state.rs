@@ -66,7 +66,7 @@ pub(crate) struct State<
     pub(crate) unsent: usize,
     /// The pipe task, to be woken when there may be frames to send or a stop to act on.
     task: Option<Waker>,
-    /// Why the transport broke, for [`Status::Gone`].
+    /// Why the transport broke, for [`Status::Gone`](peerpipe_host::Status::Gone).
     pub(crate) gone_cause: Option<peerpipe_host::IoCause>,
     /// [`stop`](crate::PipeHandler::stop) was called.
     pub(crate) stopping: bool,

@@ -3,7 +3,7 @@
 //! The writer encodes in one pass straight into the caller's buffer (no scratch copy); the
 //! stream [`Decoder`](super::Decoder) undoes the stuffing as the bytes arrive, each block's
 //! bytes copied once from the input into its buffer (byte by byte on microcontrollers).
-//! [`decode_in_place`], the decoder of the comparison below, stays as the reference the
+//! `decode_in_place` (test builds), the decoder of the comparison below, stays as the reference the
 //! stream decoder is tested against.
 //!
 //! Hand-written, and kept so after a comparison with two crates as drop-in replacements:

@@ -1,7 +1,7 @@
 //! The wire format: frame representations, their byte layout, and COBS framing with CRC-32C.
 //!
 //! This module knows nothing of the state machine. [`Frame`] is a checked, borrowed view of
-//! one frame; [`Frame::parse`] reads a decoded frame (CRC included) and [`encode`] writes one
+//! one frame; [`Frame::parse`] reads a decoded frame (CRC included) and [`encode()`] writes one
 //! as COBS bytes ending in `0x00`. [`Decoder`] turns an arbitrary byte stream into frames and
 //! resynchronises after garbage. `docs/PROTOCOL.md` describes the layout byte by byte.
 
@@ -62,7 +62,7 @@ pub const fn max_frame_len(payload: usize, topic: usize) -> usize {
 }
 
 /// The longest COBS-encoded DATA frame, its `0x00` delimiter included: the buffer size that
-/// [`encode`] and [`Decoder`] need for these capacities.
+/// [`encode()`] and [`Decoder`] need for these capacities.
 pub const fn max_encoded_len(payload: usize, topic: usize) -> usize {
     cobs_len(max_frame_len(payload, topic))
 }

@@ -6,7 +6,7 @@
 //! not wake it on Linux), so the listening socket is non-blocking and the accepting thread
 //! waits for it: on Unix with mio (epoll, kqueue) on the socket and a `mio::Waker`, so a
 //! connection is taken at once and a stop wakes the thread at once; elsewhere by trying
-//! `accept` every [`RETRY`] (a connection or a stop is seen within that).
+//! `accept` every `RETRY` (a connection or a stop is seen within that).
 //!
 //! Stopping ([`StopAccept::stop`], from any thread) takes the socket out of the acceptor and
 //! closes it right there, on the stopping thread: the port (or the socket file) is free when
