@@ -1,6 +1,6 @@
 //! Messages that arrive in parts, put back together on the heap.
 
-use peerpipe_core::{MessageKind, MsgId, PartKind, PartRef};
+use peerpipe_core::{EventRef, GoneReason, MessageKind, MsgId, Outcome, PartKind, PartRef};
 
 use crate::Message;
 
@@ -13,6 +13,51 @@ pub enum Assembled {
     End(Vec<u8>),
     /// The peer's ABORT, with its data.
     Abort(Vec<u8>),
+}
+
+/// An endpoint event as a host driver keeps it: owned, the parts of a message put together
+/// ([`Taken::from_event`]). Exhaustive on purpose: a driver handles every kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// A send was settled.
+    Outcome(MsgId, Outcome),
+    /// A request or reply, whole.
+    Message(Message),
+    /// The peer's END, with its data.
+    End(Vec<u8>),
+    /// The peer's ABORT, with its data.
+    Abort(Vec<u8>),
+    /// The peer is gone.
+    Gone(GoneReason),
+    /// The peer started a new session.
+    Restarted,
+}
+
+impl Taken {
+    /// What a driver keeps of an event the endpoint lent
+    /// ([`Endpoint::poll_event_ref`](peerpipe_core::Endpoint::poll_event_ref)): its data
+    /// copied once, into the message (or into the one being put together in `assembler`);
+    /// `None` for a part that does not complete its message, or a cut one.
+    pub fn from_event(event: EventRef<'_>, assembler: &mut Assembler) -> Option<Self> {
+        Some(match event {
+            EventRef::SendOutcome { id, outcome } => Taken::Outcome(id, outcome),
+            EventRef::Message(m) => Taken::Message(Message::from_ref(m)),
+            EventRef::Part(part) => match assembler.part(part)? {
+                Assembled::Message(m) => Taken::Message(m),
+                Assembled::End(data) => Taken::End(data),
+                Assembled::Abort(data) => Taken::Abort(data),
+            },
+            EventRef::Cut { id, .. } => {
+                assembler.cut(id);
+                return None;
+            }
+            EventRef::End(data) => Taken::End(data.to_vec()),
+            EventRef::Abort(data) => Taken::Abort(data.to_vec()),
+            EventRef::Gone(reason) => Taken::Gone(reason),
+            EventRef::PeerRestarted => Taken::Restarted,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug)]

@@ -30,7 +30,7 @@ mod stats;
 pub mod tls;
 
 pub use abandoned::{AbandonedRequests, ABANDONED_REQUESTS};
-pub use assemble::{Assembled, Assembler};
+pub use assemble::{Assembled, Assembler, Taken};
 pub use error::Error;
 pub use message::{IoCause, Item, Message, Status};
 pub use outbox::Outbox;

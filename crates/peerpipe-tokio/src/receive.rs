@@ -5,8 +5,8 @@
 
 use std::task::{Poll, Waker};
 
-use peerpipe_core::{Event, FailReason, GoneReason, MsgId, Outcome, PartKind};
-use peerpipe_host::{Assembled, Error, Item, Message, Status};
+use peerpipe_core::{EventRef, FailReason, GoneReason, MsgId, Outcome, PartKind};
+use peerpipe_host::{Error, Item, Status, Taken};
 
 use crate::state::State;
 use crate::waiters::{enlist, wake_all};
@@ -93,59 +93,34 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
         let mut arrived = false;
         let mut took = settled;
         while self.has_room() {
-            let Some(event) = self.ep.poll_event() else {
+            // Lent by the endpoint: the data is copied once, into the message.
+            let Some(event) = self.ep.poll_event_ref() else {
                 break;
             };
             took = true;
-            let item = match event {
-                Event::SendOutcome { id, outcome } => {
+            match event {
+                EventRef::Part(part) if part.is_first() || part.is_last() => {
+                    self.reply_in_parts = match part.kind() {
+                        PartKind::Reply { req_id } if !part.is_last() => Some(req_id),
+                        _ => None,
+                    };
+                }
+                EventRef::Cut { id, reason } => {
+                    log::debug!("peerpipe-tokio: message {} cut: {reason}", id.0);
+                    self.reply_in_parts = None;
+                }
+                _ => {}
+            }
+            let Some(taken) = Taken::from_event(event, &mut self.assembler) else {
+                continue;
+            };
+            let item = match taken {
+                Taken::Outcome(id, outcome) => {
                     self.settle(id, outcome);
                     settled = true;
                     continue;
                 }
-                Event::Message(m) => Assembled::Message(Message::from_core(&m)),
-                Event::End(data) => Assembled::End(data.to_vec()),
-                Event::Abort(data) => Assembled::Abort(data.to_vec()),
-                Event::Part(part) => {
-                    if part.is_first() {
-                        self.reply_in_parts = match part.kind() {
-                            PartKind::Reply { req_id } => Some(req_id),
-                            _ => None,
-                        };
-                    }
-                    if part.is_last() {
-                        self.reply_in_parts = None;
-                    }
-                    match self.assembler.part((&part).into()) {
-                        Some(whole) => whole,
-                        None => continue,
-                    }
-                }
-                Event::Cut { id, reason } => {
-                    log::debug!("peerpipe-tokio: message {} cut: {reason}", id.0);
-                    self.assembler.cut(id);
-                    self.reply_in_parts = None;
-                    continue;
-                }
-                Event::Gone(reason) => {
-                    self.fail_replies(FailReason::PeerGone);
-                    let cause = match reason {
-                        GoneReason::TransportLost => self.gone_cause.clone(),
-                        _ => None,
-                    };
-                    self.push(Item::Status(Status::Gone { reason, cause }));
-                    arrived = true;
-                    continue;
-                }
-                Event::PeerRestarted => {
-                    self.push(Item::Status(Status::PeerRestarted));
-                    arrived = true;
-                    continue;
-                }
-                _ => continue,
-            };
-            let item = match item {
-                Assembled::Message(m) => match m.req_id() {
+                Taken::Message(m) => match m.req_id() {
                     Some(r) if self.replies.contains(r) => {
                         self.replies.fulfil(r, Ok(m));
                         continue;
@@ -159,14 +134,23 @@ impl<const P: usize, const T: usize, const RX: usize, const TX: usize, const F: 
                     }
                     _ => Item::Message(m),
                 },
-                Assembled::End(data) => {
+                Taken::End(data) => {
                     self.fail_replies(FailReason::PeerEnded);
                     Item::Status(Status::End(data))
                 }
-                Assembled::Abort(data) => {
+                Taken::Abort(data) => {
                     self.fail_replies(FailReason::PeerAborted);
                     Item::Status(Status::Abort(data))
                 }
+                Taken::Gone(reason) => {
+                    self.fail_replies(FailReason::PeerGone);
+                    let cause = match reason {
+                        GoneReason::TransportLost => self.gone_cause.clone(),
+                        _ => None,
+                    };
+                    Item::Status(Status::Gone { reason, cause })
+                }
+                Taken::Restarted => Item::Status(Status::PeerRestarted),
             };
             self.push(item);
             arrived = true;

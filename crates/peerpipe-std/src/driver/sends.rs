@@ -12,12 +12,12 @@ use std::time::Instant as StdInstant;
 
 use bytes::Bytes;
 use peerpipe_core::wire::Item as WireItem;
-use peerpipe_core::{Duration, EventRef, FailReason, GoneReason, Instant, MsgId, Outcome};
+use peerpipe_core::{Duration, FailReason, GoneReason, Instant, MsgId, Outcome};
 
 use super::{Act, State};
 use crate::signal::Promise;
 use crate::{Error, Item, Message, Status, MAX_WAITING};
-use peerpipe_host::{AbandonedRequests, Assembled, Assembler, Outbox};
+use peerpipe_host::{AbandonedRequests, Outbox, Taken};
 
 pub(crate) type Done = Promise<Result<MsgId, Error>>;
 pub(crate) type ReplyTo = Promise<Result<Message, Error>>;
@@ -397,41 +397,5 @@ pub(crate) fn item_bytes(item: &Item) -> usize {
         Item::Message(m) => m.data().len() + m.topic().len(),
         Item::Status(Status::End(data) | Status::Abort(data)) => data.len(),
         Item::Status(_) => 0,
-    }
-}
-
-/// An endpoint event as the I/O thread keeps it: owned, the parts of a message put together.
-pub(crate) enum Taken {
-    Outcome(MsgId, Outcome),
-    Message(Message),
-    End(Vec<u8>),
-    Abort(Vec<u8>),
-    Gone(GoneReason),
-    Restarted,
-}
-
-impl Taken {
-    /// What the I/O thread keeps of an event the endpoint lent: its data copied once, into
-    /// the message (or the one being put together in `assembler`); `None` for a part that
-    /// does not complete its message, or a cut one.
-    pub(crate) fn from_event(event: EventRef<'_>, assembler: &mut Assembler) -> Option<Self> {
-        Some(match event {
-            EventRef::SendOutcome { id, outcome } => Taken::Outcome(id, outcome),
-            EventRef::Message(m) => Taken::Message(Message::from_ref(m)),
-            EventRef::Part(part) => match assembler.part(part)? {
-                Assembled::Message(m) => Taken::Message(m),
-                Assembled::End(data) => Taken::End(data),
-                Assembled::Abort(data) => Taken::Abort(data),
-            },
-            EventRef::Cut { id, .. } => {
-                assembler.cut(id);
-                return None;
-            }
-            EventRef::End(data) => Taken::End(data.to_vec()),
-            EventRef::Abort(data) => Taken::Abort(data.to_vec()),
-            EventRef::Gone(reason) => Taken::Gone(reason),
-            EventRef::PeerRestarted => Taken::Restarted,
-            _ => return None,
-        })
     }
 }
