@@ -4,10 +4,9 @@
 use std::sync::atomic::{fence, Ordering};
 
 use crossbeam_channel::TrySendError;
-
-use super::Io;
 use peerpipe_host::Taken;
 
+use super::Io;
 use crate::driver::sends::item_bytes;
 use crate::driver::{Act, State};
 use crate::{Item, QUEUE_BYTES, QUEUE_ITEMS};
